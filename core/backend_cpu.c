@@ -1,0 +1,130 @@
+/* backend_cpu.c - the reference backend: host memory and OpenBLAS. */
+#include "vv/backend.h"
+#include "vv/err.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void *cpu_alloc(vv_backend *be, size_t bytes)
+{
+    (void)be;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes ? bytes : 64))
+        return NULL;
+    return p;
+}
+
+static void cpu_free(vv_backend *be, void *p)
+{
+    (void)be;
+    free(p);
+}
+
+static int cpu_copy(vv_backend *be, void *dst, const void *src, size_t bytes)
+{
+    (void)be;
+    if (bytes)
+        memmove(dst, src, bytes);
+    return 0;
+}
+
+static int cpu_gemm(vv_backend *be, int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha,
+                    const double *a, int64_t lda, const double *b, int64_t ldb, double beta,
+                    double *c, int64_t ldc)
+{
+    (void)be;
+    if (m == 0 || n == 0)
+        return 0;
+    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                (blasint)m, (blasint)n, (blasint)k, alpha, a, (blasint)lda, b, (blasint)ldb, beta,
+                c, (blasint)ldc);
+    return 0;
+}
+
+static int cpu_syrk_t(vv_backend *be, int64_t n, int64_t k, double alpha, const double *a,
+                      int64_t lda, double *c)
+{
+    (void)be;
+    if (n == 0 || k == 0)
+        return 0;
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (blasint)n, (blasint)k, alpha, a,
+                (blasint)lda, 1.0, c, (blasint)n);
+    return 0;
+}
+
+static int cpu_row_norms(vv_backend *be, int64_t rows, int64_t cols, const double *x,
+                         double *norms)
+{
+    (void)be;
+    for (int64_t i = 0; i < rows; i++) {
+        const double *r = x + i * cols;
+        double s = 0;
+        for (int64_t j = 0; j < cols; j++)
+            s += r[j] * r[j];
+        norms[i] = sqrt(s);
+    }
+    return 0;
+}
+
+static int cpu_group_shrink(vv_backend *be, int64_t rows, int64_t cols, double *x, double thr,
+                            double eps, int64_t *active)
+{
+    (void)be;
+    int64_t nact = 0;
+    for (int64_t i = 0; i < rows; i++) {
+        double *r = x + i * cols;
+        double s = 0;
+        for (int64_t j = 0; j < cols; j++)
+            s += r[j] * r[j];
+        double nrm = sqrt(s);
+        double a = nrm + eps > 0 ? 1.0 - thr / (nrm + eps) : 0.0;
+        if (a <= 0) {
+            memset(r, 0, (size_t)cols * sizeof *r);
+        } else {
+            for (int64_t j = 0; j < cols; j++)
+                r[j] *= a;
+            nact++;
+        }
+    }
+    if (active)
+        *active = nact;
+    return 0;
+}
+
+static int cpu_dot(vv_backend *be, int64_t n, const double *x, const double *y, double *out)
+{
+    (void)be;
+    double s = 0;
+    for (int64_t i = 0; i < n; i++)
+        s += x[i] * y[i];
+    *out = s;
+    return 0;
+}
+
+static int cpu_axpby(vv_backend *be, int64_t n, double a, const double *x, double b, double *y)
+{
+    (void)be;
+    for (int64_t i = 0; i < n; i++)
+        y[i] = a * x[i] + b * y[i];
+    return 0;
+}
+
+static const vv_backend_ops cpu_ops = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .gemm = cpu_gemm,
+    .syrk_t = cpu_syrk_t,
+    .row_norms = cpu_row_norms,
+    .group_shrink = cpu_group_shrink,
+    .dot = cpu_dot,
+    .axpby = cpu_axpby,
+};
+
+static vv_backend cpu_backend = {.ops = &cpu_ops, .impl = NULL};
+
+vv_backend *vv_backend_cpu(void) { return &cpu_backend; }

@@ -1,0 +1,125 @@
+/* test_backend.c - every backend operation against a textbook loop.
+ * (The CUDA backend, when built and a GPU is present, is compared with the
+ * CPU one by tests/gpu; here the CPU backend is checked against loops.) */
+#include "tap.h"
+#include "util.h"
+#include "vv/backend.h"
+
+static double maxdiff(const double *a, const double *b, int64_t n)
+{
+    double m = 0;
+    for (int64_t i = 0; i < n; i++)
+        m = fmax(m, fabs(a[i] - b[i]));
+    return m;
+}
+
+int main(void)
+{
+    vv_backend *be = vv_backend_cpu();
+    CHECK(be && be->ops && !strcmp(be->ops->name, "cpu"), "the CPU backend exists");
+    vv_rng r;
+    vv_rng_seed(&r, 5);
+    int64_t m = 13, n = 9, k = 17;
+    double *A = be->ops->alloc(be, (size_t)(m * k) * sizeof(double) + 64);
+    double *B = be->ops->alloc(be, (size_t)(m * k + k * n) * sizeof(double));
+    double *C = be->ops->alloc(be, (size_t)(m * n) * sizeof(double));
+    double *R = malloc((size_t)(m * n) * sizeof(double));
+    CHECK(A && B && C && R, "alloc");
+    for (int t = 0; t < 4; t++) {
+        int ta = t & 1, tb = t >> 1;
+        for (int64_t i = 0; i < m * k; i++)
+            A[i] = vv_rng_normal(&r);
+        for (int64_t i = 0; i < m * k + k * n; i++)
+            B[i] = vv_rng_normal(&r);
+        for (int64_t i = 0; i < m * n; i++)
+            C[i] = R[i] = vv_rng_normal(&r);
+        int64_t lda = ta ? m : k, ldb = tb ? k : n;
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++) {
+                double s = 0;
+                for (int64_t l = 0; l < k; l++)
+                    s += (ta ? A[l * lda + i] : A[i * lda + l]) * (tb ? B[j * ldb + l] : B[l * ldb + j]);
+                R[i * n + j] = 0.7 * s - 0.3 * R[i * n + j];
+            }
+        be->ops->gemm(be, ta, tb, m, n, k, 0.7, A, lda, B, ldb, -0.3, C, n);
+        CHECKF(maxdiff(C, R, m * n) < 1e-12, "gemm ta=%d tb=%d", ta, tb);
+    }
+    /* syrk_t: C += alpha A^T A on the upper triangle. */
+    double *S = calloc((size_t)(k * k), sizeof *S), *SR = calloc((size_t)(k * k), sizeof *SR);
+    be->ops->syrk_t(be, k, m, 2.0, A, k, S);
+    int lower_untouched = 1;
+    for (int64_t i = 0; i < k; i++)
+        for (int64_t j = 0; j < k; j++) {
+            double s = 0;
+            for (int64_t l = 0; l < m; l++)
+                s += A[l * k + i] * A[l * k + j];
+            SR[i * k + j] = j >= i ? 2 * s : 0;
+            if (j < i)
+                lower_untouched &= S[i * k + j] == 0;
+        }
+    double sd = 0;
+    for (int64_t i = 0; i < k; i++)
+        for (int64_t j = i; j < k; j++)
+            sd = fmax(sd, fabs(S[i * k + j] - SR[i * k + j]));
+    CHECK(sd < 1e-12 && lower_untouched, "syrk_t updates the upper triangle with A^T A");
+    /* row norms, group shrink, dot, axpby */
+    double norms[13], ref[13];
+    be->ops->row_norms(be, m, k, A, norms);
+    for (int64_t i = 0; i < m; i++) {
+        double s = 0;
+        for (int64_t j = 0; j < k; j++)
+            s += A[i * k + j] * A[i * k + j];
+        ref[i] = sqrt(s);
+    }
+    CHECK(maxdiff(norms, ref, m) < 1e-12, "row_norms");
+    double thr = ref[0] * 0.9 + ref[1] * 0.1;
+    double *X = malloc((size_t)(m * k) * sizeof *X);
+    memcpy(X, A, (size_t)(m * k) * sizeof *X);
+    int64_t act = -1;
+    be->ops->group_shrink(be, m, k, X, thr, 0.0, &act);
+    int64_t ract = 0;
+    int ok = 1;
+    for (int64_t i = 0; i < m; i++) {
+        double f = ref[i] > thr ? 1 - thr / ref[i] : 0;
+        ract += f > 0;
+        for (int64_t j = 0; j < k; j++)
+            ok &= fabs(X[i * k + j] - f * A[i * k + j]) < 1e-12;
+    }
+    CHECKF(ok && act == ract, "group_shrink is the block soft-threshold (%lld rows kept)",
+           (long long)act);
+    memcpy(X, A, (size_t)(m * k) * sizeof *X);
+    be->ops->group_shrink(be, m, k, X, 0.5, 1e-8, NULL);
+    ok = 1;
+    for (int64_t i = 0; i < m; i++) {
+        double f = fmax(0, 1 - 0.5 / (ref[i] + 1e-8));
+        for (int64_t j = 0; j < k; j++)
+            ok &= fabs(X[i * k + j] - f * A[i * k + j]) < 1e-12;
+    }
+    CHECK(ok, "group_shrink with the paper's eps");
+    double dt, dref = 0;
+    be->ops->dot(be, m * k, A, X, &dt);
+    for (int64_t i = 0; i < m * k; i++)
+        dref += A[i] * X[i];
+    CHECK(fabs(dt - dref) < 1e-10, "dot");
+    memcpy(X, A, (size_t)(m * k) * sizeof *X);
+    be->ops->axpby(be, m * k, 2.0, B, -1.0, X);
+    ok = 1;
+    for (int64_t i = 0; i < m * k; i++)
+        ok &= X[i] == 2.0 * B[i] - A[i];
+    CHECK(ok, "axpby");
+    double h[4] = {1, 2, 3, 4}, back[4];
+    double *dev = be->ops->alloc(be, sizeof h);
+    be->ops->upload(be, dev, h, sizeof h);
+    be->ops->download(be, back, dev, sizeof h);
+    CHECK(!memcmp(h, back, sizeof h), "upload / download round trip");
+    be->ops->free(be, dev);
+    be->ops->free(be, NULL);
+    be->ops->free(be, A);
+    be->ops->free(be, B);
+    be->ops->free(be, C);
+    free(R);
+    free(S);
+    free(SR);
+    free(X);
+    return tap_done();
+}
