@@ -1,0 +1,183 @@
+/* gram.c - objective, duality gap, screening and constants on (G, Bt, c, N). */
+#include "vv/err.h"
+#include "vv/lasso.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+double vv_lambda_max(const vv_stats *s)
+{
+    double best = 0;
+    for (int64_t k = 0; k < s->k; k++) {
+        const double *b = s->Bt + k * s->d;
+        double q = 0;
+        for (int64_t j = 0; j < s->d; j++)
+            q += b[j] * b[j];
+        if (q > best)
+            best = q;
+    }
+    return sqrt(best) / (double)s->n;
+}
+
+double vv_lipschitz(const vv_stats *s)
+{
+    int64_t k = s->k;
+    double *x = malloc((size_t)k * sizeof *x), *y = malloc((size_t)k * sizeof *y);
+    if (!x || !y) {
+        free(x);
+        free(y);
+        /* Gershgorin bound: max row sum of |G|, always safe. */
+        double best = 0;
+        for (int64_t i = 0; i < k; i++) {
+            double r = 0;
+            for (int64_t j = 0; j < k; j++)
+                r += fabs(s->G[i * k + j]);
+            best = r > best ? r : best;
+        }
+        return best / (double)s->n;
+    }
+    /* A start with positive entries: G of post-ReLU features is entrywise
+     * non-negative, so this has a large component on the top eigenvector. */
+    for (int64_t i = 0; i < k; i++)
+        x[i] = 1.0 + 1e-3 * (double)(i % 7);
+    double lam = 0, prev = -1;
+    for (int it = 0; it < 1000; it++) {
+        double nx = 0;
+        for (int64_t i = 0; i < k; i++)
+            nx += x[i] * x[i];
+        nx = sqrt(nx);
+        if (nx == 0)
+            break;
+        for (int64_t i = 0; i < k; i++)
+            x[i] /= nx;
+        for (int64_t i = 0; i < k; i++) {
+            const double *g = s->G + i * k;
+            double acc = 0;
+            for (int64_t j = 0; j < k; j++)
+                acc += g[j] * x[j];
+            y[i] = acc;
+        }
+        double ray = 0;
+        for (int64_t i = 0; i < k; i++)
+            ray += x[i] * y[i];
+        lam = ray;
+        double *t = x;
+        x = y;
+        y = t;
+        if (it > 5 && fabs(lam - prev) <= 1e-7 * fabs(lam))
+            break;
+        prev = lam;
+    }
+    free(x);
+    free(y);
+    return 1.01 * lam / (double)s->n;
+}
+
+void vv_gram_eval(const vv_stats *s, const double *W, const double *GW, double lambda,
+                  double *mnorm, vv_eval *e)
+{
+    int64_t k = s->k, d = s->d;
+    double n = (double)s->n;
+    double wb = 0, wgw = 0, gn = 0, mmax = 0;
+    int64_t active = 0;
+    for (int64_t i = 0; i < k; i++) {
+        const double *w = W + i * d, *gw = GW + i * d, *b = s->Bt + i * d;
+        double ww = 0, mm = 0;
+        for (int64_t j = 0; j < d; j++) {
+            wb += w[j] * b[j];
+            wgw += w[j] * gw[j];
+            ww += w[j] * w[j];
+            double m = b[j] - gw[j];
+            mm += m * m;
+        }
+        double wn = sqrt(ww), mn = sqrt(mm) / n;
+        gn += wn;
+        active += wn > VV_ACTIVE_TOL;
+        if (mnorm)
+            mnorm[i] = mn;
+        if (mn > mmax)
+            mmax = mn;
+    }
+    double c = s->c;
+    double r2 = c - 2 * wb + wgw;
+    if (r2 < 0)
+        r2 = 0;
+    double primal = r2 / (2 * n) + lambda * gn;
+    double sc = mmax > lambda ? lambda / mmax : 1.0;
+    double dual = (2 * sc * (c - wb) - sc * sc * r2) / (2 * n);
+    double gap = primal - dual;
+    e->objective = primal;
+    e->gap = gap;
+    e->rel_gap = c > 0 ? gap / (c / (2 * n)) : (gap > 0 ? gap : 0);
+    e->mse = r2 / (n * (double)d);
+    e->group_norm = gn;
+    e->r2 = r2;
+    e->dual_scale = sc;
+    e->active = active;
+}
+
+int vv_gram_apply(const vv_stats *s, vv_backend *be, const double *W, double *GW)
+{
+    int64_t k = s->k, d = s->d;
+    memset(GW, 0, (size_t)(k * d) * sizeof *GW);
+    int64_t nnz = 0;
+    for (int64_t i = 0; i < k; i++) {
+        const double *w = W + i * d;
+        for (int64_t j = 0; j < d; j++)
+            if (w[j] != 0) {
+                nnz++;
+                break;
+            }
+    }
+    if (nnz == 0)
+        return 0;
+    if (nnz * 2 > k)
+        return be->ops->gemm(be, 0, 0, k, d, k, 1.0, s->G, k, W, d, 0.0, GW, d);
+    /* GW = sum over the support of G[:, i] w_i^T.  G is symmetric, so G[:, i] is
+     * row i: pack blocks of support rows of G and W and let gemm add them up. */
+    enum { BLK = 128 };
+    double *gp = malloc((size_t)(BLK * k) * sizeof *gp);
+    double *wp = malloc((size_t)(BLK * d) * sizeof *wp);
+    int rc = 0;
+    if (!gp || !wp) {
+        rc = vv_fail(VV_ENOMEM, "Gram product: out of memory");
+        goto done;
+    }
+    int64_t nb = 0;
+    for (int64_t i = 0; i <= k; i++) {
+        int nz = 0;
+        if (i < k)
+            for (int64_t j = 0; j < d; j++)
+                nz |= W[i * d + j] != 0;
+        if (nz) {
+            memcpy(gp + nb * k, s->G + i * k, (size_t)k * sizeof *gp);
+            memcpy(wp + nb * d, W + i * d, (size_t)d * sizeof *wp);
+            nb++;
+        }
+        if (nb == BLK || (i == k && nb > 0)) {
+            if ((rc = be->ops->gemm(be, 1, 0, k, d, nb, 1.0, gp, k, wp, d, 1.0, GW, d)) < 0)
+                goto done;
+            nb = 0;
+        }
+    }
+done:
+    free(gp);
+    free(wp);
+    return rc;
+}
+
+int vv_gap_safe_screened(const vv_stats *s, const vv_eval *e, double lambda, double mnorm_k,
+                         int64_t k)
+{
+    /* The dual objective is N-strongly concave, so the dual optimum lies within
+     * sqrt(2 gap / N) of the feasible point theta = s R / N; rounding can make the
+     * computed gap slightly negative, so the radius never drops below that noise. */
+    double gap = e->gap;
+    double floor_gap = 1e-13 * (e->objective > 0 ? e->objective : 0);
+    if (gap < floor_gap)
+        gap = floor_gap;
+    double r = sqrt(2 * gap / (double)s->n);
+    double gkk = s->G[k * s->k + k];
+    return e->dual_scale * mnorm_k + r * sqrt(gkk > 0 ? gkk : 0) < lambda;
+}

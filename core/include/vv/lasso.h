@@ -1,0 +1,193 @@
+/* vv/lasso.h - the multi-task lasso on sufficient statistics.
+ *
+ * Problem (DESIGN.md section 1, scikit-learn MultiTaskLasso scaling):
+ *
+ *     P(V) = 1/(2N) ||Psi - b - Phi V^T||_F^2 + lambda * sum_k ||v_k||_2
+ *
+ * with Phi N x K, Psi N x D and V D x K.  Internally every solver works on
+ * W = V^T (K x D, row k = the outgoing weights of neuron k, contiguous) and
+ * on the sufficient statistics G = Phi^T Phi, Bt = Phi^T (Psi - b),
+ * c = ||Psi - b||_F^2 and N, so no iteration touches N-sized data.
+ */
+#ifndef VV_LASSO_H
+#define VV_LASSO_H
+
+#include "vv/array.h"
+#include "vv/backend.h"
+
+#include <stdint.h>
+
+/* ---- Sufficient statistics ---------------------------------------------- */
+
+typedef struct vv_stats {
+    int64_t n, k, d;
+    double *G;      /* K x K, symmetric, row-major (both triangles filled) */
+    double *Bt;     /* K x D, Phi^T (Psi - b) */
+    double c;       /* ||Psi - b||_F^2 */
+    double seconds; /* wall time of the pass */
+    double flops;   /* floating-point operations of the Gram and cross products */
+} vv_stats;
+
+typedef struct vv_stats_opts {
+    int64_t chunk_rows;    /* rows per chunk; 0 chooses (about 32 MiB of features) */
+    const double *bias;    /* D values subtracted from Psi, or NULL */
+    const volatile int *stop; /* polled between chunks; may be NULL */
+    vv_backend *be;        /* NULL: CPU */
+} vv_stats_opts;
+
+/* One streaming pass over the rows of phi (N x K) and psi (N x D): G, Bt, c
+ * accumulated in float64.  Memory: O(K^2 + K D + chunk).  Fails with
+ * VV_ESHAPE when the row counts differ (naming both sources), with the
+ * source's error on bad data (NaN/Inf, I/O), VV_ENOMEM, or VV_ESTATE when
+ * *stop became non-zero.  On failure *out is zeroed. */
+int vv_stats_compute(vv_rows *phi, vv_rows *psi, const vv_stats_opts *opts, vv_stats *out);
+
+/* Frees G and Bt and zeroes the struct; accepts NULL. */
+void vv_stats_free(vv_stats *s);
+
+/* ---- Quantities on the statistics (gram.c) ------------------------------ */
+
+/* Smallest lambda for which V = 0 is optimal: max_k ||Bt_k|| / N. */
+double vv_lambda_max(const vv_stats *s);
+
+/* Largest eigenvalue of G / N by power iteration (relative accuracy about
+ * 1e-6; the returned value is scaled up by 1% to be a safe Lipschitz bound
+ * of the gradient of the smooth part). Needs K doubles of scratch. */
+double vv_lipschitz(const vv_stats *s);
+
+/* Everything the certificate says about an iterate. */
+typedef struct vv_eval {
+    double objective;  /* P(V) */
+    double gap;        /* duality gap, >= 0 up to rounding */
+    double rel_gap;    /* gap / (c / 2N) */
+    double mse;        /* ||R||^2 / (N D), the paper's MSELoss */
+    double group_norm; /* sum_k ||w_k|| */
+    double r2;         /* ||R||^2 */
+    double dual_scale; /* s = min(1, lambda / max_k ||M_k||) */
+    int64_t active;    /* #{k : ||w_k|| > active_tol} */
+} vv_eval;
+
+/* The column norm above which a neuron counts as active (the paper's 1e-7). */
+#define VV_ACTIVE_TOL 1e-7
+
+/* Evaluates W (K x D) given GW = G W.  When mnorm is not NULL it receives
+ * ||M_k|| = ||Bt_k - (G W)_k|| / N for every k (K values), the quantity Gap
+ * Safe screening needs.  O(K D). */
+void vv_gram_eval(const vv_stats *s, const double *W, const double *GW, double lambda,
+                  double *mnorm, vv_eval *e);
+
+/* GW = G W computed from the nonzero rows of W only (O(K |supp W| D)). */
+int vv_gram_apply(const vv_stats *s, vv_backend *be, const double *W, double *GW);
+
+/* Gap Safe rule: 1 when neuron k is provably zero at the optimum, i.e.
+ * s ||M_k|| + sqrt(2 gap / N) sqrt(G_kk) < lambda. */
+int vv_gap_safe_screened(const vv_stats *s, const vv_eval *e, double lambda, double mnorm_k,
+                         int64_t k);
+
+/* ---- Solvers --------------------------------------------------------------- */
+
+typedef enum {
+    VV_SOLVER_AUTO = 0,
+    VV_SOLVER_FISTA,
+    VV_SOLVER_BCD,
+    VV_SOLVER_ADAM_PROX,
+} vv_solver;
+
+typedef enum {
+    VV_STOP_NONE = 0,
+    VV_STOP_CONVERGED,   /* rel_gap <= tol */
+    VV_STOP_MAX_ITER,
+    VV_STOP_MAX_SECONDS,
+    VV_STOP_USER,        /* the external stop flag was set */
+} vv_stop_reason;
+
+const char *vv_solver_name(vv_solver s);
+/* Returns -1 for an unknown name. */
+int vv_solver_from_name(const char *name);
+const char *vv_stop_reason_name(vv_stop_reason r);
+
+/* One metrics report (DESIGN.md section 3 keys). */
+typedef struct vv_metrics {
+    int64_t step;      /* increases within a solve (and along a path) */
+    double time;       /* seconds since the solve began */
+    double lambda;
+    vv_eval e;
+} vv_metrics;
+
+/* Called with each report; a non-zero return stops the solve (as user). */
+typedef int (*vv_metric_fn)(void *ctx, const vv_metrics *m);
+
+typedef enum { VV_INIT_ZEROS = 0, VV_INIT_RANDOM, VV_INIT_GIVEN } vv_init;
+
+typedef struct vv_lasso_opts {
+    vv_solver solver;
+    double lambda;          /* canonical lambda (> 0) */
+    double tol;             /* stop when rel_gap <= tol; default 1e-6 */
+    int64_t max_iter;       /* epochs / iterations; 0: 100000 */
+    double max_seconds;     /* 0: unlimited */
+    double deadline;        /* absolute vv_now() limit, 0: none (set by the caller for paths) */
+    const volatile int *stop; /* external stop flag, polled every iteration; may be NULL */
+    int64_t metrics_every;  /* report every this many iterations (0: 1) */
+    int64_t step0;          /* step number of the first report */
+    vv_metric_fn on_metric;
+    void *ctx;
+    vv_backend *be;         /* NULL: CPU */
+    /* bcd */
+    int no_screening;       /* disable Gap Safe screening (tests) */
+    /* adam_prox: Adam with learning rate mu on the MSE, then group
+     * soft-threshold with threshold mu * lambda_paper (lambda_paper =
+     * 2 lambda / D); the paper's betas and eps. */
+    double mu;
+} vv_lasso_opts;
+
+typedef struct vv_lasso_result {
+    vv_stop_reason stop_reason;
+    int64_t iterations;
+    double seconds;
+    double lambda;
+    vv_eval e;
+} vv_lasso_result;
+
+/* Fills opts with the defaults (auto solver, tol 1e-6, ...). */
+void vv_lasso_opts_default(vv_lasso_opts *o);
+
+/* Solves from the warm start W (K x D, in/out; zeros for a cold start).
+ * On return W holds the last iterate, which the certificate in res grades.
+ * Fails only on VV_ENOMEM, a backend error or invalid options (VV_EINVAL);
+ * reaching max_iter or the time limit is a normal return. */
+int vv_lasso_solve(const vv_stats *s, const vv_lasso_opts *o, double *W, vv_lasso_result *res);
+
+/* Least squares on the support of W (||w_k|| > VV_ACTIVE_TOL):
+ * W_S = G_SS^{-1} Bt_S by Cholesky, zero elsewhere; when G_SS is singular
+ * the smallest ridge among 1e-12 .. 1e-4 of its mean diagonal that makes it
+ * factorable is added.  Writes the refitted weights to Wr (K x D); fails
+ * with VV_ENUMERIC when no ridge helps. */
+int vv_lasso_refit(const vv_stats *s, const double *W, double *Wr);
+
+/* Fills W with the initialisation: zeros, or PyTorch's nn.Linear default
+ * U(-1/sqrt K, 1/sqrt K) drawn from a seeded generator. */
+void vv_lasso_init(vv_init how, uint64_t seed, int64_t k, int64_t d, double *W);
+
+/* ---- Deterministic random numbers (synthetic problems, init) ------------- */
+
+typedef struct vv_rng {
+    uint64_t s[4];
+} vv_rng;
+
+void vv_rng_seed(vv_rng *r, uint64_t seed);
+uint64_t vv_rng_next(vv_rng *r);
+double vv_rng_uniform(vv_rng *r);  /* [0, 1) */
+double vv_rng_normal(vv_rng *r);   /* N(0, 1) */
+
+/* ---- Synthetic problems (synth.c) ----------------------------------------- */
+
+/* Post-ReLU features of a random 2-layer ReLU net on correlated Gaussian
+ * inputs (AR(1) correlation rho = 0.8 across 64 input dimensions, hidden
+ * width 256), and outputs Psi = Phi V0^T + b0 + 0.1 noise for a random dense
+ * V0: a VGG/AlexNet-like last-layer problem.  Rows are generated on demand
+ * and are a pure function of (seed, row), so any chunking gives the same
+ * matrix.  Creates the two sources; psi must be read for the same rows
+ * right after phi (as vv_stats_compute does). */
+int vv_synth_open(int64_t n, int64_t k, int64_t d, uint64_t seed, vv_rows **phi, vv_rows **psi);
+
+#endif

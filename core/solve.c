@@ -1,0 +1,189 @@
+/* solve.c - solver dispatch, options, progress reporting, refit, init. */
+#include "solve_internal.h"
+#include "vv/cpu.h"
+#include "vv/err.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *solver_names[] = {"auto", "fista", "bcd", "adam_prox"};
+static const char *stop_names[] = {"none", "converged", "max_iter", "max_seconds", "user"};
+
+const char *vv_solver_name(vv_solver s)
+{
+    return (unsigned)s < sizeof solver_names / sizeof *solver_names ? solver_names[s] : "?";
+}
+
+int vv_solver_from_name(const char *name)
+{
+    for (unsigned i = 0; i < sizeof solver_names / sizeof *solver_names; i++)
+        if (!strcmp(name, solver_names[i]))
+            return (int)i;
+    return -1;
+}
+
+const char *vv_stop_reason_name(vv_stop_reason r)
+{
+    return (unsigned)r < sizeof stop_names / sizeof *stop_names ? stop_names[r] : "?";
+}
+
+void vv_lasso_opts_default(vv_lasso_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->solver = VV_SOLVER_AUTO;
+    o->tol = 1e-6;
+    o->max_iter = 100000;
+    o->metrics_every = 1;
+    o->mu = 1e-3;
+}
+
+void vv_progress_init(vv_progress *p, const vv_stats *s, const vv_lasso_opts *o)
+{
+    p->s = s;
+    p->o = o;
+    p->t0 = vv_now();
+    p->deadline = o->deadline;
+    if (o->max_seconds > 0 && (p->deadline == 0 || p->t0 + o->max_seconds < p->deadline))
+        p->deadline = p->t0 + o->max_seconds;
+    p->max_iter = o->max_iter > 0 ? o->max_iter : 100000;
+    p->every = o->metrics_every > 0 ? o->metrics_every : 1;
+    p->tol = o->tol > 0 ? o->tol : 1e-6;
+}
+
+vv_stop_reason vv_progress_poll(vv_progress *p, int64_t it)
+{
+    if (p->o->stop && *p->o->stop)
+        return VV_STOP_USER;
+    if (it >= p->max_iter)
+        return VV_STOP_MAX_ITER;
+    if (p->deadline > 0 && vv_now() >= p->deadline)
+        return VV_STOP_MAX_SECONDS;
+    return VV_STOP_NONE;
+}
+
+vv_stop_reason vv_progress_step(vv_progress *p, int64_t it, const vv_eval *e, int force)
+{
+    vv_stop_reason r = VV_STOP_NONE;
+    if (e->rel_gap <= p->tol)
+        r = VV_STOP_CONVERGED;
+    else
+        r = vv_progress_poll(p, it);
+    if (p->o->on_metric && (force || r != VV_STOP_NONE || it % p->every == 0)) {
+        vv_metrics m = {.step = p->o->step0 + it, .time = vv_now() - p->t0,
+                        .lambda = p->o->lambda, .e = *e};
+        if (p->o->on_metric(p->o->ctx, &m) && r == VV_STOP_NONE)
+            r = VV_STOP_USER;
+    }
+    return r;
+}
+
+int vv_lasso_solve(const vv_stats *s, const vv_lasso_opts *o, double *W, vv_lasso_result *res)
+{
+    memset(res, 0, sizeof *res);
+    if (!(o->lambda > 0) || !isfinite(o->lambda))
+        return vv_fail(VV_EINVAL, "lambda must be a positive finite number, got %g", o->lambda);
+    if (!(o->tol >= 0) || !isfinite(o->tol))
+        return vv_fail(VV_EINVAL, "tol must be a non-negative finite number, got %g", o->tol);
+    res->lambda = o->lambda;
+    double t0 = vv_now();
+    int rc;
+    switch (o->solver) {
+    case VV_SOLVER_FISTA:
+        rc = vv_solve_fista(s, o, W, res);
+        break;
+    case VV_SOLVER_ADAM_PROX:
+        if (!(o->mu > 0) || !isfinite(o->mu))
+            return vv_fail(VV_EINVAL, "mu must be a positive finite number, got %g", o->mu);
+        rc = vv_solve_adam(s, o, W, res);
+        break;
+    case VV_SOLVER_AUTO:
+    case VV_SOLVER_BCD:
+        rc = vv_solve_bcd(s, o, W, res);
+        break;
+    default:
+        return vv_fail(VV_EINVAL, "unknown solver %d", (int)o->solver);
+    }
+    res->seconds = vv_now() - t0;
+    res->lambda = o->lambda;
+    return rc;
+}
+
+/* LAPACK (inside OpenBLAS). */
+void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info);
+void dpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a, const int *lda,
+             double *b, const int *ldb, int *info);
+
+int vv_lasso_refit(const vv_stats *s, const double *W, double *Wr)
+{
+    int64_t k = s->k, d = s->d;
+    int64_t *sup = malloc((size_t)k * sizeof *sup);
+    if (!sup)
+        return vv_fail(VV_ENOMEM, "refit: out of memory");
+    int64_t m = 0;
+    for (int64_t i = 0; i < k; i++) {
+        double q = 0;
+        for (int64_t j = 0; j < d; j++)
+            q += W[i * d + j] * W[i * d + j];
+        if (sqrt(q) > VV_ACTIVE_TOL)
+            sup[m++] = i;
+    }
+    memset(Wr, 0, (size_t)(k * d) * sizeof *Wr);
+    if (m == 0) {
+        free(sup);
+        return 0;
+    }
+    double *A = malloc((size_t)(m * m) * sizeof *A), *X = malloc((size_t)(m * d) * sizeof *X);
+    int rc = 0;
+    if (!A || !X) {
+        rc = vv_fail(VV_ENOMEM, "refit: out of memory for a %lld-neuron support", (long long)m);
+        goto done;
+    }
+    double tr = 0;
+    for (int64_t a = 0; a < m; a++)
+        tr += s->G[sup[a] * k + sup[a]];
+    /* Plain Cholesky first; if G_SS is singular, ridges of 1e-12 .. 1e-4 of its
+     * mean diagonal. */
+    for (int attempt = 0; attempt < 6 && tr > 0; attempt++) {
+        double ridge = attempt == 0 ? 0 : 1e-12 * pow(100, attempt - 1) * tr / (double)m;
+        /* Column-major for LAPACK; A is symmetric so the layout does not matter. */
+        for (int64_t a = 0; a < m; a++)
+            for (int64_t b = 0; b < m; b++)
+                A[a * m + b] = s->G[sup[a] * k + sup[b]] + (a == b ? ridge : 0);
+        for (int64_t j = 0; j < d; j++)
+            for (int64_t a = 0; a < m; a++)
+                X[j * m + a] = s->Bt[sup[a] * d + j];
+        int n = (int)m, nrhs = (int)d, info = 0;
+        dpotrf_("L", &n, A, &n, &info);
+        if (info != 0)
+            continue;
+        dpotrs_("L", &n, &nrhs, A, &n, X, &n, &info);
+        if (info != 0)
+            continue;
+        for (int64_t a = 0; a < m; a++)
+            for (int64_t j = 0; j < d; j++)
+                Wr[sup[a] * d + j] = X[j * m + a];
+        goto done;
+    }
+    rc = vv_fail(VV_ENUMERIC, "refit: the Gram matrix of the %lld kept neurons is singular",
+                 (long long)m);
+done:
+    free(sup);
+    free(A);
+    free(X);
+    return rc;
+}
+
+void vv_lasso_init(vv_init how, uint64_t seed, int64_t k, int64_t d, double *W)
+{
+    if (how != VV_INIT_RANDOM) {
+        if (how == VV_INIT_ZEROS)
+            memset(W, 0, (size_t)(k * d) * sizeof *W);
+        return;
+    }
+    vv_rng r;
+    vv_rng_seed(&r, seed);
+    double b = 1.0 / sqrt((double)k);
+    for (int64_t i = 0; i < k * d; i++)
+        W[i] = b * (2 * vv_rng_uniform(&r) - 1);
+}

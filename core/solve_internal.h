@@ -1,0 +1,32 @@
+/* solve_internal.h - what the solvers share: reporting and stop checks. */
+#ifndef VV_SOLVE_INTERNAL_H
+#define VV_SOLVE_INTERNAL_H
+
+#include "vv/lasso.h"
+
+/* The bookkeeping of one solve. */
+typedef struct vv_progress {
+    const vv_stats *s;
+    const vv_lasso_opts *o;
+    double t0;       /* vv_now() at the start */
+    double deadline; /* absolute; 0: none */
+    int64_t max_iter;
+    int64_t every;
+    double tol;
+} vv_progress;
+
+void vv_progress_init(vv_progress *p, const vv_stats *s, const vv_lasso_opts *o);
+
+/* Reports iterate number it (evaluated in *e) when due (or when force), then
+ * decides whether to stop: returns the stop reason, or VV_STOP_NONE to go
+ * on.  The reason is converged when e->rel_gap <= tol. */
+vv_stop_reason vv_progress_step(vv_progress *p, int64_t it, const vv_eval *e, int force);
+
+/* The stop checks alone (user flag, time, iterations), for inner loops. */
+vv_stop_reason vv_progress_poll(vv_progress *p, int64_t it);
+
+int vv_solve_fista(const vv_stats *s, const vv_lasso_opts *o, double *W, vv_lasso_result *res);
+int vv_solve_bcd(const vv_stats *s, const vv_lasso_opts *o, double *W, vv_lasso_result *res);
+int vv_solve_adam(const vv_stats *s, const vv_lasso_opts *o, double *W, vv_lasso_result *res);
+
+#endif
