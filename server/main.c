@@ -1,0 +1,298 @@
+/* main.c - the vvd executable: `vvd run`, `vvd gen` (the daemon comes later). */
+#include "run.h"
+#include "spec.h"
+
+#include "vv/array.h"
+#include "vv/cpu.h"
+#include "vv/err.h"
+#include "vv/lasso.h"
+#include "vv/log.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile int stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (stop_flag) {
+        /* A second interrupt: leave now. */
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        raise(sig);
+    }
+    stop_flag = 1;
+}
+
+static void usage(FILE *f)
+{
+    fputs("usage: vvd run SPEC.json [--out DIR]\n"
+          "       vvd gen --n N --k K --d D [--seed S] --out DIR\n"
+          "       vvd version\n"
+          "\n"
+          "run   runs a job spec in-process: NDJSON events (start, stats, metric, point)\n"
+          "      on stdout, then one result object as the last line.  Relative paths in\n"
+          "      the spec resolve against the current directory.  Artifacts go to DIR\n"
+          "      (default vvd-out/<spec name>-<UTC time>).  Ctrl-C stops the solve at\n"
+          "      the next iteration and still saves V (state STOPPED).\n"
+          "      Exit status: 0 finished or stopped, 1 the job failed, 2 bad usage or spec.\n"
+          "gen   writes the synthetic problem of spec field \"generate\" as DIR/phi.npy\n"
+          "      (N x K float32) and DIR/psi.npy (N x D float32).\n"
+          "\n"
+          "Environment: OPENBLAS_CORETYPE (vvd chooses one for this CPU when unset),\n"
+          "VV_LOG=error|warn|info|debug (stderr logging).\n",
+          f);
+}
+
+static void print_event(void *ctx, const cJSON *ev)
+{
+    FILE *f = ctx;
+    char *s = cJSON_PrintUnformatted(ev);
+    if (s) {
+        fputs(s, f);
+        fputc('\n', f);
+        fflush(f);
+        free(s);
+    }
+}
+
+/* Re-executes vvd with OPENBLAS_CORETYPE set when the user has not chosen
+ * one and this CPU needs it: OpenBLAS picks its kernels at load time. */
+static void choose_blas_kernels(char **argv)
+{
+    if (getenv("VV_BLAS_REEXEC")) {
+        /* We are the re-executed vvd: hide the marker from child processes. */
+        unsetenv("VV_BLAS_REEXEC");
+        VV_INFO("blas", NULL, "OpenBLAS kernel %s (OPENBLAS_CORETYPE=%s chosen by vvd for %s)",
+                vv_blas_corename(), getenv("OPENBLAS_CORETYPE"), vv_cpu_description());
+        return;
+    }
+    const char *user = getenv("OPENBLAS_CORETYPE");
+    if (user) {
+        VV_INFO("blas", NULL, "OpenBLAS kernel %s (OPENBLAS_CORETYPE=%s set by the user)",
+                vv_blas_corename(), user);
+        return;
+    }
+    const char *want = vv_blas_wanted_coretype();
+    if (want) {
+        setenv("OPENBLAS_CORETYPE", want, 1);
+        setenv("VV_BLAS_REEXEC", "1", 1);
+        execv("/proc/self/exe", argv);
+        VV_WARN("blas", NULL, "cannot re-execute with OPENBLAS_CORETYPE=%s: %s", want,
+                strerror(errno));
+        unsetenv("OPENBLAS_CORETYPE");
+        unsetenv("VV_BLAS_REEXEC");
+    }
+    VV_INFO("blas", NULL, "OpenBLAS kernel %s (OpenBLAS's own choice)", vv_blas_corename());
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        vv_fail(errno == ENOENT ? VV_ENOFILE : VV_EIO, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (n < cap)
+            break;
+        if (cap >= (64u << 20)) {
+            free(buf);
+            buf = NULL;
+            vv_fail(VV_ETOOLARGE, "%s: a spec larger than 64 MiB", path);
+            break;
+        }
+        char *nb = realloc(buf, cap * 2);
+        if (!nb) {
+            free(buf);
+            buf = NULL;
+        }
+        buf = nb;
+        cap *= 2;
+    }
+    if (buf && ferror(f)) {
+        vv_fail(VV_EIO, "%s: read error", path);
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+static int fail_line(int err, const char *field)
+{
+    cJSON *o = run_error_object(err, field);
+    print_event(stdout, o);
+    cJSON_Delete(o);
+    VV_ERROR("run", NULL, "%s: %s", vv_err_code(err), vv_err_detail());
+    return vv_err_http_status(err) < 500 ? 2 : 1;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    const char *spec_path = NULL, *out = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--out") && i + 1 < argc)
+            out = argv[++i];
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (argv[i][0] == '-' || spec_path) {
+            usage(stderr);
+            return 2;
+        } else
+            spec_path = argv[i];
+    }
+    if (!spec_path) {
+        usage(stderr);
+        return 2;
+    }
+    size_t len = 0;
+    char *text = read_file(spec_path, &len);
+    if (!text)
+        return fail_line(vv_fail(VV_ENOFILE, "%s", vv_err_detail()), "");
+    lasso_spec spec;
+    char field[256];
+    int rc = spec_parse_text(text, len, &spec, field, sizeof field);
+    free(text);
+    if (rc < 0)
+        return fail_line(rc, field);
+    char outbuf[4096];
+    if (!out) {
+        const char *base = strrchr(spec_path, '/');
+        base = base ? base + 1 : spec_path;
+        char stem[256];
+        snprintf(stem, sizeof stem, "%s", spec.name ? spec.name : base);
+        char *dot = strrchr(stem, '.');
+        if (dot && !spec.name)
+            *dot = 0;
+        time_t t = time(NULL);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        snprintf(outbuf, sizeof outbuf, "vvd-out/%s-%04d%02d%02dT%02d%02d%02dZ", stem,
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        out = outbuf;
+    }
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    run_sink sink = {print_event, stdout};
+    cJSON *result = NULL;
+    rc = run_lasso(&spec, out, &sink, &stop_flag, &result, field, sizeof field);
+    spec_free_lasso(&spec);
+    if (rc < 0)
+        return fail_line(rc, field);
+    print_event(stdout, result);
+    cJSON_Delete(result);
+    return 0;
+}
+
+static int cmd_gen(int argc, char **argv)
+{
+    long long n = 0, k = 0, d = 0, seed = 0;
+    const char *out = NULL;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) {
+            usage(stderr);
+            return 2;
+        }
+        if (!strcmp(a, "--n"))
+            n = atoll(v);
+        else if (!strcmp(a, "--k"))
+            k = atoll(v);
+        else if (!strcmp(a, "--d"))
+            d = atoll(v);
+        else if (!strcmp(a, "--seed"))
+            seed = atoll(v);
+        else if (!strcmp(a, "--out"))
+            out = v;
+        else {
+            usage(stderr);
+            return 2;
+        }
+        i++;
+    }
+    if (!out || n < 1 || k < 1 || d < 1 || seed < 0) {
+        usage(stderr);
+        return 2;
+    }
+    vv_rows *phi, *psi;
+    int rc = vv_synth_open(n, k, d, (uint64_t)seed, &phi, &psi);
+    if (rc < 0) {
+        fprintf(stderr, "vvd gen: %s\n", vv_err_detail());
+        return 2;
+    }
+    if (mkdir(out, 0755) < 0 && errno != EEXIST) {
+        fprintf(stderr, "vvd gen: %s: %s\n", out, strerror(errno));
+        return 1;
+    }
+    float *P = malloc((size_t)(n * k) * sizeof *P), *Y = malloc((size_t)(n * d) * sizeof *Y);
+    int64_t chunk = 4096;
+    double *bp = malloc((size_t)(chunk * k) * sizeof *bp), *by = malloc((size_t)(chunk * d) * sizeof *by);
+    if (!P || !Y || !bp || !by) {
+        fprintf(stderr, "vvd gen: out of memory\n");
+        rc = VV_ENOMEM;
+    }
+    for (int64_t r0 = 0; rc == 0 && r0 < n; r0 += chunk) {
+        int64_t m = n - r0 < chunk ? n - r0 : chunk;
+        if ((rc = vv_rows_read(phi, r0, m, bp)) == 0)
+            rc = vv_rows_read(psi, r0, m, by);
+        for (int64_t i = 0; rc == 0 && i < m * k; i++)
+            P[r0 * k + i] = (float)bp[i];
+        for (int64_t i = 0; rc == 0 && i < m * d; i++)
+            Y[r0 * d + i] = (float)by[i];
+    }
+    char path[4200];
+    if (rc == 0) {
+        snprintf(path, sizeof path, "%s/phi.npy", out);
+        rc = vv_npy_write(path, VV_F32, 2, (int64_t[]){n, k}, P);
+    }
+    if (rc == 0) {
+        snprintf(path, sizeof path, "%s/psi.npy", out);
+        rc = vv_npy_write(path, VV_F32, 2, (int64_t[]){n, d}, Y);
+    }
+    if (rc < 0)
+        fprintf(stderr, "vvd gen: %s\n", vv_err_detail());
+    free(P);
+    free(Y);
+    free(bp);
+    free(by);
+    vv_rows_free(phi);
+    vv_rows_free(psi);
+    return rc < 0 ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
+        printf("vvd 0.1.0\n");
+        return 0;
+    }
+    if (!strcmp(argv[1], "run")) {
+        choose_blas_kernels(argv);
+        return cmd_run(argc - 2, argv + 2);
+    }
+    if (!strcmp(argv[1], "gen"))
+        return cmd_gen(argc - 2, argv + 2);
+    fprintf(stderr, "vvd: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,545 @@
+/* run.c - the lasso job: files -> statistics -> solve(s) -> artifacts. */
+#include "run.h"
+
+#include "vv/cpu.h"
+#include "vv/err.h"
+#include "vv/log.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+typedef struct job {
+    const lasso_spec *spec;
+    const run_sink *sink;
+    const volatile int *stop;
+    const char *out_dir;
+    vv_stats st;
+    double lambda_max;
+    double deadline;
+    int64_t step;     /* next metric step */
+    int64_t iters;    /* total iterations */
+    double t0;
+} job;
+
+static void emit(job *j, cJSON *ev)
+{
+    if (j->sink && j->sink->event)
+        j->sink->event(j->sink->ctx, ev);
+    cJSON_Delete(ev);
+}
+
+static void set_field(char *field, size_t fieldsz, const char *ptr)
+{
+    if (field && fieldsz)
+        snprintf(field, fieldsz, "%s", ptr);
+}
+
+static int mkdir_p(const char *dir)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
+        return vv_fail(VV_EINVAL, "output directory path too long");
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+            return vv_fail(VV_EIO, "%s: cannot create directory: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+        return vv_fail(VV_EIO, "%s: cannot create directory: %s", buf, strerror(errno));
+    return 0;
+}
+
+static void put_eval(cJSON *o, const vv_eval *e)
+{
+    cJSON_AddNumberToObject(o, "objective", e->objective);
+    cJSON_AddNumberToObject(o, "gap", e->gap);
+    cJSON_AddNumberToObject(o, "rel_gap", e->rel_gap);
+    cJSON_AddNumberToObject(o, "active", (double)e->active);
+    cJSON_AddNumberToObject(o, "mse", e->mse);
+    cJSON_AddNumberToObject(o, "group_norm", e->group_norm);
+}
+
+static int on_metric(void *ctx, const vv_metrics *m)
+{
+    job *j = ctx;
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddStringToObject(ev, "event", "metric");
+    cJSON_AddNumberToObject(ev, "step", (double)m->step);
+    cJSON_AddNumberToObject(ev, "time", vv_now() - j->t0);
+    cJSON_AddNumberToObject(ev, "lambda", m->lambda);
+    put_eval(ev, &m->e);
+    emit(j, ev);
+    j->step = m->step + 1;
+    return 0;
+}
+
+/* Opens a file source named by a spec field. */
+static int open_file(const spec_file *f, vv_rows **out, const char *ptr, char *field,
+                     size_t fieldsz)
+{
+    int rc = vv_rows_open(f->path, f->tensor, out);
+    if (rc < 0)
+        set_field(field, fieldsz, ptr);
+    return rc;
+}
+
+/* Reads a whole small array (bias, initial weights) as rows x cols doubles. */
+static int read_small(const spec_file *f, const char *ptr, double **out, int64_t *rows,
+                      int64_t *cols, char *field, size_t fieldsz)
+{
+    vv_rows *r = NULL;
+    int rc = open_file(f, &r, ptr, field, fieldsz);
+    if (rc < 0)
+        return rc;
+    *rows = vv_rows_n(r);
+    *cols = vv_rows_cols(r);
+    *out = malloc((size_t)(*rows * *cols) * sizeof **out + 8);
+    if (!*out)
+        rc = vv_fail(VV_ENOMEM, "%s: out of memory", f->path);
+    else
+        rc = vv_rows_read(r, 0, *rows, *out);
+    if (rc < 0) {
+        free(*out);
+        *out = NULL;
+        set_field(field, fieldsz, ptr);
+    }
+    vv_rows_free(r);
+    return rc;
+}
+
+static int write_V(const char *dir, const char *name, const double *W, int64_t k, int64_t d,
+                   char *path, size_t pathsz)
+{
+    float *V = malloc((size_t)(k * d) * sizeof *V);
+    if (!V)
+        return vv_fail(VV_ENOMEM, "out of memory writing %s", name);
+    for (int64_t i = 0; i < d; i++)
+        for (int64_t c = 0; c < k; c++)
+            V[i * k + c] = (float)W[c * d + i];
+    snprintf(path, pathsz, "%s/%s", dir, name);
+    int64_t shape[2] = {d, k};
+    int rc = vv_npy_write(path, VV_F32, 2, shape, V);
+    free(V);
+    return rc;
+}
+
+/* One solve at lambda from the warm start W; emits a "point" event. */
+static int solve_point(job *j, double lambda, double *W, vv_lasso_result *res, int64_t index,
+                       const char *vfile)
+{
+    const lasso_spec *s = j->spec;
+    vv_lasso_opts o;
+    vv_lasso_opts_default(&o);
+    o.solver = s->solver;
+    o.lambda = lambda;
+    o.tol = s->tol;
+    o.max_iter = s->max_iter;
+    o.deadline = j->deadline;
+    o.stop = j->stop;
+    o.metrics_every = s->metrics_every;
+    o.step0 = j->step;
+    o.on_metric = on_metric;
+    o.ctx = j;
+    o.mu = s->mu;
+    int rc = vv_lasso_solve(&j->st, &o, W, res);
+    if (rc < 0)
+        return rc;
+    j->iters += res->iterations;
+    if (index >= 0) {
+        cJSON *ev = cJSON_CreateObject();
+        cJSON_AddStringToObject(ev, "event", "point");
+        cJSON_AddNumberToObject(ev, "index", (double)index);
+        cJSON_AddNumberToObject(ev, "lambda", lambda);
+        cJSON_AddNumberToObject(ev, "lambda_ratio", lambda / j->lambda_max);
+        put_eval(ev, &res->e);
+        cJSON_AddStringToObject(ev, "stop_reason", vv_stop_reason_name(res->stop_reason));
+        cJSON_AddNumberToObject(ev, "iterations", (double)res->iterations);
+        cJSON_AddNumberToObject(ev, "seconds", res->seconds);
+        if (vfile)
+            cJSON_AddStringToObject(ev, "V", vfile);
+        emit(j, ev);
+    }
+    return 0;
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static cJSON *point_json(int64_t index, double lambda, double lmax, const vv_lasso_result *r,
+                         const char *vfile)
+{
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddNumberToObject(p, "index", (double)index);
+    cJSON_AddNumberToObject(p, "lambda", lambda);
+    cJSON_AddNumberToObject(p, "lambda_ratio", lambda / lmax);
+    put_eval(p, &r->e);
+    cJSON_AddStringToObject(p, "stop_reason", vv_stop_reason_name(r->stop_reason));
+    cJSON_AddNumberToObject(p, "iterations", (double)r->iterations);
+    cJSON_AddNumberToObject(p, "seconds", r->seconds);
+    if (vfile)
+        cJSON_AddStringToObject(p, "V", vfile);
+    return p;
+}
+
+/* A lambda path with warm starts, from the largest lambda down. */
+static int run_path(job *j, double *W, vv_lasso_result *res, double *lambda, cJSON *points)
+{
+    const lasso_spec *s = j->spec;
+    int64_t n = s->path_n;
+    double *lams = malloc((size_t)n * sizeof *lams);
+    if (!lams)
+        return vv_fail(VV_ENOMEM, "out of memory");
+    for (int64_t i = 0; i < n; i++) {
+        if (s->path_kind == PATH_LAMBDAS)
+            lams[i] = s->path_values[i];
+        else if (s->path_kind == PATH_RATIOS)
+            lams[i] = s->path_values[i] * j->lambda_max;
+        else
+            lams[i] = n == 1 ? j->lambda_max
+                             : j->lambda_max * pow(s->path_min_ratio, (double)i / (double)(n - 1));
+    }
+    qsort(lams, (size_t)n, sizeof *lams, cmp_desc);
+    char dir[4096], vrel[64], vpath[4200];
+    snprintf(dir, sizeof dir, "%s/path", j->out_dir);
+    int rc = mkdir_p(dir);
+    for (int64_t i = 0; i < n && rc == 0; i++) {
+        snprintf(vrel, sizeof vrel, "path/V_%03lld.npy", (long long)i);
+        if ((rc = solve_point(j, lams[i], W, res, i, vrel)) < 0)
+            break;
+        if ((rc = write_V(j->out_dir, vrel, W, j->st.k, j->st.d, vpath, sizeof vpath)) < 0)
+            break;
+        cJSON_AddItemToArray(points, point_json(i, lams[i], j->lambda_max, res, vrel));
+        *lambda = lams[i];
+        if (res->stop_reason == VV_STOP_USER || res->stop_reason == VV_STOP_MAX_SECONDS)
+            break;
+    }
+    free(lams);
+    return rc;
+}
+
+/* Bisection on log(lambda) for the largest support of at most target_active
+ * neurons. */
+static int run_target(job *j, double *W, vv_lasso_result *res, double *lambda, cJSON *points)
+{
+    const lasso_spec *s = j->spec;
+    int64_t k = j->st.k, d = j->st.d, target = s->target_active;
+    size_t bytes = (size_t)(k * d) * sizeof(double);
+    double *best = calloc(1, bytes);
+    if (!best)
+        return vv_fail(VV_ENOMEM, "out of memory");
+    vv_lasso_result bres = {0};
+    double hi = j->lambda_max, lo = 0;
+    int have_best = 0, rc = 0;
+    int64_t idx = 0;
+    double lam = hi * 0.5;
+    for (int step = 0; step < 60 && rc == 0; step++) {
+        if ((rc = solve_point(j, lam, W, res, idx, NULL)) < 0)
+            break;
+        cJSON_AddItemToArray(points, point_json(idx++, lam, j->lambda_max, res, NULL));
+        if (res->stop_reason == VV_STOP_USER || res->stop_reason == VV_STOP_MAX_SECONDS) {
+            if (!have_best) {
+                memcpy(best, W, bytes);
+                bres = *res;
+                *lambda = lam;
+                have_best = 1;
+            }
+            break;
+        }
+        if (res->e.active <= target) {
+            hi = lam;
+            memcpy(best, W, bytes);
+            bres = *res;
+            *lambda = lam;
+            have_best = 1;
+            if (res->e.active == target)
+                break;
+        } else {
+            lo = lam;
+        }
+        if (lo == 0) {
+            if (lam < 1e-8 * j->lambda_max)
+                break; /* even tiny lambdas keep at most target neurons */
+            lam *= 0.25;
+        } else {
+            if (hi / lo < 1 + 1e-6)
+                break;
+            lam = sqrt(lo * hi);
+        }
+    }
+    if (rc == 0) {
+        memcpy(W, best, bytes);
+        *res = bres;
+    }
+    free(best);
+    return rc;
+}
+
+cJSON *run_error_object(int err, const char *field)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "event", "result");
+    cJSON_AddStringToObject(o, "state", "FAILED");
+    cJSON *e = cJSON_AddObjectToObject(o, "error");
+    cJSON_AddStringToObject(e, "title", vv_err_message(err));
+    cJSON_AddNumberToObject(e, "status", vv_err_http_status(err));
+    cJSON_AddStringToObject(e, "error_code", vv_err_code(err));
+    cJSON_AddStringToObject(e, "detail", vv_err_detail());
+    cJSON_AddStringToObject(e, "field", field ? field : "");
+    return o;
+}
+
+int run_lasso(const lasso_spec *s, const char *out_dir, const run_sink *sink,
+              const volatile int *stop, cJSON **result, char *field, size_t fieldsz)
+{
+    *result = NULL;
+    set_field(field, fieldsz, "");
+    job j = {.spec = s, .sink = sink, .stop = stop, .out_dir = out_dir, .t0 = vv_now()};
+    if (s->max_seconds > 0)
+        j.deadline = j.t0 + s->max_seconds;
+    vv_rows *phi = NULL, *psi = NULL;
+    double *bias = NULL, *W = NULL, *init = NULL;
+    cJSON *points = NULL;
+    int rc;
+    if (s->generate)
+        rc = vv_synth_open(s->gen_n, s->gen_k, s->gen_d, s->gen_seed, &phi, &psi);
+    else if ((rc = open_file(&s->phi, &phi, "/phi", field, fieldsz)) == 0)
+        rc = open_file(&s->psi, &psi, "/psi", field, fieldsz);
+    if (rc < 0)
+        goto done;
+    int64_t n = vv_rows_n(phi), k = vv_rows_cols(phi), d = vv_rows_cols(psi);
+    if (vv_rows_n(psi) != n) {
+        rc = vv_fail(VV_ESHAPE, "phi (%s) has N=%lld rows but psi (%s) has N=%lld",
+                     vv_rows_name(phi), (long long)n, vv_rows_name(psi),
+                     (long long)vv_rows_n(psi));
+        set_field(field, fieldsz, "/psi");
+        goto done;
+    }
+    if (s->target_active > k) {
+        rc = vv_fail(VV_EINVAL, "target_active=%lld exceeds the number of neurons K=%lld",
+                     (long long)s->target_active, (long long)k);
+        set_field(field, fieldsz, "/target_active");
+        goto done;
+    }
+    if (s->nbias) {
+        if (s->nbias != d) {
+            rc = vv_fail(VV_ESHAPE, "bias has %lld values but psi has D=%lld columns",
+                         (long long)s->nbias, (long long)d);
+            set_field(field, fieldsz, "/bias");
+            goto done;
+        }
+        bias = malloc((size_t)d * sizeof *bias);
+        if (!bias) {
+            rc = vv_fail(VV_ENOMEM, "out of memory");
+            goto done;
+        }
+        memcpy(bias, s->bias, (size_t)d * sizeof *bias);
+    } else if (s->bias_file.path) {
+        int64_t r, c;
+        if ((rc = read_small(&s->bias_file, "/bias", &bias, &r, &c, field, fieldsz)) < 0)
+            goto done;
+        if (r * c != d || (r != 1 && c != 1)) {
+            rc = vv_fail(VV_ESHAPE, "%s: bias must have D=%lld values, got shape %lld x %lld",
+                         s->bias_file.path, (long long)d, (long long)r, (long long)c);
+            set_field(field, fieldsz, "/bias");
+            goto done;
+        }
+    }
+    W = calloc((size_t)(k * d), sizeof *W);
+    if (!W) {
+        rc = vv_fail(VV_ENOMEM, "out of memory for V (%lld x %lld)", (long long)d, (long long)k);
+        goto done;
+    }
+    if (s->init == VV_INIT_GIVEN) {
+        int64_t r, c;
+        if ((rc = read_small(&s->init_file, "/init", &init, &r, &c, field, fieldsz)) < 0)
+            goto done;
+        if (r != d || c != k) {
+            rc = vv_fail(VV_ESHAPE,
+                         "%s: the initial weight must be D x K = %lld x %lld (torch Linear.weight), "
+                         "got %lld x %lld",
+                         s->init_file.path, (long long)d, (long long)k, (long long)r, (long long)c);
+            set_field(field, fieldsz, "/init");
+            goto done;
+        }
+        for (int64_t i = 0; i < d; i++)
+            for (int64_t c2 = 0; c2 < k; c2++)
+                W[c2 * d + i] = init[i * k + c2];
+    } else {
+        vv_lasso_init(s->init, s->seed, k, d, W);
+    }
+    if ((rc = mkdir_p(out_dir)) < 0)
+        goto done;
+
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddStringToObject(ev, "event", "start");
+    cJSON_AddStringToObject(ev, "kind", "lasso");
+    cJSON_AddStringToObject(ev, "phi", vv_rows_name(phi));
+    cJSON_AddStringToObject(ev, "psi", vv_rows_name(psi));
+    cJSON_AddNumberToObject(ev, "n", (double)n);
+    cJSON_AddNumberToObject(ev, "k", (double)k);
+    cJSON_AddNumberToObject(ev, "d", (double)d);
+    cJSON_AddStringToObject(ev, "solver", vv_solver_name(s->solver));
+    cJSON_AddStringToObject(ev, "blas", vv_blas_corename());
+    emit(&j, ev);
+
+    vv_stats_opts so = {.chunk_rows = s->chunk_rows, .bias = bias, .stop = stop};
+    if ((rc = vv_stats_compute(phi, psi, &so, &j.st)) < 0) {
+        const char *det = vv_err_detail();
+        if (rc == VV_ESTATE) {
+            /* Stopped during the pass: nothing to save. */
+        } else if (strstr(det, vv_rows_name(phi)))
+            set_field(field, fieldsz, "/phi");
+        else if (strstr(det, vv_rows_name(psi)))
+            set_field(field, fieldsz, "/psi");
+        goto done;
+    }
+    j.lambda_max = vv_lambda_max(&j.st);
+    ev = cJSON_CreateObject();
+    cJSON_AddStringToObject(ev, "event", "stats");
+    cJSON_AddNumberToObject(ev, "seconds", j.st.seconds);
+    cJSON_AddNumberToObject(ev, "gflops", j.st.flops / j.st.seconds * 1e-9);
+    cJSON_AddNumberToObject(ev, "lambda_max", j.lambda_max);
+    cJSON_AddNumberToObject(ev, "c", j.st.c);
+    emit(&j, ev);
+
+    double lambda = 0;
+    vv_lasso_result res = {0};
+    points = cJSON_CreateArray();
+    double ts = vv_now();
+    if (s->path_kind) {
+        rc = run_path(&j, W, &res, &lambda, points);
+    } else if (s->target_active) {
+        if (j.lambda_max <= 0) {
+            rc = vv_fail(VV_EINVAL, "psi - bias is orthogonal to every feature: lambda_max = 0");
+            goto done;
+        }
+        rc = run_target(&j, W, &res, &lambda, points);
+    } else {
+        lambda = s->lam_kind == LAM_CANONICAL ? s->lam_value
+                 : s->lam_kind == LAM_PAPER   ? s->lam_value * (double)d / 2
+                                              : s->lam_value * j.lambda_max;
+        if (!(lambda > 0)) {
+            rc = vv_fail(VV_EINVAL, "lambda_ratio gives lambda = 0: psi - bias is orthogonal to "
+                                    "every feature (lambda_max = 0)");
+            set_field(field, fieldsz, "/lambda_ratio");
+            goto done;
+        }
+        rc = solve_point(&j, lambda, W, &res, -1, NULL);
+    }
+    if (rc < 0)
+        goto done;
+    double solve_seconds = vv_now() - ts;
+
+    /* Artifacts. */
+    char vpath[4200], kpath[4200], rpath[4200];
+    if ((rc = write_V(out_dir, "V.npy", W, k, d, vpath, sizeof vpath)) < 0)
+        goto done;
+    int64_t *kept = malloc((size_t)k * sizeof *kept + 8);
+    int64_t nk = 0;
+    if (!kept) {
+        rc = vv_fail(VV_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (int64_t c = 0; c < k; c++) {
+        double q = 0;
+        for (int64_t i = 0; i < d; i++)
+            q += W[c * d + i] * W[c * d + i];
+        if (sqrt(q) > VV_ACTIVE_TOL)
+            kept[nk++] = c;
+    }
+    snprintf(kpath, sizeof kpath, "%s/kept.npy", out_dir);
+    rc = vv_npy_write(kpath, VV_I64, 1, (int64_t[]){nk}, kept);
+    free(kept);
+    if (rc < 0)
+        goto done;
+
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "event", "result");
+    cJSON_AddStringToObject(r, "state", res.stop_reason == VV_STOP_USER ? "STOPPED" : "FINISHED");
+    cJSON_AddStringToObject(r, "stop_reason", vv_stop_reason_name(res.stop_reason));
+    if (s->name)
+        cJSON_AddStringToObject(r, "name", s->name);
+    cJSON_AddStringToObject(r, "kind", "lasso");
+    cJSON_AddStringToObject(r, "solver", vv_solver_name(s->solver));
+    cJSON_AddNumberToObject(r, "lambda", lambda);
+    cJSON_AddNumberToObject(r, "lambda_paper", 2 * lambda / (double)d);
+    cJSON_AddNumberToObject(r, "lambda_max", j.lambda_max);
+    put_eval(r, &res.e);
+    cJSON_AddNumberToObject(r, "kept", (double)nk);
+    cJSON_AddNumberToObject(r, "tol", s->tol);
+    cJSON_AddNumberToObject(r, "iterations", (double)j.iters);
+    cJSON_AddNumberToObject(r, "seconds", vv_now() - j.t0);
+    cJSON_AddNumberToObject(r, "stats_seconds", j.st.seconds);
+    cJSON_AddNumberToObject(r, "solve_seconds", solve_seconds);
+    cJSON_AddNumberToObject(r, "n", (double)n);
+    cJSON_AddNumberToObject(r, "k", (double)k);
+    cJSON_AddNumberToObject(r, "d", (double)d);
+    cJSON_AddStringToObject(r, "blas", vv_blas_corename());
+    if (cJSON_GetArraySize(points) > 0) {
+        cJSON_AddItemToObject(r, s->path_kind ? "path" : "search", points);
+        points = NULL;
+    }
+    cJSON *outs = cJSON_AddObjectToObject(r, "outputs");
+    cJSON_AddStringToObject(outs, "V", vpath);
+    cJSON_AddStringToObject(outs, "kept", kpath);
+    if (s->refit) {
+        double *Wr = malloc((size_t)(k * d) * sizeof *Wr), *GWr = malloc((size_t)(k * d) * sizeof *GWr);
+        if (!Wr || !GWr)
+            rc = vv_fail(VV_ENOMEM, "out of memory for the refit");
+        if (rc == 0)
+            rc = vv_lasso_refit(&j.st, W, Wr);
+        if (rc == 0)
+            rc = vv_gram_apply(&j.st, vv_backend_cpu(), Wr, GWr);
+        if (rc == 0) {
+            vv_eval re;
+            vv_gram_eval(&j.st, Wr, GWr, lambda, NULL, &re);
+            cJSON *rf = cJSON_AddObjectToObject(r, "refit");
+            cJSON_AddNumberToObject(rf, "mse", re.mse);
+            cJSON_AddNumberToObject(rf, "active", (double)re.active);
+            rc = write_V(out_dir, "V_refit.npy", Wr, k, d, rpath, sizeof rpath);
+            if (rc == 0)
+                cJSON_AddStringToObject(outs, "V_refit", rpath);
+        }
+        free(Wr);
+        free(GWr);
+        if (rc < 0) {
+            cJSON_Delete(r);
+            goto done;
+        }
+    }
+    snprintf(rpath, sizeof rpath, "%s/result.json", out_dir);
+    cJSON_AddStringToObject(outs, "result", rpath);
+    char *txt = cJSON_Print(r);
+    FILE *f = txt ? fopen(rpath, "w") : NULL;
+    if (!f || fputs(txt, f) < 0 || fputc('\n', f) < 0) {
+        rc = vv_fail(VV_EIO, "%s: cannot write: %s", rpath, strerror(errno));
+        if (f)
+            fclose(f);
+        free(txt);
+        cJSON_Delete(r);
+        goto done;
+    }
+    fclose(f);
+    free(txt);
+    *result = r;
+    rc = 0;
+done:
+    cJSON_Delete(points);
+    vv_stats_free(&j.st);
+    vv_rows_free(phi);
+    vv_rows_free(psi);
+    free(bias);
+    free(W);
+    free(init);
+    return rc;
+}

@@ -1,0 +1,75 @@
+/* spec.h - job specs: JSON in, validated C structs out.
+ *
+ * The JSON Schema of each kind is in schema/; this parser accepts exactly
+ * the fields the schema lists (tests/unit check the two agree).  A wrong
+ * type, an unknown field, a missing or contradictory field is an error
+ * naming the field as a JSON pointer (RFC 6901), never a silent default.
+ */
+#ifndef VV_SPEC_H
+#define VV_SPEC_H
+
+#include "vv/lasso.h"
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+
+/* An array in a file: a path (relative paths are taken as they are, i.e.
+ * against the current directory of `vvd run`) and, for .safetensors, the
+ * tensor's name. */
+typedef struct spec_file {
+    char *path;   /* NULL when not given */
+    char *tensor; /* NULL: the only tensor */
+} spec_file;
+
+typedef enum { LAM_NONE = 0, LAM_CANONICAL, LAM_PAPER, LAM_RATIO } spec_lambda_kind;
+typedef enum { PATH_NONE = 0, PATH_LAMBDAS, PATH_RATIOS, PATH_GRID } spec_path_kind;
+
+typedef struct lasso_spec {
+    char *name;
+    spec_file phi, psi;
+    /* bias: inline values or a file, or neither */
+    double *bias;
+    int64_t nbias;
+    spec_file bias_file;
+    /* generate: a synthetic problem instead of phi/psi */
+    int generate;
+    int64_t gen_n, gen_k, gen_d;
+    uint64_t gen_seed;
+    /* exactly one of: a lambda, a path, a neuron budget */
+    spec_lambda_kind lam_kind;
+    double lam_value;
+    spec_path_kind path_kind;
+    double *path_values; /* lambdas or ratios, as given */
+    int64_t path_n;      /* number of points */
+    double path_min_ratio;
+    int64_t target_active;
+    /* solver */
+    vv_solver solver;
+    double tol;
+    int64_t max_iter;
+    double max_seconds;
+    double mu;
+    vv_init init;
+    spec_file init_file; /* init given as a D x K weight file */
+    uint64_t seed;
+    int refit;
+    int64_t metrics_every;
+    int64_t chunk_rows;
+} lasso_spec;
+
+/* Parses a spec of kind "lasso".  On failure returns a negative vv_err,
+ * with vv_err_detail() describing the problem and field receiving the JSON
+ * pointer of the offending input ("" for the whole document); *out may then
+ * hold partial allocations: call spec_free_lasso either way. */
+int spec_parse_lasso(const cJSON *root, lasso_spec *out, char *field, size_t fieldsz);
+
+/* Parses a whole document (any supported kind; today "lasso"). */
+int spec_parse_text(const char *text, size_t len, lasso_spec *out, char *field, size_t fieldsz);
+
+/* The field names spec_parse_lasso accepts at the top level, NULL-ended
+ * (for the schema consistency test). */
+extern const char *const spec_lasso_fields[];
+
+void spec_free_lasso(lasso_spec *s);
+
+#endif

@@ -1,0 +1,144 @@
+/* test_spec.c - the lasso spec parser: good specs, every kind of bad one
+ * (each with its error code and field), and agreement with the schema. */
+#include "spec.h"
+#include "tap.h"
+#include "vv/err.h"
+
+#include <string.h>
+
+static int parse(const char *json, lasso_spec *s, char *field)
+{
+    return spec_parse_text(json, strlen(json), s, field, 256);
+}
+
+int main(void)
+{
+    lasso_spec s;
+    char field[256];
+    int rc = parse("{\"kind\":\"lasso\",\"phi\":\"a.npy\",\"psi\":{\"path\":\"b.safetensors\","
+                   "\"tensor\":\"y\"},\"lambda_paper\":0.5,\"solver\":\"adam_prox\",\"mu\":0.07,"
+                   "\"init\":\"w.npy\",\"bias\":[1,2],\"tol\":1e-8,\"max_iter\":10,"
+                   "\"max_seconds\":5,\"refit\":true,\"name\":\"x\"}",
+                   &s, field);
+    CHECK(rc == 0, "a full spec parses");
+    CHECK(rc == 0 && !strcmp(s.phi.path, "a.npy") && !strcmp(s.psi.tensor, "y") &&
+              s.lam_kind == LAM_PAPER && s.lam_value == 0.5 && s.solver == VV_SOLVER_ADAM_PROX &&
+              s.mu == 0.07 && s.init == VV_INIT_GIVEN && !strcmp(s.init_file.path, "w.npy") &&
+              s.nbias == 2 && s.bias[1] == 2 && s.tol == 1e-8 && s.max_iter == 10 && s.refit,
+          "its fields land where they belong");
+    spec_free_lasso(&s);
+    rc = parse("{\"kind\":\"lasso\",\"generate\":{\"n\":100,\"k\":8,\"d\":2,\"seed\":3},"
+               "\"path\":{\"n\":5,\"min_ratio\":0.1}}",
+               &s, field);
+    CHECK(rc == 0 && s.generate && s.gen_k == 8 && s.path_kind == PATH_GRID && s.path_n == 5 &&
+              s.path_min_ratio == 0.1,
+          "a generated problem with a path grid parses");
+    spec_free_lasso(&s);
+    rc = parse("{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"target_active\":5}", &s, field);
+    CHECK(rc == 0 && s.target_active == 5 && s.tol == 1e-6 && s.solver == VV_SOLVER_AUTO,
+          "target_active parses; defaults are documented ones");
+    spec_free_lasso(&s);
+
+    struct {
+        const char *json;
+        int err;
+        const char *field;
+    } bad[] = {
+        {"{\"kind\":\"lasso\",", VV_EJSON, ""},
+        {"[1,2]", VV_ETYPE, ""},
+        {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"lambda\":1} x", VV_EJSON, ""},
+        {"{\"phi\":\"a\",\"psi\":\"b\",\"lambda\":1}", VV_EMISSING, "/kind"},
+        {"{\"kind\":\"compress\",\"phi\":\"a\",\"psi\":\"b\",\"lambda\":1}", VV_EINVAL, "/kind"},
+        {"{\"kind\":\"lasso\",\"psi\":\"b\",\"lambda\":1}", VV_EMISSING, "/phi"},
+        {"{\"kind\":\"lasso\",\"phi\":\"a\",\"lambda\":1}", VV_EMISSING, "/psi"},
+        {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\"}", VV_EMISSING, "/lambda"},
+        {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"lambda\":-1}", VV_EINVAL, "/lambda"},
+        {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"lambda\":0}", VV_EINVAL, "/lambda"},
+        {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"lambda\":\"0.1\"}", VV_ETYPE, "/lambda"},
+        {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"lambda\":1e999}", VV_EINVAL, "/lambda"},
+        {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"lambda\":1,\"lambda_ratio\":0.1}",
+         VV_EINVAL, "/lambda_ratio"},
+        {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"lambda_ratio\":1.5}", VV_EINVAL,
+         "/lambda_ratio"},
+        {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"lambda\":1,\"lamda\":2}", VV_EUNKNOWN,
+         "/lamda"},
+        {"{\"kind\":\"lasso\",\"phi\":3,\"psi\":\"b\",\"lambda\":1}", VV_ETYPE, "/phi"},
+        {"{\"kind\":\"lasso\",\"phi\":\"\",\"psi\":\"b\",\"lambda\":1}", VV_EINVAL, "/phi"},
+        {"{\"kind\":\"lasso\",\"phi\":{\"tensor\":\"x\"},\"psi\":\"b\",\"lambda\":1}", VV_EMISSING,
+         "/phi/path"},
+        {"{\"kind\":\"lasso\",\"phi\":{\"path\":\"a\",\"dtype\":\"x\"},\"psi\":\"b\",\"lambda\":1}",
+         VV_EUNKNOWN, "/phi/dtype"},
+        {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"lambda\":1,\"solver\":\"newton\"}",
+         VV_EINVAL, "/solver"},
+        {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"lambda\":1,\"tol\":-1}", VV_EINVAL,
+         "/tol"},
+        {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"lambda\":1,\"max_iter\":1.5}", VV_ETYPE,
+         "/max_iter"},
+        {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"lambda\":1,\"max_iter\":0}", VV_EINVAL,
+         "/max_iter"},
+        {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"lambda\":1,\"mu\":0.1}", VV_EINVAL,
+         "/mu"},
+        {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"lambda\":1,\"seed\":3}", VV_EINVAL,
+         "/seed"},
+        {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"lambda\":1,\"refit\":1}", VV_ETYPE,
+         "/refit"},
+        {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"lambda\":1,\"bias\":[1,\"x\"]}",
+         VV_ETYPE, "/bias/1"},
+        {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"lambda\":1,\"init\":5}", VV_ETYPE,
+         "/init"},
+        {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"path\":{}}", VV_EMISSING, "/path"},
+        {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"path\":{\"lambdas\":[]}}", VV_EINVAL,
+         "/path/lambdas"},
+        {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"path\":{\"lambdas\":[1,-2]}}",
+         VV_EINVAL, "/path/lambdas/1"},
+        {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"path\":{\"n\":3,\"lambdas\":[1]}}",
+         VV_EINVAL, "/path/lambdas"},
+        {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"path\":{\"lambdas\":[1],\"min_ratio\":0.1}}",
+         VV_EINVAL, "/path/min_ratio"},
+        {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"target_active\":0}", VV_EINVAL,
+         "/target_active"},
+        {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"target_active\":3,\"lambda\":1}",
+         VV_EINVAL, "/target_active"},
+        {"{\"kind\":\"lasso\",\"generate\":{\"n\":10,\"k\":3},\"lambda\":1}", VV_EMISSING,
+         "/generate/d"},
+        {"{\"kind\":\"lasso\",\"generate\":{\"n\":10,\"k\":3,\"d\":1},\"phi\":\"a\",\"lambda\":1}",
+         VV_EINVAL, "/phi"},
+        {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"lambda\":1,\"device\":\"cuda:7\"}",
+         VV_EINVAL, "/device"},
+        {"{\"kind\":\"lasso\",\"phi\":\"a\",\"phi\":\"c\",\"psi\":\"b\",\"lambda\":1}", VV_EINVAL,
+         "/phi"},
+    };
+    for (unsigned i = 0; i < sizeof bad / sizeof *bad; i++) {
+        rc = parse(bad[i].json, &s, field);
+        CHECKF(rc == bad[i].err && !strcmp(field, bad[i].field),
+               "bad spec %u: %s at '%s' (got %s at '%s': %s)", i, vv_err_name(bad[i].err),
+               bad[i].field, vv_err_name(rc), field, vv_err_detail());
+        CHECKF(vv_err_http_status(rc) == 400, "bad spec %u: a 400", i);
+        spec_free_lasso(&s);
+    }
+
+    /* The schema lists exactly the fields the parser accepts. */
+    FILE *f = fopen(VV_SCHEMA_DIR "/lasso.schema.json", "rb");
+    static char buf[1 << 16];
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = 0;
+    cJSON *schema = cJSON_Parse(buf);
+    cJSON *props = cJSON_GetObjectItem(schema, "properties");
+    CHECK(props != NULL, "schema/lasso.schema.json parses");
+    int nprops = cJSON_GetArraySize(props), nfields = 0, all = 1;
+    for (const char *const *p = spec_lasso_fields; *p; p++, nfields++)
+        if (!cJSON_GetObjectItem(props, *p)) {
+            all = 0;
+            printf("# field %s missing from the schema\n", *p);
+        }
+    CHECKF(all && nprops == nfields, "schema properties (%d) = parser fields (%d)", nprops,
+           nfields);
+    cJSON *solver = cJSON_GetObjectItem(cJSON_GetObjectItem(props, "solver"), "enum"), *e;
+    int solvers_ok = cJSON_GetArraySize(solver) == 4;
+    cJSON_ArrayForEach(e, solver) solvers_ok &= vv_solver_from_name(e->valuestring) >= 0;
+    CHECK(solvers_ok, "schema solver names are the library's");
+    cJSON_Delete(schema);
+    return tap_done();
+}
