@@ -1,8 +1,8 @@
 /* backend_cpu.c - the reference backend: host memory and OpenBLAS. */
 #include "vv/backend.h"
+#include "vv/blas.h"
 #include "vv/err.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,9 +37,7 @@ static int cpu_gemm(vv_backend *be, int ta, int tb, int64_t m, int64_t n, int64_
     (void)be;
     if (m == 0 || n == 0)
         return 0;
-    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                (blasint)m, (blasint)n, (blasint)k, alpha, a, (blasint)lda, b, (blasint)ldb, beta,
-                c, (blasint)ldc);
+    vv_dgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return 0;
 }
 
@@ -49,8 +47,7 @@ static int cpu_syrk_t(vv_backend *be, int64_t n, int64_t k, double alpha, const 
     (void)be;
     if (n == 0 || k == 0)
         return 0;
-    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (blasint)n, (blasint)k, alpha, a,
-                (blasint)lda, 1.0, c, (blasint)n);
+    vv_dsyrk_t(n, k, alpha, a, lda, c);
     return 0;
 }
 

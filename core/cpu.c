@@ -6,10 +6,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Provided by OpenBLAS; declared here so that no particular cblas.h is needed. */
-char *openblas_get_corename(void);
-char *openblas_get_config(void);
-
 const char *vv_blas_wanted_coretype(void)
 {
     __builtin_cpu_init();
@@ -20,9 +16,6 @@ const char *vv_blas_wanted_coretype(void)
         return "Haswell";
     return NULL;
 }
-
-const char *vv_blas_corename(void) { return openblas_get_corename(); }
-const char *vv_blas_config(void) { return openblas_get_config(); }
 
 const char *vv_cpu_description(void)
 {

@@ -1,5 +1,6 @@
 /* solve.c - solver dispatch, options, progress reporting, refit, init. */
 #include "solve_internal.h"
+#include "vv/blas.h"
 #include "vv/cpu.h"
 #include "vv/err.h"
 
@@ -109,10 +110,6 @@ int vv_lasso_solve(const vv_stats *s, const vv_lasso_opts *o, double *W, vv_lass
     return rc;
 }
 
-/* LAPACK (inside OpenBLAS). */
-void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info);
-void dpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a, const int *lda,
-             double *b, const int *ldb, int *info);
 
 int vv_lasso_refit(const vv_stats *s, const double *W, double *Wr)
 {
@@ -153,12 +150,7 @@ int vv_lasso_refit(const vv_stats *s, const double *W, double *Wr)
         for (int64_t j = 0; j < d; j++)
             for (int64_t a = 0; a < m; a++)
                 X[j * m + a] = s->Bt[sup[a] * d + j];
-        int n = (int)m, nrhs = (int)d, info = 0;
-        dpotrf_("L", &n, A, &n, &info);
-        if (info != 0)
-            continue;
-        dpotrs_("L", &n, &nrhs, A, &n, X, &n, &info);
-        if (info != 0)
+        if (vv_dpotrf((int)m, A) != 0 || vv_dpotrs((int)m, (int)d, A, X) != 0)
             continue;
         for (int64_t a = 0; a < m; a++)
             for (int64_t j = 0; j < d; j++)

@@ -1,4 +1,5 @@
 /* stats.c - sufficient statistics G, Bt, c in one streaming pass. */
+#include "vv/blas.h"
 #include "vv/cpu.h"
 #include "vv/err.h"
 #include "vv/lasso.h"
@@ -18,10 +19,6 @@ void vv_stats_free(vv_stats *s)
     free(s->Bt);
     memset(s, 0, sizeof *s);
 }
-
-/* OpenBLAS's thread control (declared here so no particular cblas.h is needed). */
-void openblas_set_num_threads(int n);
-int openblas_get_num_threads(void);
 
 /* The pass is split over workers: each takes the next chunk of rows (reads
  * are serialised by a lock, so sources need not be thread-safe), converts
@@ -153,8 +150,8 @@ int vv_stats_compute(vv_rows *phi, vv_rows *psi, const vv_stats_opts *opts, vv_s
     if (nw == 1) {
         work(&ws[0]);
     } else {
-        int threads = openblas_get_num_threads();
-        openblas_set_num_threads(1);
+        int threads = vv_blas_threads();
+        vv_blas_set_threads(1);
         int started = 0;
         for (; started < nw; started++)
             if (pthread_create(&ws[started].tid, NULL, work, &ws[started]))
@@ -163,7 +160,7 @@ int vv_stats_compute(vv_rows *phi, vv_rows *psi, const vv_stats_opts *opts, vv_s
             work(&ws[0]);
         for (int i = 0; i < started; i++)
             pthread_join(ws[i].tid, NULL);
-        openblas_set_num_threads(threads);
+        vv_blas_set_threads(threads);
     }
     if (p.rc < 0) {
         rc = vv_fail(p.rc, "%s", p.detail);

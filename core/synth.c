@@ -1,8 +1,8 @@
 /* synth.c - seeded random numbers and synthetic last-layer problems. */
+#include "vv/blas.h"
 #include "vv/err.h"
 #include "vv/lasso.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,15 +111,13 @@ static int synth_features(synth *s, int64_t r0, int64_t rows)
             x[j] = prev;
         }
     }
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, HIDDEN, IN_DIM, 1.0, s->x,
-                IN_DIM, s->w1, IN_DIM, 0.0, s->h, HIDDEN);
+    vv_dgemm(0, 1, rows, HIDDEN, IN_DIM, 1.0, s->x, IN_DIM, s->w1, IN_DIM, 0.0, s->h, HIDDEN);
     for (int64_t i = 0; i < rows; i++)
         for (int j = 0; j < HIDDEN; j++) {
             double v = s->h[i * HIDDEN + j] + s->b1[j];
             s->h[i * HIDDEN + j] = v > 0 ? v : 0;
         }
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)s->k, HIDDEN, 1.0, s->h,
-                HIDDEN, s->w2, HIDDEN, 0.0, s->phi, (int)s->k);
+    vv_dgemm(0, 1, rows, s->k, HIDDEN, 1.0, s->h, HIDDEN, s->w2, HIDDEN, 0.0, s->phi, s->k);
     for (int64_t i = 0; i < rows; i++)
         for (int64_t j = 0; j < s->k; j++) {
             double v = s->phi[i * s->k + j] + s->b2[j];
@@ -147,8 +145,7 @@ static int synth_read_psi(void *ctx, int64_t r0, int64_t rows, double *dst)
     int rc = synth_features(s, r0, rows);
     if (rc < 0)
         return rc;
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)s->d, (int)s->k, 1.0,
-                s->phi, (int)s->k, s->v0, (int)s->k, 0.0, dst, (int)s->d);
+    vv_dgemm(0, 1, rows, s->d, s->k, 1.0, s->phi, s->k, s->v0, s->k, 0.0, dst, s->d);
     for (int64_t i = 0; i < rows; i++) {
         vv_rng r;
         vv_rng_seed(&r, ~s->seed * 0x9e3779b97f4a7c15ULL + 0x2545f4914f6cdd1dULL * (uint64_t)(r0 + i));

@@ -3,6 +3,7 @@
 #include "spec.h"
 
 #include "vv/array.h"
+#include "vv/blas.h"
 #include "vv/cpu.h"
 #include "vv/err.h"
 #include "vv/lasso.h"
@@ -63,34 +64,27 @@ static void print_event(void *ctx, const cJSON *ev)
     }
 }
 
-/* Re-executes vvd with OPENBLAS_CORETYPE set when the user has not chosen
- * one and this CPU needs it: OpenBLAS picks its kernels at load time. */
-static void choose_blas_kernels(char **argv)
+/* Loads OpenBLAS with the kernels this CPU needs when the user has not
+ * chosen them (OpenBLAS reads OPENBLAS_CORETYPE once, when it is loaded)
+ * and logs the kernel in use.  Returns 0, or 1 when OpenBLAS is missing. */
+static int choose_blas_kernels(void)
 {
-    if (getenv("VV_BLAS_REEXEC")) {
-        /* We are the re-executed vvd: hide the marker from child processes. */
-        unsetenv("VV_BLAS_REEXEC");
-        VV_INFO("blas", NULL, "OpenBLAS kernel %s (OPENBLAS_CORETYPE=%s chosen by vvd for %s)",
-                vv_blas_corename(), getenv("OPENBLAS_CORETYPE"), vv_cpu_description());
-        return;
-    }
     const char *user = getenv("OPENBLAS_CORETYPE");
-    if (user) {
+    const char *want = user ? NULL : vv_blas_wanted_coretype();
+    if (vv_blas_load(want) < 0) {
+        VV_ERROR("blas", NULL, "%s", vv_err_detail());
+        return 1;
+    }
+    if (user)
         VV_INFO("blas", NULL, "OpenBLAS kernel %s (OPENBLAS_CORETYPE=%s set by the user)",
                 vv_blas_corename(), user);
-        return;
-    }
-    const char *want = vv_blas_wanted_coretype();
-    if (want) {
-        setenv("OPENBLAS_CORETYPE", want, 1);
-        setenv("VV_BLAS_REEXEC", "1", 1);
-        execv("/proc/self/exe", argv);
-        VV_WARN("blas", NULL, "cannot re-execute with OPENBLAS_CORETYPE=%s: %s", want,
-                strerror(errno));
-        unsetenv("OPENBLAS_CORETYPE");
-        unsetenv("VV_BLAS_REEXEC");
-    }
-    VV_INFO("blas", NULL, "OpenBLAS kernel %s (OpenBLAS's own choice)", vv_blas_corename());
+    else if (want)
+        VV_INFO("blas", NULL, "OpenBLAS kernel %s (OPENBLAS_CORETYPE=%s chosen by vvd for %s)",
+                vv_blas_corename(), want, vv_cpu_description());
+    else
+        VV_INFO("blas", NULL, "OpenBLAS kernel %s (OpenBLAS's own choice for %s)",
+                vv_blas_corename(), vv_cpu_description());
+    return 0;
 }
 
 static char *read_file(const char *path, size_t *len)
@@ -287,11 +281,15 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(argv[1], "run")) {
-        choose_blas_kernels(argv);
+        if (choose_blas_kernels())
+            return 1;
         return cmd_run(argc - 2, argv + 2);
     }
-    if (!strcmp(argv[1], "gen"))
+    if (!strcmp(argv[1], "gen")) {
+        if (choose_blas_kernels())
+            return 1;
         return cmd_gen(argc - 2, argv + 2);
+    }
     fprintf(stderr, "vvd: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

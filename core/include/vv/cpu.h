@@ -3,9 +3,8 @@
  * Debian's OpenBLAS 0.3.21 chooses its kernels when the library is loaded
  * (before main) and does not recognise every recent CPU; unrecognised ones
  * get slow generic kernels.  It honours OPENBLAS_CORETYPE, read at load
- * time, so a program that wants the right kernels must have it set before
- * it starts: vv_blas_wanted_coretype() says which value fits this CPU, and
- * vvd re-executes itself with it when the user has not set it.
+ * time: vv_blas_wanted_coretype() says which value fits this CPU, and vvd
+ * passes it to vv_blas_load (vv/blas.h) when the user has not set one.
  */
 #ifndef VV_CPU_H
 #define VV_CPU_H
@@ -16,7 +15,7 @@
 const char *vv_blas_wanted_coretype(void);
 
 /* The kernel set OpenBLAS is using now (e.g. "SkylakeX", "Haswell",
- * "Prescott"), a static string. */
+ * "Prescott"), a static string; loads OpenBLAS if needed (vv/blas.h). */
 const char *vv_blas_corename(void);
 
 /* OpenBLAS's configuration string (version, build options). */
