@@ -42,12 +42,16 @@ run_problem() { # name n k d seed mu
 {"kind": "lasso", "phi": "$dir/phi.npy", "psi": "$dir/psi.npy", "lambda_ratio": 0.05, "tol": 1e-6}
 J
   cat "$dir/phi.npy" "$dir/psi.npy" >/dev/null   # warm page cache for both sides alike
-  local t0 t1
-  t0=$(date +%s.%N)
-  "$VVD" run "$dir/spec.json" --out "$dir/vvd" >"$dir/vvd.ndjson" 2>"$dir/vvd.log"
-  t1=$(date +%s.%N)
+  # vvd runs three times (a fraction of a second each here): the median wall time counts.
+  local t0 t1 walls=()
+  for _ in 1 2 3; do
+    t0=$(date +%s.%N)
+    "$VVD" run "$dir/spec.json" --out "$dir/vvd" >"$dir/vvd.ndjson" 2>"$dir/vvd.log"
+    t1=$(date +%s.%N)
+    walls+=("$("$PY" -c "print($t1 - $t0)")")
+  done
   local vt lam vobj vrel vact gfl sts kern
-  vt=$("$PY" -c "print($t1 - $t0)")
+  vt=$(printf '%s\n' "${walls[@]}" | sort -g | sed -n 2p)
   lam=$(jget '["lambda"]' <"$dir/vvd.ndjson")
   vobj=$(jget '["objective"]' <"$dir/vvd.ndjson")
   vrel=$(jget '["rel_gap"]' <"$dir/vvd.ndjson")
@@ -57,8 +61,8 @@ J
   gfl=$(grep '"event":"stats"' "$dir/vvd.ndjson" | jget '["gflops"]')
   local indep
   indep=$(OPENBLAS_CORETYPE=SkylakeX "$PY" bench/reference.py gap "$dir/phi.npy" "$dir/psi.npy" "$lam" "$dir/vvd/V.npy")
-  printf 'vvd (%s kernels): %.3f s end to end (statistics %.3f s), objective %.12g, rel_gap %.2e (numpy recomputes %.2e), %s neurons active\n' \
-    "$kern" "$vt" "$sts" "$vobj" "$vrel" "$(echo "$indep" | jget '["rel_gap"]')" "$vact"
+  printf 'vvd (%s kernels): %.3f s end to end (median of %s), statistics %.3f s, objective %.12g, rel_gap %.2e (numpy recomputes %.2e), %s neurons active\n' \
+    "$kern" "$vt" "$(echo "${walls[@]}" | sed 's/\([0-9]*\.[0-9][0-9][0-9]\)[0-9]*/\1/g')" "$sts" "$vobj" "$vrel" "$(echo "$indep" | jget '["rel_gap"]')" "$vact"
   "$PY" -c "n,k=$n,$k; t=$sts; g=$gfl; print('Gram pass: %.1f GFLOP/s counting the N K (K+1) flops of the symmetric product, %.1f GFLOP/s gemm-equivalent (2 N K^2 = %.1f GFLOP)' % (g, 2*n*k*k/t*1e-9, 2*n*k*k*1e-9))"
   for ct in default SkylakeX; do
     local res

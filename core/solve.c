@@ -117,14 +117,7 @@ int vv_lasso_refit(const vv_stats *s, const double *W, double *Wr)
     int64_t *sup = malloc((size_t)k * sizeof *sup);
     if (!sup)
         return vv_fail(VV_ENOMEM, "refit: out of memory");
-    int64_t m = 0;
-    for (int64_t i = 0; i < k; i++) {
-        double q = 0;
-        for (int64_t j = 0; j < d; j++)
-            q += W[i * d + j] * W[i * d + j];
-        if (sqrt(q) > VV_ACTIVE_TOL)
-            sup[m++] = i;
-    }
+    int64_t m = vv_lasso_support(W, k, d, sup);
     memset(Wr, 0, (size_t)(k * d) * sizeof *Wr);
     if (m == 0) {
         free(sup);
@@ -164,6 +157,22 @@ done:
     free(A);
     free(X);
     return rc;
+}
+
+int64_t vv_lasso_support(const double *W, int64_t k, int64_t d, int64_t *idx)
+{
+    int64_t m = 0;
+    for (int64_t i = 0; i < k; i++) {
+        double q = 0;
+        for (int64_t j = 0; j < d; j++)
+            q += W[i * d + j] * W[i * d + j];
+        if (sqrt(q) > VV_ACTIVE_TOL) {
+            if (idx)
+                idx[m] = i;
+            m++;
+        }
+    }
+    return m;
 }
 
 void vv_lasso_init(vv_init how, uint64_t seed, int64_t k, int64_t d, double *W)

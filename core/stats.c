@@ -20,9 +20,9 @@ void vv_stats_free(vv_stats *s)
     memset(s, 0, sizeof *s);
 }
 
-/* The pass is split over workers: each takes the next chunk of rows (reads
- * are serialised by a lock, so sources need not be thread-safe), converts
- * it, and adds its Gram and cross products into its own accumulators with
+/* The pass is split over workers: each takes the next chunk of rows, reads
+ * and converts it (in parallel when both sources allow it, under the lock
+ * otherwise), and adds its Gram and cross products into its own accumulators with
  * a single-threaded BLAS call while the other workers read or compute.  The
  * accumulators are summed at the end.  This keeps both cores busy in BLAS-3
  * instead of leaving BLAS threads spinning while one thread converts. */
@@ -32,6 +32,7 @@ typedef struct pass {
     vv_backend *be;
     int64_t n, k, d, chunk, next;
     pthread_mutex_t lock;
+    int parallel_reads; /* both sources may be read concurrently */
     int rc;             /* first failure */
     char detail[1024];  /* its detail (details are thread-local) */
 } pass;
@@ -62,15 +63,23 @@ static void *work(void *arg)
         }
         int64_t m = p->n - r0 < p->chunk ? p->n - r0 : p->chunk;
         p->next = r0 + m;
+        /* Thread-safe sources are read outside the lock, in parallel. */
+        if (p->parallel_reads)
+            pthread_mutex_unlock(&p->lock);
         if ((rc = vv_rows_read(p->phi, r0, m, w->X)) == 0)
             rc = vv_rows_read(p->psi, r0, m, w->Y);
+        if (p->parallel_reads && rc < 0)
+            pthread_mutex_lock(&p->lock);
         if (rc < 0) {
-            p->rc = rc;
-            snprintf(p->detail, sizeof p->detail, "%s", vv_err_detail());
+            if (p->rc == 0) {
+                p->rc = rc;
+                snprintf(p->detail, sizeof p->detail, "%s", vv_err_detail());
+            }
             pthread_mutex_unlock(&p->lock);
             return NULL;
         }
-        pthread_mutex_unlock(&p->lock);
+        if (!p->parallel_reads)
+            pthread_mutex_unlock(&p->lock);
         if (p->o->bias)
             for (int64_t i = 0; i < m; i++)
                 for (int64_t j = 0; j < d; j++)
@@ -129,7 +138,8 @@ int vv_stats_compute(vv_rows *phi, vv_rows *psi, const vv_stats_opts *opts, vv_s
 
     double t0 = vv_now();
     pass p = {.phi = phi, .psi = psi, .o = &o, .be = be, .n = n, .k = k, .d = d,
-              .chunk = chunk, .lock = PTHREAD_MUTEX_INITIALIZER};
+              .chunk = chunk, .lock = PTHREAD_MUTEX_INITIALIZER,
+              .parallel_reads = vv_rows_thread_safe(phi) && vv_rows_thread_safe(psi)};
     worker *ws = calloc((size_t)nw, sizeof *ws);
     int rc = 0;
     if (!ws)

@@ -130,6 +130,22 @@ static int write_V(const char *dir, const char *name, const double *W, int64_t k
     return rc;
 }
 
+static cJSON *point_json(int64_t index, double lambda, double lmax, const vv_lasso_result *r,
+                         const char *vfile)
+{
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddNumberToObject(p, "index", (double)index);
+    cJSON_AddNumberToObject(p, "lambda", lambda);
+    cJSON_AddNumberToObject(p, "lambda_ratio", lambda / lmax);
+    put_eval(p, &r->e);
+    cJSON_AddStringToObject(p, "stop_reason", vv_stop_reason_name(r->stop_reason));
+    cJSON_AddNumberToObject(p, "iterations", (double)r->iterations);
+    cJSON_AddNumberToObject(p, "seconds", r->seconds);
+    if (vfile)
+        cJSON_AddStringToObject(p, "V", vfile);
+    return p;
+}
+
 /* One solve at lambda from the warm start W; emits a "point" event. */
 static int solve_point(job *j, double lambda, double *W, vv_lasso_result *res, int64_t index,
                        const char *vfile)
@@ -153,17 +169,8 @@ static int solve_point(job *j, double lambda, double *W, vv_lasso_result *res, i
         return rc;
     j->iters += res->iterations;
     if (index >= 0) {
-        cJSON *ev = cJSON_CreateObject();
+        cJSON *ev = point_json(index, lambda, j->lambda_max, res, vfile);
         cJSON_AddStringToObject(ev, "event", "point");
-        cJSON_AddNumberToObject(ev, "index", (double)index);
-        cJSON_AddNumberToObject(ev, "lambda", lambda);
-        cJSON_AddNumberToObject(ev, "lambda_ratio", lambda / j->lambda_max);
-        put_eval(ev, &res->e);
-        cJSON_AddStringToObject(ev, "stop_reason", vv_stop_reason_name(res->stop_reason));
-        cJSON_AddNumberToObject(ev, "iterations", (double)res->iterations);
-        cJSON_AddNumberToObject(ev, "seconds", res->seconds);
-        if (vfile)
-            cJSON_AddStringToObject(ev, "V", vfile);
         emit(j, ev);
     }
     return 0;
@@ -173,22 +180,6 @@ static int cmp_desc(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? 1 : x > y ? -1 : 0;
-}
-
-static cJSON *point_json(int64_t index, double lambda, double lmax, const vv_lasso_result *r,
-                         const char *vfile)
-{
-    cJSON *p = cJSON_CreateObject();
-    cJSON_AddNumberToObject(p, "index", (double)index);
-    cJSON_AddNumberToObject(p, "lambda", lambda);
-    cJSON_AddNumberToObject(p, "lambda_ratio", lambda / lmax);
-    put_eval(p, &r->e);
-    cJSON_AddStringToObject(p, "stop_reason", vv_stop_reason_name(r->stop_reason));
-    cJSON_AddNumberToObject(p, "iterations", (double)r->iterations);
-    cJSON_AddNumberToObject(p, "seconds", r->seconds);
-    if (vfile)
-        cJSON_AddStringToObject(p, "V", vfile);
-    return p;
 }
 
 /* A lambda path with warm starts, from the largest lambda down. */
@@ -445,18 +436,11 @@ int run_lasso(const lasso_spec *s, const char *out_dir, const run_sink *sink,
     if ((rc = write_V(out_dir, "V.npy", W, k, d, vpath, sizeof vpath)) < 0)
         goto done;
     int64_t *kept = malloc((size_t)k * sizeof *kept + 8);
-    int64_t nk = 0;
     if (!kept) {
         rc = vv_fail(VV_ENOMEM, "out of memory");
         goto done;
     }
-    for (int64_t c = 0; c < k; c++) {
-        double q = 0;
-        for (int64_t i = 0; i < d; i++)
-            q += W[c * d + i] * W[c * d + i];
-        if (sqrt(q) > VV_ACTIVE_TOL)
-            kept[nk++] = c;
-    }
+    int64_t nk = vv_lasso_support(W, k, d, kept);
     snprintf(kpath, sizeof kpath, "%s/kept.npy", out_dir);
     rc = vv_npy_write(kpath, VV_I64, 1, (int64_t[]){nk}, kept);
     free(kept);

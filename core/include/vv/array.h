@@ -111,8 +111,14 @@ const char *vv_rows_name(const vv_rows *r);
 /* Reads rows [r0, r0 + nrows) as float64 into dst (nrows x cols,
  * row-major).  Fails with VV_ENONFINITE naming the file, row and column of
  * the first NaN or Inf, VV_EINVAL on a range outside the matrix, VV_EIO if
- * the file shrank under us.  Not thread-safe on one vv_rows. */
+ * the file shrank under us.  Concurrent calls on one vv_rows are safe when
+ * vv_rows_thread_safe() says so, and must be serialised otherwise. */
 int vv_rows_read(vv_rows *r, int64_t r0, int64_t nrows, double *dst);
+
+/* 1 when vv_rows_read may run concurrently on r: memory sources and
+ * C-order files (read with pread); 0 for Fortran-order files (one mapping
+ * with release bookkeeping) and callback sources. */
+int vv_rows_thread_safe(const vv_rows *r);
 
 /* Closes the source; accepts NULL. */
 void vv_rows_free(vv_rows *r);

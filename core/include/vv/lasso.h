@@ -164,6 +164,10 @@ int vv_lasso_solve(const vv_stats *s, const vv_lasso_opts *o, double *W, vv_lass
  * with VV_ENUMERIC when no ridge helps. */
 int vv_lasso_refit(const vv_stats *s, const double *W, double *Wr);
 
+/* The active neurons of W (K x D): writes their indices, ascending, to idx
+ * (K entries of room; may be NULL) and returns how many there are. */
+int64_t vv_lasso_support(const double *W, int64_t k, int64_t d, int64_t *idx);
+
 /* Fills W with the initialisation: zeros, or PyTorch's nn.Linear default
  * U(-1/sqrt K, 1/sqrt K) drawn from a seeded generator. */
 void vv_lasso_init(vv_init how, uint64_t seed, int64_t k, int64_t d, double *W);
