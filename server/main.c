@@ -1,4 +1,5 @@
 /* main.c - the vvd executable: `vvd run`, `vvd gen` (the daemon comes later). */
+#include "daemon.h"
 #include "run.h"
 #include "spec.h"
 
@@ -34,7 +35,8 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-    fputs("usage: vvd run SPEC.json [--out DIR]\n"
+    fputs("usage: vvd serve [--listen ADDR:PORT] [--data-dir DIR] ... (vvd serve --help)\n"
+          "       vvd run SPEC.json [--out DIR]\n"
           "       vvd gen --n N --k K --d D [--seed S] --out DIR\n"
           "       vvd version\n"
           "\n"
@@ -184,7 +186,7 @@ static int cmd_run(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     run_sink sink = {print_event, stdout};
     cJSON *result = NULL;
-    rc = run_lasso(&spec, out, &sink, &stop_flag, &result, field, sizeof field);
+    rc = run_lasso(&spec, out, &sink, &stop_flag, NULL, &result, field, sizeof field);
     spec_free_lasso(&spec);
     if (rc < 0)
         return fail_line(rc, field);
@@ -284,6 +286,13 @@ int main(int argc, char **argv)
         if (choose_blas_kernels())
             return 1;
         return cmd_run(argc - 2, argv + 2);
+    }
+    if (!strcmp(argv[1], "serve")) {
+        if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h")))
+            return vvd_serve(argc - 2, argv + 2);
+        if (choose_blas_kernels())
+            return 1;
+        return vvd_serve(argc - 2, argv + 2);
     }
     if (!strcmp(argv[1], "gen")) {
         if (choose_blas_kernels())

@@ -17,7 +17,9 @@ typedef struct job {
     const run_sink *sink;
     const volatile int *stop;
     const char *out_dir;
-    vv_stats st;
+    vv_stats st;       /* computed here when there is no cache */
+    const vv_stats *stp; /* the statistics in use: &st or a cache entry's */
+    int cached;        /* the statistics came from the cache */
     double lambda_max;
     double deadline;
     int64_t step;     /* next metric step */
@@ -164,7 +166,7 @@ static int solve_point(job *j, double lambda, double *W, vv_lasso_result *res, i
     o.on_metric = on_metric;
     o.ctx = j;
     o.mu = s->mu;
-    int rc = vv_lasso_solve(&j->st, &o, W, res);
+    int rc = vv_lasso_solve(j->stp, &o, W, res);
     if (rc < 0)
         return rc;
     j->iters += res->iterations;
@@ -207,7 +209,7 @@ static int run_path(job *j, double *W, vv_lasso_result *res, double *lambda, cJS
         snprintf(vrel, sizeof vrel, "path/V_%03lld.npy", (long long)i);
         if ((rc = solve_point(j, lams[i], W, res, i, vrel)) < 0)
             break;
-        if ((rc = write_V(j->out_dir, vrel, W, j->st.k, j->st.d, vpath, sizeof vpath)) < 0)
+        if ((rc = write_V(j->out_dir, vrel, W, j->stp->k, j->stp->d, vpath, sizeof vpath)) < 0)
             break;
         cJSON_AddItemToArray(points, point_json(i, lams[i], j->lambda_max, res, vrel));
         *lambda = lams[i];
@@ -223,7 +225,7 @@ static int run_path(job *j, double *W, vv_lasso_result *res, double *lambda, cJS
 static int run_target(job *j, double *W, vv_lasso_result *res, double *lambda, cJSON *points)
 {
     const lasso_spec *s = j->spec;
-    int64_t k = j->st.k, d = j->st.d, target = s->target_active;
+    int64_t k = j->stp->k, d = j->stp->d, target = s->target_active;
     size_t bytes = (size_t)(k * d) * sizeof(double);
     double *best = calloc(1, bytes);
     if (!best)
@@ -275,6 +277,181 @@ static int run_target(job *j, double *W, vv_lasso_result *res, double *lambda, c
     return rc;
 }
 
+
+/* ---- The statistics cache ------------------------------------------------- */
+
+enum { MAX_SOLUTIONS = 16 };
+
+typedef struct cache_entry {
+    char *key;
+    vv_stats st;
+    uint64_t used; /* LRU clock */
+    int nsol;
+    double sol_lambda[MAX_SOLUTIONS];
+    double *sol_W[MAX_SOLUTIONS];
+    struct cache_entry *next;
+} cache_entry;
+
+struct run_cache {
+    size_t max_bytes;
+    uint64_t clock;
+    cache_entry *head;
+};
+
+run_cache *run_cache_new(size_t max_bytes)
+{
+    run_cache *c = calloc(1, sizeof *c);
+    if (c)
+        c->max_bytes = max_bytes;
+    return c;
+}
+
+static size_t entry_bytes(const cache_entry *e)
+{
+    size_t b = (size_t)(e->st.k * e->st.k + e->st.k * e->st.d) * sizeof(double);
+    return b + (size_t)e->nsol * (size_t)(e->st.k * e->st.d) * sizeof(double);
+}
+
+static void entry_free(cache_entry *e)
+{
+    free(e->key);
+    vv_stats_free(&e->st);
+    for (int i = 0; i < e->nsol; i++)
+        free(e->sol_W[i]);
+    free(e);
+}
+
+void run_cache_free(run_cache *c)
+{
+    if (!c)
+        return;
+    while (c->head) {
+        cache_entry *e = c->head;
+        c->head = e->next;
+        entry_free(e);
+    }
+    free(c);
+}
+
+/* Appends "path|tensor|device|inode|size|mtime" of a file, or "" when the file
+ * cannot be examined (then the key is not used). */
+static int key_file(char *buf, size_t sz, size_t *len, const spec_file *f)
+{
+    struct stat st;
+    if (!f->path)
+        return 0;
+    if (stat(f->path, &st) < 0)
+        return -1;
+    int n = snprintf(buf + *len, sz - *len, "%s|%s|%llu|%llu|%lld|%lld.%09ld;", f->path,
+                     f->tensor ? f->tensor : "", (unsigned long long)st.st_dev,
+                     (unsigned long long)st.st_ino, (long long)st.st_size,
+                     (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+    if (n < 0 || (size_t)n >= sz - *len)
+        return -1;
+    *len += (size_t)n;
+    return 0;
+}
+
+const char *cache_key(const lasso_spec *s, char *buf, size_t sz)
+{
+    size_t len = 0;
+    buf[0] = 0;
+    int n = s->generate ? snprintf(buf, sz, "gen:%lld:%lld:%lld:%llu;", (long long)s->gen_n,
+                                   (long long)s->gen_k, (long long)s->gen_d,
+                                   (unsigned long long)s->gen_seed)
+                        : 0;
+    len = n > 0 ? (size_t)n : 0;
+    if (key_file(buf, sz, &len, &s->phi) < 0 || key_file(buf, sz, &len, &s->psi) < 0 ||
+        key_file(buf, sz, &len, &s->bias_file) < 0) {
+        buf[0] = 0;
+        return buf;
+    }
+    for (int64_t i = 0; i < s->nbias; i++) {
+        n = snprintf(buf + len, sz - len, "%.17g,", s->bias[i]);
+        if (n < 0 || (size_t)n >= sz - len) {
+            buf[0] = 0;
+            return buf;
+        }
+        len += (size_t)n;
+    }
+    return buf;
+}
+
+cache_entry *cache_find(run_cache *c, const char *key)
+{
+    if (!key[0])
+        return NULL;
+    for (cache_entry *e = c->head; e; e = e->next)
+        if (!strcmp(e->key, key)) {
+            e->used = ++c->clock;
+            return e;
+        }
+    return NULL;
+}
+
+/* Takes ownership of *st (zeroing it) into a new entry, evicting the least
+ * recently used entries beyond the budget; NULL (and *st untouched) when the
+ * statistics alone exceed the budget or memory is short. */
+cache_entry *cache_add(run_cache *c, const char *key, vv_stats *st)
+{
+    cache_entry *e = calloc(1, sizeof *e);
+    if (!e || !(e->key = strdup(key))) {
+        free(e);
+        return NULL;
+    }
+    e->st = *st;
+    if (entry_bytes(e) > c->max_bytes) {
+        free(e->key);
+        free(e);
+        return NULL;
+    }
+    memset(st, 0, sizeof *st);
+    e->used = ++c->clock;
+    e->next = c->head;
+    c->head = e;
+    for (;;) {
+        size_t total = 0;
+        cache_entry **lru = NULL;
+        for (cache_entry **p = &c->head; *p; p = &(*p)->next) {
+            total += entry_bytes(*p);
+            if (*p != e && (!lru || (*p)->used < (*lru)->used))
+                lru = p;
+        }
+        if (total <= c->max_bytes || !lru)
+            break;
+        cache_entry *victim = *lru;
+        *lru = victim->next;
+        entry_free(victim);
+    }
+    return e;
+}
+
+void cache_warm_start(const cache_entry *e, double lambda, double *W, int64_t kd)
+{
+    int best = -1;
+    for (int i = 0; i < e->nsol; i++)
+        if (best < 0 || fabs(log(e->sol_lambda[i] / lambda)) < fabs(log(e->sol_lambda[best] / lambda)))
+            best = i;
+    if (best >= 0)
+        memcpy(W, e->sol_W[best], (size_t)kd * sizeof *W);
+}
+
+void cache_add_solution(cache_entry *e, double lambda, const double *W, int64_t kd)
+{
+    double *copy = malloc((size_t)kd * sizeof *copy);
+    if (!copy)
+        return;
+    memcpy(copy, W, (size_t)kd * sizeof *copy);
+    if (e->nsol == MAX_SOLUTIONS) {
+        free(e->sol_W[0]);
+        memmove(e->sol_W, e->sol_W + 1, (MAX_SOLUTIONS - 1) * sizeof *e->sol_W);
+        memmove(e->sol_lambda, e->sol_lambda + 1, (MAX_SOLUTIONS - 1) * sizeof *e->sol_lambda);
+        e->nsol--;
+    }
+    e->sol_lambda[e->nsol] = lambda;
+    e->sol_W[e->nsol++] = copy;
+}
+
 cJSON *run_error_object(int err, const char *field)
 {
     cJSON *o = cJSON_CreateObject();
@@ -290,7 +467,8 @@ cJSON *run_error_object(int err, const char *field)
 }
 
 int run_lasso(const lasso_spec *s, const char *out_dir, const run_sink *sink,
-              const volatile int *stop, cJSON **result, char *field, size_t fieldsz)
+              const volatile int *stop, run_cache *cache, cJSON **result, char *field,
+              size_t fieldsz)
 {
     *result = NULL;
     set_field(field, fieldsz, "");
@@ -383,24 +561,35 @@ int run_lasso(const lasso_spec *s, const char *out_dir, const run_sink *sink,
     cJSON_AddStringToObject(ev, "blas", vv_blas_corename());
     emit(&j, ev);
 
-    vv_stats_opts so = {.chunk_rows = s->chunk_rows, .bias = bias, .stop = stop};
-    if ((rc = vv_stats_compute(phi, psi, &so, &j.st)) < 0) {
-        const char *det = vv_err_detail();
-        if (rc == VV_ESTATE) {
-            /* Stopped during the pass: nothing to save. */
-        } else if (strstr(det, vv_rows_name(phi)))
-            set_field(field, fieldsz, "/phi");
-        else if (strstr(det, vv_rows_name(psi)))
-            set_field(field, fieldsz, "/psi");
-        goto done;
+    char key[8192] = "";
+    cache_entry *ce = cache ? cache_find(cache, cache_key(s, key, sizeof key)) : NULL;
+    if (ce) {
+        j.stp = &ce->st;
+        j.cached = 1;
+    } else {
+        vv_stats_opts so = {.chunk_rows = s->chunk_rows, .bias = bias, .stop = stop};
+        if ((rc = vv_stats_compute(phi, psi, &so, &j.st)) < 0) {
+            const char *det = vv_err_detail();
+            if (rc == VV_ESTATE) {
+                /* Stopped during the pass: nothing to save. */
+            } else if (strstr(det, vv_rows_name(phi)))
+                set_field(field, fieldsz, "/phi");
+            else if (strstr(det, vv_rows_name(psi)))
+                set_field(field, fieldsz, "/psi");
+            goto done;
+        }
+        j.stp = &j.st;
+        if (cache && key[0] && (ce = cache_add(cache, key, &j.st)) != NULL)
+            j.stp = &ce->st;
     }
-    j.lambda_max = vv_lambda_max(&j.st);
+    j.lambda_max = vv_lambda_max(j.stp);
     ev = cJSON_CreateObject();
     cJSON_AddStringToObject(ev, "event", "stats");
-    cJSON_AddNumberToObject(ev, "seconds", j.st.seconds);
-    cJSON_AddNumberToObject(ev, "gflops", j.st.flops / j.st.seconds * 1e-9);
+    cJSON_AddNumberToObject(ev, "seconds", j.cached ? 0.0 : j.stp->seconds);
+    cJSON_AddNumberToObject(ev, "gflops", j.stp->flops / j.stp->seconds * 1e-9);
+    cJSON_AddBoolToObject(ev, "cached", j.cached);
     cJSON_AddNumberToObject(ev, "lambda_max", j.lambda_max);
-    cJSON_AddNumberToObject(ev, "c", j.st.c);
+    cJSON_AddNumberToObject(ev, "c", j.stp->c);
     emit(&j, ev);
 
     double lambda = 0;
@@ -425,7 +614,13 @@ int run_lasso(const lasso_spec *s, const char *out_dir, const run_sink *sink,
             set_field(field, fieldsz, "/lambda_ratio");
             goto done;
         }
+        /* Warm start from the nearest solution of the same statistics, unless the
+         * spec chose the start itself. */
+        if (ce && !s->init_given && s->solver != VV_SOLVER_ADAM_PROX)
+            cache_warm_start(ce, lambda, W, k * d);
         rc = solve_point(&j, lambda, W, &res, -1, NULL);
+        if (rc == 0 && ce && res.stop_reason == VV_STOP_CONVERGED)
+            cache_add_solution(ce, lambda, W, k * d);
     }
     if (rc < 0)
         goto done;
@@ -463,7 +658,8 @@ int run_lasso(const lasso_spec *s, const char *out_dir, const run_sink *sink,
     cJSON_AddNumberToObject(r, "tol", s->tol);
     cJSON_AddNumberToObject(r, "iterations", (double)j.iters);
     cJSON_AddNumberToObject(r, "seconds", vv_now() - j.t0);
-    cJSON_AddNumberToObject(r, "stats_seconds", j.st.seconds);
+    cJSON_AddNumberToObject(r, "stats_seconds", j.cached ? 0.0 : j.stp->seconds);
+    cJSON_AddBoolToObject(r, "stats_cached", j.cached);
     cJSON_AddNumberToObject(r, "solve_seconds", solve_seconds);
     cJSON_AddNumberToObject(r, "n", (double)n);
     cJSON_AddNumberToObject(r, "k", (double)k);
@@ -481,12 +677,12 @@ int run_lasso(const lasso_spec *s, const char *out_dir, const run_sink *sink,
         if (!Wr || !GWr)
             rc = vv_fail(VV_ENOMEM, "out of memory for the refit");
         if (rc == 0)
-            rc = vv_lasso_refit(&j.st, W, Wr);
+            rc = vv_lasso_refit(j.stp, W, Wr);
         if (rc == 0)
-            rc = vv_gram_apply(&j.st, vv_backend_cpu(), Wr, GWr);
+            rc = vv_gram_apply(j.stp, vv_backend_cpu(), Wr, GWr);
         if (rc == 0) {
             vv_eval re;
-            vv_gram_eval(&j.st, Wr, GWr, lambda, NULL, &re);
+            vv_gram_eval(j.stp, Wr, GWr, lambda, NULL, &re);
             cJSON *rf = cJSON_AddObjectToObject(r, "refit");
             cJSON_AddNumberToObject(rf, "mse", re.mse);
             cJSON_AddNumberToObject(rf, "active", (double)re.active);

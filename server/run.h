@@ -15,17 +15,40 @@ typedef struct run_sink {
     void *ctx;
 } run_sink;
 
+/* Sufficient statistics kept between runs, keyed by what they were computed
+ * from (file path, device, inode, size and modification time of phi, psi and
+ * the bias file; the bias values; or the synthetic problem's parameters),
+ * with the last solutions found on them for warm starts.  Bounded by
+ * max_bytes, least recently used evicted first.  Not thread-safe: one cache
+ * per compute thread. */
+typedef struct run_cache run_cache;
+typedef struct cache_entry cache_entry;
+
+run_cache *run_cache_new(size_t max_bytes);
+void run_cache_free(run_cache *c);
+
+/* The cache key of a spec written to buf ("" when a file cannot be
+ * examined: such a run is not cached). */
+const char *cache_key(const lasso_spec *s, char *buf, size_t sz);
+cache_entry *cache_find(run_cache *c, const char *key);
+cache_entry *cache_add(run_cache *c, const char *key, vv_stats *st);
+void cache_warm_start(const cache_entry *e, double lambda, double *W, int64_t kd);
+void cache_add_solution(cache_entry *e, double lambda, const double *W, int64_t kd);
+
 /* Runs a lasso job: reads the arrays (or generates them), computes the
  * sufficient statistics, solves (one lambda, a path or a neuron budget),
  * writes V.npy (D x K float32), kept.npy (int64 indices of the neurons
  * kept), optionally V_refit.npy and per-point V files, and result.json into
  * out_dir (created if needed).  *result receives the result object (caller
  * frees with cJSON_Delete) whenever the job ran: state FINISHED or STOPPED
- * (stop flag set).  Returns 0 then; on failure returns a negative vv_err
+ * (stop flag set).  With a cache, the statistics of earlier runs on the same
+ * data are reused and a single-lambda solve starts from the nearest earlier
+ * solution (unless the spec gives init).  Returns 0 then; on failure returns a negative vv_err
  * with field set to the JSON pointer of the input at fault ("" if none)
  * and *result NULL. */
 int run_lasso(const lasso_spec *spec, const char *out_dir, const run_sink *sink,
-              const volatile int *stop, cJSON **result, char *field, size_t fieldsz);
+              const volatile int *stop, run_cache *cache, cJSON **result, char *field,
+              size_t fieldsz);
 
 /* A problem+json-like error object: state FAILED, error_code, status,
  * title, detail, field. */

@@ -399,7 +399,7 @@ int spec_parse_lasso(const cJSON *root, lasso_spec *s, char *field, size_t field
         return bad(&c, VV_EINVAL, "/mu", "only applies to solver adam_prox");
     if (have_seed && s->init != VV_INIT_RANDOM)
         return bad(&c, VV_EINVAL, "/seed", "only applies with init \"random\"");
-    (void)have_init;
+    s->init_given = have_init;
     (void)have_bias;
     return 0;
 }

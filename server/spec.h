@@ -50,6 +50,7 @@ typedef struct lasso_spec {
     double max_seconds;
     double mu;
     vv_init init;
+    int init_given;      /* the spec chose init */
     spec_file init_file; /* init given as a D x K weight file */
     uint64_t seed;
     int refit;

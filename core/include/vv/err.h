@@ -37,7 +37,9 @@
     X(VV_EIO,         -18,  500, "IO_ERROR",                 "input/output error")      \
     X(VV_EINTERNAL,   -19,  500, "INTERNAL_ERROR",           "internal error")          \
     X(VV_EDEVICE,     -20,  503, "UNAVAILABLE",              "device unavailable")      \
-    X(VV_ENUMERIC,    -21,  422, "NUMERICAL_FAILURE",        "numerical failure")
+    X(VV_ENUMERIC,    -21,  422, "NUMERICAL_FAILURE",        "numerical failure")      \
+    X(VV_EAUTH,       -22,  401, "UNAUTHENTICATED",          "missing or wrong bearer token") \
+    X(VV_EMETHOD,     -23,  405, "METHOD_NOT_ALLOWED",       "method not allowed")
 
 typedef enum {
 #define VV_ERR_ENUM(name, value, http, code, msg) name = value,

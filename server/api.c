@@ -1,0 +1,824 @@
+/* api.c - the routes of DESIGN.md section 4. */
+#include "http_util.h"
+
+#include "spec.h"
+#include "vv/blas.h"
+#include "vv/cpu.h"
+#include "vv/err.h"
+#include "vv/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { MAX_SWEEP_POINTS = 10000 };
+
+static const char *const states[] = {"QUEUED", "RUNNING", "FINISHED", "STOPPED", "FAILED",
+                                     "CRASHED"};
+
+/* ---- Run objects ----------------------------------------------------------------- */
+
+static cJSON *parse_or_null(const char *text)
+{
+    cJSON *j = text ? cJSON_Parse(text) : NULL;
+    return j ? j : cJSON_CreateNull();
+}
+
+static int add_artifact_json(void *ctx, const char *name, const char *path, int64_t bytes)
+{
+    cJSON *a = cJSON_CreateObject();
+    cJSON *arr = ((cJSON **)ctx)[0];
+    const char *id = (const char *)((cJSON **)ctx)[1];
+    char url[1024];
+    snprintf(url, sizeof url, "/v1/runs/%s/artifacts/%s", id, name);
+    cJSON_AddStringToObject(a, "name", name);
+    cJSON_AddNumberToObject(a, "bytes", (double)bytes);
+    cJSON_AddStringToObject(a, "url", url);
+    cJSON_AddItemToArray(arr, a);
+    (void)path;
+    return 0;
+}
+
+static cJSON *run_json(req *r, const run_row *row)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", row->id);
+    cJSON_AddStringToObject(o, "kind", row->kind);
+    cJSON_AddStringToObject(o, "state", row->state);
+    if (row->stop_reason)
+        cJSON_AddStringToObject(o, "stop_reason", row->stop_reason);
+    else
+        cJSON_AddNullToObject(o, "stop_reason");
+    if (row->sweep_id)
+        cJSON_AddStringToObject(o, "sweep_id", row->sweep_id);
+    else
+        cJSON_AddNullToObject(o, "sweep_id");
+    cJSON_AddNumberToObject(o, "created", row->created);
+    cJSON_AddNumberToObject(o, "started", row->started);
+    cJSON_AddNumberToObject(o, "finished", row->finished);
+    cJSON_AddNumberToObject(o, "heartbeat", row->heartbeat);
+    int pos = 0;
+    char reason[256] = "";
+    if (!strcmp(row->state, "QUEUED"))
+        jobs_queue_info(r->cfg->jobs, row->id, &pos, reason, sizeof reason);
+    cJSON_AddNumberToObject(o, "queue_position", pos);
+    cJSON_AddStringToObject(o, "waiting_reason", reason);
+    cJSON_AddItemToObject(o, "spec", parse_or_null(row->spec));
+    cJSON *result = parse_or_null(row->result);
+    cJSON_AddItemToObject(o, "result", result);
+    cJSON_AddItemToObject(o, "error", parse_or_null(row->error));
+    /* The summary: the result's numbers, or the latest metric while running. */
+    cJSON *src = result, *last = NULL;
+    if (cJSON_IsNull(result)) {
+        char *m = jobs_last_metric(r->cfg->jobs, row->id);
+        last = m ? cJSON_Parse(m) : NULL;
+        free(m);
+        src = last;
+    }
+    cJSON *sum = cJSON_AddObjectToObject(o, "summary");
+    static const char *keys[] = {"lambda", "objective", "gap", "rel_gap", "active",
+                                 "mse", "group_norm", "iterations", "seconds", "step"};
+    for (unsigned i = 0; src && i < sizeof keys / sizeof *keys; i++) {
+        cJSON *v = cJSON_GetObjectItemCaseSensitive(src, keys[i]);
+        if (cJSON_IsNumber(v))
+            cJSON_AddNumberToObject(sum, keys[i], v->valuedouble);
+    }
+    cJSON_Delete(last);
+    cJSON *arts = cJSON_AddArrayToObject(o, "artifacts");
+    cJSON *ctx[2] = {arts, (cJSON *)row->id};
+    store_artifacts_list(r->cfg->db, row->id, add_artifact_json, ctx);
+    return o;
+}
+
+static enum MHD_Result reply_run(req *r, unsigned status, const char *id)
+{
+    run_row row = {0};
+    int rc = store_run_get(r->cfg->db, id, &row);
+    if (rc < 0)
+        return reply_problem(r, rc, "");
+    cJSON *o = run_json(r, &row);
+    run_row_free(&row);
+    return reply_json(r, status, o);
+}
+
+/* ---- Specs ---------------------------------------------------------------------- */
+
+/* Checks every file of a spec inside the data root (the daemon's working
+ * directory), keeping the given (relative or absolute) names. */
+static int check_files(req *r, const lasso_spec *s, const char *prefix, char *field, size_t fsz)
+{
+    const struct {
+        const spec_file *f;
+        const char *name;
+    } files[] = {{&s->phi, "/phi"}, {&s->psi, "/psi"}, {&s->bias_file, "/bias"},
+                 {&s->init_file, "/init"}};
+    for (unsigned i = 0; i < sizeof files / sizeof *files; i++) {
+        if (!files[i].f->path)
+            continue;
+        char abs[PATH_MAX];
+        int rc = resolve_in_root(r->cfg->data_root, files[i].f->path, 1, abs, sizeof abs);
+        if (rc < 0) {
+            snprintf(field, fsz, "%s%s", prefix, files[i].name);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* Parses and checks a spec given as JSON; field gets the JSON pointer of a
+ * problem. */
+static int prepare_spec(req *r, const cJSON *json, lasso_spec *s, char *field, size_t fsz)
+{
+    int rc = spec_parse_lasso(json, s, field, fsz);
+    return rc < 0 ? rc : check_files(r, s, "", field, fsz);
+}
+
+static enum MHD_Result post_run(req *r)
+{
+    if (!r->body || !r->body_len) {
+        vv_fail(VV_EJSON, "the request body must be a job spec (JSON)");
+        return reply_problem(r, VV_EJSON, "");
+    }
+    const char *end = NULL;
+    cJSON *json = cJSON_ParseWithLengthOpts(r->body, r->body_len, &end, 0);
+    if (!json) {
+        vv_fail(VV_EJSON, "malformed JSON near byte %zu",
+                end && end >= r->body ? (size_t)(end - r->body) : 0);
+        return reply_problem(r, VV_EJSON, "");
+    }
+    lasso_spec s;
+    char field[256] = "";
+    int rc = prepare_spec(r, json, &s, field, sizeof field);
+    char *text = rc == 0 ? cJSON_PrintUnformatted(json) : NULL;
+    cJSON_Delete(json);
+    char id[32];
+    if (rc == 0)
+        rc = jobs_submit(r->cfg->jobs, &s, text, NULL, NULL, id);
+    spec_free_lasso(&s);
+    free(text);
+    if (rc < 0)
+        return reply_problem(r, rc, field);
+    VV_INFO("http", id, "queued");
+    return reply_run(r, 201, id);
+}
+
+/* ---- Sweeps ---------------------------------------------------------------------- */
+
+static int cmp_child(const void *a, const void *b)
+{
+    const cJSON *x = *(cJSON *const *)a, *y = *(cJSON *const *)b;
+    return strcmp(x->string, y->string);
+}
+
+/* Sorts object keys recursively, so equal specs print equally. */
+static void canonicalise(cJSON *j)
+{
+    if (cJSON_IsArray(j)) {
+        for (cJSON *c = j->child; c; c = c->next)
+            canonicalise(c);
+        return;
+    }
+    if (!cJSON_IsObject(j) || !j->child)
+        return;
+    int n = cJSON_GetArraySize(j);
+    cJSON **v = malloc((size_t)n * sizeof *v);
+    if (!v)
+        return;
+    int i = 0;
+    for (cJSON *c = j->child; c; c = c->next)
+        v[i++] = c;
+    qsort(v, (size_t)n, sizeof *v, cmp_child);
+    for (i = 0; i < n; i++) {
+        canonicalise(v[i]);
+        v[i]->prev = i ? v[i - 1] : v[n - 1];
+        v[i]->next = i + 1 < n ? v[i + 1] : NULL;
+    }
+    j->child = v[0];
+    free(v);
+}
+
+static void fnv_hex(const char *s, char *out)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+static int64_t next_sweep_id(store *db)
+{
+    static int64_t next;
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&mu);
+    if (next == 0) {
+        int64_t mr = 0, ms = 0;
+        store_max_ids(db, &mr, &ms);
+        next = ms + 1;
+    }
+    int64_t id = next++;
+    pthread_mutex_unlock(&mu);
+    return id;
+}
+
+static enum MHD_Result post_sweep(req *r)
+{
+    const char *end = NULL;
+    cJSON *json = r->body ? cJSON_ParseWithLengthOpts(r->body, r->body_len, &end, 0) : NULL;
+    if (!json) {
+        vv_fail(VV_EJSON, "the body must be {\"base\": spec, \"grid\": {field: [values]}}");
+        return reply_problem(r, VV_EJSON, "");
+    }
+    int rc = 0;
+    char field[256] = "";
+    cJSON *base = NULL, *grid = NULL;
+    for (cJSON *m = json->child; m && rc == 0; m = m->next) {
+        if (!strcmp(m->string, "base"))
+            base = m;
+        else if (!strcmp(m->string, "grid"))
+            grid = m;
+        else if (strcmp(m->string, "name")) {
+            snprintf(field, sizeof field, "/%s", m->string);
+            rc = vv_fail(VV_EUNKNOWN, "/%s: unknown field (allowed: base, grid, name)", m->string);
+        } else if (!cJSON_IsString(m)) {
+            snprintf(field, sizeof field, "/name");
+            rc = vv_fail(VV_ETYPE, "/name: must be a string");
+        }
+    }
+    if (rc == 0 && !cJSON_IsObject(base)) {
+        snprintf(field, sizeof field, "/base");
+        rc = vv_fail(base ? VV_ETYPE : VV_EMISSING, "/base: the base job spec (an object) is required");
+    }
+    if (rc == 0 && (!cJSON_IsObject(grid) || !grid->child)) {
+        snprintf(field, sizeof field, "/grid");
+        rc = vv_fail(grid ? VV_ETYPE : VV_EMISSING,
+                     "/grid: an object of spec fields to lists of values is required");
+    }
+    /* Sizes of the grid axes. */
+    int naxes = 0, sizes[16];
+    cJSON *axes[16];
+    double total = 1;
+    for (cJSON *a = rc == 0 ? grid->child : NULL; a && rc == 0; a = a->next) {
+        snprintf(field, sizeof field, "/grid/%s", a->string);
+        int known = 0;
+        for (const char *const *f = spec_lasso_fields; *f; f++)
+            known |= !strcmp(*f, a->string);
+        if (!known || !strcmp(a->string, "kind"))
+            rc = vv_fail(VV_EUNKNOWN, "/grid/%s: not a field of a lasso spec", a->string);
+        else if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) < 1)
+            rc = vv_fail(VV_ETYPE, "/grid/%s: must be a non-empty array of values", a->string);
+        else if (naxes == 16)
+            rc = vv_fail(VV_EINVAL, "/grid: at most 16 fields");
+        else {
+            axes[naxes] = a;
+            sizes[naxes++] = cJSON_GetArraySize(a);
+            total *= cJSON_GetArraySize(a);
+        }
+    }
+    if (rc == 0 && total > MAX_SWEEP_POINTS) {
+        snprintf(field, sizeof field, "/grid");
+        rc = vv_fail(VV_EINVAL, "/grid: %.0f points; at most %d", total, MAX_SWEEP_POINTS);
+    }
+    if (rc == 0)
+        field[0] = 0;
+    /* Expand and validate every point before queueing any. */
+    int npts = rc == 0 ? (int)total : 0;
+    char **texts = calloc((size_t)npts + 1, sizeof *texts), **hashes = calloc((size_t)npts + 1, sizeof *hashes);
+    lasso_spec *specs = calloc((size_t)npts + 1, sizeof *specs);
+    int nuniq = 0;
+    for (int p = 0; p < npts && rc == 0; p++) {
+        cJSON *pt = cJSON_Duplicate(base, 1);
+        int rem = p;
+        for (int a = naxes - 1; a >= 0; a--) {
+            int idx = rem % sizes[a];
+            rem /= sizes[a];
+            cJSON *v = cJSON_Duplicate(cJSON_GetArrayItem(axes[a], idx), 1);
+            if (cJSON_GetObjectItemCaseSensitive(pt, axes[a]->string))
+                cJSON_ReplaceItemInObjectCaseSensitive(pt, axes[a]->string, v);
+            else
+                cJSON_AddItemToObject(pt, axes[a]->string, v);
+        }
+        char sub[200];
+        rc = prepare_spec(r, pt, &specs[nuniq], sub, sizeof sub);
+        if (rc < 0) {
+            /* Name the grid value when the bad field is a grid axis. */
+            snprintf(field, sizeof field, "/base%s", sub);
+            rem = p;
+            for (int a = naxes - 1; a >= 0; a--) {
+                int idx = rem % sizes[a];
+                rem /= sizes[a];
+                size_t kl = strlen(axes[a]->string);
+                if (!strncmp(sub + 1, axes[a]->string, kl) && (sub[kl + 1] == 0 || sub[kl + 1] == '/'))
+                    snprintf(field, sizeof field, "/grid/%s/%d", axes[a]->string, idx);
+            }
+            spec_free_lasso(&specs[nuniq]);
+            cJSON_Delete(pt);
+            break;
+        }
+        canonicalise(pt);
+        char *t = cJSON_PrintUnformatted(pt);
+        cJSON_Delete(pt);
+        char h[17];
+        fnv_hex(t ? t : "", h);
+        int dup = 0;
+        for (int q = 0; q < nuniq; q++)
+            dup |= !strcmp(hashes[q], h);
+        if (dup || !t) {
+            free(t);
+            spec_free_lasso(&specs[nuniq]);
+            continue;
+        }
+        texts[nuniq] = t;
+        hashes[nuniq++] = strdup(h);
+    }
+    cJSON *out = NULL;
+    if (rc == 0) {
+        jobs_stats js;
+        jobs_get_stats(r->cfg->jobs, &js);
+        char sid[32];
+        snprintf(sid, sizeof sid, "s-%06lld", (long long)next_sweep_id(r->cfg->db));
+        char *stext = cJSON_PrintUnformatted(json);
+        rc = store_sweep_insert(r->cfg->db, sid, stext ? stext : "{}", (double)time(NULL));
+        free(stext);
+        out = cJSON_CreateObject();
+        cJSON_AddStringToObject(out, "id", sid);
+        cJSON_AddNumberToObject(out, "points", nuniq);
+        cJSON *ids = cJSON_AddArrayToObject(out, "runs");
+        for (int p = 0; p < nuniq && rc == 0; p++) {
+            char id[32];
+            rc = jobs_submit(r->cfg->jobs, &specs[p], texts[p], sid, hashes[p], id);
+            if (rc == 0)
+                cJSON_AddItemToArray(ids, cJSON_CreateString(id));
+        }
+        if (rc < 0) {
+            /* Points already queued stay; say how far it got. */
+            VV_WARN("http", sid, "sweep stopped queueing: %s", vv_err_detail());
+        }
+    }
+    for (int p = 0; p < npts; p++) {
+        free(texts[p]);
+        free(hashes[p]);
+        spec_free_lasso(&specs[p]);
+    }
+    free(texts);
+    free(hashes);
+    free(specs);
+    cJSON_Delete(json);
+    if (rc < 0) {
+        cJSON_Delete(out);
+        return reply_problem(r, rc, field);
+    }
+    return reply_json(r, 201, out);
+}
+
+static int list_all(req *r, const char *sweep, cJSON *arr)
+{
+    char token[64] = "", next[64];
+    do {
+        run_row *rows = NULL;
+        int n = 0;
+        int rc = store_runs_list(r->cfg->db, NULL, NULL, sweep, 1000, token[0] ? token : NULL,
+                                 &rows, &n, next);
+        if (rc < 0)
+            return rc;
+        for (int i = 0; i < n; i++) {
+            cJSON_AddItemToArray(arr, run_json(r, &rows[i]));
+            run_row_free(&rows[i]);
+        }
+        free(rows);
+        snprintf(token, sizeof token, "%s", next);
+    } while (token[0]);
+    return 0;
+}
+
+static enum MHD_Result get_sweep(req *r, const char *id, int stop)
+{
+    sweep_row sw = {0};
+    int rc = store_sweep_get(r->cfg->db, id, &sw);
+    if (rc < 0)
+        return reply_problem(r, rc, "");
+    cJSON *runs = cJSON_CreateArray();
+    rc = list_all(r, id, runs);
+    if (rc == 0 && stop) {
+        for (cJSON *run = runs->child; run; run = run->next) {
+            const char *st = cJSON_GetObjectItem(run, "state")->valuestring;
+            if (!strcmp(st, "QUEUED") || !strcmp(st, "RUNNING"))
+                jobs_stop_run(r->cfg->jobs, cJSON_GetObjectItem(run, "id")->valuestring);
+        }
+        store_sweep_set_state(r->cfg->db, id, "STOPPED");
+        cJSON_Delete(runs);
+        runs = cJSON_CreateArray();
+        sweep_row_free(&sw);
+        store_sweep_get(r->cfg->db, id, &sw);
+        rc = list_all(r, id, runs);
+    }
+    if (rc < 0) {
+        cJSON_Delete(runs);
+        sweep_row_free(&sw);
+        return reply_problem(r, rc, "");
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", sw.id);
+    cJSON_AddStringToObject(o, "state", sw.state);
+    cJSON_AddNumberToObject(o, "created", sw.created);
+    cJSON_AddItemToObject(o, "request", parse_or_null(sw.spec));
+    int counts[6] = {0};
+    for (cJSON *run = runs->child; run; run = run->next)
+        for (int i = 0; i < 6; i++)
+            counts[i] += !strcmp(cJSON_GetObjectItem(run, "state")->valuestring, states[i]);
+    /* A sweep whose runs have all ended is finished. */
+    if (!strcmp(sw.state, "ACTIVE") && counts[0] == 0 && counts[1] == 0 &&
+        store_sweep_set_state(r->cfg->db, id, "FINISHED") == 0)
+        cJSON_ReplaceItemInObject(o, "state", cJSON_CreateString("FINISHED"));
+    cJSON *c = cJSON_AddObjectToObject(o, "counts");
+    for (int i = 0; i < 6; i++)
+        cJSON_AddNumberToObject(c, states[i], counts[i]);
+    cJSON_AddItemToObject(o, "runs", runs);
+    sweep_row_free(&sw);
+    return reply_json(r, 200, o);
+}
+
+/* ---- Runs: list, metrics, artifacts ----------------------------------------------- */
+
+static enum MHD_Result list_runs(req *r)
+{
+    const char *state = query(r, "state"), *kind = query(r, "kind"), *sweep = query(r, "sweep");
+    const char *ps = query(r, "page_size"), *tok = query(r, "page_token");
+    if (state) {
+        int ok = 0;
+        for (int i = 0; i < 6; i++)
+            ok |= !strcmp(state, states[i]);
+        if (!ok) {
+            vv_fail(VV_EINVAL, "state: one of QUEUED, RUNNING, FINISHED, STOPPED, FAILED, CRASHED");
+            return reply_problem(r, VV_EINVAL, "/query/state");
+        }
+    }
+    int page = 50;
+    if (ps) {
+        char *e;
+        long v = strtol(ps, &e, 10);
+        if (*e || e == ps || v < 1 || v > 1000) {
+            vv_fail(VV_EINVAL, "page_size: an integer from 1 to 1000, got '%.40s'", ps);
+            return reply_problem(r, VV_EINVAL, "/query/page_size");
+        }
+        page = (int)v;
+    }
+    run_row *rows = NULL;
+    int n = 0;
+    char next[64] = "";
+    int rc = store_runs_list(r->cfg->db, state, kind && kind[0] ? kind : NULL,
+                             sweep && sweep[0] ? sweep : NULL, page, tok && tok[0] ? tok : NULL,
+                             &rows, &n, next);
+    if (rc < 0)
+        return reply_problem(r, rc, rc == VV_EINVAL ? "/query/page_token" : "");
+    cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "runs");
+    for (int i = 0; i < n; i++) {
+        cJSON_AddItemToArray(arr, run_json(r, &rows[i]));
+        run_row_free(&rows[i]);
+    }
+    free(rows);
+    cJSON_AddStringToObject(o, "next_page_token", next);
+    return reply_json(r, 200, o);
+}
+
+typedef struct mctx {
+    cJSON *arr;
+    char *csv;
+    size_t len, cap;
+    int64_t count, last_step, cut_step;
+} mctx;
+
+static int metric_fn(void *ctx, int64_t step, const char *key, double value, double time)
+{
+    mctx *m = ctx;
+    m->count++;
+    m->last_step = step;
+    if (m->csv) {
+        char line[256];
+        int n = snprintf(line, sizeof line, "%lld,%s,%.17g,%.6f\n", (long long)step, key, value,
+                         time);
+        if (m->len + (size_t)n + 1 > m->cap) {
+            size_t cap = m->cap ? m->cap * 2 : 65536;
+            char *c = realloc(m->csv, cap);
+            if (!c)
+                return 1;
+            m->csv = c;
+            m->cap = cap;
+        }
+        memcpy(m->csv + m->len, line, (size_t)n + 1);
+        m->len += (size_t)n;
+        return 0;
+    }
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddNumberToObject(p, "step", (double)step);
+    cJSON_AddStringToObject(p, "key", key);
+    cJSON_AddNumberToObject(p, "value", value);
+    cJSON_AddNumberToObject(p, "time", time);
+    cJSON_AddItemToArray(m->arr, p);
+    return 0;
+}
+
+static enum MHD_Result get_metrics(req *r, const char *id)
+{
+    run_row row = {0};
+    int rc = store_run_get(r->cfg->db, id, &row);
+    run_row_free(&row);
+    if (rc < 0)
+        return reply_problem(r, rc, "");
+    const char *keys_q = query(r, "keys"), *after_q = query(r, "after_step"), *fmt = query(r, "format");
+    int64_t after = -1;
+    if (after_q) {
+        char *e;
+        after = strtoll(after_q, &e, 10);
+        if (*e || e == after_q) {
+            vv_fail(VV_EINVAL, "after_step: an integer, got '%.40s'", after_q);
+            return reply_problem(r, VV_EINVAL, "/query/after_step");
+        }
+    }
+    if (fmt && strcmp(fmt, "json") && strcmp(fmt, "csv")) {
+        vv_fail(VV_EINVAL, "format: json or csv");
+        return reply_problem(r, VV_EINVAL, "/query/format");
+    }
+    char kbuf[1024];
+    const char *keys[32];
+    int nk = 0;
+    if (keys_q && keys_q[0]) {
+        snprintf(kbuf, sizeof kbuf, "%s", keys_q);
+        for (char *save = NULL, *k = strtok_r(kbuf, ",", &save); k && nk < 32;
+             k = strtok_r(NULL, ",", &save))
+            keys[nk++] = k;
+    }
+    int csv = fmt && !strcmp(fmt, "csv");
+    mctx m = {0};
+    if (csv) {
+        m.csv = malloc(65536);
+        if (!m.csv) {
+            vv_fail(VV_ENOMEM, "out of memory");
+            return reply_problem(r, VV_ENOMEM, "");
+        }
+        m.cap = 65536;
+        m.len = (size_t)snprintf(m.csv, m.cap, "step,key,value,time\n");
+    } else {
+        m.arr = cJSON_CreateArray();
+    }
+    rc = store_metrics_get(r->cfg->db, id, keys, nk, after, 0, metric_fn, &m);
+    if (rc < 0) {
+        cJSON_Delete(m.arr);
+        free(m.csv);
+        return reply_problem(r, rc, "");
+    }
+    if (csv) {
+        enum MHD_Result ret = reply_text(r, 200, "text/csv", m.csv ? m.csv : "");
+        free(m.csv);
+        return ret;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "run_id", id);
+    cJSON_AddNumberToObject(o, "count", (double)m.count);
+    cJSON_AddItemToObject(o, "metrics", m.arr);
+    return reply_json(r, 200, o);
+}
+
+typedef struct afind {
+    const char *name;
+    char path[4096];
+    int found;
+} afind;
+
+static int find_artifact(void *ctx, const char *name, const char *path, int64_t bytes)
+{
+    afind *a = ctx;
+    (void)bytes;
+    if (strcmp(a->name, name))
+        return 0;
+    snprintf(a->path, sizeof a->path, "%s", path);
+    a->found = 1;
+    return 1;
+}
+
+static enum MHD_Result send_file(req *r, const char *path, const char *type)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        if (fd >= 0)
+            close(fd);
+        vv_fail(VV_ENOTFOUND, "no such file");
+        return reply_problem(r, VV_ENOTFOUND, "");
+    }
+    struct MHD_Response *resp = MHD_create_response_from_fd64((uint64_t)st.st_size, fd);
+    if (!resp) {
+        close(fd);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", type);
+    enum MHD_Result ret = MHD_queue_response(r->conn, 200, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static enum MHD_Result get_artifact(req *r, const char *id, const char *name)
+{
+    run_row row = {0};
+    int rc = store_run_get(r->cfg->db, id, &row);
+    run_row_free(&row);
+    if (rc < 0)
+        return reply_problem(r, rc, "");
+    afind a = {.name = name};
+    store_artifacts_list(r->cfg->db, id, find_artifact, &a);
+    if (!a.found) {
+        vv_fail(VV_ENOTFOUND, "run %s has no artifact '%.200s'", id, name);
+        return reply_problem(r, VV_ENOTFOUND, "");
+    }
+    const char *dot = strrchr(name, '.');
+    return send_file(r, a.path, dot && !strcmp(dot, ".json") ? "application/json"
+                                                             : "application/octet-stream");
+}
+
+/* ---- Blobs, health, metrics, static files ----------------------------------------- */
+
+static enum MHD_Result put_blob(req *r)
+{
+    if (r->upload_err)
+        return reply_problem(r, r->upload_err, r->upload_field);
+    if (r->upload_fd < 0) {
+        vv_fail(VV_EINTERNAL, "upload not started");
+        return reply_problem(r, VV_EINTERNAL, "");
+    }
+    if (fsync(r->upload_fd) < 0 || close(r->upload_fd) < 0) {
+        r->upload_fd = -1;
+        vv_fail(VV_EIO, "writing the upload: %s", strerror(errno));
+        return reply_problem(r, VV_EIO, "");
+    }
+    r->upload_fd = -1;
+    if (rename(r->upload_tmp, r->upload_path) < 0) {
+        vv_fail(VV_EIO, "storing the upload: %s", strerror(errno));
+        return reply_problem(r, VV_EIO, "");
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", r->url + 10);
+    cJSON_AddNumberToObject(o, "bytes", (double)r->upload_bytes);
+    VV_INFO("http", NULL, "blob %s: %lld bytes", r->url + 10, (long long)r->upload_bytes);
+    return reply_json(r, 201, o);
+}
+
+static enum MHD_Result get_health(req *r)
+{
+    jobs_stats js;
+    jobs_get_stats(r->cfg->jobs, &js);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "status", "ok");
+    cJSON_AddStringToObject(o, "version", "0.1.0");
+    cJSON_AddStringToObject(o, "device", "cpu");
+    cJSON_AddStringToObject(o, "blas", vv_blas_corename());
+    cJSON_AddNumberToObject(o, "queued", js.queued);
+    cJSON_AddNumberToObject(o, "running", js.running);
+    return reply_json(r, 200, o);
+}
+
+static enum MHD_Result get_prometheus(req *r)
+{
+    jobs_stats js;
+    jobs_get_stats(r->cfg->jobs, &js);
+    int64_t counts[6] = {0};
+    store_count_states(r->cfg->db, counts);
+    char buf[4096];
+    int n = snprintf(buf, sizeof buf,
+                     "# HELP vvd_up Whether vvd is serving.\n# TYPE vvd_up gauge\nvvd_up 1\n"
+                     "# HELP vvd_queue_length Runs waiting in the queue.\n"
+                     "# TYPE vvd_queue_length gauge\nvvd_queue_length %d\n"
+                     "# HELP vvd_runs Runs in the store by state.\n# TYPE vvd_runs gauge\n",
+                     js.queued);
+    for (int i = 0; i < 6; i++)
+        n += snprintf(buf + n, sizeof buf - (size_t)n, "vvd_runs{state=\"%s\"} %lld\n", states[i],
+                      (long long)counts[i]);
+    snprintf(buf + n, sizeof buf - (size_t)n,
+             "# HELP vvd_iterations_total Solver iterations since start.\n"
+             "# TYPE vvd_iterations_total counter\nvvd_iterations_total %lld\n"
+             "# HELP vvd_iterations_per_second Solver iterations per second, last second.\n"
+             "# TYPE vvd_iterations_per_second gauge\nvvd_iterations_per_second %.3f\n",
+             (long long)js.iterations, js.iterations_per_s);
+    return reply_text(r, 200, "text/plain; version=0.0.4", buf);
+}
+
+static enum MHD_Result get_static(req *r)
+{
+    if (!r->cfg->web_dir) {
+        vv_fail(VV_ENOTFOUND, "no dashboard is installed (--web-dir)");
+        return reply_problem(r, VV_ENOTFOUND, "");
+    }
+    const char *rel = !strcmp(r->url, "/") ? "index.html" : r->url + 1;
+    char path[PATH_MAX];
+    if (resolve_in_root(r->cfg->web_dir, rel, 1, path, sizeof path) < 0) {
+        vv_fail(VV_ENOTFOUND, "%s: not found", r->url);
+        return reply_problem(r, VV_ENOTFOUND, "");
+    }
+    const char *dot = strrchr(path, '.');
+    const char *type = !dot                     ? "application/octet-stream"
+                       : !strcmp(dot, ".html")  ? "text/html; charset=utf-8"
+                       : !strcmp(dot, ".js")    ? "text/javascript; charset=utf-8"
+                       : !strcmp(dot, ".mjs")   ? "text/javascript; charset=utf-8"
+                       : !strcmp(dot, ".css")   ? "text/css; charset=utf-8"
+                       : !strcmp(dot, ".svg")   ? "image/svg+xml"
+                       : !strcmp(dot, ".png")   ? "image/png"
+                       : !strcmp(dot, ".json")  ? "application/json"
+                                                : "application/octet-stream";
+    return send_file(r, path, type);
+}
+
+/* ---- Routing --------------------------------------------------------------------- */
+
+static enum MHD_Result not_allowed(req *r, const char *allow)
+{
+    vv_fail(VV_EMETHOD, "%s %s: allowed methods are %s", r->method, r->url, allow);
+    return reply_problem(r, VV_EMETHOD, "");
+}
+
+static int is(req *r, const char *m) { return !strcmp(r->method, m); }
+
+/* Splits "/v1/runs/{id}/rest" into id (copied) and rest (pointer); returns 0
+ * when the prefix does not match. */
+static int take_id(const char *url, const char *prefix, char *id, size_t idsz, const char **rest)
+{
+    size_t pl = strlen(prefix);
+    if (strncmp(url, prefix, pl))
+        return 0;
+    const char *s = url + pl, *e = strchr(s, '/');
+    size_t n = e ? (size_t)(e - s) : strlen(s);
+    if (n == 0 || n >= idsz)
+        return n >= idsz ? -1 : 0;
+    memcpy(id, s, n);
+    id[n] = 0;
+    *rest = e ? e : "";
+    return 1;
+}
+
+enum MHD_Result api_dispatch(req *r)
+{
+    const char *u = r->url, *rest;
+    char id[64];
+    if (!strcmp(u, "/health"))
+        return is(r, "GET") ? get_health(r) : not_allowed(r, "GET");
+    if (!strcmp(u, "/metrics"))
+        return is(r, "GET") ? get_prometheus(r) : not_allowed(r, "GET");
+    if (!strcmp(u, "/v1/runs"))
+        return is(r, "POST") ? post_run(r) : is(r, "GET") ? list_runs(r) : not_allowed(r, "GET, POST");
+    if (!strcmp(u, "/v1/sweeps"))
+        return is(r, "POST") ? post_sweep(r) : not_allowed(r, "POST");
+    if (!strncmp(u, "/v1/blobs/", 10))
+        return is(r, "PUT") ? put_blob(r) : not_allowed(r, "PUT");
+    int t = take_id(u, "/v1/runs/", id, sizeof id, &rest);
+    if (t > 0) {
+        if (!rest[0])
+            return is(r, "GET") ? reply_run(r, 200, id) : not_allowed(r, "GET");
+        if (!strcmp(rest, "/stop")) {
+            if (!is(r, "POST"))
+                return not_allowed(r, "POST");
+            int rc = jobs_stop_run(r->cfg->jobs, id);
+            return rc < 0 ? reply_problem(r, rc, "") : reply_run(r, 200, id);
+        }
+        if (!strcmp(rest, "/metrics"))
+            return is(r, "GET") ? get_metrics(r, id) : not_allowed(r, "GET");
+        if (!strcmp(rest, "/events")) {
+            if (!is(r, "GET"))
+                return not_allowed(r, "GET");
+            run_row row = {0};
+            int rc = store_run_get(r->cfg->db, id, &row);
+            run_row_free(&row);
+            if (rc < 0)
+                return reply_problem(r, rc, "");
+            const char *last = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Last-Event-ID");
+            if (!last)
+                last = query(r, "after");
+            int64_t after = 0;
+            if (last) {
+                char *e;
+                after = strtoll(last, &e, 10);
+                if (*e || e == last || after < 0) {
+                    vv_fail(VV_EINVAL, "Last-Event-ID: a non-negative integer, got '%.40s'", last);
+                    return reply_problem(r, VV_EINVAL, "/header/Last-Event-ID");
+                }
+            }
+            return reply_events(r, id, after);
+        }
+        if (!strncmp(rest, "/artifacts/", 11) && rest[11])
+            return is(r, "GET") ? get_artifact(r, id, rest + 11) : not_allowed(r, "GET");
+    }
+    t = take_id(u, "/v1/sweeps/", id, sizeof id, &rest);
+    if (t > 0) {
+        if (!rest[0])
+            return is(r, "GET") ? get_sweep(r, id, 0) : not_allowed(r, "GET");
+        if (!strcmp(rest, "/stop"))
+            return is(r, "POST") ? get_sweep(r, id, 1) : not_allowed(r, "POST");
+    }
+    if (strncmp(u, "/v1/", 4) && strcmp(u, "/v1") && is(r, "GET"))
+        return get_static(r);
+    vv_fail(VV_ENOTFOUND, "%s %s: no such resource", r->method, u);
+    return reply_problem(r, VV_ENOTFOUND, "");
+}

@@ -1,0 +1,437 @@
+/* http.c - libmicrohttpd glue: requests, bodies, uploads, replies, SSE. */
+#include "http_util.h"
+
+#include "vv/err.h"
+#include "vv/log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct http_server {
+    http_config cfg;
+    struct MHD_Daemon *mhd;
+    volatile int closing;
+};
+
+/* ---- Replies ---------------------------------------------------------------- */
+
+static enum MHD_Result send_buf(req *r, unsigned status, const char *type, const char *buf,
+                                size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)buf, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", type);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (status == 401)
+        MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"vvd\"");
+    enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+enum MHD_Result reply_text(req *r, unsigned status, const char *type, const char *text)
+{
+    return send_buf(r, status, type, text, strlen(text));
+}
+
+enum MHD_Result reply_json(req *r, unsigned status, cJSON *body)
+{
+    char *s = body ? cJSON_PrintUnformatted(body) : NULL;
+    cJSON_Delete(body);
+    if (!s)
+        return reply_text(r, 500, "application/problem+json",
+                          "{\"title\":\"internal error\",\"status\":500}");
+    enum MHD_Result ret = send_buf(r, status, "application/json", s, strlen(s));
+    free(s);
+    return ret;
+}
+
+enum MHD_Result reply_problem(req *r, int err, const char *field)
+{
+    int status = vv_err_http_status(err);
+    cJSON *o = cJSON_CreateObject();
+    char type[96];
+    snprintf(type, sizeof type, "/problems/%s", vv_err_code(err));
+    cJSON_AddStringToObject(o, "type", type);
+    cJSON_AddStringToObject(o, "title", vv_err_message(err));
+    cJSON_AddNumberToObject(o, "status", status);
+    cJSON_AddStringToObject(o, "detail", vv_err_detail()[0] ? vv_err_detail() : vv_err_message(err));
+    cJSON_AddStringToObject(o, "error_code", vv_err_code(err));
+    cJSON_AddStringToObject(o, "field", field ? field : "");
+    cJSON_AddStringToObject(o, "instance", r->url);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    enum MHD_Result ret = send_buf(r, (unsigned)status, "application/problem+json", s, strlen(s));
+    free(s);
+    if (status >= 500)
+        VV_ERROR("http", NULL, "%s %s: %d %s", r->method, r->url, status, vv_err_detail());
+    return ret;
+}
+
+const char *query(req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+/* ---- Paths -------------------------------------------------------------------- */
+
+int resolve_in_root(const char *root, const char *path, int must_exist, char *out, size_t outsz)
+{
+    char cand[PATH_MAX], real[PATH_MAX];
+    if (!path[0])
+        return vv_fail(VV_EINVAL, "empty path");
+    /* No ".." component anywhere, whatever it would resolve to. */
+    for (const char *p = path; *p;) {
+        const char *e = strchr(p, '/');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n == 2 && p[0] == '.' && p[1] == '.')
+            return vv_fail(VV_EPATH, "%s: '..' is not allowed in paths", path);
+        p += n + (e != NULL);
+    }
+    int n = path[0] == '/' ? snprintf(cand, sizeof cand, "%s", path)
+                           : snprintf(cand, sizeof cand, "%s/%s", root, path);
+    if (n < 0 || (size_t)n >= sizeof cand)
+        return vv_fail(VV_EINVAL, "%s: path too long", path);
+    size_t rl = strlen(root);
+    if (realpath(cand, real)) {
+        if (strncmp(real, root, rl) || (real[rl] != '/' && real[rl] != 0))
+            return vv_fail(VV_EPATH, "%s: outside the data root", path);
+        if (snprintf(out, outsz, "%s", real) >= (int)outsz)
+            return vv_fail(VV_EINVAL, "%s: path too long", path);
+        return 0;
+    }
+    if (errno != ENOENT)
+        return vv_fail(VV_EIO, "%s: %s", path, strerror(errno));
+    if (must_exist) {
+        /* Say "outside" rather than "missing" for absolute paths elsewhere. */
+        if (path[0] == '/' && (strncmp(cand, root, rl) || cand[rl] != '/'))
+            return vv_fail(VV_EPATH, "%s: outside the data root", path);
+        return vv_fail(VV_ENOFILE, "%s: no such file in the data root", path);
+    }
+    /* A file to create: its directory must resolve inside the root. */
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", cand);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        return vv_fail(VV_EPATH, "%s: outside the data root", path);
+    *slash = 0;
+    if (!realpath(dir, real)) {
+        if (errno == ENOENT)
+            return vv_fail(VV_ENOFILE, "%s: directory does not exist", path);
+        return vv_fail(VV_EIO, "%s: %s", path, strerror(errno));
+    }
+    if (strncmp(real, root, rl) || (real[rl] != '/' && real[rl] != 0))
+        return vv_fail(VV_EPATH, "%s: outside the data root", path);
+    if (snprintf(out, outsz, "%s/%s", real, slash + 1) >= (int)outsz)
+        return vv_fail(VV_EINVAL, "%s: path too long", path);
+    return 0;
+}
+
+/* ---- Server-Sent Events ------------------------------------------------------ */
+
+typedef struct sse {
+    http_server *srv;
+    char run[32];
+    int64_t after;
+    char *buf;
+    size_t len, off, cap;
+    int ended, started;
+} sse;
+
+static int sse_put(sse *s, const char *text, size_t n)
+{
+    if (s->len + n > s->cap) {
+        size_t cap = s->cap ? s->cap : 8192;
+        while (cap < s->len + n)
+            cap *= 2;
+        char *b = realloc(s->buf, cap);
+        if (!b)
+            return -1;
+        s->buf = b;
+        s->cap = cap;
+    }
+    memcpy(s->buf + s->len, text, n);
+    s->len += n;
+    return 0;
+}
+
+static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    (void)pos;
+    sse *s = cls;
+    if (s->off == s->len) {
+        s->off = s->len = 0;
+        if (s->ended || s->srv->closing)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (!s->started) {
+            s->started = 1;
+            sse_put(s, "retry: 2000\n\n", 13);
+        } else {
+            jobs_event ev[64];
+            int ended = 0;
+            int n = jobs_events(s->srv->cfg.jobs, s->run, s->after, ev, 64, s->srv->cfg.sse_ping,
+                                &ended);
+            if (n < 0)
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            for (int i = 0; i < n; i++) {
+                char head[96];
+                int hn = snprintf(head, sizeof head, "id: %lld\nevent: %s\ndata: ",
+                                  (long long)ev[i].seq, ev[i].type);
+                sse_put(s, head, (size_t)hn);
+                sse_put(s, ev[i].data ? ev[i].data : "{}", ev[i].data ? strlen(ev[i].data) : 2);
+                sse_put(s, "\n\n", 2);
+                s->after = ev[i].seq;
+                free(ev[i].data);
+            }
+            if (n == 0 && !ended)
+                sse_put(s, ": ping\n\n", 8);
+            s->ended = ended;
+            if (s->len == 0)
+                return MHD_CONTENT_READER_END_OF_STREAM;
+        }
+    }
+    size_t n = s->len - s->off < max ? s->len - s->off : max;
+    memcpy(out, s->buf + s->off, n);
+    s->off += n;
+    return (ssize_t)n;
+}
+
+static void sse_free(void *cls)
+{
+    sse *s = cls;
+    free(s->buf);
+    free(s);
+}
+
+enum MHD_Result reply_events(req *r, const char *run_id, int64_t after)
+{
+    sse *s = calloc(1, sizeof *s);
+    if (!s)
+        return MHD_NO;
+    s->srv = r->srv;
+    snprintf(s->run, sizeof s->run, "%s", run_id);
+    s->after = after;
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, sse_read, s, sse_free);
+    if (!resp) {
+        sse_free(s);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+    MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    enum MHD_Result ret = MHD_queue_response(r->conn, 200, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* ---- Requests ------------------------------------------------------------------ */
+
+static int is_blob_put(const char *method, const char *url)
+{
+    return !strcmp(method, "PUT") && !strncmp(url, "/v1/blobs/", 10);
+}
+
+static void upload_begin(req *r)
+{
+    const char *name = r->url + 10;
+    r->upload_fd = -1;
+    int ok = name[0] != 0;
+    for (const char *p = name; *p; p++)
+        ok &= (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '_' || *p == '-' || *p == '/';
+    if (!ok || name[0] == '/' || name[strlen(name) - 1] == '/') {
+        r->upload_err = vv_fail(VV_EINVAL, "blob names are made of letters, digits, '.', '_', "
+                                           "'-' and '/' between them, got '%.200s'",
+                                name);
+        snprintf(r->upload_field, sizeof r->upload_field, "/name");
+        return;
+    }
+    int rc = resolve_in_root(r->cfg->data_root, name, 0, r->upload_path, sizeof r->upload_path);
+    if (rc < 0) {
+        r->upload_err = rc;
+        snprintf(r->upload_field, sizeof r->upload_field, "/name");
+        return;
+    }
+    snprintf(r->upload_tmp, sizeof r->upload_tmp, "%s.upload.%lx", r->upload_path,
+             (unsigned long)(uintptr_t)r);
+    r->upload_fd = open(r->upload_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (r->upload_fd < 0)
+        r->upload_err = vv_fail(VV_EIO, "%s: cannot create: %s", name, strerror(errno));
+}
+
+static void upload_chunk(req *r, const char *data, size_t n)
+{
+    if (r->upload_err || r->upload_fd < 0)
+        return;
+    if (r->upload_bytes + (int64_t)n > r->cfg->max_upload) {
+        r->upload_err = vv_fail(VV_ETOOLARGE, "uploads are limited to %lld bytes",
+                                (long long)r->cfg->max_upload);
+        r->too_large = 1;
+        return;
+    }
+    while (n > 0) {
+        ssize_t w = write(r->upload_fd, data, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            r->upload_err = vv_fail(VV_EIO, "writing the upload: %s", strerror(errno));
+            return;
+        }
+        data += w;
+        n -= (size_t)w;
+        r->upload_bytes += w;
+    }
+}
+
+static int check_token(req *r)
+{
+    if (!r->cfg->token)
+        return 1;
+    const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
+    if (!h || strncmp(h, "Bearer ", 7))
+        return 0;
+    const char *t = h + 7, *want = r->cfg->token;
+    size_t a = strlen(t), b = strlen(want);
+    unsigned diff = (unsigned)(a ^ b);
+    for (size_t i = 0; i < a && i < b; i++)
+        diff |= (unsigned)(t[i] ^ want[i]);
+    return diff == 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    http_server *h = cls;
+    req *r = *con_cls;
+    /* Connection threads yield the CPU to the compute threads: a busy API
+     * must not slow the solver down. */
+    static _Thread_local int niced;
+    if (!niced) {
+        niced = 1;
+        setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
+    }
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r)
+            return MHD_NO;
+        r->conn = conn;
+        r->cfg = &h->cfg;
+        r->srv = h;
+        r->method = method;
+        r->url = url;
+        r->upload_fd = -1;
+        *con_cls = r;
+        if (is_blob_put(method, url) && check_token(r))
+            upload_begin(r);
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (is_blob_put(method, url)) {
+            upload_chunk(r, upload_data, *upload_size);
+        } else if (!r->too_large) {
+            if ((int64_t)(r->body_len + *upload_size) > r->cfg->max_body) {
+                r->too_large = 1;
+            } else {
+                char *b = realloc(r->body, r->body_len + *upload_size + 1);
+                if (!b)
+                    return MHD_NO;
+                r->body = b;
+                memcpy(r->body + r->body_len, upload_data, *upload_size);
+                r->body_len += *upload_size;
+                r->body[r->body_len] = 0;
+            }
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    vv_err_clear();
+    if (strcmp(url, "/health") && !check_token(r)) {
+        vv_fail(VV_EAUTH, "this vvd requires 'Authorization: Bearer <token>'");
+        return reply_problem(r, VV_EAUTH, "");
+    }
+    if (r->too_large && !is_blob_put(method, url)) {
+        vv_fail(VV_ETOOLARGE, "request bodies are limited to %lld bytes",
+                (long long)r->cfg->max_body);
+        return reply_problem(r, VV_ETOOLARGE, "");
+    }
+    return api_dispatch(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    req *r = *con_cls;
+    if (!r)
+        return;
+    if (r->upload_fd >= 0) {
+        close(r->upload_fd);
+        unlink(r->upload_tmp); /* renamed away when the upload succeeded */
+    }
+    free(r->body);
+    free(r);
+    *con_cls = NULL;
+}
+
+int http_start(const http_config *cfg, http_server **out, int *port_out)
+{
+    http_server *h = calloc(1, sizeof *h);
+    if (!h)
+        return vv_fail(VV_ENOMEM, "out of memory");
+    h->cfg = *cfg;
+    struct sockaddr_in sa4 = {0};
+    struct sockaddr_in6 sa6 = {0};
+    struct sockaddr *sa;
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_POLL | MHD_USE_ERROR_LOG;
+    if (inet_pton(AF_INET, cfg->host, &sa4.sin_addr) == 1) {
+        sa4.sin_family = AF_INET;
+        sa4.sin_port = htons((uint16_t)cfg->port);
+        sa = (struct sockaddr *)&sa4;
+    } else if (inet_pton(AF_INET6, cfg->host, &sa6.sin6_addr) == 1) {
+        sa6.sin6_family = AF_INET6;
+        sa6.sin6_port = htons((uint16_t)cfg->port);
+        sa = (struct sockaddr *)&sa6;
+        flags |= MHD_USE_IPv6;
+    } else {
+        free(h);
+        return vv_fail(VV_EINVAL, "--listen: '%s' is not a numeric IPv4 or IPv6 address",
+                       cfg->host);
+    }
+    h->mhd = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, h,
+                              MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+                              h, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000, MHD_OPTION_END);
+    if (!h->mhd) {
+        free(h);
+        return vv_fail(VV_EIO, "cannot listen on %s:%d (in use, or not an address of this host)",
+                       cfg->host, cfg->port);
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    *port_out = info ? info->port : cfg->port;
+    *out = h;
+    return 0;
+}
+
+void http_stop(http_server *h)
+{
+    if (!h)
+        return;
+    h->closing = 1;
+    jobs_wake(h->cfg.jobs);
+    MHD_stop_daemon(h->mhd);
+    free(h);
+}

@@ -1,0 +1,49 @@
+/* http_util.h - helpers shared by the HTTP glue and the route handlers. */
+#ifndef VV_HTTP_UTIL_H
+#define VV_HTTP_UTIL_H
+
+#include "http.h"
+
+#include <cjson/cJSON.h>
+#include <microhttpd.h>
+#include <stddef.h>
+
+/* One request as the handlers see it. */
+typedef struct req {
+    struct MHD_Connection *conn;
+    const http_config *cfg;
+    struct http_server *srv;
+    const char *method;
+    const char *url;
+    char *body;       /* NUL-terminated, may be NULL */
+    size_t body_len;
+    /* PUT /v1/blobs upload state */
+    int upload_fd;
+    char upload_tmp[4200];
+    char upload_path[4096];
+    int64_t upload_bytes;
+    int upload_err;   /* a vv_err met while receiving, answered at the end */
+    char upload_field[64];
+    int too_large;
+} req;
+
+enum MHD_Result reply_json(req *r, unsigned status, cJSON *body);   /* takes body */
+enum MHD_Result reply_text(req *r, unsigned status, const char *type, const char *text);
+/* A problem+json answer for err, with vv_err_detail() as detail. */
+enum MHD_Result reply_problem(req *r, int err, const char *field);
+
+/* Query parameter or NULL. */
+const char *query(req *r, const char *name);
+
+/* Resolves a path from a spec or URL inside the data root: relative to it,
+ * no "..", no symlink leading out; writes the absolute path.  VV_EPATH when
+ * it escapes, VV_ENOFILE when must_exist and it does not. */
+int resolve_in_root(const char *root, const char *path, int must_exist, char *out, size_t outsz);
+
+/* The route table (api.c). */
+enum MHD_Result api_dispatch(req *r);
+
+/* SSE stream of a run (http.c). */
+enum MHD_Result reply_events(req *r, const char *run_id, int64_t after);
+
+#endif

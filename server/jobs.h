@@ -1,0 +1,89 @@
+/* jobs.h - the job queue, the compute thread and the live event hub.
+ *
+ * HTTP threads submit parsed specs and read events; they never compute.
+ * One compute thread (the CPU device) takes runs from a FIFO queue and
+ * runs them; its metric callbacks append events to the run's in-memory
+ * log and return at once, so a slow subscriber or disk never slows the
+ * solver.  A writer thread moves events and metrics to SQLite in batches
+ * and records the final state of a run only after all its events are
+ * stored.  All functions are thread-safe.
+ */
+#ifndef VV_JOBS_H
+#define VV_JOBS_H
+
+#include "spec.h"
+#include "store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct jobs jobs;
+
+typedef struct jobs_config {
+    store *db;
+    const char *data_root; /* absolute, existing */
+    int max_queue;         /* QUEUED runs at most (429 beyond) */
+} jobs_config;
+
+/* Recovers the store (RUNNING -> CRASHED, QUEUED queued again in order)
+ * and starts the compute and writer threads. */
+int jobs_start(const jobs_config *cfg, jobs **out);
+
+/* Stops accepting work, stops the running run (state STOPPED, stop_reason
+ * "shutdown", V saved), flushes every event and joins the threads.  QUEUED
+ * runs stay QUEUED in the store and run after the next start. */
+void jobs_stop(jobs *j);
+
+/* Queues a run of a parsed spec (ownership of *spec passes to the queue;
+ * *spec is zeroed).  spec_json is the submitted spec text, stored as is.
+ * Writes the new id (room for 32 bytes).  VV_EBUSY when the queue is full,
+ * VV_ECONFLICT when (sweep_id, config_hash) already exists. */
+int jobs_submit(jobs *j, lasso_spec *spec, const char *spec_json, const char *sweep_id,
+                const char *config_hash, char *id);
+
+/* Stops a run: a QUEUED run becomes STOPPED (stop_reason user) without
+ * starting; a RUNNING one is asked to stop at its next iteration; a STOPPED
+ * run is left as it is (idempotent).  VV_ENOTFOUND for an unknown id,
+ * VV_ESTATE for a run that already ended otherwise. */
+int jobs_stop_run(jobs *j, const char *id);
+
+/* Queue position (1 = next) and why the run waits, for a QUEUED run; 0 and
+ * "" otherwise. */
+void jobs_queue_info(jobs *j, const char *id, int *position, char *reason, size_t reasonsz);
+
+typedef struct jobs_stats {
+    int queued, running;
+    int64_t iterations;       /* solver iterations since start */
+    double iterations_per_s;  /* over the last few seconds */
+    int64_t events_dropped;   /* always 0: events are never dropped */
+} jobs_stats;
+
+void jobs_get_stats(jobs *j, jobs_stats *st);
+
+/* ---- events (Server-Sent Events source) ---------------------------------- */
+
+/* One event as SSE wants it. */
+typedef struct jobs_event {
+    int64_t seq;
+    char type[8];  /* metric, state, log */
+    char *data;    /* JSON text, malloc'd */
+} jobs_event;
+
+/* Copies up to max events of run id with seq > after into ev (the caller
+ * frees each data), waiting up to wait_s seconds for one to appear.
+ * Returns the number copied (0 after the wait); *ended is set when the run
+ * is over and every event up to the last has been returned (the stream can
+ * end).  Events older than the in-memory window come from the store.
+ * VV_ENOTFOUND for an unknown run. */
+int jobs_events(jobs *j, const char *id, int64_t after, jobs_event *ev, int max, double wait_s,
+                int *ended);
+
+/* Ends every wait in jobs_events at once and makes later calls report the
+ * stream as ended (shutdown: lets event streams close). */
+void jobs_wake(jobs *j);
+
+/* The data of the run's latest metric event (malloc'd JSON text), or NULL
+ * when the run has none in memory. */
+char *jobs_last_metric(jobs *j, const char *id);
+
+#endif
