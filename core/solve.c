@@ -48,7 +48,8 @@ void vv_progress_init(vv_progress *p, const vv_stats *s, const vv_lasso_opts *o)
     if (o->max_seconds > 0 && (p->deadline == 0 || p->t0 + o->max_seconds < p->deadline))
         p->deadline = p->t0 + o->max_seconds;
     p->max_iter = o->max_iter > 0 ? o->max_iter : 100000;
-    p->every = o->metrics_every > 0 ? o->metrics_every : 1;
+    p->every = o->metrics_every > 0 ? o->metrics_every : 0;
+    p->last_report = 0;
     p->tol = o->tol > 0 ? o->tol : 1e-6;
 }
 
@@ -70,9 +71,12 @@ vv_stop_reason vv_progress_step(vv_progress *p, int64_t it, const vv_eval *e, in
         r = VV_STOP_CONVERGED;
     else
         r = vv_progress_poll(p, it);
-    if (p->o->on_metric && (force || r != VV_STOP_NONE || it % p->every == 0)) {
-        vv_metrics m = {.step = p->o->step0 + it, .time = vv_now() - p->t0,
-                        .lambda = p->o->lambda, .e = *e};
+    double now = p->o->on_metric ? vv_now() : 0;
+    int due = p->every ? it % p->every == 0 : now - p->last_report >= VV_REPORT_GAP;
+    if (p->o->on_metric && (force || r != VV_STOP_NONE || due)) {
+        p->last_report = now;
+        vv_metrics m = {.step = p->o->step0 + it, .time = now - p->t0, .lambda = p->o->lambda,
+                        .e = *e};
         if (p->o->on_metric(p->o->ctx, &m) && r == VV_STOP_NONE)
             r = VV_STOP_USER;
     }

@@ -11,7 +11,8 @@ typedef struct vv_progress {
     double t0;       /* vv_now() at the start */
     double deadline; /* absolute; 0: none */
     int64_t max_iter;
-    int64_t every;
+    int64_t every;      /* 0: auto (at most one report per VV_REPORT_GAP seconds) */
+    double last_report; /* vv_now() of the last report */
     double tol;
 } vv_progress;
 

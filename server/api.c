@@ -140,19 +140,36 @@ static int prepare_spec(req *r, const cJSON *json, lasso_spec *s, char *field, s
     return rc < 0 ? rc : check_files(r, s, "", field, fsz);
 }
 
-static enum MHD_Result post_run(req *r)
+/* The request body as JSON: one value, nothing but white space after it.
+ * NULL (with a detail) otherwise. */
+static cJSON *parse_body(req *r)
 {
     if (!r->body || !r->body_len) {
-        vv_fail(VV_EJSON, "the request body must be a job spec (JSON)");
-        return reply_problem(r, VV_EJSON, "");
+        vv_fail(VV_EJSON, "the request body must be JSON");
+        return NULL;
     }
     const char *end = NULL;
     cJSON *json = cJSON_ParseWithLengthOpts(r->body, r->body_len, &end, 0);
     if (!json) {
         vv_fail(VV_EJSON, "malformed JSON near byte %zu",
                 end && end >= r->body ? (size_t)(end - r->body) : 0);
-        return reply_problem(r, VV_EJSON, "");
+        return NULL;
     }
+    for (const char *p = end; p < r->body + r->body_len; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+            cJSON_Delete(json);
+            vv_fail(VV_EJSON, "unexpected text after the JSON value at byte %zu",
+                    (size_t)(p - r->body));
+            return NULL;
+        }
+    return json;
+}
+
+static enum MHD_Result post_run(req *r)
+{
+    cJSON *json = parse_body(r);
+    if (!json)
+        return reply_problem(r, VV_EJSON, "");
     lasso_spec s;
     char field[256] = "";
     int rc = prepare_spec(r, json, &s, field, sizeof field);
@@ -229,12 +246,9 @@ static int64_t next_sweep_id(store *db)
 
 static enum MHD_Result post_sweep(req *r)
 {
-    const char *end = NULL;
-    cJSON *json = r->body ? cJSON_ParseWithLengthOpts(r->body, r->body_len, &end, 0) : NULL;
-    if (!json) {
-        vv_fail(VV_EJSON, "the body must be {\"base\": spec, \"grid\": {field: [values]}}");
+    cJSON *json = parse_body(r);
+    if (!json)
         return reply_problem(r, VV_EJSON, "");
-    }
     int rc = 0;
     char field[256] = "";
     cJSON *base = NULL, *grid = NULL;

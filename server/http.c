@@ -259,6 +259,15 @@ static void upload_begin(req *r)
         snprintf(r->upload_field, sizeof r->upload_field, "/name");
         return;
     }
+    /* Folders in the name are created inside the root (".." was refused above
+     * or is refused by resolve_in_root). */
+    char dir[PATH_MAX];
+    for (const char *p = strchr(name, '/'); p; p = strchr(p + 1, '/')) {
+        if (snprintf(dir, sizeof dir, "%s/%.*s", r->cfg->data_root, (int)(p - name), name) <
+                (int)sizeof dir &&
+            !strstr(dir, "/../") && strcmp(dir + strlen(dir) - 3, "/.."))
+            mkdir(dir, 0755);
+    }
     int rc = resolve_in_root(r->cfg->data_root, name, 0, r->upload_path, sizeof r->upload_path);
     if (rc < 0) {
         r->upload_err = rc;
@@ -280,6 +289,9 @@ static void upload_chunk(req *r, const char *data, size_t n)
         r->upload_err = vv_fail(VV_ETOOLARGE, "uploads are limited to %lld bytes",
                                 (long long)r->cfg->max_upload);
         r->too_large = 1;
+        close(r->upload_fd);
+        r->upload_fd = -1;
+        unlink(r->upload_tmp);
         return;
     }
     while (n > 0) {
@@ -342,6 +354,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_size) {
         if (is_blob_put(method, url)) {
             upload_chunk(r, upload_data, *upload_size);
+            if (r->upload_err && !r->answered) {
+                /* Answer at once; libmicrohttpd discards the rest of the body. */
+                *upload_size = 0;
+                r->answered = 1;
+                return reply_problem(r, r->upload_err, r->upload_field);
+            }
         } else if (!r->too_large) {
             if ((int64_t)(r->body_len + *upload_size) > r->cfg->max_body) {
                 r->too_large = 1;
@@ -358,6 +376,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_size = 0;
         return MHD_YES;
     }
+    if (r->answered)
+        return MHD_YES;
     vv_err_clear();
     if (strcmp(url, "/health") && !check_token(r)) {
         vv_fail(VV_EAUTH, "this vvd requires 'Authorization: Bearer <token>'");

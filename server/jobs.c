@@ -60,7 +60,7 @@ struct jobs {
     pthread_cond_t cv;  /* events published, queue changed, states written */
     pthread_cond_t wcv; /* wakes the writer */
     qitem *qhead, *qtail;
-    int queued;
+    int queued, reserved; /* runs in the queue; ids handed out but not yet queued */
     live *lives;
     char running[32];
     volatile int stop_flag;
@@ -501,30 +501,38 @@ void jobs_stop(jobs *j)
 int jobs_submit(jobs *j, lasso_spec *spec, const char *spec_json, const char *sweep_id,
                 const char *config_hash, char *id)
 {
+    /* Reserve an id and a queue place under the lock, write the row outside
+     * it: the compute thread's metric callbacks take this lock. */
     pthread_mutex_lock(&j->mu);
     if (j->stopping) {
         pthread_mutex_unlock(&j->mu);
         return vv_fail(VV_EDEVICE, "vvd is shutting down");
     }
-    if (j->queued >= j->cfg.max_queue) {
+    if (j->queued + j->reserved >= j->cfg.max_queue) {
+        int q = j->queued;
         pthread_mutex_unlock(&j->mu);
-        return vv_fail(VV_EBUSY, "the queue is full (%d runs waiting); try again later",
-                       j->queued);
+        return vv_fail(VV_EBUSY, "the queue is full (%d runs waiting); try again later", q);
     }
-    snprintf(id, 32, "r-%06lld", (long long)j->next_run);
+    snprintf(id, 32, "r-%06lld", (long long)j->next_run++);
+    j->reserved++;
+    pthread_mutex_unlock(&j->mu);
     int rc = store_run_insert(j->cfg.db, id, "lasso", spec_json, sweep_id, config_hash, wall());
-    if (rc < 0) {
+    qitem *q = rc == 0 ? calloc(1, sizeof *q) : NULL;
+    if (rc == 0 && !q) {
+        store_run_set_state(j->cfg.db, id, "FAILED", NULL, NULL, NULL, wall());
+        rc = vv_fail(VV_ENOMEM, "out of memory");
+    }
+    pthread_mutex_lock(&j->mu);
+    j->reserved--;
+    live *l = rc == 0 ? add_live(j, id, 0) : NULL;
+    if (rc == 0 && !l) {
+        free(q);
+        q = NULL;
+        rc = vv_fail(VV_ENOMEM, "out of memory");
+    }
+    if (rc < 0 || !q) {
         pthread_mutex_unlock(&j->mu);
         return rc;
-    }
-    j->next_run++;
-    qitem *q = calloc(1, sizeof *q);
-    live *l = q ? add_live(j, id, 0) : NULL;
-    if (!q || !l) {
-        free(q);
-        pthread_mutex_unlock(&j->mu);
-        store_run_set_state(j->cfg.db, id, "FAILED", NULL, NULL, NULL, wall());
-        return vv_fail(VV_ENOMEM, "out of memory");
     }
     snprintf(q->id, sizeof q->id, "%s", id);
     q->spec = *spec;

@@ -255,7 +255,7 @@ int spec_parse_lasso(const cJSON *root, lasso_spec *s, char *field, size_t field
     s->tol = 1e-6;
     s->max_iter = 100000;
     s->mu = 1e-3;
-    s->metrics_every = 1;
+    s->metrics_every = 0; /* auto */
     if (field && fieldsz)
         field[0] = 0;
     if (!cJSON_IsObject(root))

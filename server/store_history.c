@@ -136,7 +136,11 @@ int store_runs_list(store *s, const char *state, const char *kind, const char *s
 /* The body of store_recover, inside a transaction. */
 static int recover_locked(store *s, double now, int *crashed, char ***ids, int *nids)
 {
-    int err = exec_q(s, Q_CRASH_RUNNING, "marking running runs crashed", "td", crashed_error, now);
+    int err = exec_q(s, Q_CRASH_EVENT, "ending crashed runs' event streams", "");
+    if (!err)
+        err = exec_q(s, Q_CRASH_SEQ, "ending crashed runs' event streams", "");
+    if (!err)
+        err = exec_q(s, Q_CRASH_RUNNING, "marking running runs crashed", "td", crashed_error, now);
     if (err)
         return err;
     *crashed = sqlite3_changes(s->db);

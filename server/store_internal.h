@@ -34,7 +34,7 @@ extern const int vv_schema_migration_count;
 enum {
     Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_RUN_INSERT, Q_RUN_GET, Q_RUN_EXISTS, Q_RUN_SET_STATE,
     Q_RUN_HEARTBEAT, Q_LAST_SEQ, Q_SET_LAST_SEQ, Q_EVENT_INSERT, Q_METRIC_INSERT,
-    Q_EVENTS_AFTER, Q_CRASH_RUNNING, Q_QUEUED, Q_COUNT_STATES, Q_MAX_IDS, Q_SWEEP_INSERT,
+    Q_EVENTS_AFTER, Q_CRASH_EVENT, Q_CRASH_SEQ, Q_CRASH_RUNNING, Q_QUEUED, Q_COUNT_STATES, Q_MAX_IDS, Q_SWEEP_INSERT,
     Q_SWEEP_GET, Q_SWEEP_SET_STATE, Q_ARTIFACT_ADD, Q_ARTIFACTS_LIST, Q_COUNT
 };
 
@@ -60,6 +60,11 @@ static const char *const query_sql[Q_COUNT] = {
                         "VALUES (?1, ?2, ?3, ?4, ?5)",
     [Q_EVENTS_AFTER] = "SELECT seq, type, data FROM events WHERE run_id = ?1 AND seq > ?2 "
                        "ORDER BY seq LIMIT ?3",
+    /* A crashed run's event stream ends with a CRASHED state event. */
+    [Q_CRASH_EVENT] = "INSERT INTO events (run_id, seq, type, data) SELECT id, last_seq + 1, "
+                      "'state', '{\"state\":\"CRASHED\",\"stop_reason\":null}' FROM runs "
+                      "WHERE state = 'RUNNING'",
+    [Q_CRASH_SEQ] = "UPDATE runs SET last_seq = last_seq + 1 WHERE state = 'RUNNING'",
     [Q_CRASH_RUNNING] = "UPDATE runs SET state = 'CRASHED', error = ?1, finished = ?2 "
                         "WHERE state = 'RUNNING'",
     [Q_QUEUED] = "SELECT id FROM runs WHERE state = 'QUEUED' ORDER BY created, id",

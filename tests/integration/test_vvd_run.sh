@@ -148,7 +148,7 @@ J
 "$VVD" run long.json --out out6 >ev6.ndjson 2>/dev/null &
 pid=$!
 # Wait (bounded) until the solver reports iterations, then interrupt.
-timeout 120 tail -n +1 -f ev6.ndjson | grep -q -m1 '"event":"metric","step":3,'
+timeout 120 tail -n +1 -f ev6.ndjson | awk '/"event":"metric"/ { if (++n == 3) exit }'
 kill -INT $pid
 wait $pid
 rc=$?

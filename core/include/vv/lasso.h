@@ -119,6 +119,10 @@ typedef int (*vv_metric_fn)(void *ctx, const vv_metrics *m);
 
 typedef enum { VV_INIT_ZEROS = 0, VV_INIT_RANDOM, VV_INIT_GIVEN } vv_init;
 
+/* Auto reporting: at most one metrics report per this many seconds, so that
+ * reporting never dominates cheap iterations. */
+#define VV_REPORT_GAP 0.002
+
 typedef struct vv_lasso_opts {
     vv_solver solver;
     double lambda;          /* canonical lambda (> 0) */
@@ -127,7 +131,9 @@ typedef struct vv_lasso_opts {
     double max_seconds;     /* 0: unlimited */
     double deadline;        /* absolute vv_now() limit, 0: none (set by the caller for paths) */
     const volatile int *stop; /* external stop flag, polled every iteration; may be NULL */
-    int64_t metrics_every;  /* report every this many iterations (0: 1) */
+    int64_t metrics_every;  /* report every this many iterations; 0: auto, i.e. every
+                             * iteration but at most one per VV_REPORT_GAP seconds (the
+                             * first, outer-loop and last reports are always made) */
     int64_t step0;          /* step number of the first report */
     vv_metric_fn on_metric;
     void *ctx;
