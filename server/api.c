@@ -352,9 +352,12 @@ static enum MHD_Result post_sweep(req *r)
         hashes[nuniq++] = strdup(h);
     }
     cJSON *out = NULL;
+    if (rc == 0 && nuniq > jobs_room(r->cfg->jobs)) {
+        rc = vv_fail(VV_EBUSY, "the queue has room for %d runs, the sweep has %d points; try again "
+                               "later or raise --max-queue",
+                     jobs_room(r->cfg->jobs), nuniq);
+    }
     if (rc == 0) {
-        jobs_stats js;
-        jobs_get_stats(r->cfg->jobs, &js);
         char sid[32];
         snprintf(sid, sizeof sid, "s-%06lld", (long long)next_sweep_id(r->cfg->db));
         char *stext = cJSON_PrintUnformatted(json);
@@ -659,8 +662,10 @@ static enum MHD_Result get_artifact(req *r, const char *id, const char *name)
 
 static enum MHD_Result put_blob(req *r)
 {
-    if (r->upload_err)
+    if (r->upload_err) {
+        vv_fail(r->upload_err, "%s", r->upload_detail);
         return reply_problem(r, r->upload_err, r->upload_field);
+    }
     if (r->upload_fd < 0) {
         vv_fail(VV_EINTERNAL, "upload not started");
         return reply_problem(r, VV_EINTERNAL, "");

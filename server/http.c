@@ -5,6 +5,7 @@
 #include "vv/log.h"
 
 #include <arpa/inet.h>
+#include <stdarg.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -244,6 +245,18 @@ static int is_blob_put(const char *method, const char *url)
     return !strcmp(method, "PUT") && !strncmp(url, "/v1/blobs/", 10);
 }
 
+/* Records an upload error and its detail (answered when the body ends). */
+static int upload_fail(req *r, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int upload_fail(req *r, int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->upload_detail, sizeof r->upload_detail, fmt, ap);
+    va_end(ap);
+    return err;
+}
+
 static void upload_begin(req *r)
 {
     const char *name = r->url + 10;
@@ -253,7 +266,7 @@ static void upload_begin(req *r)
         ok &= (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
               *p == '.' || *p == '_' || *p == '-' || *p == '/';
     if (!ok || name[0] == '/' || name[strlen(name) - 1] == '/') {
-        r->upload_err = vv_fail(VV_EINVAL, "blob names are made of letters, digits, '.', '_', "
+        r->upload_err = upload_fail(r, VV_EINVAL, "blob names are made of letters, digits, '.', '_', "
                                            "'-' and '/' between them, got '%.200s'",
                                 name);
         snprintf(r->upload_field, sizeof r->upload_field, "/name");
@@ -270,7 +283,7 @@ static void upload_begin(req *r)
     }
     int rc = resolve_in_root(r->cfg->data_root, name, 0, r->upload_path, sizeof r->upload_path);
     if (rc < 0) {
-        r->upload_err = rc;
+        r->upload_err = upload_fail(r, rc, "%s", vv_err_detail());
         snprintf(r->upload_field, sizeof r->upload_field, "/name");
         return;
     }
@@ -278,7 +291,7 @@ static void upload_begin(req *r)
              (unsigned long)(uintptr_t)r);
     r->upload_fd = open(r->upload_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (r->upload_fd < 0)
-        r->upload_err = vv_fail(VV_EIO, "%s: cannot create: %s", name, strerror(errno));
+        r->upload_err = upload_fail(r, VV_EIO, "%s: cannot create: %s", name, strerror(errno));
 }
 
 static void upload_chunk(req *r, const char *data, size_t n)
@@ -286,7 +299,7 @@ static void upload_chunk(req *r, const char *data, size_t n)
     if (r->upload_err || r->upload_fd < 0)
         return;
     if (r->upload_bytes + (int64_t)n > r->cfg->max_upload) {
-        r->upload_err = vv_fail(VV_ETOOLARGE, "uploads are limited to %lld bytes",
+        r->upload_err = upload_fail(r, VV_ETOOLARGE, "uploads are limited to %lld bytes",
                                 (long long)r->cfg->max_upload);
         r->too_large = 1;
         close(r->upload_fd);
@@ -299,7 +312,7 @@ static void upload_chunk(req *r, const char *data, size_t n)
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0) {
-            r->upload_err = vv_fail(VV_EIO, "writing the upload: %s", strerror(errno));
+            r->upload_err = upload_fail(r, VV_EIO, "writing the upload: %s", strerror(errno));
             return;
         }
         data += w;
@@ -353,13 +366,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (*upload_size) {
         if (is_blob_put(method, url)) {
+            /* After an error the rest of the body is read and dropped: this
+             * libmicrohttpd cannot answer before the request is complete. */
             upload_chunk(r, upload_data, *upload_size);
-            if (r->upload_err && !r->answered) {
-                /* Answer at once; libmicrohttpd discards the rest of the body. */
-                *upload_size = 0;
-                r->answered = 1;
-                return reply_problem(r, r->upload_err, r->upload_field);
-            }
         } else if (!r->too_large) {
             if ((int64_t)(r->body_len + *upload_size) > r->cfg->max_body) {
                 r->too_large = 1;
@@ -376,8 +385,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_size = 0;
         return MHD_YES;
     }
-    if (r->answered)
-        return MHD_YES;
     vv_err_clear();
     if (strcmp(url, "/health") && !check_token(r)) {
         vv_fail(VV_EAUTH, "this vvd requires 'Authorization: Bearer <token>'");

@@ -25,7 +25,7 @@ typedef struct req {
     int upload_err;   /* a vv_err met while receiving, answered at the end */
     char upload_field[64];
     int too_large;
-    int answered;     /* a reply was queued before the body ended */
+    char upload_detail[512];
 } req;
 
 enum MHD_Result reply_json(req *r, unsigned status, cJSON *body);   /* takes body */

@@ -41,6 +41,7 @@ typedef struct live {
     int64_t base;    /* seq of ev[0] */
     event *ev;
     int n, cap;
+    int readers;       /* event readers waiting on it (it stays while > 0) */
     int final;         /* the final state event is published */
     int state_written; /* the final state is in the store */
     char state[16], stop_reason[16];
@@ -345,7 +346,8 @@ static void flush_once(jobs *j)
             l->state_written = 1;
             pthread_cond_broadcast(&j->cv);
         }
-        /* Keep at most MEM_EVENTS stored events in memory; none once written. */
+        /* Keep at most MEM_EVENTS stored events in memory; none once written
+         * (readers then get them from the store). */
         int64_t keep = l->state_written ? 0 : MEM_EVENTS;
         int64_t drop = l->flushed - l->base + 1 - keep;
         if (drop > 0) {
@@ -354,6 +356,21 @@ static void flush_once(jobs *j)
             memmove(l->ev, l->ev + drop, (size_t)(l->n - drop) * sizeof *l->ev);
             l->n -= (int)drop;
             l->base += drop;
+        }
+    }
+    /* Forget runs that ended and are all stored, unless a reader waits on one. */
+    for (live **p = &j->lives; *p;) {
+        live *l = *p;
+        if (l->final && l->state_written && l->flushed == l->seq && l->readers == 0) {
+            *p = l->next;
+            for (int i = 0; i < l->n; i++)
+                free(l->ev[i].data);
+            free(l->ev);
+            free(l->result);
+            free(l->error);
+            free(l);
+        } else {
+            p = &l->next;
         }
     }
     double now = vv_now();
@@ -568,6 +585,10 @@ int jobs_stop_run(jobs *j, const char *id)
                 j->qtail = t;
         }
         j->queued--;
+        pthread_mutex_unlock(&j->mu);
+        /* Stored first, announced second: a stream that ends shows it stored. */
+        int rc = store_run_set_state(j->cfg.db, id, "STOPPED", "user", NULL, NULL, wall());
+        pthread_mutex_lock(&j->mu);
         live *l = find_live(j, id);
         if (l) {
             snprintf(l->state, sizeof l->state, "STOPPED");
@@ -576,14 +597,10 @@ int jobs_stop_run(jobs *j, const char *id)
             l->final = 1;
             l->state_written = 1;
         }
+        pthread_cond_signal(&j->wcv);
         pthread_mutex_unlock(&j->mu);
-        int rc = store_run_set_state(j->cfg.db, id, "STOPPED", "user", NULL, NULL, wall());
         spec_free_lasso(&q->spec);
         free(q);
-        pthread_mutex_lock(&j->mu);
-        pthread_cond_signal(&j->wcv);
-        pthread_cond_broadcast(&j->cv);
-        pthread_mutex_unlock(&j->mu);
         return rc;
     }
     live *l = find_live(j, id);
@@ -666,11 +683,15 @@ int jobs_events(jobs *j, const char *id, int64_t after, jobs_event *ev, int max,
     pthread_mutex_lock(&j->mu);
     live *l = find_live(j, id);
     /* Wait for something new while the events asked for are in memory. */
+    if (l)
+        l->readers++;
     while (l && !j->closing && after + 1 >= l->base && l->seq <= after &&
            !(l->final && l->state_written)) {
         if (pthread_cond_timedwait(&j->cv, &j->mu, &ts) == ETIMEDOUT)
             break;
     }
+    if (l)
+        l->readers--;
     if (!l || after + 1 < l->base) {
         /* Not in memory: the run ended before this start, or the events are
          * older than the in-memory window (they are stored: only stored
@@ -727,4 +748,12 @@ char *jobs_last_metric(jobs *j, const char *id)
         }
     pthread_mutex_unlock(&j->mu);
     return out;
+}
+
+int jobs_room(jobs *j)
+{
+    pthread_mutex_lock(&j->mu);
+    int room = j->cfg.max_queue - j->queued - j->reserved;
+    pthread_mutex_unlock(&j->mu);
+    return room > 0 ? room : 0;
 }

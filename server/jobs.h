@@ -60,6 +60,9 @@ typedef struct jobs_stats {
 
 void jobs_get_stats(jobs *j, jobs_stats *st);
 
+/* Free places in the queue now. */
+int jobs_room(jobs *j);
+
 /* ---- events (Server-Sent Events source) ---------------------------------- */
 
 /* One event as SSE wants it. */
