@@ -1,0 +1,237 @@
+/* main.c - vvctl: the command-line client of vvd.  Global options, the
+ * command table and the help texts. */
+#include "vvctl.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char global_help[] =
+    "usage: vvctl [--server URL] [--token T] [--json] COMMAND [ARGS]\n"
+    "\n"
+    "The command-line client of vvd (vvd serve): submit multi-task lasso runs and\n"
+    "sweeps, follow them live, stop them and fetch their results.  It speaks only\n"
+    "HTTP to the daemon.\n"
+    "\n"
+    "Commands:\n"
+    "  submit SPEC.json [--watch]      queue a run from a job spec (schema/lasso.schema.json)\n"
+    "  lasso --phi F --psi Y ...       queue a lasso run built from flags\n"
+    "  watch ID                        follow a run live until it ends\n"
+    "  stop ID                         stop a run (it keeps its current V)\n"
+    "  ls [--state S] ...              list runs\n"
+    "  show ID                         one run: spec, summary, artifacts\n"
+    "  metrics ID [--keys a,b] [--csv] a run's full metric history\n"
+    "  get ID ARTIFACT [-o FILE]       download an artifact (V.npy, result.json, ...)\n"
+    "  sweep SPEC.json --grid F=V ...  queue a grid of runs; sweep status|stop|resume|watch ID\n"
+    "  help [COMMAND]                  this text, or a command's\n"
+    "\n"
+    "Global options (anywhere on the line):\n"
+    "  --server URL   the daemon (env VVD_SERVER; default http://127.0.0.1:8470)\n"
+    "  --token T      bearer token (env VVD_TOKEN)\n"
+    "  --json         print the server's JSON answers as they are (watch: one JSON\n"
+    "                 object per event line)\n"
+    "\n"
+    "Exit status:\n"
+    "  0    success; for watch, the run FINISHED or was STOPPED\n"
+    "  1    a run FAILED or CRASHED, or the server refused the request (any 4xx or\n"
+    "       5xx answer, shown as one line: 'vvctl: STATUS ERROR_CODE at FIELD: detail')\n"
+    "  2    usage error: bad flags, bad grid syntax, unreadable or malformed spec file\n"
+    "  3    the server is unreachable (connection refused, timed out, dropped for\n"
+    "       more than 60 s while watching)\n"
+    "  130  watch detached by Ctrl-C; the run goes on\n";
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} commands[] = {
+    {"submit", vc_cmd_submit,
+     "usage: vvctl submit SPEC.json [--watch] [--upload] [--dry-run]\n"
+     "\n"
+     "Queues a run of the job spec in SPEC.json ('-' reads stdin; see\n"
+     "schema/lasso.schema.json) with POST /v1/runs and prints its id.  Paths in the\n"
+     "spec resolve inside the daemon's data root.\n"
+     "  --watch    follow the run until it ends (as vvctl watch)\n"
+     "  --upload   first upload the local files the spec names (phi, psi, bias,\n"
+     "             init) with PUT /v1/blobs/BASENAME and reference them by that\n"
+     "             name: each lands at the top of the data root, replacing a blob\n"
+     "             of the same name\n"
+     "  --dry-run  print the spec that would be sent and exit\n"
+     "With --json: prints the run object (or, with --watch, the watch output).\n"},
+    {"lasso", vc_cmd_lasso,
+     "usage: vvctl lasso (--phi F --psi Y | --generate N,K,D[,SEED]) LAMBDA [options]\n"
+     "\n"
+     "Builds a lasso job spec from flags, queues it and prints the run id.\n"
+     "  --phi F, --psi Y       features (N x K) and outputs (N x D): .npy or\n"
+     "                         .safetensors paths in the daemon's data root\n"
+     "  --generate N,K,D[,S]   a synthetic problem instead\n"
+     "  --bias B               the layer's bias: a file, or inline numbers b1,b2,...\n"
+     "LAMBDA, exactly one of:\n"
+     "  --lambda L             canonical lambda (scikit-learn alpha)\n"
+     "  --lambda-paper L       the paper's lam (lambda = L * D / 2)\n"
+     "  --lambda-ratio R       a fraction of lambda_max\n"
+     "  --target-active N      bisection on lambda for a neuron budget\n"
+     "Options: --solver auto|fista|bcd|adam_prox  --tol T  --max-iter N\n"
+     "  --max-seconds S  --mu M  --init zeros|random|FILE  --seed N  --refit\n"
+     "  --metrics-every N  --name NAME\n"
+     "  --upload    upload --phi/--psi/--bias/--init files first (see vvctl help submit)\n"
+     "  --watch     follow the run until it ends\n"
+     "  --dry-run   print the spec and exit\n"},
+    {"watch", vc_cmd_watch,
+     "usage: vvctl watch ID\n"
+     "\n"
+     "Follows the run's events (GET /v1/runs/ID/events, Server-Sent Events) until\n"
+     "it ends, reconnecting with Last-Event-ID when the connection drops (giving up\n"
+     "after 60 s without contact: exit 3).\n"
+     "On a terminal: one live line, redrawn at most 10 times a second: step,\n"
+     "objective, rel_gap, active neurons, iterations/s, elapsed run time and an ETA\n"
+     "until rel_gap reaches the spec's tol, fitted to the decay of log(rel_gap)\n"
+     "over the last samples ('ETA ?' when it is not decreasing or too new).\n"
+     "Otherwise: plain key=value lines, at most 4 metric lines a second (the last\n"
+     "metric before each state change is always printed), plus a line per state\n"
+     "change and per log event.\n"
+     "--json: every event, unthrottled, as {\"id\":N,\"event\":TYPE,\"data\":{...}},\n"
+     "then the final run object on one line.\n"
+     "At the end: the run's summary (state, stop_reason, objective, rel_gap, active,\n"
+     "iterations, seconds, artifacts).  Ctrl-C detaches and leaves the run going\n"
+     "(exit 130).  Exit 0 if the run FINISHED or was STOPPED, 1 if FAILED/CRASHED.\n"},
+    {"stop", vc_cmd_stop,
+     "usage: vvctl stop ID\n"
+     "\n"
+     "Stops a run (POST /v1/runs/ID/stop): a queued run never starts, a running\n"
+     "one stops at its next iteration and keeps its V.  Idempotent.\n"},
+    {"ls", vc_cmd_ls,
+     "usage: vvctl ls [--state S] [--kind K] [--sweep ID] [--page-size N]\n"
+     "                [--all | --page-token T]\n"
+     "\n"
+     "Lists runs, newest first: id, kind, state, lambda, active, rel_gap, duration,\n"
+     "stop_reason.  One page (default 50 runs) unless --all; the token of the next\n"
+     "page is printed on stderr.  S: QUEUED, RUNNING, FINISHED, STOPPED, FAILED,\n"
+     "CRASHED.  --json: the page as the server sent it (--all: one object with\n"
+     "every run).\n"},
+    {"show", vc_cmd_show,
+     "usage: vvctl show ID\n"
+     "\n"
+     "Shows one run: times, spec, summary, error and artifacts (--json: the run\n"
+     "object, see schema/run.schema.json).\n"},
+    {"metrics", vc_cmd_metrics,
+     "usage: vvctl metrics ID [--keys a,b] [--csv]\n"
+     "\n"
+     "Prints the run's full metric history: one row per step, with its time and\n"
+     "one column per key (--keys picks and orders them; default every key).\n"
+     "--csv: the same as CSV (empty cells for missing values); --json: the\n"
+     "server's answer (a list of {step, key, value, time}).\n"},
+    {"get", vc_cmd_get,
+     "usage: vvctl get ID ARTIFACT [-o FILE]\n"
+     "\n"
+     "Downloads an artifact of a run (vvctl show ID lists them) into FILE (default:\n"
+     "the artifact's base name; '-' for stdout).  The file appears only when the\n"
+     "download is complete.\n"},
+    {"sweep", vc_cmd_sweep,
+     "usage: vvctl sweep SPEC.json --grid FIELD=VALUES [--grid ...] [--name N] [--watch]\n"
+     "       vvctl sweep --file SWEEP.json [--grid ...] [--watch]\n"
+     "       vvctl sweep status ID | stop ID | resume ID [--watch] | watch ID\n"
+     "\n"
+     "Creates a sweep (POST /v1/sweeps): the base spec with every combination of the\n"
+     "grid's values, one run per distinct point; prints the sweep id.\n"
+     "Grid syntax, FIELD=VALUES with FIELD a top-level spec field:\n"
+     "  a,b,c        numbers, true/false or strings (mu=0.01,0.03  solver=fista,bcd)\n"
+     "  a:b:lin:n    n evenly spaced numbers from a to b, both ends included\n"
+     "  a:b:log:n    n geometrically spaced numbers from a to b (a, b > 0)\n"
+     "Bad syntax exits with status 2.\n"
+     "--file SWEEP.json: a sweep request as in schema/sweep.schema.json\n"
+     "({\"base\": spec, \"grid\": {field: [values]}, \"name\": ...}); a grid entry\n"
+     "may also be a string in the syntax above (\"lambda_ratio\": \"0.01:0.5:log:6\"),\n"
+     "and --grid adds or replaces entries.  --upload uploads the base's local files\n"
+     "(see vvctl help submit); --dry-run prints the request and exits.\n"
+     "\n"
+     "status ID   a table of the points: run id, grid values, state, active\n"
+     "            neurons, objective, mse, rel_gap (and test_acc when results have\n"
+     "            it); '*' marks the Pareto-optimal FINISHED points: no other\n"
+     "            FINISHED point has active <= and mse <= with one of them smaller\n"
+     "            (from each result's active and mse).\n"
+     "stop ID     stops every queued or running run of the sweep.\n"
+     "resume ID   re-queues the points whose run FAILED, CRASHED or was STOPPED, and\n"
+     "            the points that never got a run.  The daemon has no resume route,\n"
+     "            so each is POSTed as a new run (the spec it ran, or the base with\n"
+     "            the point's values) whose spec \"name\" ends with \"[sweep ID]\";\n"
+     "            such runs are not in the daemon's sweep (vvctl ls --sweep ID does\n"
+     "            not show them), but status, stop, watch and resume of ID count\n"
+     "            them: a point's run is its newest attempt (column TRIES when a\n"
+     "            point has several).\n"
+     "watch ID    polls the sweep twice a second until no point is queued or\n"
+     "            running: a live line on a terminal, else a line per point change;\n"
+     "            then the status table.  Exit 1 if a point FAILED or CRASHED.\n"
+     "            Ctrl-C detaches (exit 130).\n"
+     "A spec file named like a subcommand must be given as ./status etc.\n"},
+};
+
+enum { NCOMMANDS = sizeof commands / sizeof *commands };
+
+int vc_help(const char *cmd)
+{
+    if (!cmd) {
+        fputs(global_help, stdout);
+        return VC_OK;
+    }
+    size_t n = strcspn(cmd, " ");
+    for (int i = 0; i < NCOMMANDS; i++)
+        if (strlen(commands[i].name) == n && !strncmp(commands[i].name, cmd, n)) {
+            fputs(commands[i].help, stdout);
+            return VC_OK;
+        }
+    fprintf(stderr, "vvctl: no command '%s' (see 'vvctl help')\n", cmd);
+    return VC_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    const char *env = getenv("VVD_SERVER");
+    vc_opt.server = env && env[0] ? env : "http://127.0.0.1:8470";
+    env = getenv("VVD_TOKEN");
+    vc_opt.token = env && env[0] ? env : NULL;
+    /* Global options before the command. */
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h"))
+            return vc_help(NULL);
+        if (!strcmp(a, "--json")) {
+            vc_opt.json = 1;
+        } else if (!strcmp(a, "--server") || !strcmp(a, "--token")) {
+            if (i + 1 >= argc)
+                return vc_usage(NULL, "option '%s' needs a value", a);
+            if (a[2] == 's')
+                vc_opt.server = argv[++i];
+            else
+                vc_opt.token = argv[++i];
+        } else if (!strncmp(a, "--server=", 9)) {
+            vc_opt.server = a + 9;
+        } else if (!strncmp(a, "--token=", 8)) {
+            vc_opt.token = a + 8;
+        } else {
+            return vc_usage(NULL, "unknown option '%s'", a);
+        }
+    }
+    if (i >= argc) {
+        fputs(global_help, stderr);
+        return VC_USAGE;
+    }
+    const char *cmd = argv[i];
+    if (!strcmp(cmd, "help"))
+        return vc_help(i + 1 < argc ? argv[i + 1] : NULL);
+    for (int k = 0; k < NCOMMANDS; k++) {
+        if (strcmp(commands[k].name, cmd))
+            continue;
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+            fprintf(stderr, "vvctl: cannot initialise libcurl\n");
+            return VC_FAILED;
+        }
+        int rc = commands[k].fn(argc - i - 1, argv + i + 1);
+        fflush(stdout);
+        curl_global_cleanup();
+        return rc;
+    }
+    return vc_usage(NULL, "no command '%s'", cmd);
+}

@@ -1,0 +1,500 @@
+/* runs.c - the run commands of vvctl: submit, lasso, stop, ls, show,
+ * metrics and get. */
+#include "vvctl.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+/* ---- Uploading the files a spec names ---------------------------------------- */
+
+/* The path of a file field (a string, or an object with "path"); NULL when
+ * the field is absent or is not a file (inline bias, init "zeros"). */
+static cJSON *file_item(cJSON *spec, const char *field)
+{
+    cJSON *f = cJSON_GetObjectItemCaseSensitive(spec, field);
+    if (cJSON_IsObject(f))
+        f = cJSON_GetObjectItemCaseSensitive(f, "path");
+    if (!cJSON_IsString(f))
+        return NULL;
+    if (!strcmp(field, "init") &&
+        (!strcmp(f->valuestring, "zeros") || !strcmp(f->valuestring, "random")))
+        return NULL;
+    return f;
+}
+
+int vc_upload_spec_files(cJSON *spec)
+{
+    static const char *const fields[] = {"phi", "psi", "bias", "init"};
+    for (unsigned i = 0; i < sizeof fields / sizeof *fields; i++) {
+        cJSON *f = file_item(spec, fields[i]);
+        if (!f)
+            continue;
+        const char *local = f->valuestring;
+        struct stat st;
+        if (stat(local, &st) < 0 || !S_ISREG(st.st_mode)) {
+            fprintf(stderr, "vvctl: --upload: /%s: '%s' is not a local file\n", fields[i], local);
+            return VC_USAGE;
+        }
+        const char *base = strrchr(local, '/');
+        base = base ? base + 1 : local;
+        for (const char *p = base; *p; p++)
+            if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                  (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' || *p == '-')) {
+                fprintf(stderr,
+                        "vvctl: --upload: '%s': blob names are letters, digits, '.', '_' and "
+                        "'-'; rename the file\n",
+                        base);
+                return VC_USAGE;
+            }
+        int rc = vc_upload(local, base);
+        if (rc)
+            return rc;
+        cJSON_SetValuestring(f, base);
+    }
+    return VC_OK;
+}
+
+/* ---- submit and lasso ---------------------------------------------------------- */
+
+/* POSTs a spec as a new run, then prints it or watches it. */
+static int post_spec(cJSON *spec, int watch)
+{
+    char *text = cJSON_PrintUnformatted(spec);
+    int rc;
+    cJSON *run = text ? vc_call("POST", "/v1/runs", text, &rc) : NULL;
+    free(text);
+    if (!run)
+        return text ? rc : VC_FAILED;
+    const char *id = vc_str(run, "id", NULL);
+    if (!id) {
+        cJSON_Delete(run);
+        fprintf(stderr, "vvctl: the server's answer has no run id\n");
+        return VC_FAILED;
+    }
+    if (vc_opt.json && !watch)
+        vc_print_json(run, 0);
+    else if (!vc_opt.json)
+        printf("%s\n", id);
+    fflush(stdout);
+    int ret = VC_OK;
+    if (watch) {
+        char *copy = strdup(id);
+        ret = copy ? vc_watch_run(copy) : VC_FAILED;
+        free(copy);
+    } else if (!vc_opt.json) {
+        fprintf(stderr, "vvctl: %s queued (position %.0f); follow it with: vvctl watch %s\n", id,
+                vc_num(run, "queue_position", 0), id);
+    }
+    cJSON_Delete(run);
+    return ret;
+}
+
+static const vc_optdef submit_defs[] = {{"watch", 0}, {"upload", 0}, {"dry-run", 0}, {NULL, 0}};
+
+int vc_cmd_submit(int argc, char **argv)
+{
+    vc_args a;
+    int rc = vc_parse_args("submit", argc, argv, submit_defs, NULL, &a);
+    if (rc)
+        return rc < 0 ? vc_help("submit") : rc;
+    if (a.npos != 1)
+        return vc_usage("submit", "submit takes one spec file (or - for stdin)");
+    cJSON *spec = vc_read_json(a.pos[0]);
+    if (!spec)
+        return VC_USAGE;
+    if (!cJSON_IsObject(spec)) {
+        cJSON_Delete(spec);
+        return vc_usage("submit", "%s: a job spec must be a JSON object", a.pos[0]);
+    }
+    rc = vc_arg(submit_defs, &a, "upload") ? vc_upload_spec_files(spec) : VC_OK;
+    if (rc == VC_OK && vc_arg(submit_defs, &a, "dry-run"))
+        vc_print_json(spec, 1);
+    else if (rc == VC_OK)
+        rc = post_spec(spec, vc_arg(submit_defs, &a, "watch") != NULL);
+    cJSON_Delete(spec);
+    return rc;
+}
+
+static const vc_optdef lasso_defs[] = {{"phi", 1},          {"psi", 1},
+                                       {"bias", 1},         {"generate", 1},
+                                       {"lambda", 1},       {"lambda-paper", 1},
+                                       {"lambda-ratio", 1}, {"target-active", 1},
+                                       {"solver", 1},       {"tol", 1},
+                                       {"max-iter", 1},     {"max-seconds", 1},
+                                       {"mu", 1},           {"init", 1},
+                                       {"seed", 1},         {"refit", 0},
+                                       {"name", 1},         {"metrics-every", 1},
+                                       {"watch", 0},        {"upload", 0},
+                                       {"dry-run", 0},      {NULL, 0}};
+
+/* Adds a number option to the spec; VC_USAGE when it is not a number. */
+static int add_number(cJSON *spec, const vc_args *a, const char *opt, const char *field,
+                      int integer)
+{
+    const char *v = vc_arg(lasso_defs, a, opt);
+    if (!v)
+        return 0;
+    double d;
+    long l;
+    if (integer ? vc_parse_long(v, &l) : vc_parse_double(v, &d))
+        return vc_usage("lasso", "--%s: '%s' is not %s", opt, v,
+                        integer ? "an integer" : "a number");
+    cJSON_AddNumberToObject(spec, field, integer ? (double)l : d);
+    return 0;
+}
+
+/* Builds the spec of `vvctl lasso` from its options; NULL on a usage error
+ * (printed). */
+static cJSON *lasso_spec(const vc_args *a)
+{
+    cJSON *spec = cJSON_CreateObject();
+    cJSON_AddStringToObject(spec, "kind", "lasso");
+    const char *name = vc_arg(lasso_defs, a, "name");
+    if (name)
+        cJSON_AddStringToObject(spec, "name", name);
+    const char *phi = vc_arg(lasso_defs, a, "phi"), *psi = vc_arg(lasso_defs, a, "psi");
+    const char *gen = vc_arg(lasso_defs, a, "generate");
+    int rc = 0;
+    if (gen && (phi || psi))
+        rc = vc_usage("lasso", "give --phi and --psi, or --generate, not both");
+    else if (!gen && (!phi || !psi))
+        rc = vc_usage("lasso", "give --phi and --psi (or --generate N,K,D[,SEED])");
+    if (!rc && gen) {
+        char *copy = strdup(gen), *save = NULL;
+        const char *names[] = {"n", "k", "d", "seed"};
+        cJSON *g = cJSON_AddObjectToObject(spec, "generate");
+        int i = 0;
+        for (char *t = strtok_r(copy, ",", &save); t && !rc; t = strtok_r(NULL, ",", &save), i++) {
+            long v;
+            if (i >= 4 || vc_parse_long(t, &v))
+                rc = vc_usage("lasso", "--generate: expected N,K,D[,SEED] integers, got '%s'", gen);
+            else
+                cJSON_AddNumberToObject(g, names[i], (double)v);
+        }
+        if (!rc && i < 3)
+            rc = vc_usage("lasso", "--generate: expected N,K,D[,SEED] integers, got '%s'", gen);
+        free(copy);
+    }
+    if (!rc && phi) {
+        cJSON_AddStringToObject(spec, "phi", phi);
+        cJSON_AddStringToObject(spec, "psi", psi);
+    }
+    const char *bias = vc_arg(lasso_defs, a, "bias");
+    if (!rc && bias) {
+        /* A comma list of numbers is an inline bias; anything else a file. */
+        cJSON *vals = cJSON_CreateArray();
+        int numeric = 1;
+        char *copy = strdup(bias), *save = NULL;
+        for (char *t = strtok_r(copy, ",", &save); t && numeric; t = strtok_r(NULL, ",", &save)) {
+            double v;
+            numeric = !vc_parse_double(t, &v);
+            if (numeric)
+                cJSON_AddItemToArray(vals, cJSON_CreateNumber(v));
+        }
+        free(copy);
+        if (numeric && cJSON_GetArraySize(vals) > 0)
+            cJSON_AddItemToObject(spec, "bias", vals);
+        else {
+            cJSON_Delete(vals);
+            cJSON_AddStringToObject(spec, "bias", bias);
+        }
+    }
+    static const char *const lambdas[][2] = {{"lambda", "lambda"},
+                                             {"lambda-paper", "lambda_paper"},
+                                             {"lambda-ratio", "lambda_ratio"},
+                                             {"target-active", "target_active"}};
+    int nl = 0;
+    for (int i = 0; i < 4; i++)
+        nl += vc_arg(lasso_defs, a, lambdas[i][0]) != NULL;
+    if (!rc && nl != 1)
+        rc = vc_usage("lasso", "give exactly one of --lambda, --lambda-paper, --lambda-ratio, "
+                               "--target-active");
+    for (int i = 0; i < 4 && !rc; i++)
+        rc = add_number(spec, a, lambdas[i][0], lambdas[i][1], i == 3);
+    const char *solver = vc_arg(lasso_defs, a, "solver");
+    if (!rc && solver)
+        cJSON_AddStringToObject(spec, "solver", solver);
+    if (!rc)
+        rc = add_number(spec, a, "tol", "tol", 0);
+    if (!rc)
+        rc = add_number(spec, a, "max-iter", "max_iter", 1);
+    if (!rc)
+        rc = add_number(spec, a, "max-seconds", "max_seconds", 0);
+    if (!rc)
+        rc = add_number(spec, a, "mu", "mu", 0);
+    const char *init = vc_arg(lasso_defs, a, "init");
+    if (!rc && init)
+        cJSON_AddStringToObject(spec, "init", init);
+    if (!rc)
+        rc = add_number(spec, a, "seed", "seed", 1);
+    if (!rc && vc_arg(lasso_defs, a, "refit"))
+        cJSON_AddTrueToObject(spec, "refit");
+    if (!rc)
+        rc = add_number(spec, a, "metrics-every", "metrics_every", 1);
+    if (rc) {
+        cJSON_Delete(spec);
+        return NULL;
+    }
+    return spec;
+}
+
+int vc_cmd_lasso(int argc, char **argv)
+{
+    vc_args a;
+    int rc = vc_parse_args("lasso", argc, argv, lasso_defs, NULL, &a);
+    if (rc)
+        return rc < 0 ? vc_help("lasso") : rc;
+    if (a.npos)
+        return vc_usage("lasso", "unexpected argument '%s'", a.pos[0]);
+    cJSON *spec = lasso_spec(&a);
+    if (!spec)
+        return VC_USAGE;
+    rc = vc_arg(lasso_defs, &a, "upload") ? vc_upload_spec_files(spec) : VC_OK;
+    if (rc == VC_OK && vc_arg(lasso_defs, &a, "dry-run"))
+        vc_print_json(spec, 1);
+    else if (rc == VC_OK)
+        rc = post_spec(spec, vc_arg(lasso_defs, &a, "watch") != NULL);
+    cJSON_Delete(spec);
+    return rc;
+}
+
+/* ---- stop, show, get ------------------------------------------------------------ */
+
+/* Parses a command that takes exactly one run id. */
+static int one_id(const char *cmd, int argc, char **argv, const char **id)
+{
+    vc_args a;
+    int rc = vc_parse_args(cmd, argc, argv, NULL, NULL, &a);
+    if (rc)
+        return rc < 0 ? vc_help(cmd) : rc;
+    if (a.npos != 1)
+        return vc_usage(cmd, "%s takes one run id", cmd);
+    *id = a.pos[0];
+    return VC_OK;
+}
+
+int vc_cmd_stop(int argc, char **argv)
+{
+    const char *id = NULL;
+    int rc = one_id("stop", argc, argv, &id);
+    if (rc || !id) /* !id: the help was asked for */
+        return rc;
+    char *eid = vc_urlencode(id, 0), *path = NULL;
+    vc_strcatf(&path, "/v1/runs/%s/stop", eid);
+    cJSON *run = vc_call("POST", path, NULL, &rc);
+    free(path);
+    free(eid);
+    if (!run)
+        return rc;
+    if (vc_opt.json)
+        vc_print_json(run, 0);
+    else {
+        const char *st = vc_str(run, "state", "?");
+        if (!strcmp(st, "RUNNING"))
+            printf("%s: stop requested; it stops at its next iteration (vvctl watch %s)\n",
+                   vc_str(run, "id", id), vc_str(run, "id", id));
+        else
+            printf("%s: %s\n", vc_str(run, "id", id), st);
+    }
+    cJSON_Delete(run);
+    return VC_OK;
+}
+
+static const char *fmt_time(char *b, size_t sz, double t)
+{
+    if (!(t > 0))
+        return strcpy(b, "-");
+    time_t tt = (time_t)t;
+    struct tm tm;
+    localtime_r(&tt, &tm);
+    strftime(b, sz, "%Y-%m-%d %H:%M:%S", &tm);
+    return b;
+}
+
+int vc_cmd_show(int argc, char **argv)
+{
+    const char *id = NULL;
+    int rc = one_id("show", argc, argv, &id);
+    if (rc || !id) /* !id: the help was asked for */
+        return rc;
+    char *eid = vc_urlencode(id, 0), *path = NULL;
+    vc_strcatf(&path, "/v1/runs/%s", eid);
+    cJSON *run = vc_call("GET", path, NULL, &rc);
+    free(path);
+    free(eid);
+    if (!run)
+        return rc;
+    if (vc_opt.json) {
+        vc_print_json(run, 1);
+        cJSON_Delete(run);
+        return VC_OK;
+    }
+    char b1[64], b2[64], b3[64];
+    double started = vc_num(run, "started", 0), finished = vc_num(run, "finished", 0);
+    printf("kind      %s\n", vc_str(run, "kind", "?"));
+    printf("sweep     %s\n", vc_str(run, "sweep_id", "-"));
+    printf("created   %s\n", fmt_time(b1, sizeof b1, vc_num(run, "created", 0)));
+    printf("started   %s\n", fmt_time(b2, sizeof b2, started));
+    printf("finished  %s%s%s%s\n", fmt_time(b3, sizeof b3, finished),
+           finished > 0 && started > 0 ? " (" : "",
+           finished > 0 && started > 0 ? vc_fmt_duration(b1, sizeof b1, finished - started) : "",
+           finished > 0 && started > 0 ? ")" : "");
+    if (!strcmp(vc_str(run, "state", ""), "QUEUED"))
+        printf("queue     position %.0f: %s\n", vc_num(run, "queue_position", 0),
+               vc_str(run, "waiting_reason", ""));
+    char *spec = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(run, "spec"));
+    printf("spec      %s\n", spec ? spec : "-");
+    free(spec);
+    vc_print_run_summary(run);
+    cJSON_Delete(run);
+    return VC_OK;
+}
+
+static const vc_optdef get_defs[] = {{"o", 1}, {"output", 1}, {NULL, 0}};
+
+int vc_cmd_get(int argc, char **argv)
+{
+    vc_args a;
+    int rc = vc_parse_args("get", argc, argv, get_defs, NULL, &a);
+    if (rc)
+        return rc < 0 ? vc_help("get") : rc;
+    if (a.npos != 2)
+        return vc_usage("get", "get takes a run id and an artifact name");
+    const char *out = vc_arg(get_defs, &a, "o");
+    if (!out)
+        out = vc_arg(get_defs, &a, "output");
+    if (!out) {
+        const char *slash = strrchr(a.pos[1], '/');
+        out = slash ? slash + 1 : a.pos[1];
+    }
+    char *eid = vc_urlencode(a.pos[0], 0), *ename = vc_urlencode(a.pos[1], 1), *path = NULL;
+    vc_strcatf(&path, "/v1/runs/%s/artifacts/%s", eid, ename);
+    rc = vc_download(path, out);
+    if (rc == VC_OK && strcmp(out, "-"))
+        fprintf(stderr, "vvctl: wrote %s\n", out);
+    free(path);
+    free(eid);
+    free(ename);
+    return rc;
+}
+
+/* ---- ls ------------------------------------------------------------------------- */
+
+static const vc_optdef ls_defs[] = {{"state", 1}, {"kind", 1},       {"sweep", 1}, {"page-size", 1},
+                                    {"all", 0},   {"page-token", 1}, {NULL, 0}};
+
+static void ls_row(vc_table *t, const cJSON *run, double now)
+{
+    const cJSON *sum = cJSON_GetObjectItemCaseSensitive(run, "summary");
+    const cJSON *spec = cJSON_GetObjectItemCaseSensitive(run, "spec");
+    char lam[32], act[32], gap[32], dur[32];
+    if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(sum, "lambda")))
+        vc_fmt_num(lam, sizeof lam, sum, "lambda", 4);
+    else if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(spec, "lambda")))
+        vc_fmt_num(lam, sizeof lam, spec, "lambda", 4);
+    else if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(spec, "lambda_ratio"))) {
+        char r[32];
+        snprintf(lam, sizeof lam, "%s*max", vc_fmt_num(r, sizeof r, spec, "lambda_ratio", 4));
+    } else
+        strcpy(lam, "-");
+    vc_fmt_num(act, sizeof act, sum, "active", 9);
+    vc_fmt_num(gap, sizeof gap, sum, "rel_gap", 3);
+    double st = vc_num(run, "started", 0), fi = vc_num(run, "finished", 0);
+    if (st > 0)
+        vc_fmt_duration(dur, sizeof dur, (fi > 0 ? fi : now) - st);
+    else
+        strcpy(dur, "-");
+    const char *cells[] = {vc_str(run, "id", "?"),
+                           vc_str(run, "kind", "?"),
+                           vc_str(run, "state", "?"),
+                           lam,
+                           act,
+                           gap,
+                           dur,
+                           vc_str(run, "stop_reason", "-")};
+    vc_table_row(t, cells);
+}
+
+int vc_cmd_ls(int argc, char **argv)
+{
+    vc_args a;
+    int rc = vc_parse_args("ls", argc, argv, ls_defs, NULL, &a);
+    if (rc)
+        return rc < 0 ? vc_help("ls") : rc;
+    if (a.npos)
+        return vc_usage("ls", "unexpected argument '%s'", a.pos[0]);
+    int all = vc_arg(ls_defs, &a, "all") != NULL;
+    const char *tok = vc_arg(ls_defs, &a, "page-token");
+    if (all && tok)
+        return vc_usage("ls", "--all and --page-token exclude each other");
+    char *base = strdup("/v1/runs?");
+    static const char *const q[][2] = {
+        {"state", "state"}, {"kind", "kind"}, {"sweep", "sweep"}, {"page-size", "page_size"}};
+    for (int i = 0; i < 4; i++) {
+        const char *v = vc_arg(ls_defs, &a, q[i][0]);
+        if (v) {
+            char *e = vc_urlencode(v, 0);
+            vc_strcatf(&base, "%s=%s&", q[i][1], e);
+            free(e);
+        }
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    double now = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    vc_table t;
+    vc_table_init(&t, 8);
+    const char *head[] = {"ID",     "KIND",    "STATE",    "LAMBDA",
+                          "ACTIVE", "REL_GAP", "DURATION", "STOP_REASON"};
+    vc_table_row(&t, head);
+    /* --json --all: the runs of every page in one answer. */
+    cJSON *merged = cJSON_CreateArray();
+    char *next = tok ? strdup(tok) : NULL;
+    rc = VC_OK;
+    do {
+        char *path = strdup(base);
+        if (next && next[0]) {
+            char *e = vc_urlencode(next, 0);
+            vc_strcatf(&path, "page_token=%s", e);
+            free(e);
+        }
+        cJSON *page = vc_call("GET", path, NULL, &rc);
+        free(path);
+        free(next);
+        next = NULL;
+        if (!page)
+            break;
+        next = strdup(vc_str(page, "next_page_token", ""));
+        cJSON *runs = cJSON_GetObjectItemCaseSensitive(page, "runs"), *run;
+        cJSON_ArrayForEach(run, runs)
+        {
+            ls_row(&t, run, now);
+            if (all)
+                cJSON_AddItemToArray(merged, cJSON_Duplicate(run, 1));
+        }
+        if (vc_opt.json && !all)
+            vc_print_json(page, 0);
+        cJSON_Delete(page);
+    } while (all && next && next[0]);
+    if (rc == VC_OK && vc_opt.json && all) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToObject(o, "runs", merged);
+        cJSON_AddStringToObject(o, "next_page_token", "");
+        vc_print_json(o, 0);
+        cJSON_Delete(o);
+    } else {
+        cJSON_Delete(merged);
+    }
+    if (rc == VC_OK && !vc_opt.json) {
+        vc_table_print(&t);
+        if (next && next[0])
+            fprintf(stderr, "vvctl: more runs: vvctl ls --page-token %s (or --all)\n", next);
+    }
+    vc_table_free(&t);
+    free(next);
+    free(base);
+    return rc;
+}

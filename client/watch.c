@@ -1,0 +1,442 @@
+/* watch.c - `vvctl watch`: follows a run's event stream and shows its
+ * progress, reconnecting with Last-Event-ID when the connection drops.
+ *
+ * On a terminal one live line is rewritten in place (at most 10 times a
+ * second); otherwise plain key=value lines are printed, at most 4 metric
+ * lines a second (the latest metric before a state change is always
+ * printed).  --json prints every event unthrottled as one JSON object a
+ * line, then the final run object.
+ */
+#include "vvctl.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+enum {
+    RING = 32,               /* samples kept for the rate and the ETA */
+    RECONNECT_GIVE_UP_S = 60 /* without any contact, a dropped stream is given up */
+};
+static const double TTY_PERIOD = 0.1;    /* seconds between redraws of the live line */
+static const double PLAIN_PERIOD = 0.25; /* seconds between plain metric lines */
+
+typedef struct sample {
+    double t, lg, step;
+} sample;
+
+typedef struct watch {
+    const char *id;
+    int tty, json;
+    double tol;
+    /* the latest metric */
+    int have, pending;
+    double step, t, objective, rel_gap, active;
+    /* recent samples of (time, ln rel_gap, step), oldest first after wrap */
+    sample ring[RING];
+    int rn, rhead;
+    double last_print; /* wall clock of the last metric output */
+    int line_on;       /* a live line is on the terminal */
+    char state[16];    /* the latest state */
+    int final;         /* a final state arrived */
+} watch;
+
+static int is_final(const char *st)
+{
+    return !strcmp(st, "FINISHED") || !strcmp(st, "STOPPED") || !strcmp(st, "FAILED") ||
+           !strcmp(st, "CRASHED");
+}
+
+/* ---- Rate and ETA --------------------------------------------------------- */
+
+static void add_sample(watch *w)
+{
+    if (!(w->rel_gap > 0))
+        return;
+    double spacing = fmin(0.25, fmax(0.002, w->t / 50));
+    if (w->rn > 0) {
+        const sample *last = &w->ring[(w->rhead + w->rn - 1) % RING];
+        if (w->t - last->t < spacing)
+            return;
+    }
+    sample s = {w->t, log(w->rel_gap), w->step};
+    if (w->rn < RING)
+        w->ring[(w->rhead + w->rn++) % RING] = s;
+    else {
+        w->ring[w->rhead] = s;
+        w->rhead = (w->rhead + 1) % RING;
+    }
+}
+
+/* Iterations per second over the recent samples (0 when unknown). */
+static double rate(const watch *w)
+{
+    if (w->rn > 0) {
+        const sample *a = &w->ring[w->rhead];
+        if (w->t - a->t > 0 && w->step > a->step)
+            return (w->step - a->step) / (w->t - a->t);
+    }
+    return w->t > 0 ? w->step / w->t : 0;
+}
+
+/* Seconds until rel_gap reaches tol, from a least-squares line through the
+ * recent ln(rel_gap) against time; -1 when it cannot be estimated (too few
+ * samples, or the gap is not decreasing). */
+static double eta(const watch *w)
+{
+    if (w->have && w->rel_gap <= w->tol)
+        return 0;
+    if (w->rn < 3 || !(w->rel_gap > 0) || !(w->tol > 0))
+        return -1;
+    double st = 0, sl = 0, stt = 0, stl = 0;
+    for (int i = 0; i < w->rn; i++) {
+        const sample *s = &w->ring[(w->rhead + i) % RING];
+        st += s->t;
+        sl += s->lg;
+    }
+    double mt = st / w->rn, ml = sl / w->rn;
+    for (int i = 0; i < w->rn; i++) {
+        const sample *s = &w->ring[(w->rhead + i) % RING];
+        stt += (s->t - mt) * (s->t - mt);
+        stl += (s->t - mt) * (s->lg - ml);
+    }
+    if (!(stt > 0))
+        return -1;
+    double slope = stl / stt;
+    if (!(slope < 0))
+        return -1;
+    double left = (log(w->tol) - log(w->rel_gap)) / slope;
+    return left >= 0 && isfinite(left) ? left : -1;
+}
+
+static const char *fmt_rate(char *b, size_t sz, double r)
+{
+    if (!(r > 0))
+        snprintf(b, sz, "?");
+    else if (r >= 1e6)
+        snprintf(b, sz, "%.1fM", r / 1e6);
+    else if (r >= 1e4)
+        snprintf(b, sz, "%.1fk", r / 1e3);
+    else
+        snprintf(b, sz, "%.0f", r);
+    return b;
+}
+
+/* ---- Output ---------------------------------------------------------------- */
+
+static int term_width(void)
+{
+    struct winsize ws;
+    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+        return ws.ws_col;
+    return 0;
+}
+
+static void clear_line(watch *w)
+{
+    if (w->tty && w->line_on) {
+        fputs("\r\033[K", stdout);
+        w->line_on = 0;
+    }
+}
+
+/* Prints the latest metric: the live line on a terminal, a plain line
+ * otherwise. */
+static void show_metric(watch *w)
+{
+    char r[32], el[32], et[32];
+    fmt_rate(r, sizeof r, rate(w));
+    vc_fmt_duration(el, sizeof el, w->t);
+    double e = eta(w);
+    if (e < 0)
+        snprintf(et, sizeof et, "?");
+    else
+        vc_fmt_duration(et, sizeof et, e);
+    char line[512];
+    if (w->tty) {
+        snprintf(line, sizeof line,
+                 "%s %s  step %.0f  objective %.6g  rel_gap %.3e  active %.0f  %s it/s  %s  "
+                 "ETA %s",
+                 w->id, w->state, w->step, w->objective, w->rel_gap, w->active, r, el, et);
+        int width = term_width();
+        if (width > 1 && (int)strlen(line) >= width)
+            line[width - 1] = 0;
+        fputs("\r\033[K", stdout);
+        fputs(line, stdout);
+        w->line_on = 1;
+    } else {
+        printf("%s step=%.0f objective=%.9g rel_gap=%.3e active=%.0f it/s=%s elapsed=%s eta=%s\n",
+               w->id, w->step, w->objective, w->rel_gap, w->active, r, el, et);
+    }
+    fflush(stdout);
+    w->pending = 0;
+    w->last_print = vc_now();
+}
+
+/* Prints a whole line (a state change or a log event) above the live line. */
+static void show_line(watch *w, const char *text)
+{
+    clear_line(w);
+    printf("%s\n", text);
+    if (w->tty && w->have && !w->final)
+        show_metric(w);
+    fflush(stdout);
+}
+
+static void on_metric(watch *w, const cJSON *d)
+{
+    w->have = 1;
+    w->step = vc_num(d, "step", w->step);
+    w->t = vc_num(d, "time", w->t);
+    w->objective = vc_num(d, "objective", NAN);
+    w->rel_gap = vc_num(d, "rel_gap", NAN);
+    w->active = vc_num(d, "active", NAN);
+    add_sample(w);
+    w->pending = 1;
+    double period = w->tty ? TTY_PERIOD : PLAIN_PERIOD;
+    if (vc_now() - w->last_print >= period)
+        show_metric(w);
+}
+
+static int on_event(void *ctx, const vc_sse_event *ev)
+{
+    watch *w = ctx;
+    cJSON *d = cJSON_Parse(ev->data);
+    if (w->json) {
+        printf("{\"id\":%lld,\"event\":\"%s\",\"data\":%s}\n", (long long)ev->id, ev->type,
+               d ? ev->data : "null");
+        fflush(stdout);
+    }
+    if (!strcmp(ev->type, "metric") && d) {
+        if (w->json) {
+            w->have = 1;
+        } else {
+            on_metric(w, d);
+        }
+    } else if (!strcmp(ev->type, "state") && d) {
+        const char *st = vc_str(d, "state", "?");
+        snprintf(w->state, sizeof w->state, "%s", st);
+        w->final = is_final(st);
+        if (!w->json) {
+            /* The latest metric before the change is always shown; on a
+             * terminal its live line stays on screen. */
+            if (w->pending || (w->tty && w->line_on))
+                show_metric(w);
+            if (w->tty && w->line_on) {
+                putchar('\n');
+                w->line_on = 0;
+            }
+            char line[160];
+            const char *why = vc_str(d, "stop_reason", NULL);
+            snprintf(line, sizeof line, "%s state %s%s%s%s", w->id, st, why ? " (" : "",
+                     why ? why : "", why ? ")" : "");
+            show_line(w, line);
+        }
+    } else if (!w->json) {
+        /* log events: "start", "stats", ...: one compact line each. */
+        char *line = NULL;
+        vc_strcatf(&line, "%s %s %s", w->id, ev->type, ev->data);
+        if (line && strlen(line) > 300)
+            strcpy(line + 296, " ...");
+        if (line)
+            show_line(w, line);
+        free(line);
+    }
+    cJSON_Delete(d);
+    return 0;
+}
+
+/* ---- Summary ---------------------------------------------------------------- */
+
+static const char *fmt_bytes(char *b, size_t sz, double n)
+{
+    if (n >= 1 << 30)
+        snprintf(b, sz, "%.1f GiB", n / (1 << 30));
+    else if (n >= 1 << 20)
+        snprintf(b, sz, "%.1f MiB", n / (1 << 20));
+    else if (n >= 1 << 10)
+        snprintf(b, sz, "%.1f KiB", n / (1 << 10));
+    else
+        snprintf(b, sz, "%.0f B", n);
+    return b;
+}
+
+void vc_print_run_summary(const cJSON *run)
+{
+    const char *id = vc_str(run, "id", "?");
+    const char *why = vc_str(run, "stop_reason", NULL);
+    printf("%s %s%s%s%s\n", id, vc_str(run, "state", "?"), why ? " (" : "", why ? why : "",
+           why ? ")" : "");
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(run, "summary");
+    char a[32], b[32], c[32], d[32], e[32], f[32];
+    printf("  objective %s  rel_gap %s  active %s  iterations %s  seconds %s  lambda %s\n",
+           vc_fmt_num(a, sizeof a, s, "objective", 9), vc_fmt_num(b, sizeof b, s, "rel_gap", 3),
+           vc_fmt_num(c, sizeof c, s, "active", 9), vc_fmt_num(d, sizeof d, s, "iterations", 12),
+           vc_fmt_num(e, sizeof e, s, "seconds", 4), vc_fmt_num(f, sizeof f, s, "lambda", 6));
+    const cJSON *err = cJSON_GetObjectItemCaseSensitive(run, "error");
+    if (cJSON_IsObject(err))
+        printf("  error: %s %s\n", vc_str(err, "error_code", ""),
+               vc_str(err, "detail", vc_str(err, "title", "")));
+    const cJSON *arts = cJSON_GetObjectItemCaseSensitive(run, "artifacts");
+    printf("  artifacts:");
+    int n = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arts)
+    {
+        printf("%s %s (%s)", n++ ? "," : "", vc_str(it, "name", "?"),
+               fmt_bytes(a, sizeof a, vc_num(it, "bytes", 0)));
+    }
+    printf("%s\n", n ? "" : " none");
+    if (n)
+        printf("  fetch one with: vvctl get %s NAME -o FILE\n", id);
+}
+
+/* ---- The watch loop ---------------------------------------------------------- */
+
+/* Sleeps ms milliseconds, or less when Ctrl-C is pressed. */
+static void nap(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (!vc_interrupted && nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+static int detach(watch *w)
+{
+    clear_line(w);
+    if (w->tty)
+        putchar('\n');
+    fflush(stdout);
+    fprintf(stderr,
+            "vvctl: detached from %s (%s); the run goes on.\n"
+            "  re-attach: vvctl watch %s\n  stop it:   vvctl stop %s\n",
+            w->id, w->state[0] ? w->state : "state unknown", w->id, w->id);
+    return VC_DETACHED;
+}
+
+int vc_watch_run(const char *id)
+{
+    watch w = {0};
+    w.id = id;
+    w.json = vc_opt.json;
+    w.tty = !w.json && vc_isatty_stdout();
+    char path[256];
+    snprintf(path, sizeof path, "/v1/runs/%s", id);
+    int rc;
+    cJSON *run = vc_call("GET", path, NULL, &rc);
+    if (!run)
+        return rc;
+    w.tol = vc_num(cJSON_GetObjectItemCaseSensitive(run, "spec"), "tol", 1e-6);
+    snprintf(w.state, sizeof w.state, "%s", vc_str(run, "state", ""));
+    cJSON_Delete(run);
+
+    vc_catch_sigint(1);
+    snprintf(path, sizeof path, "/v1/runs/%s/events", id);
+    int64_t last = 0;
+    int retry = 2000, connected = 0, warned = 0;
+    double contact = vc_now();
+    int ret = -1;
+    while (ret < 0) {
+        long status = 0;
+        int r = vc_sse(path, &last, &retry, on_event, &w, &status);
+        if (status >= 200 && status < 300) {
+            connected = 1;
+            contact = vc_now();
+            if (warned) {
+                clear_line(&w);
+                fprintf(stderr, "vvctl: %s: reconnected (after event %lld)\n", id, (long long)last);
+                warned = 0;
+            }
+        }
+        if (w.final)
+            break;
+        if (r == VC_SSE_INTERRUPTED || vc_interrupted) {
+            ret = detach(&w);
+            break;
+        }
+        if (r == VC_SSE_REFUSED) {
+            ret = VC_FAILED;
+            break;
+        }
+        if (r == VC_SSE_END) {
+            /* The stream ended without a final state (the daemon shut down,
+             * or its events predate this start): ask the run itself. */
+            snprintf(path, sizeof path, "/v1/runs/%s", id);
+            vc_resp resp;
+            if (vc_http("GET", path, NULL, &resp) == VC_OK && resp.status == 200) {
+                cJSON *j = cJSON_Parse(resp.body);
+                const char *st = vc_str(j, "state", "");
+                if (is_final(st)) {
+                    snprintf(w.state, sizeof w.state, "%s", st);
+                    w.final = 1;
+                }
+                cJSON_Delete(j);
+            }
+            vc_resp_free(&resp);
+            snprintf(path, sizeof path, "/v1/runs/%s/events", id);
+            if (w.final)
+                break;
+        }
+        if (!connected) {
+            fprintf(stderr, "vvctl: cannot reach vvd at %s (set --server or VVD_SERVER)\n",
+                    vc_opt.server);
+            ret = VC_UNREACHABLE;
+            break;
+        }
+        if (vc_now() - contact > RECONNECT_GIVE_UP_S) {
+            clear_line(&w);
+            fprintf(stderr,
+                    "vvctl: %s: lost the connection to %s for %ds; giving up "
+                    "(the run may go on: vvctl watch %s)\n",
+                    id, vc_opt.server, RECONNECT_GIVE_UP_S, id);
+            ret = VC_UNREACHABLE;
+            break;
+        }
+        if (!warned) {
+            clear_line(&w);
+            fprintf(stderr, "vvctl: %s: connection lost after event %lld; reconnecting\n", id,
+                    (long long)last);
+            warned = 1;
+        }
+        nap(retry > 0 && retry < 10000 ? retry : 2000);
+        if (vc_interrupted) {
+            ret = detach(&w);
+            break;
+        }
+    }
+    vc_catch_sigint(0);
+    if (ret >= 0)
+        return ret;
+
+    /* The run is over: its summary. */
+    if (!w.json && w.pending)
+        show_metric(&w);
+    clear_line(&w);
+    snprintf(path, sizeof path, "/v1/runs/%s", id);
+    run = vc_call("GET", path, NULL, &rc);
+    if (!run)
+        return rc;
+    if (w.json)
+        vc_print_json(run, 0);
+    else
+        vc_print_run_summary(run);
+    const char *st = vc_str(run, "state", "");
+    ret = !strcmp(st, "FINISHED") || !strcmp(st, "STOPPED") ? VC_OK : VC_FAILED;
+    cJSON_Delete(run);
+    fflush(stdout);
+    return ret;
+}
+
+int vc_cmd_watch(int argc, char **argv)
+{
+    vc_args a;
+    int rc = vc_parse_args("watch", argc, argv, NULL, NULL, &a);
+    if (rc)
+        return rc < 0 ? vc_help("watch") : rc;
+    if (a.npos != 1)
+        return vc_usage("watch", "watch takes one run id");
+    return vc_watch_run(a.pos[0]);
+}

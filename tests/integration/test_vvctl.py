@@ -1,0 +1,722 @@
+#!/usr/bin/env python3
+"""vvctl end to end against a real `vvd serve` on a loopback port (TAP).
+
+usage: test_vvctl.py VVCTL VVD
+
+Standard library only.  Starts `vvd serve --listen 127.0.0.1:0` in a
+temporary data directory (and a second one with --token), drives every vvctl
+command and checks its output and exit status against the daemon's own
+answers (read over HTTP here).  The watch display is checked in a
+pseudo-terminal (`script`) and through a pipe; reconnection through a proxy
+that cuts the event stream.
+"""
+
+import json
+import math
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+VVCTL, VVD = sys.argv[1], sys.argv[2]
+QUICK = {"kind": "lasso", "generate": {"n": 2000, "k": 64, "d": 4, "seed": 1}, "lambda_ratio": 0.1}
+LONG = {"kind": "lasso", "generate": {"n": 20000, "k": 256, "d": 8, "seed": 3},
+        "lambda_ratio": 0.01, "solver": "adam_prox", "mu": 1e-6, "tol": 1e-12, "max_seconds": 120}
+FINAL = ("FINISHED", "STOPPED", "FAILED", "CRASHED")
+
+# ---- TAP ----------------------------------------------------------------------
+
+count = 0
+failures = 0
+
+
+def ok(cond, desc, diag=None):
+    global count, failures
+    count += 1
+    print("%s %d - %s" % ("ok" if cond else "not ok", count, desc.replace("#", "No.")), flush=True)
+    if not cond:
+        failures += 1
+        if diag is not None:
+            for line in str(diag).splitlines()[-40:]:
+                print("#   " + line, flush=True)
+    return bool(cond)
+
+
+def comment(text):
+    print("# " + text, flush=True)
+
+
+def wait_for(pred, timeout, step=0.05):
+    """Polls pred() until it is true or timeout seconds pass; returns its value."""
+    end = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() > end:
+            return v
+        time.sleep(step)
+
+
+# ---- The daemon ----------------------------------------------------------------
+
+
+class Daemon:
+    """`vvd serve` on a free loopback port in a new data directory, or, with
+    restart_of, on the port and data directory of a daemon that has exited."""
+
+    def __init__(self, *extra, restart_of=None):
+        self.dir = restart_of.dir if restart_of else tempfile.mkdtemp(prefix="vvctl-test-")
+        self.port_file = os.path.join(self.dir, "port")
+        if restart_of:
+            os.unlink(self.port_file)
+        self.log = open(os.path.join(self.dir, "vvd.log"), "a")
+        self.token = None
+        if "--token" in extra:
+            self.token = extra[extra.index("--token") + 1]
+        listen = "127.0.0.1:%d" % (restart_of.port if restart_of else 0)
+        self.proc = subprocess.Popen(
+            [VVD, "serve", "--listen", listen, "--data-dir", os.path.join(self.dir, "data"),
+             "--port-file", self.port_file, "--sse-ping", "0.5", *extra],
+            stdout=self.log, stderr=subprocess.STDOUT)
+
+        def port():
+            if self.proc.poll() is not None:
+                raise RuntimeError("vvd exited with %s" % self.proc.returncode)
+            try:
+                with open(self.port_file) as f:
+                    return int(f.read().strip() or 0)
+            except (OSError, ValueError):
+                return 0
+        self.port = wait_for(port, 30)
+        if not self.port:
+            raise RuntimeError("vvd wrote no port file within 30 s")
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def api(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        if self.token:
+            req.add_header("Authorization", "Bearer " + self.token)
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    def run(self, rid):
+        return self.api("GET", "/v1/runs/" + rid)[1]
+
+    def wait_state(self, rid, states, timeout=60):
+        return wait_for(lambda: self.run(rid)["state"] in states, timeout)
+
+    def wait_metric(self, rid, step=1, timeout=60):
+        """Waits until a run reports a metric at or past step."""
+        return wait_for(lambda: self.run(rid)["summary"].get("step", -1) >= step, timeout)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def vvctl(args, server=None, env=None, timeout=120, input=None):
+    """Runs vvctl; returns (exit status, stdout, stderr)."""
+    e = dict(os.environ)
+    e.pop("VVD_TOKEN", None)
+    if server:
+        e["VVD_SERVER"] = server
+    e.update(env or {})
+    p = subprocess.run([VVCTL] + args, capture_output=True, text=True, env=e, timeout=timeout,
+                       input=input)
+    return p.returncode, p.stdout, p.stderr
+
+
+def write_json(path, obj):
+    with open(path, "w") as f:
+        json.dump(obj, f)
+    return path
+
+
+def npy(path, rows):
+    """Writes a float64 C-order 2-D .npy file."""
+    r, c = len(rows), len(rows[0])
+    hdr = "{'descr': '<f8', 'fortran_order': False, 'shape': (%d, %d), }" % (r, c)
+    hdr += " " * (63 - (10 + len(hdr)) % 64) + "\n"
+    body = b"".join(struct.pack("<%dd" % c, *row) for row in rows)
+    with open(path, "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr.encode() + body)
+
+
+def pareto(points):
+    """Ids of the Pareto-optimal points among (id, active, mse)."""
+    best = set()
+    for i, a, m in points:
+        if not any((a2 <= a and m2 <= m and (a2 < a or m2 < m)) for j, a2, m2 in points if j != i):
+            best.add(i)
+    return best
+
+
+def status_rows(out, axes):
+    """Parses `vvctl sweep status`: {run id: (marked, {axis: text}, state)}."""
+    rows = {}
+    for line in out.splitlines():
+        m = re.match(r"^(\*| )\s+(r-\d+)\s+(.*)$", line)
+        if not m:
+            continue
+        cells = m.group(3).split()
+        rows[m.group(2)] = (m.group(1) == "*", dict(zip(axes, cells)), cells[len(axes)])
+    return rows
+
+
+# ---- A proxy that cuts the first event stream ------------------------------------
+
+
+class CuttingProxy:
+    """Forwards TCP to the daemon; the first response carrying an event stream
+    is cut after cut_bytes.  Records every request head."""
+
+    def __init__(self, port, cut_bytes):
+        self.target = port
+        self.cut = cut_bytes
+        self.heads = []
+        self.cuts = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, c):
+        s = socket.create_connection(("127.0.0.1", self.target))
+        head = b""
+        while b"\r\n\r\n" not in head:
+            d = c.recv(65536)
+            if not d:
+                break
+            head += d
+        self.heads.append(head.decode("latin-1"))
+        s.sendall(head)
+        cut = b"/events" in head.split(b"\r\n", 1)[0] and self.cuts == 0
+        if cut:
+            self.cuts += 1
+        sent = 0
+        try:
+            while True:
+                d = s.recv(4096)
+                if not d:
+                    break
+                c.sendall(d)
+                sent += len(d)
+                if cut and sent >= self.cut:
+                    break
+        except OSError:
+            pass
+        for x in (c, s):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            x.close()
+
+    def close(self):
+        self.sock.close()
+
+
+# ---- The tests -------------------------------------------------------------------
+
+
+def test_usage(d, tmp):
+    rc, out, err = vvctl(["--help"])
+    ok(rc == 0 and "Exit status" in out and "130" in out and "VVD_SERVER" in out,
+       "vvctl --help: exit 0, documents exit codes and VVD_SERVER", out + err)
+    for cmd in ("submit", "lasso", "watch", "stop", "ls", "show", "metrics", "get", "sweep"):
+        rc1, out1, _ = vvctl(["help", cmd])
+        rc2, out2, _ = vvctl([cmd, "--help"])
+        if not ok(rc1 == 0 and rc2 == 0 and out1 == out2 and out1.startswith("usage: vvctl " + cmd),
+                  "help %s == %s --help" % (cmd, cmd), out1 + out2):
+            break
+    rc, out, err = vvctl(["sweep", "--help"])
+    ok("resume" in out and "[sweep ID]" in out and "a:b:log:n" in out,
+       "sweep --help documents resume and the grid syntax", out)
+    cases = [
+        (["frobnicate"], "no command"),
+        (["ls", "--bogus"], "unknown option"),
+        (["lasso", "--generate", "10,4,2"], "exactly one of"),
+        (["lasso", "--generate", "10,x,2", "--lambda", "1"], "--generate"),
+        (["lasso", "--generate", "10,4,2", "--lambda", "abc"], "not a number"),
+        (["submit", os.path.join(tmp, "missing.json")], "No such file"),
+        (["watch"], "one run id"),
+        ([], "usage"),
+    ]
+    for args, msg in cases:
+        rc, out, err = vvctl(args, server=d.url)
+        ok(rc == 2 and msg in err, "usage error %r: exit 2 and says '%s'" % (args, msg),
+           "rc=%d\n%s" % (rc, err))
+    bad = os.path.join(tmp, "bad.json")
+    with open(bad, "w") as f:
+        f.write('{"kind": "lasso",\n "lambda": }')
+    rc, out, err = vvctl(["submit", bad], server=d.url)
+    ok(rc == 2 and "malformed JSON near line 2" in err, "malformed spec file: exit 2, names the line",
+       err)
+
+
+def test_lasso_flags(d, tmp):
+    rc, out, err = vvctl(["lasso", "--generate", "100,8,2,5", "--lambda-paper", "0.5", "--bias",
+                          "0.5,-1", "--solver", "fista", "--tol", "1e-8", "--max-iter", "50",
+                          "--max-seconds", "9", "--mu", "0.01", "--refit", "--name", "x",
+                          "--dry-run"])
+    want = {"kind": "lasso", "name": "x", "generate": {"n": 100, "k": 8, "d": 2, "seed": 5},
+            "bias": [0.5, -1], "lambda_paper": 0.5, "solver": "fista", "tol": 1e-8,
+            "max_iter": 50, "max_seconds": 9, "mu": 0.01, "refit": True}
+    ok(rc == 0 and json.loads(out) == want, "lasso --dry-run builds the spec from flags", out + err)
+    # A server-side refusal: one line, exit 1.
+    rc, out, err = vvctl(["lasso", "--generate", "100,8,2", "--lambda", "-1"], server=d.url)
+    lines = err.strip().splitlines()
+    ok(rc == 1 and len(lines) == 1 and
+       lines[0] == "vvctl: 400 INVALID_PARAMETER_VALUE at /lambda: /lambda: must be > 0, got -1",
+       "a problem+json answer is one line and exit 1", "rc=%d\n%s" % (rc, err))
+    # Local files uploaded first (--upload), then referenced by their names.
+    rnd = random.Random(7)
+    x = [[rnd.gauss(0, 1) for _ in range(5)] for _ in range(300)]
+    w = [[rnd.gauss(0, 1) for _ in range(5)] for _ in range(12)]
+    phi = [[max(0.0, sum(a * b for a, b in zip(r, col))) for col in w] for r in x]
+    v0 = [[rnd.gauss(0, 1) if k < 4 else 0.0 for k in range(12)] for _ in range(3)]
+    psi = [[sum(p[k] * v0[j][k] for k in range(12)) + 0.01 * rnd.gauss(0, 1) for j in range(3)]
+           for p in phi]
+    npy(os.path.join(tmp, "feats.npy"), phi)
+    npy(os.path.join(tmp, "outs.npy"), psi)
+    rc, out, err = vvctl(["lasso", "--phi", os.path.join(tmp, "feats.npy"), "--psi",
+                          os.path.join(tmp, "outs.npy"), "--lambda-ratio", "0.1", "--upload",
+                          "--watch"], server=d.url)
+    rid = out.split()[0] if out else ""
+    run = d.run(rid) if rid.startswith("r-") else {}
+    ok(rc == 0 and run.get("state") == "FINISHED" and run["spec"]["phi"] == "feats.npy" and
+       os.path.exists(os.path.join(d.dir, "data", "outs.npy")),
+       "lasso --upload: files land as blobs, the run uses them and finishes", out + err)
+
+
+def test_submit_watch(d, tmp):
+    spec = write_json(os.path.join(tmp, "quick.json"), QUICK)
+    rc, out, err = vvctl(["submit", spec], server=d.url)
+    rid = out.strip()
+    ok(rc == 0 and re.fullmatch(r"r-\d{6,}", rid) and "vvctl watch " + rid in err,
+       "submit prints the run id (and how to watch it)", out + err)
+    d.wait_state(rid, FINAL)
+    # Plain mode (a pipe).
+    rc, out, err = vvctl(["watch", rid], server=d.url)
+    run = d.run(rid)
+    s = run["summary"]
+    ok(rc == 0 and "\r" not in out and re.search(r"^%s step=\d+ objective=\S+ rel_gap=\S+ active=\d+ "
+                                                  r"it/s=\S+ elapsed=\S+ eta=\S+$" % rid, out, re.M),
+       "watch through a pipe: plain metric lines", out + err)
+    ok("%s state FINISHED (converged)" % rid in out, "plain watch prints state changes", out)
+    summary = out[out.rfind("%s FINISHED (converged)\n" % rid):]
+    ok(summary.startswith(rid) and "objective %.9g" % s["objective"] in summary and
+       "active %d" % s["active"] in summary and "iterations %d" % s["iterations"] in summary and
+       "V.npy" in summary and "rel_gap" in summary and "seconds" in summary,
+       "watch ends with the run's summary: state, stop_reason, objective, rel_gap, active, "
+       "iterations, seconds, artifacts", out)
+    # --json: one JSON object per event, then the run object.
+    rc, out, err = vvctl(["watch", rid, "--json"], server=d.url)
+    lines = [json.loads(x) for x in out.splitlines()]
+    ids = [x["id"] for x in lines[:-1]]
+    ok(rc == 0 and ids == list(range(1, len(ids) + 1)) and
+       lines[-2]["event"] == "state" and lines[-2]["data"]["state"] == "FINISHED" and
+       lines[-1]["id"] == rid and lines[-1]["state"] == "FINISHED",
+       "watch --json: every event as a JSON line, then the run object", out[-2000:] + err)
+    # submit --watch in one go, with --json for the submission.
+    rc, out, err = vvctl(["submit", spec, "--watch"], server=d.url)
+    ok(rc == 0 and "FINISHED (converged)" in out, "submit --watch follows the run to its end", out + err)
+    return rid
+
+
+def test_run_commands(d, tmp, rid):
+    rc, out, err = vvctl(["show", rid], server=d.url)
+    ok(rc == 0 and rid + " FINISHED (converged)" in out and '"lambda_ratio":0.1' in out,
+       "show: summary and spec", out + err)
+    rc, out, err = vvctl(["show", rid, "--json"], server=d.url)
+    j = json.loads(out) if rc == 0 else {}
+    server = d.run(rid)
+    for k in ("heartbeat", "queue_position", "waiting_reason"):
+        j.pop(k, None)
+        server.pop(k, None)
+    ok(rc == 0 and j == server, "show --json prints the run object", out + err)
+    rc, out, err = vvctl(["show", "r-999999"], server=d.url)
+    ok(rc == 1 and err.startswith("vvctl: 404 RESOURCE_DOES_NOT_EXIST") and err.count("\n") == 1,
+       "show of an unknown run: one 404 line, exit 1", err)
+    # ls
+    total = len(d.api("GET", "/v1/runs?page_size=1000")[1]["runs"])
+    rc, out, err = vvctl(["ls"], server=d.url)
+    head = out.splitlines()[0].split() if out else []
+    ok(rc == 0 and head == ["ID", "KIND", "STATE", "LAMBDA", "ACTIVE", "REL_GAP", "DURATION",
+                            "STOP_REASON"] and re.search(r"^%s\s+lasso\s+FINISHED\s+0\.127\s+\d+\s+"
+                                                         r"\S+\s+\S+s\s+converged$" % rid, out, re.M),
+       "ls: a table with id, kind, state, lambda, active, rel_gap, duration, stop_reason", out + err)
+    rc, out, err = vvctl(["ls", "--page-size", "1", "--state", "FINISHED"], server=d.url)
+    m = re.search(r"--page-token (\S+)", err)
+    ok(rc == 0 and len(out.splitlines()) == 2 and m, "ls --page-size 1: one row and the next token",
+       out + err)
+    if m:
+        rc2, out2, _ = vvctl(["ls", "--page-size", "1", "--state", "FINISHED", "--page-token",
+                              m.group(1)], server=d.url)
+        ok(rc2 == 0 and out2.splitlines()[1].split()[0] != out.splitlines()[1].split()[0],
+           "ls --page-token gives the next page", out + out2)
+    rc, out, err = vvctl(["ls", "--all", "--page-size", "2"], server=d.url)
+    ok(rc == 0 and len(out.splitlines()) == total + 1 and "page-token" not in err,
+       "ls --all follows every page (%d runs)" % total, out + err)
+    rc, out, err = vvctl(["ls", "--all", "--page-size", "2", "--json"], server=d.url)
+    ok(rc == 0 and len(json.loads(out)["runs"]) == total, "ls --all --json: every run", err)
+    rc, out, err = vvctl(["ls", "--state", "DONE"], server=d.url)
+    ok(rc == 1 and "400 INVALID_PARAMETER_VALUE at /query/state" in err, "ls --state DONE: 400, exit 1",
+       err)
+    # metrics
+    hist = d.api("GET", "/v1/runs/%s/metrics" % rid)[1]["metrics"]
+    steps = sorted({p["step"] for p in hist})
+    rc, out, err = vvctl(["metrics", rid, "--keys", "rel_gap,active"], server=d.url)
+    rows = out.splitlines()
+    ok(rc == 0 and rows[0].split() == ["step", "time", "rel_gap", "active"] and
+       [int(r.split()[0]) for r in rows[1:]] == steps, "metrics --keys: one row per step", out + err)
+    rc, out, err = vvctl(["metrics", rid, "--csv"], server=d.url)
+    rows = out.splitlines()
+    hdr = rows[0].split(",") if rows else []
+    last = dict(zip(hdr, rows[-1].split(","))) if rows else {}
+    want = {p["key"]: p["value"] for p in hist if p["step"] == steps[-1]}
+    ok(rc == 0 and hdr[:2] == ["step", "time"] and set(hdr[2:]) == set(want) and
+       all(abs(float(last[k]) - v) <= 1e-12 * max(1, abs(v)) for k, v in want.items()),
+       "metrics --csv: the full history, values as the server stored them", out[-500:] + err)
+    rc, out, err = vvctl(["metrics", rid, "--json"], server=d.url)
+    ok(rc == 0 and json.loads(out)["metrics"] == hist, "metrics --json is the server's answer", err)
+    # get
+    dest = os.path.join(tmp, "V.npy")
+    rc, out, err = vvctl(["get", rid, "V.npy", "-o", dest], server=d.url)
+    with open(os.path.join(d.dir, "data", "runs", rid, "V.npy"), "rb") as f:
+        want = f.read()
+    ok(rc == 0 and open(dest, "rb").read() == want, "get ARTIFACT -o FILE downloads it byte for byte",
+       err)
+    rc, out, err = vvctl(["get", rid, "nope.npy", "-o", os.path.join(tmp, "nope")], server=d.url)
+    ok(rc == 1 and "404" in err and not os.path.exists(os.path.join(tmp, "nope")) and
+       not [f for f in os.listdir(tmp) if f.startswith("nope")],
+       "get of a missing artifact: exit 1, no file left", err)
+
+
+def test_failed_run(d, tmp):
+    garbage = os.path.join(tmp, "garbage.npy")
+    with open(garbage, "wb") as f:
+        f.write(b"this is not an npy file at all" * 10)
+    shutil.copy(garbage, os.path.join(d.dir, "data", "garbage.npy"))
+    rc, out, err = vvctl(["submit", "-", "--watch"], server=d.url, input=json.dumps(
+        {"kind": "lasso", "phi": "garbage.npy", "psi": "garbage.npy", "lambda_ratio": 0.1}))
+    ok(rc == 1 and "FAILED" in out and "error: " in out,
+       "watch of a run that FAILS: exit 1 and the error in the summary", out + err)
+
+
+def test_watch_tty(d, tmp):
+    rc, out, err = vvctl(["submit", write_json(os.path.join(tmp, "long.json"), LONG)], server=d.url)
+    rid = out.strip()
+    p = subprocess.Popen(["script", "-qfec", "%s --server %s watch %s" % (VVCTL, d.url, rid),
+                          "/dev/null"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL)
+    buf = bytearray()
+    t = threading.Thread(target=lambda: [buf.extend(c) for c in iter(lambda: p.stdout.read1(4096), b"")],
+                         daemon=True)
+    t.start()
+    redrawn = wait_for(lambda: buf.count(b"\r\x1b[K") >= 5, 60)
+    d.wait_metric(rid, 3000)
+    vvctl(["stop", rid], server=d.url)
+    try:
+        p.wait(60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+    t.join(5)
+    text = buf.decode("utf-8", "replace")
+    live = [x for x in text.split("\r\x1b[K") if x.startswith(rid + " RUNNING  step")]
+    ok(redrawn and len(live) >= 3, "watch on a terminal: one line redrawn in place (\\r + erase)",
+       text[-3000:])
+    ok(live and all(re.match(r"%s RUNNING  step \d+  objective \S+  rel_gap \S+  active \d+  \S+ it/s  "
+                             r"\S+s  ETA (\?|\S+)" % rid, x) for x in live),
+       "the live line shows step, objective, rel_gap, active, it/s, elapsed and ETA", live[-3:])
+    ok(any(re.search(r"ETA \d", x) for x in live),
+       "an ETA is estimated from the decay of log(rel_gap)", live[-3:])
+    ok(p.returncode == 0 and re.search(r"%s STOPPED \(user\)\r?\n  objective" % rid, text),
+       "after a stop the terminal watch prints the summary and exits 0", text[-2000:])
+    # Plain mode replays the whole history, throttled.
+    nsteps = d.run(rid)["summary"]["iterations"]
+    t0 = time.monotonic()
+    rc, out, err = vvctl(["watch", rid], server=d.url)
+    secs = time.monotonic() - t0
+    mlines = [x for x in out.splitlines() if " step=" in x]
+    ok(rc == 0 and 1 <= len(mlines) <= 4 * secs + 3 and nsteps >= 3000,
+       "plain watch is throttled (%d metric lines for %d iterations in %.1fs)"
+       % (len(mlines), nsteps, secs), out[-1000:])
+    return rid
+
+
+def test_detach(d, tmp):
+    rc, out, err = vvctl(["submit", os.path.join(tmp, "long.json")], server=d.url)
+    rid = out.strip()
+    p = subprocess.Popen([VVCTL, "--server", d.url, "watch", rid], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    first = p.stdout.readline()
+    while first and " step=" not in first:
+        first = p.stdout.readline()
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    state = d.run(rid)["state"]
+    ok(p.returncode == 130 and "re-attach: vvctl watch " + rid in err and
+       "vvctl stop " + rid in err and state == "RUNNING",
+       "Ctrl-C detaches (exit 130), says how to re-attach and stop; the run goes on",
+       "rc=%s state=%s\n%s" % (p.returncode, state, err))
+    return rid
+
+
+def test_reconnect(d, tmp, rid):
+    proxy = CuttingProxy(d.port, 20000)
+    p = subprocess.Popen([VVCTL, "--server", "http://127.0.0.1:%d" % proxy.port, "--json", "watch",
+                          rid], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    got = wait_for(lambda: len([h for h in proxy.heads if "/events" in h]) >= 2, 30)
+    d.wait_metric(rid, d.run(rid)["summary"].get("step", 0) + 100)
+    vvctl(["stop", rid], server=d.url)
+    out, err = p.communicate(timeout=60)
+    proxy.close()
+    lines = [json.loads(x) for x in out.splitlines()]
+    ids = [x["id"] for x in lines[:-1]]
+    resumed = [h for h in proxy.heads if "/events" in h][1:2]
+    m = re.search(r"Last-Event-ID: (\d+)", resumed[0]) if resumed else None
+    ok(got and m and int(m.group(1)) > 0, "a dropped stream is resumed with Last-Event-ID",
+       "\n".join(proxy.heads) + err)
+    ok(p.returncode == 0 and ids == list(range(1, len(ids) + 1)) and
+       lines[-1]["state"] == "STOPPED", "no event lost or repeated across the reconnection "
+       "(%d events)" % len(ids), err + out[-1000:])
+    ok("connection lost" in err and "reconnected" in err, "the reconnection is reported on stderr",
+       err)
+
+
+def test_restart(tmp):
+    """The daemon restarts under a watch: SIGTERM stops the run (shutdown),
+    the watch reconnects to the new daemon and gets the rest from the store."""
+    d = Daemon()
+    d2 = None
+    try:
+        rid = vvctl(["submit", os.path.join(tmp, "long.json")], server=d.url)[1].strip()
+        p = subprocess.Popen([VVCTL, "--server", d.url, "--json", "watch", rid],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(20):  # some metric events first
+            if not p.stdout.readline():
+                break
+        d.proc.send_signal(signal.SIGTERM)
+        d.proc.wait(30)
+        d2 = Daemon(restart_of=d)
+        rest, err = p.communicate(timeout=90)
+        lines = [json.loads(x) for x in rest.splitlines()]
+        ok(p.returncode == 0 and lines and lines[-1]["state"] == "STOPPED" and
+           lines[-1]["stop_reason"] == "shutdown",
+           "watch survives a daemon restart and ends with STOPPED (shutdown)", err + rest[-500:])
+        ids = [x["id"] for x in lines[:-1]]
+        ok(ids and ids == list(range(ids[0], ids[0] + len(ids))) and
+           lines[-2]["event"] == "state", "the events after the restart continue the numbering",
+           ids[:5] + ids[-5:])
+    finally:
+        if d2 is not None:
+            d.log.close()
+            d2.close()  # removes the directory they share
+        else:
+            d.close()
+
+
+def test_sweep(d, tmp):
+    base = write_json(os.path.join(tmp, "quick.json"), QUICK)
+    grid = ["--grid", "lambda_ratio=0.03:0.3:log:3", "--grid", "max_iter=3,1000"]
+    rc, out, err = vvctl(["sweep", base] + grid + ["--dry-run"])
+    req = json.loads(out) if rc == 0 else {}
+    ok(rc == 0 and req.get("grid") == {"lambda_ratio": [0.03, float("%.12g" % math.sqrt(0.03 * 0.3)), 0.3],
+                                       "max_iter": [3, 1000]} and req.get("base") == QUICK,
+       "sweep --dry-run: grid ranges expand (log, both ends included)", out + err)
+    rc, out, err = vvctl(["sweep", base] + grid + ["--watch"], server=d.url)
+    sid = out.splitlines()[0] if out else ""
+    runs = d.api("GET", "/v1/runs?sweep=%s&page_size=100" % sid)[1]["runs"]
+    ok(rc == 0 and re.fullmatch(r"s-\d+", sid) and len(runs) == 6 and
+       all(r["state"] == "FINISHED" for r in runs), "a 3 x 2 sweep runs to completion (--watch)",
+       out + err)
+    rc, out, err = vvctl(["sweep", "status", sid], server=d.url)
+    rows = status_rows(out, ["lambda_ratio", "max_iter"])
+    want = pareto([(r["id"], r["result"]["active"], r["result"]["mse"]) for r in runs])
+    marked = {k for k, v in rows.items() if v[0]}
+    ok(rc == 0 and len(rows) == 6 and marked == want,
+       "sweep status marks exactly the Pareto-optimal points (%s)" % ",".join(sorted(want)),
+       out + "\nwant " + str(sorted(want)))
+    byid = {r["id"]: r for r in runs}
+    good = all(abs(float(v[1]["lambda_ratio"]) - byid[k]["spec"]["lambda_ratio"]) < 1e-5 and
+               int(v[1]["max_iter"]) == byid[k]["spec"]["max_iter"] and v[2] == "FINISHED"
+               for k, v in rows.items())
+    hdr = [x for x in out.splitlines() if "RUN" in x][:1]
+    ok(good and hdr and hdr[0].split() == ["RUN", "lambda_ratio", "max_iter", "STATE", "ACTIVE",
+                                          "OBJECTIVE", "MSE", "REL_GAP"],
+       "sweep status: run id, grid values, state, active, objective, mse per point", out)
+    rc, out, err = vvctl(["sweep", "status", sid, "--json"], server=d.url)
+    pts = json.loads(out)["points"] if rc == 0 else []
+    ok({p["run"]["id"] for p in pts if p["pareto"]} == want, "sweep status --json agrees", out[-500:])
+    # --file with vvctl's syntax inside a sweep request.
+    f = write_json(os.path.join(tmp, "sweep.json"),
+                   {"base": QUICK, "grid": {"lambda_ratio": "0.1,0.2", "tol": [1e-6]}, "name": "n"})
+    rc, out, err = vvctl(["sweep", "--file", f, "--grid", "max_iter=10:30:lin:3", "--dry-run"])
+    req = json.loads(out) if rc == 0 else {}
+    ok(rc == 0 and req["grid"] == {"lambda_ratio": [0.1, 0.2], "tol": [1e-6], "max_iter": [10, 20, 30]}
+       and req["name"] == "n", "sweep --file: a request body; string grids in vvctl syntax", out + err)
+    return sid
+
+
+def test_bad_grid(d, tmp):
+    base = os.path.join(tmp, "quick.json")
+    for g, msg in [("lambda_ratio=1e-3:1e-1:log", "expected a:b:lin:n or a:b:log:n"),
+                   ("lambda_ratio=1e-3:1e-1:exp:4", "expected a:b:lin:n or a:b:log:n"),
+                   ("lambda_ratio=0:1e-1:log:4", "needs both ends > 0"),
+                   ("lambda_ratio=1e-3:1e-1:log:x", "number of points"),
+                   ("lambda_ratio=1e-3:1e-1:lin:1", "number of points"),
+                   ("lambda_ratio=0.1,,0.2", "empty value"),
+                   ("lambda_ratio=0.1,1e-3x", "not a number"),
+                   ("lambda_ratio", "expected FIELD=VALUES"),
+                   ("lambda-ratio=1", "not a field name"),
+                   ("lambda_ratio=", "no values")]:
+        rc, out, err = vvctl(["sweep", base, "--grid", g], server=d.url)
+        ok(rc == 2 and msg in err and err.count("\n") == 1,
+           "bad grid '%s': exit 2 and '%s'" % (g, msg), "rc=%d %s" % (rc, err))
+    rc, out, err = vvctl(["sweep", base], server=d.url)
+    ok(rc == 2 and "no grid" in err, "sweep without a grid: exit 2", err)
+
+
+def test_resume(d, tmp):
+    long_rid = vvctl(["submit", os.path.join(tmp, "long.json")], server=d.url)[1].strip()
+    base = os.path.join(tmp, "quick.json")
+    rc, out, err = vvctl(["sweep", base, "--grid", "lambda_ratio=0.05,0.1,0.2", "--grid",
+                          "solver=fista,bcd"], server=d.url)
+    sid = out.strip()
+    runs = sorted(r["id"] for r in d.api("GET", "/v1/runs?sweep=" + sid)[1]["runs"])
+    stopped = runs[1:3]
+    for r in stopped:
+        vvctl(["stop", r], server=d.url)
+    vvctl(["stop", long_rid], server=d.url)
+    rc, out, err = vvctl(["sweep", "watch", sid], server=d.url)
+    ok(rc == 0 and out.count("STOPPED") >= 2 and "FINISHED 4" in out and "STOPPED 2" in out,
+       "sweep watch: 4 points finish, the 2 stopped stay STOPPED", out + err)
+    rc, out, err = vvctl(["sweep", "resume", sid, "--watch"], server=d.url)
+    requeued = re.findall(r"re-queued (r-\d+) as (r-\d+)", out)
+    new = [n for _, n in requeued]
+    ok(rc == 0 and sorted(o for o, _ in requeued) == stopped and "FINISHED 6" in out,
+       "sweep resume re-queues exactly the stopped points; they run again and finish", out + err)
+    specs = [d.run(n)["spec"] for n in new]
+    ok(all(s["name"] == "[sweep %s]" % sid for s in specs) and
+       all(d.run(n)["state"] == "FINISHED" for n in new),
+       "the re-queued runs carry the tag [sweep ID] in their spec name", specs)
+    rc, out, err = vvctl(["sweep", "status", sid], server=d.url)
+    rows = status_rows(out, ["lambda_ratio", "solver"])
+    ok(rc == 0 and set(new) <= set(rows) and not set(stopped) & set(rows) and "TRIES" in out and
+       all(v[2] == "FINISHED" for v in rows.values()),
+       "sweep status of the original sweep shows the re-queued runs", out)
+    rc, out, err = vvctl(["sweep", "resume", sid], server=d.url)
+    ok(rc == 0 and "nothing to resume" in out, "resuming a complete sweep queues nothing", out + err)
+    # sweep stop, then resume everything.
+    long_rid = vvctl(["submit", os.path.join(tmp, "long.json")], server=d.url)[1].strip()
+    d.wait_state(long_rid, ("RUNNING",))
+    rc, out, err = vvctl(["sweep", base, "--grid", "lambda_ratio=0.07,0.15"], server=d.url)
+    sid2 = out.strip()
+    rc, out, err = vvctl(["sweep", "stop", sid2], server=d.url)
+    runs = d.api("GET", "/v1/runs?sweep=" + sid2)[1]["runs"]
+    ok(rc == 0 and all(r["state"] == "STOPPED" for r in runs) and "STOPPED 2" in out,
+       "sweep stop stops the queued points", out + err)
+    vvctl(["stop", long_rid], server=d.url)
+    rc, out, err = vvctl(["sweep", "resume", sid2, "--watch", "--json"], server=d.url)
+    final = json.loads(out.splitlines()[-1]) if rc == 0 else {}
+    ok(rc == 0 and final.get("counts", {}).get("FINISHED") == 2,
+       "resume after sweep stop: every point finishes (--json status at the end)", out[-800:] + err)
+
+
+def test_unreachable(tmp):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    url = "http://127.0.0.1:%d" % port
+    for args in (["ls"], ["watch", "r-000001"], ["sweep", "status", "s-000001"],
+                 ["submit", os.path.join(tmp, "quick.json")]):
+        rc, out, err = vvctl(args, server=url)
+        ok(rc == 3 and "cannot reach vvd at " + url in err,
+           "%s with no server: exit 3" % args[0], "rc=%d %s" % (rc, err))
+    rc, out, err = vvctl(["--server", url, "ls"])
+    ok(rc == 3, "--server overrides VVD_SERVER", err)
+
+
+def test_token(tmp):
+    d = Daemon("--token", "s3cret")
+    try:
+        rc, out, err = vvctl(["ls"], server=d.url)
+        ok(rc == 1 and err == "vvctl: 401 UNAUTHENTICATED: this vvd requires "
+           "'Authorization: Bearer <token>'\n", "no token: exit 1 and one 401 line", err)
+        rc, out, err = vvctl(["ls", "--token", "wrong"], server=d.url)
+        ok(rc == 1 and err.startswith("vvctl: 401 UNAUTHENTICATED") and err.count("\n") == 1,
+           "a wrong token: exit 1 and one 401 line", err)
+        rc, out, err = vvctl(["watch", "r-000001"], server=d.url)
+        ok(rc == 1 and "401" in err, "watch with no token: exit 1", err)
+        rc, out, err = vvctl(["submit", os.path.join(tmp, "quick.json"), "--watch"], server=d.url,
+                             env={"VVD_TOKEN": "s3cret"})
+        ok(rc == 0 and "FINISHED" in out, "VVD_TOKEN: submit and watch (SSE) with the token", out + err)
+        rc, out, err = vvctl(["--token", "s3cret", "ls"], server=d.url)
+        ok(rc == 0 and "FINISHED" in out, "--token before the command", out + err)
+    finally:
+        d.close()
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="vvctl-files-")
+    t0 = time.monotonic()
+    d = Daemon()
+    try:
+        test_usage(d, tmp)
+        test_lasso_flags(d, tmp)
+        rid = test_submit_watch(d, tmp)
+        test_run_commands(d, tmp, rid)
+        test_failed_run(d, tmp)
+        test_watch_tty(d, tmp)
+        long_rid = test_detach(d, tmp)
+        test_reconnect(d, tmp, long_rid)
+        test_sweep(d, tmp)
+        test_bad_grid(d, tmp)
+        test_resume(d, tmp)
+        test_unreachable(tmp)
+        test_token(tmp)
+        test_restart(tmp)
+    except Exception as e:  # a crash of the harness is a failed test point
+        import traceback
+        ok(False, "the test harness ran to its end: %r" % e, traceback.format_exc())
+    finally:
+        d.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    comment("%.1f s" % (time.monotonic() - t0))
+    print("1..%d" % count, flush=True)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
