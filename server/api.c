@@ -46,7 +46,15 @@ static int add_artifact_json(void *ctx, const char *name, const char *path, int6
     return 0;
 }
 
-static cJSON *run_json(req *r, const run_row *row)
+/* A copy of [s, e) that lives until the next call on this thread. */
+static const char *strndup_tmp(const char *s, const char *e)
+{
+    static _Thread_local char buf[64];
+    snprintf(buf, sizeof buf, "%.*s", (int)(e - s), s);
+    return buf;
+}
+
+cJSON *api_run_json(req *r, const run_row *row)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", row->id);
@@ -56,10 +64,17 @@ static cJSON *run_json(req *r, const run_row *row)
         cJSON_AddStringToObject(o, "stop_reason", row->stop_reason);
     else
         cJSON_AddNullToObject(o, "stop_reason");
-    if (row->sweep_id)
+    if (row->sweep_id) {
+        /* A sweep point's hash, and the attempt: "HASH" is attempt 1, "HASH#n" attempt n. */
         cJSON_AddStringToObject(o, "sweep_id", row->sweep_id);
-    else
+        const char *h = row->config_hash ? row->config_hash : "";
+        const char *hash_end = strchr(h, '#');
+        cJSON_AddItemToObject(o, "point",
+                              cJSON_CreateString(hash_end ? strndup_tmp(h, hash_end) : h));
+        cJSON_AddNumberToObject(o, "attempt", hash_end ? atoi(hash_end + 1) : 1);
+    } else {
         cJSON_AddNullToObject(o, "sweep_id");
+    }
     cJSON_AddNumberToObject(o, "created", row->created);
     cJSON_AddNumberToObject(o, "started", row->started);
     cJSON_AddNumberToObject(o, "finished", row->finished);
@@ -103,7 +118,7 @@ static enum MHD_Result reply_run(req *r, unsigned status, const char *id)
     int rc = store_run_get(r->cfg->db, id, &row);
     if (rc < 0)
         return reply_problem(r, rc, "");
-    cJSON *o = run_json(r, &row);
+    cJSON *o = api_run_json(r, &row);
     run_row_free(&row);
     return reply_json(r, status, o);
 }
@@ -134,7 +149,7 @@ static int check_files(req *r, const lasso_spec *s, const char *prefix, char *fi
 
 /* Parses and checks a spec given as JSON; field gets the JSON pointer of a
  * problem. */
-static int prepare_spec(req *r, const cJSON *json, lasso_spec *s, char *field, size_t fsz)
+int api_prepare_spec(req *r, const cJSON *json, lasso_spec *s, char *field, size_t fsz)
 {
     int rc = spec_parse_lasso(json, s, field, fsz);
     return rc < 0 ? rc : check_files(r, s, "", field, fsz);
@@ -142,7 +157,7 @@ static int prepare_spec(req *r, const cJSON *json, lasso_spec *s, char *field, s
 
 /* The request body as JSON: one value, nothing but white space after it.
  * NULL (with a detail) otherwise. */
-static cJSON *parse_body(req *r)
+cJSON *api_parse_body(req *r)
 {
     if (!r->body || !r->body_len) {
         vv_fail(VV_EJSON, "the request body must be JSON");
@@ -167,12 +182,12 @@ static cJSON *parse_body(req *r)
 
 static enum MHD_Result post_run(req *r)
 {
-    cJSON *json = parse_body(r);
+    cJSON *json = api_parse_body(r);
     if (!json)
         return reply_problem(r, VV_EJSON, "");
     lasso_spec s;
     char field[256] = "";
-    int rc = prepare_spec(r, json, &s, field, sizeof field);
+    int rc = api_prepare_spec(r, json, &s, field, sizeof field);
     char *text = rc == 0 ? cJSON_PrintUnformatted(json) : NULL;
     cJSON_Delete(json);
     char id[32];
@@ -184,281 +199,6 @@ static enum MHD_Result post_run(req *r)
         return reply_problem(r, rc, field);
     VV_INFO("http", id, "queued");
     return reply_run(r, 201, id);
-}
-
-/* ---- Sweeps ---------------------------------------------------------------------- */
-
-static int cmp_child(const void *a, const void *b)
-{
-    const cJSON *x = *(cJSON *const *)a, *y = *(cJSON *const *)b;
-    return strcmp(x->string, y->string);
-}
-
-/* Sorts object keys recursively, so equal specs print equally. */
-static void canonicalise(cJSON *j)
-{
-    if (cJSON_IsArray(j)) {
-        for (cJSON *c = j->child; c; c = c->next)
-            canonicalise(c);
-        return;
-    }
-    if (!cJSON_IsObject(j) || !j->child)
-        return;
-    int n = cJSON_GetArraySize(j);
-    cJSON **v = malloc((size_t)n * sizeof *v);
-    if (!v)
-        return;
-    int i = 0;
-    for (cJSON *c = j->child; c; c = c->next)
-        v[i++] = c;
-    qsort(v, (size_t)n, sizeof *v, cmp_child);
-    for (i = 0; i < n; i++) {
-        canonicalise(v[i]);
-        v[i]->prev = i ? v[i - 1] : v[n - 1];
-        v[i]->next = i + 1 < n ? v[i + 1] : NULL;
-    }
-    j->child = v[0];
-    free(v);
-}
-
-static void fnv_hex(const char *s, char *out)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    snprintf(out, 17, "%016llx", (unsigned long long)h);
-}
-
-static int64_t next_sweep_id(store *db)
-{
-    static int64_t next;
-    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-    pthread_mutex_lock(&mu);
-    if (next == 0) {
-        int64_t mr = 0, ms = 0;
-        store_max_ids(db, &mr, &ms);
-        next = ms + 1;
-    }
-    int64_t id = next++;
-    pthread_mutex_unlock(&mu);
-    return id;
-}
-
-static enum MHD_Result post_sweep(req *r)
-{
-    cJSON *json = parse_body(r);
-    if (!json)
-        return reply_problem(r, VV_EJSON, "");
-    int rc = 0;
-    char field[256] = "";
-    cJSON *base = NULL, *grid = NULL;
-    for (cJSON *m = json->child; m && rc == 0; m = m->next) {
-        if (!strcmp(m->string, "base"))
-            base = m;
-        else if (!strcmp(m->string, "grid"))
-            grid = m;
-        else if (strcmp(m->string, "name")) {
-            snprintf(field, sizeof field, "/%s", m->string);
-            rc = vv_fail(VV_EUNKNOWN, "/%s: unknown field (allowed: base, grid, name)", m->string);
-        } else if (!cJSON_IsString(m)) {
-            snprintf(field, sizeof field, "/name");
-            rc = vv_fail(VV_ETYPE, "/name: must be a string");
-        }
-    }
-    if (rc == 0 && !cJSON_IsObject(base)) {
-        snprintf(field, sizeof field, "/base");
-        rc = vv_fail(base ? VV_ETYPE : VV_EMISSING, "/base: the base job spec (an object) is required");
-    }
-    if (rc == 0 && (!cJSON_IsObject(grid) || !grid->child)) {
-        snprintf(field, sizeof field, "/grid");
-        rc = vv_fail(grid ? VV_ETYPE : VV_EMISSING,
-                     "/grid: an object of spec fields to lists of values is required");
-    }
-    /* Sizes of the grid axes. */
-    int naxes = 0, sizes[16];
-    cJSON *axes[16];
-    double total = 1;
-    for (cJSON *a = rc == 0 ? grid->child : NULL; a && rc == 0; a = a->next) {
-        snprintf(field, sizeof field, "/grid/%s", a->string);
-        int known = 0;
-        for (const char *const *f = spec_lasso_fields; *f; f++)
-            known |= !strcmp(*f, a->string);
-        if (!known || !strcmp(a->string, "kind"))
-            rc = vv_fail(VV_EUNKNOWN, "/grid/%s: not a field of a lasso spec", a->string);
-        else if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) < 1)
-            rc = vv_fail(VV_ETYPE, "/grid/%s: must be a non-empty array of values", a->string);
-        else if (naxes == 16)
-            rc = vv_fail(VV_EINVAL, "/grid: at most 16 fields");
-        else {
-            axes[naxes] = a;
-            sizes[naxes++] = cJSON_GetArraySize(a);
-            total *= cJSON_GetArraySize(a);
-        }
-    }
-    if (rc == 0 && total > MAX_SWEEP_POINTS) {
-        snprintf(field, sizeof field, "/grid");
-        rc = vv_fail(VV_EINVAL, "/grid: %.0f points; at most %d", total, MAX_SWEEP_POINTS);
-    }
-    if (rc == 0)
-        field[0] = 0;
-    /* Expand and validate every point before queueing any. */
-    int npts = rc == 0 ? (int)total : 0;
-    char **texts = calloc((size_t)npts + 1, sizeof *texts), **hashes = calloc((size_t)npts + 1, sizeof *hashes);
-    lasso_spec *specs = calloc((size_t)npts + 1, sizeof *specs);
-    int nuniq = 0;
-    for (int p = 0; p < npts && rc == 0; p++) {
-        cJSON *pt = cJSON_Duplicate(base, 1);
-        int rem = p;
-        for (int a = naxes - 1; a >= 0; a--) {
-            int idx = rem % sizes[a];
-            rem /= sizes[a];
-            cJSON *v = cJSON_Duplicate(cJSON_GetArrayItem(axes[a], idx), 1);
-            if (cJSON_GetObjectItemCaseSensitive(pt, axes[a]->string))
-                cJSON_ReplaceItemInObjectCaseSensitive(pt, axes[a]->string, v);
-            else
-                cJSON_AddItemToObject(pt, axes[a]->string, v);
-        }
-        char sub[200];
-        rc = prepare_spec(r, pt, &specs[nuniq], sub, sizeof sub);
-        if (rc < 0) {
-            /* Name the grid value when the bad field is a grid axis. */
-            snprintf(field, sizeof field, "/base%s", sub);
-            rem = p;
-            for (int a = naxes - 1; a >= 0; a--) {
-                int idx = rem % sizes[a];
-                rem /= sizes[a];
-                size_t kl = strlen(axes[a]->string);
-                if (!strncmp(sub + 1, axes[a]->string, kl) && (sub[kl + 1] == 0 || sub[kl + 1] == '/'))
-                    snprintf(field, sizeof field, "/grid/%s/%d", axes[a]->string, idx);
-            }
-            spec_free_lasso(&specs[nuniq]);
-            cJSON_Delete(pt);
-            break;
-        }
-        canonicalise(pt);
-        char *t = cJSON_PrintUnformatted(pt);
-        cJSON_Delete(pt);
-        char h[17];
-        fnv_hex(t ? t : "", h);
-        int dup = 0;
-        for (int q = 0; q < nuniq; q++)
-            dup |= !strcmp(hashes[q], h);
-        if (dup || !t) {
-            free(t);
-            spec_free_lasso(&specs[nuniq]);
-            continue;
-        }
-        texts[nuniq] = t;
-        hashes[nuniq++] = strdup(h);
-    }
-    cJSON *out = NULL;
-    if (rc == 0 && nuniq > jobs_room(r->cfg->jobs)) {
-        rc = vv_fail(VV_EBUSY, "the queue has room for %d runs, the sweep has %d points; try again "
-                               "later or raise --max-queue",
-                     jobs_room(r->cfg->jobs), nuniq);
-    }
-    if (rc == 0) {
-        char sid[32];
-        snprintf(sid, sizeof sid, "s-%06lld", (long long)next_sweep_id(r->cfg->db));
-        char *stext = cJSON_PrintUnformatted(json);
-        rc = store_sweep_insert(r->cfg->db, sid, stext ? stext : "{}", (double)time(NULL));
-        free(stext);
-        out = cJSON_CreateObject();
-        cJSON_AddStringToObject(out, "id", sid);
-        cJSON_AddNumberToObject(out, "points", nuniq);
-        cJSON *ids = cJSON_AddArrayToObject(out, "runs");
-        for (int p = 0; p < nuniq && rc == 0; p++) {
-            char id[32];
-            rc = jobs_submit(r->cfg->jobs, &specs[p], texts[p], sid, hashes[p], id);
-            if (rc == 0)
-                cJSON_AddItemToArray(ids, cJSON_CreateString(id));
-        }
-        if (rc < 0) {
-            /* Points already queued stay; say how far it got. */
-            VV_WARN("http", sid, "sweep stopped queueing: %s", vv_err_detail());
-        }
-    }
-    for (int p = 0; p < npts; p++) {
-        free(texts[p]);
-        free(hashes[p]);
-        spec_free_lasso(&specs[p]);
-    }
-    free(texts);
-    free(hashes);
-    free(specs);
-    cJSON_Delete(json);
-    if (rc < 0) {
-        cJSON_Delete(out);
-        return reply_problem(r, rc, field);
-    }
-    return reply_json(r, 201, out);
-}
-
-static int list_all(req *r, const char *sweep, cJSON *arr)
-{
-    char token[64] = "", next[64];
-    do {
-        run_row *rows = NULL;
-        int n = 0;
-        int rc = store_runs_list(r->cfg->db, NULL, NULL, sweep, 1000, token[0] ? token : NULL,
-                                 &rows, &n, next);
-        if (rc < 0)
-            return rc;
-        for (int i = 0; i < n; i++) {
-            cJSON_AddItemToArray(arr, run_json(r, &rows[i]));
-            run_row_free(&rows[i]);
-        }
-        free(rows);
-        snprintf(token, sizeof token, "%s", next);
-    } while (token[0]);
-    return 0;
-}
-
-static enum MHD_Result get_sweep(req *r, const char *id, int stop)
-{
-    sweep_row sw = {0};
-    int rc = store_sweep_get(r->cfg->db, id, &sw);
-    if (rc < 0)
-        return reply_problem(r, rc, "");
-    cJSON *runs = cJSON_CreateArray();
-    rc = list_all(r, id, runs);
-    if (rc == 0 && stop) {
-        for (cJSON *run = runs->child; run; run = run->next) {
-            const char *st = cJSON_GetObjectItem(run, "state")->valuestring;
-            if (!strcmp(st, "QUEUED") || !strcmp(st, "RUNNING"))
-                jobs_stop_run(r->cfg->jobs, cJSON_GetObjectItem(run, "id")->valuestring);
-        }
-        store_sweep_set_state(r->cfg->db, id, "STOPPED");
-        cJSON_Delete(runs);
-        runs = cJSON_CreateArray();
-        sweep_row_free(&sw);
-        store_sweep_get(r->cfg->db, id, &sw);
-        rc = list_all(r, id, runs);
-    }
-    if (rc < 0) {
-        cJSON_Delete(runs);
-        sweep_row_free(&sw);
-        return reply_problem(r, rc, "");
-    }
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", sw.id);
-    cJSON_AddStringToObject(o, "state", sw.state);
-    cJSON_AddNumberToObject(o, "created", sw.created);
-    cJSON_AddItemToObject(o, "request", parse_or_null(sw.spec));
-    int counts[6] = {0};
-    for (cJSON *run = runs->child; run; run = run->next)
-        for (int i = 0; i < 6; i++)
-            counts[i] += !strcmp(cJSON_GetObjectItem(run, "state")->valuestring, states[i]);
-    /* A sweep whose runs have all ended is finished. */
-    if (!strcmp(sw.state, "ACTIVE") && counts[0] == 0 && counts[1] == 0 &&
-        store_sweep_set_state(r->cfg->db, id, "FINISHED") == 0)
-        cJSON_ReplaceItemInObject(o, "state", cJSON_CreateString("FINISHED"));
-    cJSON *c = cJSON_AddObjectToObject(o, "counts");
-    for (int i = 0; i < 6; i++)
-        cJSON_AddNumberToObject(c, states[i], counts[i]);
-    cJSON_AddItemToObject(o, "runs", runs);
-    sweep_row_free(&sw);
-    return reply_json(r, 200, o);
 }
 
 /* ---- Runs: list, metrics, artifacts ----------------------------------------------- */
@@ -496,7 +236,7 @@ static enum MHD_Result list_runs(req *r)
         return reply_problem(r, rc, rc == VV_EINVAL ? "/query/page_token" : "");
     cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "runs");
     for (int i = 0; i < n; i++) {
-        cJSON_AddItemToArray(arr, run_json(r, &rows[i]));
+        cJSON_AddItemToArray(arr, api_run_json(r, &rows[i]));
         run_row_free(&rows[i]);
     }
     free(rows);
@@ -789,7 +529,7 @@ enum MHD_Result api_dispatch(req *r)
     if (!strcmp(u, "/v1/runs"))
         return is(r, "POST") ? post_run(r) : is(r, "GET") ? list_runs(r) : not_allowed(r, "GET, POST");
     if (!strcmp(u, "/v1/sweeps"))
-        return is(r, "POST") ? post_sweep(r) : not_allowed(r, "POST");
+        return is(r, "POST") ? api_sweep_post(r) : not_allowed(r, "POST");
     if (!strncmp(u, "/v1/blobs/", 10))
         return is(r, "PUT") ? put_blob(r) : not_allowed(r, "PUT");
     int t = take_id(u, "/v1/runs/", id, sizeof id, &rest);
@@ -832,9 +572,11 @@ enum MHD_Result api_dispatch(req *r)
     t = take_id(u, "/v1/sweeps/", id, sizeof id, &rest);
     if (t > 0) {
         if (!rest[0])
-            return is(r, "GET") ? get_sweep(r, id, 0) : not_allowed(r, "GET");
+            return is(r, "GET") ? api_sweep_get(r, id, 0) : not_allowed(r, "GET");
         if (!strcmp(rest, "/stop"))
-            return is(r, "POST") ? get_sweep(r, id, 1) : not_allowed(r, "POST");
+            return is(r, "POST") ? api_sweep_get(r, id, 1) : not_allowed(r, "POST");
+        if (!strcmp(rest, "/resume"))
+            return is(r, "POST") ? api_sweep_resume(r, id) : not_allowed(r, "POST");
     }
     if (strncmp(u, "/v1/", 4) && strcmp(u, "/v1") && is(r, "GET"))
         return get_static(r);

@@ -41,8 +41,19 @@ const char *query(req *r, const char *name);
  * it escapes, VV_ENOFILE when must_exist and it does not. */
 int resolve_in_root(const char *root, const char *path, int must_exist, char *out, size_t outsz);
 
-/* The route table (api.c). */
+/* The route table and run objects (api.c). */
 enum MHD_Result api_dispatch(req *r);
+cJSON *api_run_json(req *r, const run_row *row);
+/* The body as one JSON value with nothing but white space after it; NULL
+ * with a detail (VV_EJSON) otherwise. */
+cJSON *api_parse_body(req *r);
+/* Parses a spec and checks its files inside the data root. */
+int api_prepare_spec(req *r, const cJSON *json, lasso_spec *s, char *field, size_t fsz);
+
+/* Sweeps (api_sweeps.c). */
+enum MHD_Result api_sweep_post(req *r);
+enum MHD_Result api_sweep_get(req *r, const char *id, int stop);
+enum MHD_Result api_sweep_resume(req *r, const char *id);
 
 /* SSE stream of a run (http.c). */
 enum MHD_Result reply_events(req *r, const char *run_id, int64_t after);

@@ -554,6 +554,46 @@ def scenario_sweep(t, vvd):
         t.eq(pts, want, "the runs' specs are exactly the 4 grid points")
         t.ok(not bad, "each run: sweep_id, converged, result lambda = lambda_ratio * lambda_max "
              "of its point, rel_gap <= its tol", bad)
+        rr = d.post("/v1/sweeps/%s/resume" % sid)
+        t.ok(rr.status == 200 and rr.json().get("requeued") == [],
+             "resume of a sweep whose points all FINISHED queues nothing", rr.body)
+
+    # Resume: stop two points (queued behind a long run), resume, they run again in the sweep.
+    with Daemon(vvd) as d:
+        long_id = d.post("/v1/runs", long_run(seed=5)).json()["id"]
+        base = quick(seed=4)
+        del base["lambda_ratio"]
+        r = d.post("/v1/sweeps", {"base": base, "grid": {"lambda_ratio": [0.5, 0.2, 0.1]}})
+        sid, ids = r.json()["id"], r.json()["runs"]
+        stopped = ids[:2]
+        for i in stopped:
+            d.post("/v1/runs/%s/stop" % i)
+        d.post("/v1/runs/%s/stop" % long_id)
+        s3 = d.follow(ids[2], deadline=60)
+        t.ok(s3.ended and all(d.run(i)["state"] == "STOPPED" for i in stopped),
+             "two points STOPPED while queued, the third finishes")
+        rr = d.post("/v1/sweeps/%s/resume" % sid)
+        req = rr.json().get("requeued", []) if rr.status == 200 else []
+        t.ok(rr.status == 200 and len(req) == 2 and all(q["attempt"] == 2 and q["was"] == "STOPPED"
+                                                         for q in req),
+             "resume queues exactly the two stopped points again, as attempt 2", rr.body)
+        new = [q["run"] for q in req]
+        ends = [d.follow(i, deadline=60) for i in new]
+        runs = d.get("/v1/sweeps/" + sid).json()
+        latest = {x["id"]: x for x in runs["runs"] if x.get("latest")}
+        t.ok(all(e.ended for e in ends) and sorted(latest) == sorted(new + [ids[2]])
+             and all(x["state"] == "FINISHED" for x in latest.values())
+             and runs["counts"]["FINISHED"] == 3 and runs["counts"]["STOPPED"] == 0
+             and runs["state"] == "FINISHED" and len(runs["runs"]) == 5,
+             "the new attempts run inside the sweep; counts and state follow the latest attempts",
+             (sorted(latest), runs.get("counts"), runs.get("state")))
+        points_old = {d.run(i)["point"] for i in stopped}
+        t.ok({d.run(i)["point"] for i in new} == points_old
+             and all(d.run(i)["attempt"] == 2 and d.run(i)["sweep_id"] == sid for i in new),
+             "a new attempt keeps its point's hash and the sweep id")
+        rr = d.post("/v1/sweeps/%s/resume" % sid)
+        t.ok(rr.status == 200 and rr.json().get("requeued") == [], "a second resume queues nothing")
+        t.eq(d.post("/v1/sweeps/s-999999/resume").status, 404, "resume of an unknown sweep: 404")
 
 
 # ==== 6: kill -9 and SIGTERM =================================================
