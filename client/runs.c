@@ -336,7 +336,11 @@ int vc_cmd_show(int argc, char **argv)
     char b1[64], b2[64], b3[64];
     double started = vc_num(run, "started", 0), finished = vc_num(run, "finished", 0);
     printf("kind      %s\n", vc_str(run, "kind", "?"));
-    printf("sweep     %s\n", vc_str(run, "sweep_id", "-"));
+    if (vc_str(run, "point", NULL))
+        printf("sweep     %s  point %s  attempt %.0f\n", vc_str(run, "sweep_id", "-"),
+               vc_str(run, "point", "?"), vc_num(run, "attempt", 1));
+    else
+        printf("sweep     %s\n", vc_str(run, "sweep_id", "-"));
     printf("created   %s\n", fmt_time(b1, sizeof b1, vc_num(run, "created", 0)));
     printf("started   %s\n", fmt_time(b2, sizeof b2, started));
     printf("finished  %s%s%s%s\n", fmt_time(b3, sizeof b3, finished),

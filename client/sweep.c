@@ -72,13 +72,7 @@ static int sweep_watch(const char *id)
                     fputs("\r\033[K", stdout);
                     line_on = 0;
                 }
-                char *vals = NULL;
-                for (int a = 0; a < v.naxes; a++) {
-                    char *s = vc_fmt_value(
-                        cJSON_GetObjectItemCaseSensitive(p->values, v.axes[a]->string));
-                    vc_strcatf(&vals, " %s=%s", v.axes[a]->string, s);
-                    free(s);
-                }
+                char *vals = vc_point_values_text(&v, p);
                 if (vc_opt.json) {
                     cJSON *e = cJSON_CreateObject();
                     cJSON_AddStringToObject(e, "sweep", id);
@@ -159,49 +153,33 @@ static int sweep_watch(const char *id)
 
 /* ---- stop and resume -------------------------------------------------------------- */
 
-static int sweep_stop(const char *id)
+static char *sweep_path(const char *id, const char *rest)
 {
     char *eid = vc_urlencode(id, 0), *path = NULL;
-    vc_strcatf(&path, "/v1/sweeps/%s/stop", eid);
+    vc_strcatf(&path, "/v1/sweeps/%s%s", eid, rest);
     free(eid);
+    return path;
+}
+
+/* POST /v1/sweeps/ID/stop stops every queued or running run of the sweep
+ * (all attempts) and answers with the sweep. */
+static int sweep_stop(const char *id)
+{
+    char *path = sweep_path(id, "/stop");
     int rc;
     cJSON *sw = vc_call("POST", path, NULL, &rc);
     free(path);
     if (!sw)
         return rc;
-    cJSON_Delete(sw);
-    /* The runs resume queued are outside the daemon's sweep: stop them here
-     * (a run that ended meanwhile answers 409, which is fine). */
     vc_sweep v;
-    rc = vc_sweep_load(id, &v);
-    int stopped = 0;
-    for (int i = 0; rc == VC_OK && i < v.npts; i++) {
-        const vc_point *p = &v.pts[i];
-        if (!vc_point_active(p) || vc_str(p->run, "sweep_id", NULL))
-            continue;
-        char *p2 = NULL;
-        vc_strcatf(&p2, "/v1/runs/%s/stop", vc_str(p->run, "id", "?"));
-        vc_resp r;
-        rc = vc_http("POST", p2, NULL, &r);
-        free(p2);
-        if (rc == VC_OK && r.status >= 300 && r.status != 409) {
-            vc_print_problem(&r);
-            rc = VC_FAILED;
-        }
-        stopped += rc == VC_OK && r.status < 300;
-        vc_resp_free(&r);
-    }
-    vc_sweep_free(&v);
-    if (rc == VC_OK)
-        rc = vc_sweep_load(id, &v);
+    rc = vc_sweep_from_json(id, sw, &v);
     if (rc == VC_OK) {
         if (vc_opt.json) {
             cJSON *o = vc_sweep_json(&v);
             vc_print_json(o, 0);
             cJSON_Delete(o);
         } else {
-            printf("sweep %s stopped (%d resumed run%s stopped too)\n", id, stopped,
-                   stopped == 1 ? "" : "s");
+            printf("sweep %s stopped\n", id);
             vc_sweep_print_counts(&v);
         }
     }
@@ -209,63 +187,41 @@ static int sweep_stop(const char *id)
     return rc;
 }
 
+/* POST /v1/sweeps/ID/resume: the daemon queues, inside the sweep, a new
+ * attempt of every point whose latest attempt FAILED, CRASHED or was
+ * STOPPED, and of every point that never got a run. */
 static int sweep_resume(const char *id, int watch)
 {
-    vc_sweep v;
-    int rc = vc_sweep_load(id, &v);
-    char tag[96];
-    vc_sweep_tag(tag, sizeof tag, id);
-    int queued = 0;
-    cJSON *out = cJSON_CreateArray();
-    for (int i = 0; rc == VC_OK && i < v.npts; i++) {
-        const vc_point *p = &v.pts[i];
-        const char *st = p->run ? vc_str(p->run, "state", "") : "MISSING";
-        if (strcmp(st, "FAILED") && strcmp(st, "CRASHED") && strcmp(st, "STOPPED") &&
-            strcmp(st, "MISSING"))
-            continue;
-        /* The spec that ran, or the base with the point's values. */
-        cJSON *spec;
-        if (p->run) {
-            spec = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(p->run, "spec"), 1);
-        } else {
-            spec = cJSON_Duplicate(v.base, 1);
-            const cJSON *val;
-            cJSON_ArrayForEach(val, p->values)
-            {
-                cJSON_DeleteItemFromObjectCaseSensitive(spec, val->string);
-                cJSON_AddItemToObject(spec, val->string, cJSON_Duplicate(val, 1));
-            }
-        }
-        vc_sweep_set_tag(spec, tag);
-        char *text = cJSON_PrintUnformatted(spec);
-        cJSON_Delete(spec);
-        cJSON *run = text ? vc_call("POST", "/v1/runs", text, &rc) : NULL;
-        free(text);
-        if (!run)
-            break;
-        queued++;
-        if (!vc_opt.json)
-            printf("%s: re-queued %s as %s\n", id,
-                   p->run ? vc_str(p->run, "id", "?") : "a missing point", vc_str(run, "id", "?"));
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddItemToObject(e, "values", cJSON_Duplicate(p->values, 1));
-        cJSON_AddStringToObject(e, "was", p->run ? vc_str(p->run, "id", "") : "");
-        cJSON_AddStringToObject(e, "run", vc_str(run, "id", ""));
-        cJSON_AddItemToArray(out, e);
-        cJSON_Delete(run);
-    }
-    vc_sweep_free(&v);
-    if (vc_opt.json && rc == VC_OK && !watch) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "id", id);
-        cJSON_AddItemToObject(o, "requeued", out);
-        out = NULL;
-        vc_print_json(o, 0);
-        cJSON_Delete(o);
-    }
-    cJSON_Delete(out);
-    if (rc == VC_OK && !queued && !vc_opt.json)
+    char *path = sweep_path(id, "/resume");
+    int rc;
+    cJSON *ans = vc_call("POST", path, NULL, &rc);
+    free(path);
+    if (!ans)
+        return rc;
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(ans, "requeued"), *e;
+    int n = cJSON_GetArraySize(list);
+    if (vc_opt.json) {
+        vc_print_json(ans, 0);
+    } else if (n == 0) {
         printf("%s: nothing to resume (no point FAILED, CRASHED, STOPPED or missing)\n", id);
+    } else {
+        /* The sweep again, for the grid values of the re-queued points. */
+        vc_sweep v;
+        int lrc = vc_sweep_load(id, &v);
+        cJSON_ArrayForEach(e, list)
+        {
+            const vc_point *p =
+                lrc == VC_OK ? vc_sweep_find_point(&v, vc_str(e, "point", "")) : NULL;
+            char *vals = p ? vc_point_values_text(&v, p) : NULL;
+            printf("%s: re-queued %s%s attempt %.0f (was %s)\n", id, vc_str(e, "run", "?"),
+                   vals ? vals : "", vc_num(e, "attempt", 0), vc_str(e, "was", "?"));
+            free(vals);
+        }
+        vc_sweep_free(&v);
+        printf("%s: %d point%s re-queued\n", id, n, n == 1 ? "" : "s");
+        rc = lrc;
+    }
+    cJSON_Delete(ans);
     fflush(stdout);
     if (rc == VC_OK && watch)
         rc = sweep_watch(id);

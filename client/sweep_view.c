@@ -1,4 +1,4 @@
-/* sweep_view.c - loads a sweep with its resumed runs, matches runs to the
+/* sweep_view.c - loads a sweep, matches its runs (every attempt) to the
  * points of its grid and finds the Pareto front (see sweep.h). */
 #include "sweep.h"
 
@@ -24,40 +24,6 @@ static long run_number(const cJSON *run)
     return dash ? strtol(dash + 1, NULL, 10) : 0;
 }
 
-/* ---- The resume tag ---------------------------------------------------------- */
-
-/* Writes "[sweep ID]" into tag. */
-void vc_sweep_tag(char *tag, size_t sz, const char *sweep_id)
-{
-    snprintf(tag, sz, "[sweep %s]", sweep_id);
-}
-
-static int has_tag(const cJSON *run, const char *tag)
-{
-    const char *name = vc_str(cJSON_GetObjectItemCaseSensitive(run, "spec"), "name", NULL);
-    size_t n = name ? strlen(name) : 0, t = strlen(tag);
-    return n >= t && !strcmp(name + n - t, tag);
-}
-
-/* Sets spec's name to its old name (without an old tag) followed by tag. */
-void vc_sweep_set_tag(cJSON *spec, const char *tag)
-{
-    const char *old = vc_str(spec, "name", "");
-    char *name = strdup(old);
-    char *br = name ? strstr(name, "[sweep ") : NULL;
-    if (br && br[strlen(br) - 1] == ']')
-        *br = 0;
-    size_t n = name ? strlen(name) : 0;
-    while (n > 0 && name[n - 1] == ' ')
-        name[--n] = 0;
-    char *full = NULL;
-    vc_strcatf(&full, "%s%s%s", name ? name : "", n ? " " : "", tag);
-    cJSON_DeleteItemFromObjectCaseSensitive(spec, "name");
-    cJSON_AddStringToObject(spec, "name", full ? full : tag);
-    free(full);
-    free(name);
-}
-
 /* ---- Loading a sweep ------------------------------------------------------- */
 
 void vc_sweep_free(vc_sweep *v)
@@ -67,49 +33,46 @@ void vc_sweep_free(vc_sweep *v)
     for (int i = 0; i < v->npts; i++)
         cJSON_Delete(v->pts[i].values);
     free(v->pts);
+    free(v->index);
     cJSON_Delete(v->sweep);
-    cJSON_Delete(v->extra);
     memset(v, 0, sizeof *v);
 }
 
-/* The runs `sweep resume` queued: newest first, up to the sweep's creation. */
-static int load_extra(vc_sweep *v)
+/* The index of points by their daemon hash: open addressing, slots hold a
+ * point's index + 1. */
+static unsigned hash_slot(const vc_sweep *v, const char *hash)
 {
-    char tag[96];
-    vc_sweep_tag(tag, sizeof tag, v->id);
-    double created = vc_num(v->sweep, "created", 0);
-    v->extra = cJSON_CreateArray();
-    char *token = NULL;
-    int rc = VC_OK, done = 0;
-    while (!done) {
-        char *path = NULL;
-        vc_strcatf(&path, "/v1/runs?page_size=1000%s%s", token ? "&page_token=" : "",
-                   token ? token : "");
-        cJSON *page = vc_call("GET", path, NULL, &rc);
-        free(path);
-        free(token);
-        token = NULL;
-        if (!page)
-            break;
-        const cJSON *run;
-        cJSON_ArrayForEach(run, cJSON_GetObjectItemCaseSensitive(page, "runs"))
-        {
-            if (vc_num(run, "created", 0) < created - 1) {
-                done = 1;
-                break;
-            }
-            if (has_tag(run, tag))
-                cJSON_AddItemToArray(v->extra, cJSON_Duplicate(run, 1));
-        }
-        const char *next = vc_str(page, "next_page_token", "");
-        if (next[0] && !done)
-            token = vc_urlencode(next, 0);
-        else
-            done = 1;
-        cJSON_Delete(page);
+    unsigned h = 2166136261u;
+    for (; *hash; hash++)
+        h = (h ^ (unsigned char)*hash) * 16777619u;
+    return h & (unsigned)(v->index_size - 1);
+}
+
+static int find_index(const vc_sweep *v, const char *hash)
+{
+    if (!v->index || !hash)
+        return -1;
+    for (unsigned s = hash_slot(v, hash);; s = (s + 1) & (unsigned)(v->index_size - 1)) {
+        int i = v->index[s] - 1;
+        if (i < 0)
+            return -1;
+        if (!strcmp(v->pts[i].hash, hash))
+            return i;
     }
-    free(token);
-    return rc;
+}
+
+static void add_index(vc_sweep *v, int i)
+{
+    unsigned s = hash_slot(v, v->pts[i].hash);
+    while (v->index[s])
+        s = (s + 1) & (unsigned)(v->index_size - 1);
+    v->index[s] = i + 1;
+}
+
+const vc_point *vc_sweep_find_point(const vc_sweep *v, const char *hash)
+{
+    int i = find_index(v, hash);
+    return i < 0 ? NULL : &v->pts[i];
 }
 
 static int matches(const vc_point *p, const cJSON *run, const vc_sweep *v)
@@ -124,39 +87,66 @@ static int matches(const vc_point *p, const cJSON *run, const vc_sweep *v)
     return 1;
 }
 
-static void assign(vc_sweep *v, const cJSON *runs)
+/* Whether run is a later attempt than cur: the daemon's "latest" first,
+ * then "attempt", then the run number. */
+static int later(const cJSON *run, const cJSON *cur)
 {
-    const cJSON *run;
-    cJSON_ArrayForEach(run, runs)
-    {
-        for (int i = 0; i < v->npts; i++) {
-            vc_point *p = &v->pts[i];
-            if (!matches(p, run, v))
-                continue;
-            p->attempts++;
-            if (!p->run || run_number(run) > run_number(p->run))
-                p->run = run;
-        }
-    }
+    if (!cur)
+        return 1;
+    int lr = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(run, "latest"));
+    int lc = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cur, "latest"));
+    if (lr != lc)
+        return lr;
+    double ar = vc_num(run, "attempt", 1), ac = vc_num(cur, "attempt", 1);
+    if (ar != ac)
+        return ar > ac;
+    return run_number(run) > run_number(cur);
 }
 
-/* Loads sweep id, its resumed runs, expands its points and computes the
- * Pareto front.  Returns an exit code (printed on failure). */
-int vc_sweep_load(const char *id, vc_sweep *v)
+/* Assigns each run of the sweep to its point.  A run whose "point" hash is
+ * known goes to that point; otherwise the points are searched by grid
+ * values, starting after the last match (runs are taken oldest first, so
+ * the daemon queued them in the points' order), and the point learns the
+ * hash. */
+static void assign(vc_sweep *v, const cJSON *runs)
 {
-    memset(v, 0, sizeof *v);
-    snprintf(v->id, sizeof v->id, "%s", id);
-    char *eid = vc_urlencode(id, 0), *path = NULL;
-    vc_strcatf(&path, "/v1/sweeps/%s", eid);
-    free(eid);
-    int rc;
-    v->sweep = vc_call("GET", path, NULL, &rc);
-    free(path);
-    if (!v->sweep)
-        return rc;
-    rc = load_extra(v);
-    if (rc)
-        return rc;
+    int n = cJSON_GetArraySize(runs), cursor = 0;
+    const cJSON **list = calloc((size_t)n + 1, sizeof *list);
+    if (!list)
+        return;
+    int k = n;
+    for (const cJSON *run = runs ? runs->child : NULL; run && k > 0; run = run->next)
+        list[--k] = run;
+    for (k = 0; k < n && v->npts > 0; k++) {
+        const cJSON *run = list[k];
+        const char *hash = vc_str(run, "point", NULL);
+        int idx = find_index(v, hash);
+        for (int j = 0; idx < 0 && j < v->npts; j++) {
+            int i = (cursor + j) % v->npts;
+            vc_point *p = &v->pts[i];
+            if ((!hash || !p->hash || !strcmp(p->hash, hash)) && matches(p, run, v))
+                idx = i;
+        }
+        if (idx < 0) {
+            v->unmatched++;
+            continue;
+        }
+        cursor = (idx + 1) % v->npts;
+        vc_point *p = &v->pts[idx];
+        if (hash && !p->hash && v->index) {
+            p->hash = hash;
+            add_index(v, idx);
+        }
+        p->attempts++;
+        if (later(run, p->run))
+            p->run = run;
+    }
+    free(list);
+}
+
+/* Expands the grid of the sweep's request into its distinct points. */
+static int expand(vc_sweep *v)
+{
     const cJSON *req = cJSON_GetObjectItemCaseSensitive(v->sweep, "request");
     const cJSON *grid = cJSON_GetObjectItemCaseSensitive(req, "grid"), *ax;
     v->base = cJSON_GetObjectItemCaseSensitive(req, "base");
@@ -169,7 +159,7 @@ int vc_sweep_load(const char *id, vc_sweep *v)
         total *= cJSON_GetArraySize(ax);
     }
     if (!v->naxes || total > VC_MAX_POINTS) {
-        fprintf(stderr, "vvctl: %s: the sweep's request has no usable grid\n", id);
+        fprintf(stderr, "vvctl: %s: the sweep's request has no usable grid\n", v->id);
         return VC_FAILED;
     }
     v->pts = calloc((size_t)total, sizeof *v->pts);
@@ -205,8 +195,25 @@ int vc_sweep_load(const char *id, vc_sweep *v)
     for (int i = 0; i < v->npts; i++)
         free(texts[i]);
     free(texts);
+    if (!v->pts) {
+        fprintf(stderr, "vvctl: out of memory\n");
+        return VC_FAILED;
+    }
+    for (v->index_size = 16; v->index_size < 2 * v->npts;)
+        v->index_size *= 2;
+    v->index = calloc((size_t)v->index_size, sizeof *v->index);
+    return VC_OK;
+}
+
+int vc_sweep_from_json(const char *id, cJSON *sweep, vc_sweep *v)
+{
+    memset(v, 0, sizeof *v);
+    snprintf(v->id, sizeof v->id, "%s", id);
+    v->sweep = sweep;
+    int rc = expand(v);
+    if (rc)
+        return rc;
     assign(v, cJSON_GetObjectItemCaseSensitive(v->sweep, "runs"));
-    assign(v, v->extra);
     /* Counts and the Pareto front over FINISHED points. */
     double *act = calloc((size_t)v->npts + 1, sizeof *act),
            *mse = calloc((size_t)v->npts + 1, sizeof *mse);
@@ -222,9 +229,7 @@ int vc_sweep_load(const char *id, vc_sweep *v)
         int s = state_index(vc_str(p->run, "state", ""));
         if (s >= 0)
             v->counts[s]++;
-        const cJSON *res = cJSON_GetObjectItemCaseSensitive(p->run, "result");
-        if (!cJSON_IsObject(res))
-            res = cJSON_GetObjectItemCaseSensitive(p->run, "summary");
+        const cJSON *res = vc_point_result(p);
         act[i] = vc_num(res, "active", NAN);
         mse[i] = vc_num(res, "mse", NAN);
         ok[i] = s == 2;
@@ -239,6 +244,18 @@ int vc_sweep_load(const char *id, vc_sweep *v)
     free(ok);
     free(opt);
     return VC_OK;
+}
+
+int vc_sweep_load(const char *id, vc_sweep *v)
+{
+    memset(v, 0, sizeof *v);
+    char *eid = vc_urlencode(id, 0), *path = NULL;
+    vc_strcatf(&path, "/v1/sweeps/%s", eid);
+    free(eid);
+    int rc;
+    cJSON *sweep = vc_call("GET", path, NULL, &rc);
+    free(path);
+    return sweep ? vc_sweep_from_json(id, sweep, v) : rc;
 }
 
 /* ---- status ------------------------------------------------------------------ */
@@ -265,6 +282,8 @@ cJSON *vc_sweep_json(const vc_sweep *v)
         const vc_point *p = &v->pts[i];
         cJSON *e = cJSON_CreateObject();
         cJSON_AddItemToObject(e, "values", cJSON_Duplicate(p->values, 1));
+        cJSON_AddItemToObject(e, "point",
+                              p->hash ? cJSON_CreateString(p->hash) : cJSON_CreateNull());
         cJSON_AddItemToObject(e, "run", p->run ? cJSON_Duplicate(p->run, 1) : cJSON_CreateNull());
         cJSON_AddNumberToObject(e, "attempts", p->attempts);
         cJSON_AddBoolToObject(e, "pareto", p->pareto);
@@ -281,10 +300,11 @@ void vc_sweep_print_counts(const vc_sweep *v)
             printf(" %s %d", vc_states[i], v->counts[i]);
     if (v->missing)
         printf(" MISSING %d", v->missing);
-    /* The daemon's state of the sweep ignores the runs resume queued. */
-    int n = cJSON_GetArraySize(v->extra);
-    if (n)
-        printf("  (%d run%s re-queued by vvctl sweep resume)", n, n == 1 ? "" : "s");
+    if (v->retried)
+        printf("  (%d point%s tried more than once)", v->retried, v->retried == 1 ? "" : "s");
+    if (v->unmatched)
+        printf("  (%d run%s of the sweep match%s no point of its grid)", v->unmatched,
+               v->unmatched == 1 ? "" : "s", v->unmatched == 1 ? "es" : "");
     putchar('\n');
 }
 
@@ -354,4 +374,15 @@ int vc_point_active(const vc_point *p)
         return 0;
     const char *st = vc_str(p->run, "state", "");
     return !strcmp(st, "QUEUED") || !strcmp(st, "RUNNING");
+}
+
+char *vc_point_values_text(const vc_sweep *v, const vc_point *p)
+{
+    char *vals = NULL;
+    for (int a = 0; a < v->naxes; a++) {
+        char *s = vc_fmt_value(cJSON_GetObjectItemCaseSensitive(p->values, v->axes[a]->string));
+        vc_strcatf(&vals, " %s=%s", v->axes[a]->string, s ? s : "?");
+        free(s);
+    }
+    return vals ? vals : strdup("");
 }

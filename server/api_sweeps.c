@@ -20,6 +20,10 @@
 
 enum { MAX_SWEEP_POINTS = 10000, MAX_AXES = 16 };
 
+/* Creating, stopping and resuming sweeps read the sweep's runs and then
+ * queue or stop some: one at a time, so two resumes never race. */
+static pthread_mutex_t sweep_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static const char *const states[] = {"QUEUED", "RUNNING", "FINISHED", "STOPPED", "FAILED",
                                      "CRASHED"};
 
@@ -216,10 +220,9 @@ enum MHD_Result api_sweep_post(req *r)
     points pts;
     int rc = cJSON_IsObject(json) ? expand(r, json, &pts, field, sizeof field)
                                   : vv_fail(VV_ETYPE, "a sweep request must be an object");
-    if (rc == 0 && pts.n > jobs_room(r->cfg->jobs))
-        rc = vv_fail(VV_EBUSY, "the queue has room for %d runs, the sweep has %d points; try "
-                               "again later or raise --max-queue",
-                     jobs_room(r->cfg->jobs), pts.n);
+    int reserved = 0;
+    if (rc == 0 && (rc = jobs_reserve(r->cfg->jobs, pts.n)) == 0)
+        reserved = pts.n;
     cJSON *out = NULL;
     if (rc == 0) {
         char sid[32];
@@ -233,10 +236,13 @@ enum MHD_Result api_sweep_post(req *r)
         cJSON *ids = cJSON_AddArrayToObject(out, "runs");
         for (int p = 0; p < pts.n && rc == 0; p++) {
             char id[32];
-            rc = jobs_submit(r->cfg->jobs, &pts.specs[p], pts.texts[p], sid, pts.hashes[p], id);
+            rc = jobs_submit_reserved(r->cfg->jobs, &pts.specs[p], pts.texts[p], sid,
+                                      pts.hashes[p], id);
+            reserved--;
             if (rc == 0)
                 cJSON_AddItemToArray(ids, cJSON_CreateString(id));
         }
+        jobs_unreserve(r->cfg->jobs, reserved);
         if (rc < 0)
             VV_WARN("http", sid, "sweep stopped queueing: %s", vv_err_detail());
         points_free(&pts);
@@ -282,16 +288,33 @@ static int num(const cJSON *o, const char *k)
     return cJSON_IsNumber(v) ? v->valueint : 0;
 }
 
-/* Marks each run "latest" when it is the newest attempt of its point. */
+typedef struct run_ref {
+    cJSON *run;
+    const char *point;
+    int attempt;
+} run_ref;
+
+static int cmp_run_ref(const void *a, const void *b)
+{
+    const run_ref *x = a, *y = b;
+    int c = strcmp(x->point, y->point);
+    return c ? c : y->attempt - x->attempt;
+}
+
+/* Marks each run "latest" when it is the newest attempt of its point
+ * (sorting by point, so large sweeps stay cheap). */
 static void mark_latest(cJSON *runs)
 {
-    for (cJSON *a = runs->child; a; a = a->next) {
-        int latest = 1;
-        for (cJSON *b = runs->child; b && latest; b = b->next)
-            latest = !(b != a && !strcmp(str(a, "point"), str(b, "point")) &&
-                       num(b, "attempt") > num(a, "attempt"));
-        cJSON_AddBoolToObject(a, "latest", latest);
-    }
+    int n = cJSON_GetArraySize(runs), k = 0;
+    run_ref *v = calloc((size_t)n + 1, sizeof *v);
+    if (!v)
+        return;
+    for (cJSON *run = runs->child; run; run = run->next)
+        v[k++] = (run_ref){run, str(run, "point"), num(run, "attempt")};
+    qsort(v, (size_t)k, sizeof *v, cmp_run_ref);
+    for (int i = 0; i < k; i++)
+        cJSON_AddBoolToObject(v[i].run, "latest", i == 0 || strcmp(v[i - 1].point, v[i].point));
+    free(v);
 }
 
 enum MHD_Result api_sweep_get(req *r, const char *id, int stop)
@@ -301,6 +324,8 @@ enum MHD_Result api_sweep_get(req *r, const char *id, int stop)
     if (rc < 0)
         return reply_problem(r, rc, "");
     cJSON *runs = cJSON_CreateArray();
+    if (stop)
+        pthread_mutex_lock(&sweep_lock);
     rc = list_all(r, id, runs);
     if (rc == 0 && stop) {
         for (cJSON *run = runs->child; run; run = run->next)
@@ -314,6 +339,8 @@ enum MHD_Result api_sweep_get(req *r, const char *id, int stop)
         if (rc == 0)
             rc = list_all(r, id, runs);
     }
+    if (stop)
+        pthread_mutex_unlock(&sweep_lock);
     if (rc < 0) {
         cJSON_Delete(runs);
         sweep_row_free(&sw);
@@ -344,12 +371,50 @@ enum MHD_Result api_sweep_get(req *r, const char *id, int stop)
     return reply_json(r, 200, o);
 }
 
+typedef struct attempt_ref {
+    const char *point, *state;
+    int attempt;
+} attempt_ref;
+
+static int cmp_ref_point(const void *a, const void *b)
+{
+    return strcmp(((const attempt_ref *)a)->point, ((const attempt_ref *)b)->point);
+}
+
+static int cmp_ref(const void *a, const void *b)
+{
+    const attempt_ref *x = a, *y = b;
+    int c = strcmp(x->point, y->point);
+    return c ? c : y->attempt - x->attempt; /* newest attempt first */
+}
+
+/* The newest attempt of each point, sorted by point (binary-searchable). */
+static attempt_ref *latest_attempts(const cJSON *runs, int *n)
+{
+    int m = cJSON_GetArraySize(runs), k = 0;
+    attempt_ref *v = calloc((size_t)m + 1, sizeof *v);
+    if (!v)
+        return NULL;
+    for (const cJSON *run = runs->child; run; run = run->next)
+        v[k++] = (attempt_ref){str(run, "point"), str(run, "state"), num(run, "attempt")};
+    qsort(v, (size_t)k, sizeof *v, cmp_ref);
+    int u = 0;
+    for (int i = 0; i < k; i++)
+        if (u == 0 || strcmp(v[u - 1].point, v[i].point))
+            v[u++] = v[i];
+    *n = u;
+    return v;
+}
+
 enum MHD_Result api_sweep_resume(req *r, const char *id)
 {
+    pthread_mutex_lock(&sweep_lock);
     sweep_row sw = {0};
     int rc = store_sweep_get(r->cfg->db, id, &sw);
-    if (rc < 0)
+    if (rc < 0) {
+        pthread_mutex_unlock(&sweep_lock);
         return reply_problem(r, rc, "");
+    }
     cJSON *request = cJSON_Parse(sw.spec);
     sweep_row_free(&sw);
     points pts = {0};
@@ -360,27 +425,32 @@ enum MHD_Result api_sweep_resume(req *r, const char *id)
     cJSON_Delete(request);
     if (rc == 0)
         rc = list_all(r, id, runs);
+    int nlat = 0;
+    attempt_ref *lat = rc == 0 ? latest_attempts(runs, &nlat) : NULL;
+    if (rc == 0 && !lat)
+        rc = vv_fail(VV_ENOMEM, "out of memory");
     /* For each point: its latest attempt, and whether it needs another. */
     int *attempt = calloc((size_t)pts.n + 1, sizeof *attempt);
     const char **was = calloc((size_t)pts.n + 1, sizeof *was);
     int todo = 0;
     for (int p = 0; rc == 0 && p < pts.n; p++) {
-        for (cJSON *run = runs->child; run; run = run->next)
-            if (!strcmp(str(run, "point"), pts.hashes[p]) && num(run, "attempt") > attempt[p]) {
-                attempt[p] = num(run, "attempt");
-                was[p] = str(run, "state");
-            }
-        int again = attempt[p] == 0 || !strcmp(was[p], "FAILED") || !strcmp(was[p], "CRASHED") ||
+        attempt_ref key = {pts.hashes[p], NULL, 0};
+        attempt_ref *hit = bsearch(&key, lat, (size_t)nlat, sizeof *lat, cmp_ref_point);
+        attempt[p] = hit ? hit->attempt : 0;
+        was[p] = hit ? hit->state : "MISSING";
+        int again = !hit || !strcmp(was[p], "FAILED") || !strcmp(was[p], "CRASHED") ||
                     !strcmp(was[p], "STOPPED");
         if (!again)
             attempt[p] = -1;
         todo += again;
     }
-    if (rc == 0 && todo > jobs_room(r->cfg->jobs))
-        rc = vv_fail(VV_EBUSY, "the queue has room for %d runs, %d points need one; try later",
-                     jobs_room(r->cfg->jobs), todo);
-    cJSON *out = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(out, "requeued");
+    int reserved = 0;
+    if (rc == 0 && todo > 0 && (rc = jobs_reserve(r->cfg->jobs, todo)) == 0)
+        reserved = todo;
+    cJSON *out = cJSON_CreateObject();
     cJSON_AddStringToObject(out, "id", id);
+    cJSON *list = cJSON_AddArrayToObject(out, "requeued");
+    int queued = 0;
     for (int p = 0; rc == 0 && p < pts.n; p++) {
         if (attempt[p] < 0)
             continue;
@@ -389,26 +459,32 @@ enum MHD_Result api_sweep_resume(req *r, const char *id)
             snprintf(hash, sizeof hash, "%s", pts.hashes[p]);
         else
             snprintf(hash, sizeof hash, "%s#%d", pts.hashes[p], attempt[p] + 1);
-        rc = jobs_submit(r->cfg->jobs, &pts.specs[p], pts.texts[p], id, hash, rid);
+        rc = jobs_submit_reserved(r->cfg->jobs, &pts.specs[p], pts.texts[p], id, hash, rid);
+        reserved--;
         if (rc < 0)
             break;
+        queued++;
         cJSON *e = cJSON_CreateObject();
         cJSON_AddStringToObject(e, "run", rid);
         cJSON_AddStringToObject(e, "point", pts.hashes[p]);
         cJSON_AddNumberToObject(e, "attempt", attempt[p] + 1);
-        cJSON_AddStringToObject(e, "was", attempt[p] ? was[p] : "MISSING");
+        cJSON_AddStringToObject(e, "was", was[p]);
         cJSON_AddItemToArray(list, e);
     }
-    if (rc == 0 && todo > 0)
+    jobs_unreserve(r->cfg->jobs, reserved);
+    /* The sweep is active again when anything was queued, whatever failed later. */
+    if (queued > 0)
         store_sweep_set_state(r->cfg->db, id, "ACTIVE");
+    pthread_mutex_unlock(&sweep_lock);
     free(attempt);
     free(was);
+    free(lat);
     cJSON_Delete(runs);
     points_free(&pts);
     if (rc < 0) {
         cJSON_Delete(out);
         return reply_problem(r, rc, field);
     }
-    VV_INFO("http", id, "resume: %d point(s) queued again", todo);
+    VV_INFO("http", id, "resume: %d point(s) queued again", queued);
     return reply_json(r, 200, out);
 }

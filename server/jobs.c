@@ -515,23 +515,48 @@ void jobs_stop(jobs *j)
     free(j);
 }
 
+int jobs_reserve(jobs *j, int n)
+{
+    pthread_mutex_lock(&j->mu);
+    int room = j->cfg.max_queue - j->queued - j->reserved;
+    if (j->stopping || n > room) {
+        int stopping = j->stopping;
+        pthread_mutex_unlock(&j->mu);
+        return stopping ? vv_fail(VV_EDEVICE, "vvd is shutting down")
+                        : vv_fail(VV_EBUSY, "the queue has room for %d runs, %d are needed; "
+                                            "try again later or raise --max-queue",
+                                  room > 0 ? room : 0, n);
+    }
+    j->reserved += n;
+    pthread_mutex_unlock(&j->mu);
+    return 0;
+}
+
+void jobs_unreserve(jobs *j, int n)
+{
+    pthread_mutex_lock(&j->mu);
+    j->reserved -= n;
+    pthread_mutex_unlock(&j->mu);
+}
+
 int jobs_submit(jobs *j, lasso_spec *spec, const char *spec_json, const char *sweep_id,
                 const char *config_hash, char *id)
 {
-    /* Reserve an id and a queue place under the lock, write the row outside
-     * it: the compute thread's metric callbacks take this lock. */
+    int rc = jobs_reserve(j, 1);
+    if (rc == VV_EBUSY) {
+        int q = j->cfg.max_queue;
+        return vv_fail(VV_EBUSY, "the queue is full (%d runs); try again later", q);
+    }
+    return rc < 0 ? rc : jobs_submit_reserved(j, spec, spec_json, sweep_id, config_hash, id);
+}
+
+int jobs_submit_reserved(jobs *j, lasso_spec *spec, const char *spec_json, const char *sweep_id,
+                         const char *config_hash, char *id)
+{
+    /* The queue place is reserved; take an id under the lock and write the
+     * row outside it: the compute thread's metric callbacks take this lock. */
     pthread_mutex_lock(&j->mu);
-    if (j->stopping) {
-        pthread_mutex_unlock(&j->mu);
-        return vv_fail(VV_EDEVICE, "vvd is shutting down");
-    }
-    if (j->queued + j->reserved >= j->cfg.max_queue) {
-        int q = j->queued;
-        pthread_mutex_unlock(&j->mu);
-        return vv_fail(VV_EBUSY, "the queue is full (%d runs waiting); try again later", q);
-    }
     snprintf(id, 32, "r-%06lld", (long long)j->next_run++);
-    j->reserved++;
     pthread_mutex_unlock(&j->mu);
     int rc = store_run_insert(j->cfg.db, id, "lasso", spec_json, sweep_id, config_hash, wall());
     qitem *q = rc == 0 ? calloc(1, sizeof *q) : NULL;

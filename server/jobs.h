@@ -63,6 +63,15 @@ void jobs_get_stats(jobs *j, jobs_stats *st);
 /* Free places in the queue now. */
 int jobs_room(jobs *j);
 
+/* Reserves n queue places at once (VV_EBUSY, reserving nothing, when they
+ * are not free); jobs_submit_reserved then uses one each, and
+ * jobs_unreserve gives back the ones not used.  For sweeps: all their points
+ * or none. */
+int jobs_reserve(jobs *j, int n);
+void jobs_unreserve(jobs *j, int n);
+int jobs_submit_reserved(jobs *j, lasso_spec *spec, const char *spec_json, const char *sweep_id,
+                         const char *config_hash, char *id);
+
 /* ---- events (Server-Sent Events source) ---------------------------------- */
 
 /* One event as SSE wants it. */

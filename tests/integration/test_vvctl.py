@@ -172,14 +172,17 @@ def pareto(points):
 
 
 def status_rows(out, axes):
-    """Parses `vvctl sweep status`: {run id: (marked, {axis: text}, state)}."""
+    """Parses `vvctl sweep status`: {run id: (marked, {axis: text}, state, tries)};
+    tries is None without a TRIES column."""
     rows = {}
+    tries = any(x.split()[-1:] == ["TRIES"] for x in out.splitlines() if "RUN" in x)
     for line in out.splitlines():
         m = re.match(r"^(\*| )\s+(r-\d+)\s+(.*)$", line)
         if not m:
             continue
         cells = m.group(3).split()
-        rows[m.group(2)] = (m.group(1) == "*", dict(zip(axes, cells)), cells[len(axes)])
+        rows[m.group(2)] = (m.group(1) == "*", dict(zip(axes, cells)), cells[len(axes)],
+                            int(cells[-1]) if tries else None)
     return rows
 
 
@@ -259,7 +262,8 @@ def test_usage(d, tmp):
                   "help %s == %s --help" % (cmd, cmd), out1 + out2):
             break
     rc, out, err = vvctl(["sweep", "--help"])
-    ok("resume" in out and "[sweep ID]" in out and "a:b:log:n" in out,
+    ok("resume" in out and "/v1/sweeps/ID/resume" in out and "TRIES" in out and
+       "a:b:log:n" in out,
        "sweep --help documents resume and the grid syntax", out)
     cases = [
         (["frobnicate"], "no command"),
@@ -621,22 +625,71 @@ def test_resume(d, tmp):
     rc, out, err = vvctl(["sweep", "watch", sid], server=d.url)
     ok(rc == 0 and out.count("STOPPED") >= 2 and "FINISHED 4" in out and "STOPPED 2" in out,
        "sweep watch: 4 points finish, the 2 stopped stay STOPPED", out + err)
+    old = {r: d.run(r) for r in stopped}
+    ok(all(o["sweep_id"] == sid and o["attempt"] == 1 and re.fullmatch(r"[0-9a-f]{16}", o["point"])
+           for o in old.values()), "a sweep's runs carry their point's hash and attempt 1",
+       list(old.values()))
     rc, out, err = vvctl(["sweep", "resume", sid, "--watch"], server=d.url)
-    requeued = re.findall(r"re-queued (r-\d+) as (r-\d+)", out)
-    new = [n for _, n in requeued]
-    ok(rc == 0 and sorted(o for o, _ in requeued) == stopped and "FINISHED 6" in out,
-       "sweep resume re-queues exactly the stopped points; they run again and finish", out + err)
-    specs = [d.run(n)["spec"] for n in new]
-    ok(all(s["name"] == "[sweep %s]" % sid for s in specs) and
-       all(d.run(n)["state"] == "FINISHED" for n in new),
-       "the re-queued runs carry the tag [sweep ID] in their spec name", specs)
+    requeued = re.findall(r"^%s: re-queued (r-\d+) lambda_ratio=(\S+) solver=(\S+) attempt (\d+) "
+                          r"\(was (\w+)\)$" % sid, out, re.M)
+    new = [x[0] for x in requeued]
+    want_vals = sorted((o["spec"]["lambda_ratio"], o["spec"]["solver"]) for o in old.values())
+    ok(rc == 0 and sorted((float(x[1]), x[2]) for x in requeued) == want_vals and
+       all(x[3] == "2" and x[4] == "STOPPED" for x in requeued) and
+       "%s: 2 points re-queued" % sid in out and "FINISHED 6" in out,
+       "sweep resume re-queues exactly the stopped points (values, attempt 2, was STOPPED); "
+       "they run again and finish", out + err)
+    sweep_runs = d.api("GET", "/v1/runs?sweep=%s&page_size=100" % sid)[1]["runs"]
+    byid = {r["id"]: r for r in sweep_runs}
+    point_of = {(o["spec"]["lambda_ratio"], o["spec"]["solver"]): o["point"] for o in old.values()}
+    def vals(r):
+        return r["spec"]["lambda_ratio"], r["spec"]["solver"]
+    ok(len(sweep_runs) == 8 and set(new) <= set(byid) and
+       all(byid[n]["sweep_id"] == sid and byid[n]["attempt"] == 2 and
+           byid[n]["state"] == "FINISHED" and byid[n]["point"] == point_of[vals(byid[n])]
+           for n in new) and all(byid[r]["attempt"] == 1 for r in runs),
+       "the new attempts run inside the sweep: GET /v1/runs?sweep=ID lists them with attempt 2 "
+       "and their point's hash", [(r["id"], r.get("point"), r.get("attempt")) for r in sweep_runs])
+    rc, out, err = vvctl(["ls", "--sweep", sid], server=d.url)
+    listed = set(re.findall(r"^(r-\d+)\s", out, re.M))
+    ok(rc == 0 and listed == set(byid), "vvctl ls --sweep ID shows the new attempts too", out + err)
+    rc, out, err = vvctl(["show", new[0] if new else "r-000000"], server=d.url)
+    ok(rc == 0 and re.search(r"^sweep\s+%s\s+point [0-9a-f]{16}\s+attempt 2$" % sid, out, re.M),
+       "show of a resumed run names its sweep, point and attempt", out + err)
+    sw = d.api("GET", "/v1/sweeps/" + sid)[1]
+    latest = [r for r in sw["runs"] if r["latest"]]
+    ok(sw["state"] == "FINISHED" and sw["counts"]["FINISHED"] == 6 and len(latest) == 6 and
+       {r["id"] for r in sw["runs"] if not r["latest"]} == set(stopped),
+       "GET /v1/sweeps/ID: the stopped attempts are not latest, counts count latest ones",
+       json.dumps(sw)[-1500:])
     rc, out, err = vvctl(["sweep", "status", sid], server=d.url)
     rows = status_rows(out, ["lambda_ratio", "solver"])
-    ok(rc == 0 and set(new) <= set(rows) and not set(stopped) & set(rows) and "TRIES" in out and
-       all(v[2] == "FINISHED" for v in rows.values()),
-       "sweep status of the original sweep shows the re-queued runs", out)
+    hdr = [x for x in out.splitlines() if "RUN" in x][:1]
+    ok(rc == 0 and set(rows) == {r["id"] for r in latest} and
+       hdr and hdr[0].split()[-1] == "TRIES" and
+       all(v[2] == "FINISHED" and v[3] == (2 if k in new else 1) for k, v in rows.items()),
+       "sweep status shows the latest attempt of each point, with a TRIES column", out)
+    want = pareto([(r["id"], r["result"]["active"], r["result"]["mse"]) for r in latest
+                   if r["state"] == "FINISHED"])
+    marked = {k for k, v in rows.items() if v[0]}
+    ok(marked == want, "the Pareto front is computed over the latest attempts (%s)"
+       % ",".join(sorted(want)), out + "\nwant " + str(sorted(want)))
+    rc, out, err = vvctl(["sweep", "status", sid, "--json"], server=d.url)
+    pts = json.loads(out)["points"] if rc == 0 else []
+    ok(len(pts) == 6 and {p["run"]["id"] for p in pts} == {r["id"] for r in latest} and
+       sorted(p["attempts"] for p in pts) == [1, 1, 1, 1, 2, 2] and
+       {p["run"]["id"] for p in pts if p["pareto"]} == want and
+       all(p["point"] == p["run"]["point"] for p in pts),
+       "sweep status --json: latest runs, attempts, point hashes, the same front", out[-800:])
     rc, out, err = vvctl(["sweep", "resume", sid], server=d.url)
-    ok(rc == 0 and "nothing to resume" in out, "resuming a complete sweep queues nothing", out + err)
+    rc2, out2, err2 = vvctl(["sweep", "resume", sid, "--json"], server=d.url)
+    n_after = len(d.api("GET", "/v1/runs?sweep=%s&page_size=100" % sid)[1]["runs"])
+    ok(rc == 0 and "nothing to resume" in out and rc2 == 0 and
+       json.loads(out2) == {"id": sid, "requeued": []} and n_after == 8,
+       "resuming a complete sweep queues nothing", out + err + out2 + err2)
+    rc, out, err = vvctl(["sweep", "resume", "s-999999"], server=d.url)
+    ok(rc == 1 and "404" in err and err.count("\n") == 1, "resume of an unknown sweep: 404, exit 1",
+       err)
     # sweep stop, then resume everything.
     long_rid = vvctl(["submit", os.path.join(tmp, "long.json")], server=d.url)[1].strip()
     d.wait_state(long_rid, ("RUNNING",))
@@ -644,13 +697,43 @@ def test_resume(d, tmp):
     sid2 = out.strip()
     rc, out, err = vvctl(["sweep", "stop", sid2], server=d.url)
     runs = d.api("GET", "/v1/runs?sweep=" + sid2)[1]["runs"]
-    ok(rc == 0 and all(r["state"] == "STOPPED" for r in runs) and "STOPPED 2" in out,
-       "sweep stop stops the queued points", out + err)
+    ok(rc == 0 and all(r["state"] == "STOPPED" for r in runs) and "STOPPED 2" in out and
+       "sweep %s  STOPPED" % sid2 in out, "sweep stop stops the queued points", out + err)
     vvctl(["stop", long_rid], server=d.url)
     rc, out, err = vvctl(["sweep", "resume", sid2, "--watch", "--json"], server=d.url)
-    final = json.loads(out.splitlines()[-1]) if rc == 0 else {}
-    ok(rc == 0 and final.get("counts", {}).get("FINISHED") == 2,
+    lines = [json.loads(x) for x in out.splitlines()] if rc == 0 else [{}]
+    first, final = lines[0], lines[-1]
+    ok(rc == 0 and first.get("id") == sid2 and len(first.get("requeued", [])) == 2 and
+       all(e["attempt"] == 2 and e["was"] == "STOPPED" for e in first["requeued"]),
+       "resume --json: the daemon's answer first", out[:800] + err)
+    ok(rc == 0 and final.get("counts", {}).get("FINISHED") == 2 and
+       final.get("state") == "FINISHED",
        "resume after sweep stop: every point finishes (--json status at the end)", out[-800:] + err)
+
+
+def test_resume_full_queue(tmp):
+    """A resume that does not fit the queue is refused (429) and queues nothing."""
+    d = Daemon("--max-queue", "2")
+    try:
+        long_rid = vvctl(["submit", os.path.join(tmp, "long.json")], server=d.url)[1].strip()
+        d.wait_state(long_rid, ("RUNNING",))
+        rc, out, err = vvctl(["sweep", os.path.join(tmp, "quick.json"), "--grid",
+                              "lambda_ratio=0.07,0.15"], server=d.url)
+        sid = out.strip()
+        vvctl(["sweep", "stop", sid], server=d.url)
+        other = vvctl(["submit", os.path.join(tmp, "quick.json")], server=d.url)[1].strip()
+        rc, out, err = vvctl(["sweep", "resume", sid], server=d.url)
+        n = len(d.api("GET", "/v1/runs?sweep=" + sid)[1]["runs"])
+        ok(rc == 1 and err.startswith("vvctl: 429") and err.count("\n") == 1 and n == 2,
+           "resume with too little room in the queue: one 429 line, exit 1, nothing queued",
+           "rc=%d n=%d\n%s%s" % (rc, n, out, err))
+        vvctl(["stop", other], server=d.url)
+        vvctl(["stop", long_rid], server=d.url)
+        rc, out, err = vvctl(["sweep", "resume", sid, "--watch"], server=d.url)
+        ok(rc == 0 and "2 points re-queued" in out and "FINISHED 2" in out,
+           "with room again the same resume goes through", out + err)
+    finally:
+        d.close()
 
 
 def test_unreachable(tmp):
@@ -704,6 +787,7 @@ def main():
         test_sweep(d, tmp)
         test_bad_grid(d, tmp)
         test_resume(d, tmp)
+        test_resume_full_queue(tmp)
         test_unreachable(tmp)
         test_token(tmp)
         test_restart(tmp)
