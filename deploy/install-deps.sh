@@ -11,7 +11,7 @@ pkgs=(
 )
 # Optional: reference tools used by bench/ and to regenerate test fixtures.
 if [ "${VV_BENCH_DEPS:-0}" = 1 ]; then
-  pkgs+=(python3-sklearn python3-torch)
+  pkgs+=(python3-sklearn python3-torch python3-cvxopt)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
