@@ -127,20 +127,26 @@ static enum MHD_Result reply_run(req *r, unsigned status, const char *id)
 
 /* Checks every file of a spec inside the data root (the daemon's working
  * directory), keeping the given (relative or absolute) names. */
-static int check_files(req *r, const lasso_spec *s, const char *prefix, char *field, size_t fsz)
+static int check_files(req *r, const job_spec *js, char *field, size_t fsz)
 {
+    const spec_file none = {0};
+    const lasso_spec *s = &js->lasso;
+    const interp_spec *t = &js->interp;
+    int lasso = js->kind == JOB_LASSO;
     const struct {
         const spec_file *f;
         const char *name;
-    } files[] = {{&s->phi, "/phi"}, {&s->psi, "/psi"}, {&s->bias_file, "/bias"},
-                 {&s->init_file, "/init"}};
+    } files[] = {{lasso ? &s->phi : &t->phi, "/phi"},
+                 {lasso ? &s->psi : &t->psi, "/psi"},
+                 {lasso ? &s->bias_file : &none, "/bias"},
+                 {lasso ? &s->init_file : &none, "/init"}};
     for (unsigned i = 0; i < sizeof files / sizeof *files; i++) {
         if (!files[i].f->path)
             continue;
         char abs[PATH_MAX];
         int rc = resolve_in_root(r->cfg->data_root, files[i].f->path, 1, abs, sizeof abs);
         if (rc < 0) {
-            snprintf(field, fsz, "%s%s", prefix, files[i].name);
+            snprintf(field, fsz, "%s", files[i].name);
             return rc;
         }
     }
@@ -149,14 +155,12 @@ static int check_files(req *r, const lasso_spec *s, const char *prefix, char *fi
 
 /* Parses and checks a spec given as JSON; field gets the JSON pointer of a
  * problem. */
-int api_prepare_spec(req *r, const cJSON *json, lasso_spec *s, char *field, size_t fsz)
+int api_prepare_spec(req *r, const cJSON *json, job_spec *s, char *field, size_t fsz)
 {
-    int rc = spec_parse_lasso(json, s, field, fsz);
-    return rc < 0 ? rc : check_files(r, s, "", field, fsz);
+    int rc = spec_parse_job(json, s, field, fsz);
+    return rc < 0 ? rc : check_files(r, s, field, fsz);
 }
 
-/* The request body as JSON: one value, nothing but white space after it.
- * NULL (with a detail) otherwise. */
 cJSON *api_parse_body(req *r)
 {
     if (!r->body || !r->body_len) {
@@ -185,7 +189,7 @@ static enum MHD_Result post_run(req *r)
     cJSON *json = api_parse_body(r);
     if (!json)
         return reply_problem(r, VV_EJSON, "");
-    lasso_spec s;
+    job_spec s;
     char field[256] = "";
     int rc = api_prepare_spec(r, json, &s, field, sizeof field);
     char *text = rc == 0 ? cJSON_PrintUnformatted(json) : NULL;
@@ -193,7 +197,7 @@ static enum MHD_Result post_run(req *r)
     char id[32];
     if (rc == 0)
         rc = jobs_submit(r->cfg->jobs, &s, text, NULL, NULL, id);
-    spec_free_lasso(&s);
+    spec_free_job(&s);
     free(text);
     if (rc < 0)
         return reply_problem(r, rc, field);

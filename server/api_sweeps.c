@@ -32,7 +32,7 @@ typedef struct points {
     int n;
     char **texts;  /* canonical spec JSON */
     char **hashes; /* 16 hex digits */
-    lasso_spec *specs;
+    job_spec *specs;
 } points;
 
 static void points_free(points *p)
@@ -40,7 +40,7 @@ static void points_free(points *p)
     for (int i = 0; i < p->n; i++) {
         free(p->texts[i]);
         free(p->hashes[i]);
-        spec_free_lasso(&p->specs[i]);
+        spec_free_job(&p->specs[i]);
     }
     free(p->texts);
     free(p->hashes);
@@ -123,11 +123,16 @@ static int expand(req *r, const cJSON *json, points *out, char *field, size_t fs
     double total = 1;
     for (const cJSON *a = grid->child; a; a = a->next) {
         snprintf(field, fsz, "/grid/%s", a->string);
+        const cJSON *bk = cJSON_GetObjectItemCaseSensitive(base, "kind");
+        job_kind kind = cJSON_IsString(bk) && !strcmp(bk->valuestring, "interpolate")
+                            ? JOB_INTERPOLATE
+                            : JOB_LASSO;
         int known = 0;
-        for (const char *const *f = spec_lasso_fields; *f; f++)
+        for (const char *const *f = spec_fields(kind); *f; f++)
             known |= !strcmp(*f, a->string);
         if (!known || !strcmp(a->string, "kind"))
-            return vv_fail(VV_EUNKNOWN, "/grid/%s: not a field of a lasso spec", a->string);
+            return vv_fail(VV_EUNKNOWN, "/grid/%s: not a field of a %s spec", a->string,
+                           spec_kind_name(kind));
         if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) < 1)
             return vv_fail(VV_ETYPE, "/grid/%s: must be a non-empty array of values", a->string);
         if (naxes == MAX_AXES)
@@ -162,7 +167,7 @@ static int expand(req *r, const cJSON *json, points *out, char *field, size_t fs
                 cJSON_AddItemToObject(pt, axes[a]->string, v);
         }
         char sub[200];
-        lasso_spec *s = &out->specs[out->n];
+        job_spec *s = &out->specs[out->n];
         int rc = api_prepare_spec(r, pt, s, sub, sizeof sub);
         if (rc < 0) {
             /* Name the grid value when the bad field is a grid axis. */
@@ -172,7 +177,7 @@ static int expand(req *r, const cJSON *json, points *out, char *field, size_t fs
                 if (!strncmp(sub + 1, axes[a]->string, kl) && (sub[kl + 1] == 0 || sub[kl + 1] == '/'))
                     snprintf(field, fsz, "/grid/%s/%d", axes[a]->string, idx[a]);
             }
-            spec_free_lasso(s);
+            spec_free_job(s);
             cJSON_Delete(pt);
             points_free(out);
             return rc;
@@ -187,7 +192,7 @@ static int expand(req *r, const cJSON *json, points *out, char *field, size_t fs
             dup = !strcmp(out->hashes[q], h);
         if (dup) {
             free(t);
-            spec_free_lasso(s);
+            spec_free_job(s);
             continue;
         }
         out->texts[out->n] = t;

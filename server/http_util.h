@@ -48,7 +48,7 @@ cJSON *api_run_json(req *r, const run_row *row);
  * with a detail (VV_EJSON) otherwise. */
 cJSON *api_parse_body(req *r);
 /* Parses a spec and checks its files inside the data root. */
-int api_prepare_spec(req *r, const cJSON *json, lasso_spec *s, char *field, size_t fsz);
+int api_prepare_spec(req *r, const cJSON *json, job_spec *s, char *field, size_t fsz);
 
 /* Sweeps (api_sweeps.c). */
 enum MHD_Result api_sweep_post(req *r);

@@ -51,7 +51,7 @@ typedef struct live {
 
 typedef struct qitem {
     char id[32];
-    lasso_spec spec;
+    job_spec spec;
     struct qitem *next;
 } qitem;
 
@@ -231,8 +231,7 @@ static void run_one(jobs *j, qitem *q, live *l)
     run_sink sink = {on_event, &sc};
     cJSON *result = NULL;
     char field[256];
-    int rc = run_lasso(&q->spec, out, &sink, &j->stop_flag, j->cache, &result, field,
-                       sizeof field);
+    int rc = run_job(&q->spec, out, &sink, &j->stop_flag, j->cache, &result, field, sizeof field);
     add_artifacts(j, q->id, out, "");
     if (rc < 0) {
         /* Stopped during the statistics pass: there is no V to keep. */
@@ -288,7 +287,7 @@ static void *compute_main(void *arg)
         pthread_mutex_lock(&j->mu);
         j->running[0] = 0;
         pthread_mutex_unlock(&j->mu);
-        spec_free_lasso(&q->spec);
+        spec_free_job(&q->spec);
         free(q);
     }
 }
@@ -442,7 +441,7 @@ int jobs_start(const jobs_config *cfg, jobs **out)
         char field[256];
         if (store_run_get(cfg->db, queued[i], &r) == 0) {
             qitem *q = calloc(1, sizeof *q);
-            if (q && spec_parse_text(r.spec, strlen(r.spec), &q->spec, field, sizeof field) == 0) {
+            if (q && spec_parse_job_text(r.spec, strlen(r.spec), &q->spec, field, sizeof field) == 0) {
                 snprintf(q->id, sizeof q->id, "%s", r.id);
                 if (j->qtail)
                     j->qtail->next = q;
@@ -495,7 +494,7 @@ void jobs_stop(jobs *j)
     while (j->qhead) {
         qitem *q = j->qhead;
         j->qhead = q->next;
-        spec_free_lasso(&q->spec);
+        spec_free_job(&q->spec);
         free(q);
     }
     while (j->lives) {
@@ -539,7 +538,7 @@ void jobs_unreserve(jobs *j, int n)
     pthread_mutex_unlock(&j->mu);
 }
 
-int jobs_submit(jobs *j, lasso_spec *spec, const char *spec_json, const char *sweep_id,
+int jobs_submit(jobs *j, job_spec *spec, const char *spec_json, const char *sweep_id,
                 const char *config_hash, char *id)
 {
     int rc = jobs_reserve(j, 1);
@@ -550,7 +549,7 @@ int jobs_submit(jobs *j, lasso_spec *spec, const char *spec_json, const char *sw
     return rc < 0 ? rc : jobs_submit_reserved(j, spec, spec_json, sweep_id, config_hash, id);
 }
 
-int jobs_submit_reserved(jobs *j, lasso_spec *spec, const char *spec_json, const char *sweep_id,
+int jobs_submit_reserved(jobs *j, job_spec *spec, const char *spec_json, const char *sweep_id,
                          const char *config_hash, char *id)
 {
     /* The queue place is reserved; take an id under the lock and write the
@@ -558,7 +557,8 @@ int jobs_submit_reserved(jobs *j, lasso_spec *spec, const char *spec_json, const
     pthread_mutex_lock(&j->mu);
     snprintf(id, 32, "r-%06lld", (long long)j->next_run++);
     pthread_mutex_unlock(&j->mu);
-    int rc = store_run_insert(j->cfg.db, id, "lasso", spec_json, sweep_id, config_hash, wall());
+    int rc = store_run_insert(j->cfg.db, id, spec_kind_name(spec->kind), spec_json, sweep_id,
+                              config_hash, wall());
     qitem *q = rc == 0 ? calloc(1, sizeof *q) : NULL;
     if (rc == 0 && !q) {
         store_run_set_state(j->cfg.db, id, "FAILED", NULL, NULL, NULL, wall());
@@ -624,7 +624,7 @@ int jobs_stop_run(jobs *j, const char *id)
         }
         pthread_cond_signal(&j->wcv);
         pthread_mutex_unlock(&j->mu);
-        spec_free_lasso(&q->spec);
+        spec_free_job(&q->spec);
         free(q);
         return rc;
     }

@@ -38,7 +38,7 @@ void jobs_stop(jobs *j);
  * *spec is zeroed).  spec_json is the submitted spec text, stored as is.
  * Writes the new id (room for 32 bytes).  VV_EBUSY when the queue is full,
  * VV_ECONFLICT when (sweep_id, config_hash) already exists. */
-int jobs_submit(jobs *j, lasso_spec *spec, const char *spec_json, const char *sweep_id,
+int jobs_submit(jobs *j, job_spec *spec, const char *spec_json, const char *sweep_id,
                 const char *config_hash, char *id);
 
 /* Stops a run: a QUEUED run becomes STOPPED (stop_reason user) without
@@ -69,7 +69,7 @@ int jobs_room(jobs *j);
  * or none. */
 int jobs_reserve(jobs *j, int n);
 void jobs_unreserve(jobs *j, int n);
-int jobs_submit_reserved(jobs *j, lasso_spec *spec, const char *spec_json, const char *sweep_id,
+int jobs_submit_reserved(jobs *j, job_spec *spec, const char *spec_json, const char *sweep_id,
                          const char *config_hash, char *id);
 
 /* ---- events (Server-Sent Events source) ---------------------------------- */

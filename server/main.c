@@ -159,9 +159,9 @@ static int cmd_run(int argc, char **argv)
     char *text = read_file(spec_path, &len);
     if (!text)
         return fail_line(vv_fail(VV_ENOFILE, "%s", vv_err_detail()), "");
-    lasso_spec spec;
+    job_spec spec;
     char field[256];
-    int rc = spec_parse_text(text, len, &spec, field, sizeof field);
+    int rc = spec_parse_job_text(text, len, &spec, field, sizeof field);
     free(text);
     if (rc < 0)
         return fail_line(rc, field);
@@ -170,9 +170,10 @@ static int cmd_run(int argc, char **argv)
         const char *base = strrchr(spec_path, '/');
         base = base ? base + 1 : spec_path;
         char stem[256];
-        snprintf(stem, sizeof stem, "%s", spec.name ? spec.name : base);
+        const char *name = spec.kind == JOB_INTERPOLATE ? spec.interp.name : spec.lasso.name;
+        snprintf(stem, sizeof stem, "%s", name ? name : base);
         char *dot = strrchr(stem, '.');
-        if (dot && !spec.name)
+        if (dot && !name)
             *dot = 0;
         time_t t = time(NULL);
         struct tm tm;
@@ -186,8 +187,8 @@ static int cmd_run(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     run_sink sink = {print_event, stdout};
     cJSON *result = NULL;
-    rc = run_lasso(&spec, out, &sink, &stop_flag, NULL, &result, field, sizeof field);
-    spec_free_lasso(&spec);
+    rc = run_job(&spec, out, &sink, &stop_flag, NULL, &result, field, sizeof field);
+    spec_free_job(&spec);
     if (rc < 0)
         return fail_line(rc, field);
     print_event(stdout, result);

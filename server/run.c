@@ -40,7 +40,7 @@ static void set_field(char *field, size_t fieldsz, const char *ptr)
         snprintf(field, fieldsz, "%s", ptr);
 }
 
-static int mkdir_p(const char *dir)
+int run_mkdir_p(const char *dir)
 {
     char buf[4096];
     if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
@@ -93,7 +93,7 @@ static int open_file(const spec_file *f, vv_rows **out, const char *ptr, char *f
 }
 
 /* Reads a whole small array (bias, initial weights) as rows x cols doubles. */
-static int read_small(const spec_file *f, const char *ptr, double **out, int64_t *rows,
+int run_read_matrix(const spec_file *f, const char *ptr, double **out, int64_t *rows,
                       int64_t *cols, char *field, size_t fieldsz)
 {
     vv_rows *r = NULL;
@@ -204,7 +204,7 @@ static int run_path(job *j, double *W, vv_lasso_result *res, double *lambda, cJS
     qsort(lams, (size_t)n, sizeof *lams, cmp_desc);
     char dir[4096], vrel[64], vpath[4200];
     snprintf(dir, sizeof dir, "%s/path", j->out_dir);
-    int rc = mkdir_p(dir);
+    int rc = run_mkdir_p(dir);
     for (int64_t i = 0; i < n && rc == 0; i++) {
         snprintf(vrel, sizeof vrel, "path/V_%03lld.npy", (long long)i);
         if ((rc = solve_point(j, lams[i], W, res, i, vrel)) < 0)
@@ -514,7 +514,7 @@ int run_lasso(const lasso_spec *s, const char *out_dir, const run_sink *sink,
         memcpy(bias, s->bias, (size_t)d * sizeof *bias);
     } else if (s->bias_file.path) {
         int64_t r, c;
-        if ((rc = read_small(&s->bias_file, "/bias", &bias, &r, &c, field, fieldsz)) < 0)
+        if ((rc = run_read_matrix(&s->bias_file, "/bias", &bias, &r, &c, field, fieldsz)) < 0)
             goto done;
         if (r * c != d || (r != 1 && c != 1)) {
             rc = vv_fail(VV_ESHAPE, "%s: bias must have D=%lld values, got shape %lld x %lld",
@@ -530,7 +530,7 @@ int run_lasso(const lasso_spec *s, const char *out_dir, const run_sink *sink,
     }
     if (s->init == VV_INIT_GIVEN) {
         int64_t r, c;
-        if ((rc = read_small(&s->init_file, "/init", &init, &r, &c, field, fieldsz)) < 0)
+        if ((rc = run_read_matrix(&s->init_file, "/init", &init, &r, &c, field, fieldsz)) < 0)
             goto done;
         if (r != d || c != k) {
             rc = vv_fail(VV_ESHAPE,
@@ -546,7 +546,7 @@ int run_lasso(const lasso_spec *s, const char *out_dir, const run_sink *sink,
     } else {
         vv_lasso_init(s->init, s->seed, k, d, W);
     }
-    if ((rc = mkdir_p(out_dir)) < 0)
+    if ((rc = run_mkdir_p(out_dir)) < 0)
         goto done;
 
     cJSON *ev = cJSON_CreateObject();

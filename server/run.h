@@ -50,6 +50,26 @@ int run_lasso(const lasso_spec *spec, const char *out_dir, const run_sink *sink,
               const volatile int *stop, run_cache *cache, cJSON **result, char *field,
               size_t fieldsz);
 
+/* Runs an interpolate job (run_interp.c): the exact problem by the
+ * interior-point SOCP, and optionally the sparsest optimal support by brute
+ * force.  Writes V.npy (D x K float64), Y.npy (the dual certificate, N x D
+ * float64), kept.npy and result.json.  Contract as run_lasso. */
+int run_interpolate(const interp_spec *spec, const char *out_dir, const run_sink *sink,
+                    const volatile int *stop, cJSON **result, char *field, size_t fieldsz);
+
+/* Runs a job of any kind. */
+int run_job(const job_spec *spec, const char *out_dir, const run_sink *sink,
+            const volatile int *stop, run_cache *cache, cJSON **result, char *field,
+            size_t fieldsz);
+
+/* Creates a directory and its parents (mkdir -p). */
+int run_mkdir_p(const char *dir);
+
+/* Reads a whole array file named by a spec field as rows x cols doubles
+ * (*out malloc'd); on failure field receives ptr. */
+int run_read_matrix(const spec_file *f, const char *ptr, double **out, int64_t *rows,
+                    int64_t *cols, char *field, size_t fieldsz);
+
 /* A problem+json-like error object: state FAILED, error_code, status,
  * title, detail, field. */
 cJSON *run_error_object(int err, const char *field);

@@ -58,6 +58,48 @@ typedef struct lasso_spec {
     int64_t chunk_rows;
 } lasso_spec;
 
+/* The exact interpolation problem (kind "interpolate", experiment 2 of the
+ * paper): min sum_k ||v_k|| s.t. Phi V^T = Psi, by the interior-point SOCP
+ * of vv/socp.h, optionally the sparsest optimal solution by brute force. */
+typedef struct interp_spec {
+    char *name;
+    spec_file phi, psi;
+    int generate;       /* a random instance instead of phi/psi */
+    int gen_lowrank;    /* 0: Gaussian (Fig. 3/5), 1: rank r (Fig. 4) */
+    int64_t gen_n, gen_k, gen_d, gen_rank;
+    uint64_t gen_seed;
+    double tol;         /* interior-point relative accuracy, default 1e-9 */
+    int64_t max_iter;   /* default 100 */
+    int brute_force;    /* also find the sparsest optimal support */
+    int64_t budget;     /* restricted problems the brute force may solve */
+} interp_spec;
+
+typedef enum { JOB_LASSO = 0, JOB_INTERPOLATE } job_kind;
+
+/* A parsed job of any kind. */
+typedef struct job_spec {
+    job_kind kind;
+    lasso_spec lasso;       /* JOB_LASSO */
+    interp_spec interp;     /* JOB_INTERPOLATE */
+} job_spec;
+
+/* The kind's name ("lasso", "interpolate"). */
+const char *spec_kind_name(job_kind k);
+
+/* Parses a spec of any kind (dispatching on "kind"); same contract as
+ * spec_parse_lasso.  Call spec_free_job either way. */
+int spec_parse_job(const cJSON *root, job_spec *out, char *field, size_t fieldsz);
+int spec_parse_job_text(const char *text, size_t len, job_spec *out, char *field, size_t fieldsz);
+void spec_free_job(job_spec *s);
+
+/* The top-level fields of a kind, NULL-ended. */
+const char *const *spec_fields(job_kind k);
+
+/* Parses a spec of kind "interpolate" (spec_interp.c). */
+int spec_parse_interp(const cJSON *root, interp_spec *out, char *field, size_t fieldsz);
+extern const char *const spec_interp_fields[];
+void spec_free_interp(interp_spec *s);
+
 /* Parses a spec of kind "lasso".  On failure returns a negative vv_err,
  * with vv_err_detail() describing the problem and field receiving the JSON
  * pointer of the offending input ("" for the whole document); *out may then

@@ -156,7 +156,31 @@ check "an interrupted run exits 0" '[ $rc = 0 ]'
 check "state STOPPED, stop_reason user" '[ "$(field ev6.ndjson "[\"state\"]")" = STOPPED ] && [ "$(field ev6.ndjson "[\"stop_reason\"]")" = user ]'
 check "V is saved when stopped" '[ -s out6/V.npy ]'
 
-# 7. The BLAS kernel: the user's choice is honoured.
+# 7. The exact problem (kind interpolate): certificate, artifacts, brute force, budget.
+cat >interp.json <<'J'
+{"kind": "interpolate", "generate": {"kind": "gaussian", "n": 10, "k": 200, "d": 5, "seed": 3}}
+J
+"$VVD" run interp.json --out out9 >ev9.ndjson 2>/dev/null
+check "interpolate: optimal, certified gap, every count in [N, N*D]" 'python3 -c "
+import json; d=json.loads(open(\"ev9.ndjson\").read().splitlines()[-1])
+exit(0 if d[\"status\"]==\"optimal\" and d[\"rel_gap\"]<=1e-9 and d[\"dual\"]<=d[\"objective\"]+1e-12 and d[\"primal_residual\"]<1e-8 and 10<=d[\"active\"]<=50 else 1)"'
+check "interpolate writes V (D x K), Y (N x D) and kept" 'python3 - out9 <<PY
+import ast, struct, sys
+def shape(p):
+    b = open(p, "rb").read(); n = struct.unpack("<H", b[8:10])[0]
+    return ast.literal_eval(b[10:10 + n].decode())["shape"]
+sys.exit(0 if shape(sys.argv[1] + "/V.npy") == (5, 200) and shape(sys.argv[1] + "/Y.npy") == (10, 5) else 1)
+PY'
+echo '{"kind": "interpolate", "generate": {"n": 3, "k": 8, "d": 2, "seed": 5}, "brute_force": true}' >brute.json
+"$VVD" run brute.json --out out10 >ev10.ndjson 2>/dev/null
+check "brute force: the sparsest optimal support has between N=3 and N*D=6 columns" 'python3 -c "
+import json; d=json.loads(open(\"ev10.ndjson\").read().splitlines()[-1])[\"brute_force\"]
+exit(0 if 3<=d[\"sparsest\"]<=6 and len(d[\"support\"])==d[\"sparsest\"] and d[\"subproblems\"]>1 else 1)"'
+echo '{"kind": "interpolate", "generate": {"n": 10, "k": 60, "d": 2}, "brute_force": true}' >big.json
+"$VVD" run big.json --out out11 >ev11.ndjson 2>/dev/null
+check "brute force over budget is refused (exit 2, field /brute_force)" '[ $? = 2 ] && [ "$(field ev11.ndjson "[\"error\"][\"field\"]")" = /brute_force ]'
+
+# 8. The BLAS kernel: the user's choice is honoured.
 OPENBLAS_CORETYPE=Haswell "$VVD" run gen.json --out out7 >/dev/null 2>err7.log
 check "a user's OPENBLAS_CORETYPE is honoured and logged" 'grep -q "OPENBLAS_CORETYPE=Haswell set by the user" err7.log'
 if grep -q avx512bw /proc/cpuinfo; then

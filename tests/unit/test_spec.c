@@ -117,6 +117,45 @@ int main(void)
         spec_free_lasso(&s);
     }
 
+    /* Interpolate specs. */
+    job_spec js;
+    rc = spec_parse_job_text("{\"kind\":\"interpolate\",\"generate\":{\"kind\":\"lowrank\","
+                             "\"n\":20,\"k\":200,\"rank\":5,\"seed\":2},\"tol\":1e-10}",
+                             strlen("{\"kind\":\"interpolate\",\"generate\":{\"kind\":\"lowrank\","
+                                    "\"n\":20,\"k\":200,\"rank\":5,\"seed\":2},\"tol\":1e-10}"),
+                             &js, field, sizeof field);
+    CHECK(rc == 0 && js.kind == JOB_INTERPOLATE && js.interp.gen_lowrank && js.interp.gen_rank == 5 &&
+              js.interp.tol == 1e-10 && js.interp.max_iter == 100,
+          "an interpolate spec with a low-rank instance parses");
+    spec_free_job(&js);
+    struct {
+        const char *json;
+        int err;
+        const char *field;
+    } ibad[] = {
+        {"{\"kind\":\"interpolate\"}", VV_EMISSING, "/phi"},
+        {"{\"kind\":\"interpolate\",\"phi\":\"a\",\"psi\":\"b\",\"lambda\":1}", VV_EUNKNOWN,
+         "/lambda"},
+        {"{\"kind\":\"interpolate\",\"generate\":{\"n\":3,\"k\":7}}", VV_EMISSING,
+         "/generate/d"},
+        {"{\"kind\":\"interpolate\",\"generate\":{\"kind\":\"lowrank\",\"n\":3,\"k\":7,\"d\":2,"
+         "\"rank\":2}}",
+         VV_EINVAL, "/generate/d"},
+        {"{\"kind\":\"interpolate\",\"generate\":{\"n\":10,\"k\":60,\"d\":2},\"brute_force\":true}",
+         VV_EINVAL, "/brute_force"},
+        {"{\"kind\":\"interpolate\",\"phi\":\"a\",\"psi\":\"b\",\"budget\":10}", VV_EINVAL,
+         "/budget"},
+        {"{\"kind\":\"interpolate\",\"phi\":\"a\",\"psi\":\"b\",\"tol\":0}", VV_EINVAL, "/tol"},
+        {"{\"kind\":\"training\",\"phi\":\"a\"}", VV_EINVAL, "/kind"},
+    };
+    for (unsigned i = 0; i < sizeof ibad / sizeof *ibad; i++) {
+        rc = spec_parse_job_text(ibad[i].json, strlen(ibad[i].json), &js, field, sizeof field);
+        CHECKF(rc == ibad[i].err && !strcmp(field, ibad[i].field),
+               "bad interpolate spec %u: %s at '%s' (got %s at '%s': %s)", i,
+               vv_err_name(ibad[i].err), ibad[i].field, vv_err_name(rc), field, vv_err_detail());
+        spec_free_job(&js);
+    }
+
     /* The schema lists exactly the fields the parser accepts. */
     FILE *f = fopen(VV_SCHEMA_DIR "/lasso.schema.json", "rb");
     static char buf[1 << 16];
@@ -139,6 +178,21 @@ int main(void)
     int solvers_ok = cJSON_GetArraySize(solver) == 4;
     cJSON_ArrayForEach(e, solver) solvers_ok &= vv_solver_from_name(e->valuestring) >= 0;
     CHECK(solvers_ok, "schema solver names are the library's");
+    cJSON_Delete(schema);
+    f = fopen(VV_SCHEMA_DIR "/interpolate.schema.json", "rb");
+    n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = 0;
+    schema = cJSON_Parse(buf);
+    props = cJSON_GetObjectItem(schema, "properties");
+    nprops = cJSON_GetArraySize(props);
+    nfields = 0;
+    all = props != NULL;
+    for (const char *const *p = spec_interp_fields; *p; p++, nfields++)
+        all &= cJSON_GetObjectItem(props, *p) != NULL;
+    CHECKF(all && nprops == nfields, "interpolate schema properties (%d) = parser fields (%d)",
+           nprops, nfields);
     cJSON_Delete(schema);
     return tap_done();
 }

@@ -1,0 +1,267 @@
+/* spec_interp.c - the "interpolate" job spec (schema/interpolate.schema.json)
+ * and the dispatch over kinds. */
+#include "spec.h"
+
+#include "vv/err.h"
+#include "vv/socp.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const spec_interp_fields[] = {"kind",        "name", "phi", "psi", "generate", "tol",
+                                          "max_iter",    "brute_force", "budget", "device", NULL};
+
+static int fail_at(char *field, size_t fsz, int err, const char *ptr, const char *fmt, const char *a)
+{
+    snprintf(field, fsz, "%s", ptr);
+    return vv_fail(err, "%s: %s%s", ptr, fmt, a ? a : "");
+}
+
+static int want_int(const cJSON *m, const char *ptr, int64_t lo, int64_t hi, int64_t *out,
+                    char *field, size_t fsz)
+{
+    if (!cJSON_IsNumber(m) || m->valuedouble != floor(m->valuedouble))
+        return fail_at(field, fsz, VV_ETYPE, ptr, "must be an integer", NULL);
+    if (m->valuedouble < (double)lo || m->valuedouble > (double)hi) {
+        snprintf(field, fsz, "%s", ptr);
+        return vv_fail(VV_EINVAL, "%s: must be between %lld and %lld, got %g", ptr, (long long)lo,
+                       (long long)hi, m->valuedouble);
+    }
+    *out = (int64_t)m->valuedouble;
+    return 0;
+}
+
+/* A file reference, as in lasso specs. */
+static int want_file(const cJSON *m, const char *ptr, spec_file *f, char *field, size_t fsz)
+{
+    if (cJSON_IsString(m) && m->valuestring[0]) {
+        f->path = strdup(m->valuestring);
+        return 0;
+    }
+    if (cJSON_IsObject(m)) {
+        for (const cJSON *c = m->child; c; c = c->next) {
+            char sub[160];
+            snprintf(sub, sizeof sub, "%s/%s", ptr, c->string);
+            if (strcmp(c->string, "path") && strcmp(c->string, "tensor"))
+                return fail_at(field, fsz, VV_EUNKNOWN, sub, "unknown field (allowed: path, tensor)",
+                               NULL);
+            if (!cJSON_IsString(c) || !c->valuestring[0])
+                return fail_at(field, fsz, VV_ETYPE, sub, "must be a non-empty string", NULL);
+            char **dst = !strcmp(c->string, "path") ? &f->path : &f->tensor;
+            free(*dst);
+            *dst = strdup(c->valuestring);
+        }
+        if (f->path)
+            return 0;
+        char sub[160];
+        snprintf(sub, sizeof sub, "%s/path", ptr);
+        return fail_at(field, fsz, VV_EMISSING, sub, "is required", NULL);
+    }
+    return fail_at(field, fsz, VV_ETYPE, ptr, "must be a path or {\"path\", \"tensor\"}", NULL);
+}
+
+static int parse_gen(const cJSON *g, interp_spec *s, char *field, size_t fsz)
+{
+    if (!cJSON_IsObject(g))
+        return fail_at(field, fsz, VV_ETYPE, "/generate",
+                       "must be an object {kind: gaussian|lowrank, n, k, d | rank, seed}", NULL);
+    int have = 0;
+    int64_t seed = 0;
+    for (const cJSON *m = g->child; m; m = m->next) {
+        char ptr[160];
+        snprintf(ptr, sizeof ptr, "/generate/%s", m->string);
+        int rc = 0;
+        if (!strcmp(m->string, "kind")) {
+            if (!cJSON_IsString(m))
+                return fail_at(field, fsz, VV_ETYPE, ptr, "must be a string", NULL);
+            if (!strcmp(m->valuestring, "gaussian"))
+                s->gen_lowrank = 0;
+            else if (!strcmp(m->valuestring, "lowrank"))
+                s->gen_lowrank = 1;
+            else
+                return fail_at(field, fsz, VV_EINVAL, ptr, "must be gaussian or lowrank, got ",
+                               m->valuestring);
+        } else if (!strcmp(m->string, "n"))
+            rc = want_int(m, ptr, 1, 100000, &s->gen_n, field, fsz), have |= 1;
+        else if (!strcmp(m->string, "k"))
+            rc = want_int(m, ptr, 1, 1000000, &s->gen_k, field, fsz), have |= 2;
+        else if (!strcmp(m->string, "d"))
+            rc = want_int(m, ptr, 1, 100000, &s->gen_d, field, fsz), have |= 4;
+        else if (!strcmp(m->string, "rank"))
+            rc = want_int(m, ptr, 1, 100000, &s->gen_rank, field, fsz), have |= 8;
+        else if (!strcmp(m->string, "seed"))
+            rc = want_int(m, ptr, 0, INT64_C(1) << 53, &seed, field, fsz);
+        else
+            return fail_at(field, fsz, VV_EUNKNOWN, ptr,
+                           "unknown field (allowed: kind, n, k, d, rank, seed)", NULL);
+        if (rc < 0)
+            return rc;
+    }
+    if (!(have & 1))
+        return fail_at(field, fsz, VV_EMISSING, "/generate/n", "is required", NULL);
+    if (!(have & 2))
+        return fail_at(field, fsz, VV_EMISSING, "/generate/k", "is required", NULL);
+    if (s->gen_lowrank && !(have & 8))
+        return fail_at(field, fsz, VV_EMISSING, "/generate/rank", "is required for lowrank", NULL);
+    if (!s->gen_lowrank && !(have & 4))
+        return fail_at(field, fsz, VV_EMISSING, "/generate/d", "is required for gaussian", NULL);
+    if (s->gen_lowrank && (have & 4))
+        return fail_at(field, fsz, VV_EINVAL, "/generate/d",
+                       "does not apply to lowrank (the output dimension is the rank)", NULL);
+    if (!s->gen_lowrank && (have & 8))
+        return fail_at(field, fsz, VV_EINVAL, "/generate/rank", "only applies to lowrank", NULL);
+    s->generate = 1;
+    s->gen_seed = (uint64_t)seed;
+    return 0;
+}
+
+int spec_parse_interp(const cJSON *root, interp_spec *s, char *field, size_t fsz)
+{
+    memset(s, 0, sizeof *s);
+    s->tol = 1e-9;
+    s->max_iter = 100;
+    s->budget = 1000000;
+    if (field && fsz)
+        field[0] = 0;
+    int have_budget = 0;
+    for (const cJSON *m = root->child; m; m = m->next) {
+        char ptr[160];
+        snprintf(ptr, sizeof ptr, "/%s", m->string);
+        for (const cJSON *o = root->child; o != m; o = o->next)
+            if (!strcmp(o->string, m->string))
+                return fail_at(field, fsz, VV_EINVAL, ptr, "appears twice", NULL);
+        int rc = 0;
+        if (!strcmp(m->string, "kind") || !strcmp(m->string, "device")) {
+            if (!cJSON_IsString(m))
+                return fail_at(field, fsz, VV_ETYPE, ptr, "must be a string", NULL);
+            if (!strcmp(m->string, "device") && strcmp(m->valuestring, "cpu") &&
+                strcmp(m->valuestring, "auto"))
+                return fail_at(field, fsz, VV_EINVAL, ptr, "not available in this build: ",
+                               m->valuestring);
+        } else if (!strcmp(m->string, "name")) {
+            if (!cJSON_IsString(m) || !m->valuestring[0])
+                return fail_at(field, fsz, VV_ETYPE, ptr, "must be a non-empty string", NULL);
+            s->name = strdup(m->valuestring);
+        } else if (!strcmp(m->string, "phi"))
+            rc = want_file(m, ptr, &s->phi, field, fsz);
+        else if (!strcmp(m->string, "psi"))
+            rc = want_file(m, ptr, &s->psi, field, fsz);
+        else if (!strcmp(m->string, "generate"))
+            rc = parse_gen(m, s, field, fsz);
+        else if (!strcmp(m->string, "tol")) {
+            if (!cJSON_IsNumber(m))
+                return fail_at(field, fsz, VV_ETYPE, ptr, "must be a number", NULL);
+            if (!(m->valuedouble >= 1e-14 && m->valuedouble < 1))
+                return fail_at(field, fsz, VV_EINVAL, ptr, "must be in [1e-14, 1)", NULL);
+            s->tol = m->valuedouble;
+        } else if (!strcmp(m->string, "max_iter"))
+            rc = want_int(m, ptr, 1, 10000, &s->max_iter, field, fsz);
+        else if (!strcmp(m->string, "brute_force")) {
+            if (!cJSON_IsBool(m))
+                return fail_at(field, fsz, VV_ETYPE, ptr, "must be a boolean", NULL);
+            s->brute_force = cJSON_IsTrue(m);
+        } else if (!strcmp(m->string, "budget")) {
+            have_budget = 1;
+            rc = want_int(m, ptr, 1, INT64_C(1) << 40, &s->budget, field, fsz);
+        } else
+            return fail_at(field, fsz, VV_EUNKNOWN, ptr, "unknown field", NULL);
+        if (rc < 0)
+            return rc;
+    }
+    if (s->generate && (s->phi.path || s->psi.path))
+        return fail_at(field, fsz, VV_EINVAL, s->phi.path ? "/phi" : "/psi",
+                       "give either phi/psi or generate, not both", NULL);
+    if (!s->generate && !s->phi.path)
+        return fail_at(field, fsz, VV_EMISSING, "/phi", "is required (or generate)", NULL);
+    if (!s->generate && !s->psi.path)
+        return fail_at(field, fsz, VV_EMISSING, "/psi", "is required (or generate)", NULL);
+    if (have_budget && !s->brute_force)
+        return fail_at(field, fsz, VV_EINVAL, "/budget", "only applies with brute_force", NULL);
+    if (s->generate && s->brute_force) {
+        int64_t count = vv_socp_brute_count(s->gen_n, s->gen_k);
+        if (count > s->budget) {
+            snprintf(field, fsz, "/brute_force");
+            return vv_fail(VV_EINVAL,
+                           "/brute_force: K=%lld, N=%lld means %lld restricted problems, over "
+                           "the budget of %lld (raise budget or lower K)",
+                           (long long)s->gen_k, (long long)s->gen_n, (long long)count,
+                           (long long)s->budget);
+        }
+    }
+    return 0;
+}
+
+void spec_free_interp(interp_spec *s)
+{
+    if (!s)
+        return;
+    free(s->name);
+    free(s->phi.path);
+    free(s->phi.tensor);
+    free(s->psi.path);
+    free(s->psi.tensor);
+    memset(s, 0, sizeof *s);
+}
+
+/* ---- Any kind ------------------------------------------------------------------- */
+
+const char *spec_kind_name(job_kind k) { return k == JOB_INTERPOLATE ? "interpolate" : "lasso"; }
+
+const char *const *spec_fields(job_kind k)
+{
+    return k == JOB_INTERPOLATE ? spec_interp_fields : spec_lasso_fields;
+}
+
+int spec_parse_job(const cJSON *root, job_spec *s, char *field, size_t fsz)
+{
+    memset(s, 0, sizeof *s);
+    if (cJSON_IsObject(root)) {
+        const cJSON *kind = cJSON_GetObjectItemCaseSensitive(root, "kind");
+        if (cJSON_IsString(kind) && !strcmp(kind->valuestring, "interpolate")) {
+            s->kind = JOB_INTERPOLATE;
+            return spec_parse_interp(root, &s->interp, field, fsz);
+        }
+        if (cJSON_IsString(kind) && strcmp(kind->valuestring, "lasso")) {
+            snprintf(field, fsz, "/kind");
+            return vv_fail(VV_EINVAL, "/kind: unsupported kind '%.64s' (supported: lasso, "
+                                      "interpolate)",
+                           kind->valuestring);
+        }
+    }
+    s->kind = JOB_LASSO;
+    return spec_parse_lasso(root, &s->lasso, field, fsz);
+}
+
+int spec_parse_job_text(const char *text, size_t len, job_spec *out, char *field, size_t fsz)
+{
+    memset(out, 0, sizeof *out);
+    if (field && fsz)
+        field[0] = 0;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (!root) {
+        size_t off = end && end >= text ? (size_t)(end - text) : 0;
+        return vv_fail(VV_EJSON, "spec: malformed JSON near byte %zu", off);
+    }
+    for (const char *p = end; p && p < text + len; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r' && *p != 0) {
+            cJSON_Delete(root);
+            return vv_fail(VV_EJSON, "spec: unexpected text after the JSON value at byte %zu",
+                           (size_t)(p - text));
+        }
+    int rc = spec_parse_job(root, out, field, fsz);
+    cJSON_Delete(root);
+    if (rc < 0)
+        spec_free_job(out);
+    return rc;
+}
+
+void spec_free_job(job_spec *s)
+{
+    if (!s)
+        return;
+    spec_free_lasso(&s->lasso);
+    spec_free_interp(&s->interp);
+}
