@@ -124,9 +124,10 @@ static int expand(req *r, const cJSON *json, points *out, char *field, size_t fs
     for (const cJSON *a = grid->child; a; a = a->next) {
         snprintf(field, fsz, "/grid/%s", a->string);
         const cJSON *bk = cJSON_GetObjectItemCaseSensitive(base, "kind");
-        job_kind kind = cJSON_IsString(bk) && !strcmp(bk->valuestring, "interpolate")
-                            ? JOB_INTERPOLATE
-                            : JOB_LASSO;
+        job_kind kind = !cJSON_IsString(bk)                         ? JOB_LASSO
+                        : !strcmp(bk->valuestring, "interpolate")  ? JOB_INTERPOLATE
+                        : !strcmp(bk->valuestring, "bounds_study") ? JOB_BOUNDS
+                                                                   : JOB_LASSO;
         int known = 0;
         for (const char *const *f = spec_fields(kind); *f; f++)
             known |= !strcmp(*f, a->string);

@@ -170,7 +170,9 @@ static int cmd_run(int argc, char **argv)
         const char *base = strrchr(spec_path, '/');
         base = base ? base + 1 : spec_path;
         char stem[256];
-        const char *name = spec.kind == JOB_INTERPOLATE ? spec.interp.name : spec.lasso.name;
+        const char *name = spec.kind == JOB_INTERPOLATE ? spec.interp.name
+                           : spec.kind == JOB_BOUNDS    ? spec.bounds.name
+                                                        : spec.lasso.name;
         snprintf(stem, sizeof stem, "%s", name ? name : base);
         char *dot = strrchr(stem, '.');
         if (dot && !name)

@@ -57,6 +57,12 @@ int run_lasso(const lasso_spec *spec, const char *out_dir, const run_sink *sink,
 int run_interpolate(const interp_spec *spec, const char *out_dir, const run_sink *sink,
                     const volatile int *stop, cJSON **result, char *field, size_t fieldsz);
 
+/* Runs a bounds_study job (run_bounds.c): instances of the paper's Fig. 3,
+ * 4 or 5, their counts of nonzero columns, histograms against the bounds
+ * (result.json, histograms.svg).  Contract as run_lasso. */
+int run_bounds(const bounds_spec *spec, const char *out_dir, const run_sink *sink,
+               const volatile int *stop, cJSON **result, char *field, size_t fieldsz);
+
 /* Runs a job of any kind. */
 int run_job(const job_spec *spec, const char *out_dir, const run_sink *sink,
             const volatile int *stop, run_cache *cache, cJSON **result, char *field,

@@ -74,13 +74,32 @@ typedef struct interp_spec {
     int64_t budget;     /* restricted problems the brute force may solve */
 } interp_spec;
 
-typedef enum { JOB_LASSO = 0, JOB_INTERPOLATE } job_kind;
+/* The width-bound study of the paper's Figs. 3-5 (kind "bounds_study"):
+ * random instances, the number of nonzero columns of each exact solution
+ * (fig5: of the sparsest optimal solution, by brute force), histograms
+ * against the bounds N (or r) and rank(Phi) rank(Psi). */
+typedef enum { FIG3 = 3, FIG4 = 4, FIG5 = 5 } bounds_figure;
+
+typedef struct bounds_spec {
+    char *name;
+    bounds_figure figure;
+    int64_t values[16]; /* the panels: N (fig3), rank r (fig4), K (fig5) */
+    int nvalues;
+    int64_t n, k, d;    /* the fixed sizes (fig3: k, d; fig4: n, k; fig5: n, d) */
+    int64_t instances;  /* per panel */
+    uint64_t seed;
+    double tol;
+    int64_t budget;     /* fig5: restricted problems per instance at most */
+} bounds_spec;
+
+typedef enum { JOB_LASSO = 0, JOB_INTERPOLATE, JOB_BOUNDS } job_kind;
 
 /* A parsed job of any kind. */
 typedef struct job_spec {
     job_kind kind;
     lasso_spec lasso;       /* JOB_LASSO */
     interp_spec interp;     /* JOB_INTERPOLATE */
+    bounds_spec bounds;     /* JOB_BOUNDS */
 } job_spec;
 
 /* The kind's name ("lasso", "interpolate"). */
@@ -99,6 +118,10 @@ const char *const *spec_fields(job_kind k);
 int spec_parse_interp(const cJSON *root, interp_spec *out, char *field, size_t fieldsz);
 extern const char *const spec_interp_fields[];
 void spec_free_interp(interp_spec *s);
+
+/* Parses a spec of kind "bounds_study" (spec_interp.c). */
+int spec_parse_bounds(const cJSON *root, bounds_spec *out, char *field, size_t fieldsz);
+extern const char *const spec_bounds_fields[];
 
 /* Parses a spec of kind "lasso".  On failure returns a negative vv_err,
  * with vv_err_detail() describing the problem and field receiving the JSON

@@ -205,13 +205,119 @@ void spec_free_interp(interp_spec *s)
     memset(s, 0, sizeof *s);
 }
 
+/* ---- bounds_study ------------------------------------------------------------------ */
+
+const char *const spec_bounds_fields[] = {"kind", "name", "figure", "values", "n", "k", "d",
+                                          "instances", "seed", "tol", "budget", "device", NULL};
+
+int spec_parse_bounds(const cJSON *root, bounds_spec *s, char *field, size_t fsz)
+{
+    memset(s, 0, sizeof *s);
+    if (field && fsz)
+        field[0] = 0;
+    const cJSON *fig = cJSON_GetObjectItemCaseSensitive(root, "figure");
+    if (!fig)
+        return fail_at(field, fsz, VV_EMISSING, "/figure", "is required (fig3, fig4 or fig5)", NULL);
+    if (!cJSON_IsString(fig))
+        return fail_at(field, fsz, VV_ETYPE, "/figure", "must be a string", NULL);
+    if (!strcmp(fig->valuestring, "fig3")) {
+        /* The paper's Fig. 3: D=10, K=500, N in 10..40, 100 instances each. */
+        *s = (bounds_spec){.figure = FIG3, .values = {10, 20, 30, 40}, .nvalues = 4, .k = 500, .d = 10};
+    } else if (!strcmp(fig->valuestring, "fig4")) {
+        *s = (bounds_spec){.figure = FIG4, .values = {2, 5, 10, 20}, .nvalues = 4, .n = 20, .k = 200};
+    } else if (!strcmp(fig->valuestring, "fig5")) {
+        *s = (bounds_spec){.figure = FIG5, .values = {7, 8, 9, 10, 11}, .nvalues = 5, .n = 3, .d = 2};
+    } else {
+        return fail_at(field, fsz, VV_EINVAL, "/figure", "must be fig3, fig4 or fig5, got ",
+                       fig->valuestring);
+    }
+    s->instances = 100;
+    s->seed = 1;
+    s->tol = 1e-9;
+    s->budget = 1000000;
+    for (const cJSON *m = root->child; m; m = m->next) {
+        char ptr[160];
+        snprintf(ptr, sizeof ptr, "/%s", m->string);
+        for (const cJSON *o = root->child; o != m; o = o->next)
+            if (!strcmp(o->string, m->string))
+                return fail_at(field, fsz, VV_EINVAL, ptr, "appears twice", NULL);
+        int rc = 0;
+        int64_t seed = 0;
+        const char *key = m->string;
+        if (!strcmp(key, "kind") || !strcmp(key, "figure")) {
+            continue;
+        } else if (!strcmp(key, "device")) {
+            if (!cJSON_IsString(m) || (strcmp(m->valuestring, "cpu") && strcmp(m->valuestring, "auto")))
+                return fail_at(field, fsz, VV_EINVAL, ptr, "must be cpu or auto", NULL);
+        } else if (!strcmp(key, "name")) {
+            if (!cJSON_IsString(m) || !m->valuestring[0])
+                return fail_at(field, fsz, VV_ETYPE, ptr, "must be a non-empty string", NULL);
+            free(s->name);
+            s->name = strdup(m->valuestring);
+        } else if (!strcmp(key, "values")) {
+            if (!cJSON_IsArray(m) || cJSON_GetArraySize(m) < 1 || cJSON_GetArraySize(m) > 16)
+                return fail_at(field, fsz, VV_ETYPE, ptr, "must be an array of 1 to 16 integers",
+                               NULL);
+            s->nvalues = 0;
+            for (const cJSON *v = m->child; v && rc == 0; v = v->next) {
+                char sub[180];
+                snprintf(sub, sizeof sub, "%s/%d", ptr, s->nvalues);
+                rc = want_int(v, sub, 1, 100000, &s->values[s->nvalues++], field, fsz);
+            }
+        } else if (!strcmp(key, "n") && s->figure != FIG3) {
+            rc = want_int(m, ptr, 1, 100000, &s->n, field, fsz);
+        } else if (!strcmp(key, "k") && s->figure != FIG5) {
+            rc = want_int(m, ptr, 1, 1000000, &s->k, field, fsz);
+        } else if (!strcmp(key, "d") && s->figure != FIG4) {
+            rc = want_int(m, ptr, 1, 100000, &s->d, field, fsz);
+        } else if (!strcmp(key, "instances")) {
+            rc = want_int(m, ptr, 1, 100000, &s->instances, field, fsz);
+        } else if (!strcmp(key, "seed")) {
+            rc = want_int(m, ptr, 0, INT64_C(1) << 53, &seed, field, fsz);
+            s->seed = (uint64_t)seed;
+        } else if (!strcmp(key, "tol")) {
+            if (!cJSON_IsNumber(m) || !(m->valuedouble >= 1e-14 && m->valuedouble < 1))
+                return fail_at(field, fsz, VV_EINVAL, ptr, "must be a number in [1e-14, 1)", NULL);
+            s->tol = m->valuedouble;
+        } else if (!strcmp(key, "budget") && s->figure == FIG5) {
+            rc = want_int(m, ptr, 1, INT64_C(1) << 40, &s->budget, field, fsz);
+        } else if (!strcmp(key, "n") || !strcmp(key, "k") || !strcmp(key, "d") ||
+                   !strcmp(key, "budget")) {
+            return fail_at(field, fsz, VV_EINVAL, ptr,
+                           "does not apply to this figure (fig3 varies N, fig4 the rank, fig5 K)",
+                           NULL);
+        } else {
+            return fail_at(field, fsz, VV_EUNKNOWN, ptr, "unknown field", NULL);
+        }
+        if (rc < 0)
+            return rc;
+    }
+    for (int i = 0; i < s->nvalues && s->figure == FIG5; i++) {
+        int64_t count = vv_socp_brute_count(s->n, s->values[i]);
+        if (count > s->budget) {
+            snprintf(field, fsz, "/values/%d", i);
+            return vv_fail(VV_EINVAL,
+                           "/values/%d: K=%lld with N=%lld means %lld restricted problems per "
+                           "instance, over the budget of %lld",
+                           i, (long long)s->values[i], (long long)s->n, (long long)count,
+                           (long long)s->budget);
+        }
+    }
+    return 0;
+}
+
 /* ---- Any kind ------------------------------------------------------------------- */
 
-const char *spec_kind_name(job_kind k) { return k == JOB_INTERPOLATE ? "interpolate" : "lasso"; }
+const char *spec_kind_name(job_kind k)
+{
+    return k == JOB_INTERPOLATE ? "interpolate" : k == JOB_BOUNDS ? "bounds_study" : "lasso";
+}
 
 const char *const *spec_fields(job_kind k)
 {
-    return k == JOB_INTERPOLATE ? spec_interp_fields : spec_lasso_fields;
+    return k == JOB_INTERPOLATE ? spec_interp_fields
+           : k == JOB_BOUNDS    ? spec_bounds_fields
+                                : spec_lasso_fields;
 }
 
 int spec_parse_job(const cJSON *root, job_spec *s, char *field, size_t fsz)
@@ -223,10 +329,14 @@ int spec_parse_job(const cJSON *root, job_spec *s, char *field, size_t fsz)
             s->kind = JOB_INTERPOLATE;
             return spec_parse_interp(root, &s->interp, field, fsz);
         }
+        if (cJSON_IsString(kind) && !strcmp(kind->valuestring, "bounds_study")) {
+            s->kind = JOB_BOUNDS;
+            return spec_parse_bounds(root, &s->bounds, field, fsz);
+        }
         if (cJSON_IsString(kind) && strcmp(kind->valuestring, "lasso")) {
             snprintf(field, fsz, "/kind");
             return vv_fail(VV_EINVAL, "/kind: unsupported kind '%.64s' (supported: lasso, "
-                                      "interpolate)",
+                                      "interpolate, bounds_study)",
                            kind->valuestring);
         }
     }
@@ -264,4 +374,6 @@ void spec_free_job(job_spec *s)
         return;
     spec_free_lasso(&s->lasso);
     spec_free_interp(&s->interp);
+    free(s->bounds.name);
+    memset(&s->bounds, 0, sizeof s->bounds);
 }

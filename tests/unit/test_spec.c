@@ -194,5 +194,34 @@ int main(void)
     CHECKF(all && nprops == nfields, "interpolate schema properties (%d) = parser fields (%d)",
            nprops, nfields);
     cJSON_Delete(schema);
+    f = fopen(VV_SCHEMA_DIR "/bounds_study.schema.json", "rb");
+    n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = 0;
+    schema = cJSON_Parse(buf);
+    props = cJSON_GetObjectItem(schema, "properties");
+    nprops = cJSON_GetArraySize(props);
+    nfields = 0;
+    all = props != NULL;
+    for (const char *const *p = spec_bounds_fields; *p; p++, nfields++)
+        all &= cJSON_GetObjectItem(props, *p) != NULL;
+    CHECKF(all && nprops == nfields, "bounds_study schema properties (%d) = parser fields (%d)",
+           nprops, nfields);
+    cJSON_Delete(schema);
+    const char *bj = "{\"kind\":\"bounds_study\",\"figure\":\"fig4\",\"d\":3}";
+    rc = spec_parse_job_text(bj, strlen(bj), &js, field, sizeof field);
+    CHECK(rc == VV_EINVAL && !strcmp(field, "/d"), "bounds_study: d does not apply to fig4");
+    spec_free_job(&js);
+    bj = "{\"kind\":\"bounds_study\",\"figure\":\"fig6\"}";
+    rc = spec_parse_job_text(bj, strlen(bj), &js, field, sizeof field);
+    CHECK(rc == VV_EINVAL && !strcmp(field, "/figure"), "bounds_study: an unknown figure");
+    spec_free_job(&js);
+    bj = "{\"kind\":\"bounds_study\",\"figure\":\"fig3\",\"values\":[10,20],\"instances\":5}";
+    rc = spec_parse_job_text(bj, strlen(bj), &js, field, sizeof field);
+    CHECK(rc == 0 && js.kind == JOB_BOUNDS && js.bounds.nvalues == 2 && js.bounds.k == 500 &&
+              js.bounds.d == 10 && js.bounds.instances == 5,
+          "bounds_study: the paper's defaults with overrides");
+    spec_free_job(&js);
     return tap_done();
 }
