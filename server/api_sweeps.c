@@ -127,6 +127,7 @@ static int expand(req *r, const cJSON *json, points *out, char *field, size_t fs
         job_kind kind = !cJSON_IsString(bk)                         ? JOB_LASSO
                         : !strcmp(bk->valuestring, "interpolate")  ? JOB_INTERPOLATE
                         : !strcmp(bk->valuestring, "bounds_study") ? JOB_BOUNDS
+                        : !strcmp(bk->valuestring, "neuron_sharing") ? JOB_SHARING
                                                                    : JOB_LASSO;
         int known = 0;
         for (const char *const *f = spec_fields(kind); *f; f++)

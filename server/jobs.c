@@ -144,8 +144,8 @@ typedef struct sink_ctx {
     live *l;
 } sink_ctx;
 
-static const char *metric_keys[] = {"objective", "gap", "rel_gap", "active", "mse",
-                                    "group_norm", "lambda"};
+static const char *metric_keys[] = {"objective", "gap",    "rel_gap", "active",
+                                    "mse",       "group_norm", "lambda", "vv_norm"};
 
 static void on_event(void *ctx, const cJSON *ev)
 {

@@ -172,6 +172,7 @@ static int cmd_run(int argc, char **argv)
         char stem[256];
         const char *name = spec.kind == JOB_INTERPOLATE ? spec.interp.name
                            : spec.kind == JOB_BOUNDS    ? spec.bounds.name
+                           : spec.kind == JOB_SHARING   ? spec.sharing.name
                                                         : spec.lasso.name;
         snprintf(stem, sizeof stem, "%s", name ? name : base);
         char *dot = strrchr(stem, '.');

@@ -63,6 +63,11 @@ int run_interpolate(const interp_spec *spec, const char *out_dir, const run_sink
 int run_bounds(const bounds_spec *spec, const char *out_dir, const run_sink *sink,
                const volatile int *stop, cJSON **result, char *field, size_t fieldsz);
 
+/* Runs a neuron_sharing job (run_sharing.c): experiment 1 of the paper;
+ * weights.safetensors (PyTorch layout), neurons.svg, result.json. */
+int run_sharing(const sharing_spec *spec, const char *out_dir, const run_sink *sink,
+                const volatile int *stop, cJSON **result, char *field, size_t fieldsz);
+
 /* Runs a job of any kind. */
 int run_job(const job_spec *spec, const char *out_dir, const run_sink *sink,
             const volatile int *stop, run_cache *cache, cJSON **result, char *field,

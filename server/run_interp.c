@@ -195,5 +195,7 @@ int run_job(const job_spec *s, const char *out_dir, const run_sink *sink,
         return run_interpolate(&s->interp, out_dir, sink, stop, result, field, fsz);
     if (s->kind == JOB_BOUNDS)
         return run_bounds(&s->bounds, out_dir, sink, stop, result, field, fsz);
+    if (s->kind == JOB_SHARING)
+        return run_sharing(&s->sharing, out_dir, sink, stop, result, field, fsz);
     return run_lasso(&s->lasso, out_dir, sink, stop, cache, result, field, fsz);
 }

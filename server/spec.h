@@ -92,7 +92,19 @@ typedef struct bounds_spec {
     int64_t budget;     /* fig5: restricted problems per instance at most */
 } bounds_spec;
 
-typedef enum { JOB_LASSO = 0, JOB_INTERPOLATE, JOB_BOUNDS } job_kind;
+/* Experiment 1 of the paper (kind "neuron_sharing"): a student ReLU net
+ * trained full-batch by SGD on a teacher's data (vv/shallow.h). */
+typedef struct sharing_spec {
+    char *name;
+    int64_t n, d_in, d_out, teacher_width, width;
+    uint64_t data_seed, seed;
+    int mode;        /* a vv_shallow_mode */
+    int per_output;  /* the one-network-per-output baseline */
+    double lr, reg, max_seconds;
+    int64_t steps, log_every;
+} sharing_spec;
+
+typedef enum { JOB_LASSO = 0, JOB_INTERPOLATE, JOB_BOUNDS, JOB_SHARING } job_kind;
 
 /* A parsed job of any kind. */
 typedef struct job_spec {
@@ -100,6 +112,7 @@ typedef struct job_spec {
     lasso_spec lasso;       /* JOB_LASSO */
     interp_spec interp;     /* JOB_INTERPOLATE */
     bounds_spec bounds;     /* JOB_BOUNDS */
+    sharing_spec sharing;   /* JOB_SHARING */
 } job_spec;
 
 /* The kind's name ("lasso", "interpolate"). */
@@ -122,6 +135,10 @@ void spec_free_interp(interp_spec *s);
 /* Parses a spec of kind "bounds_study" (spec_interp.c). */
 int spec_parse_bounds(const cJSON *root, bounds_spec *out, char *field, size_t fieldsz);
 extern const char *const spec_bounds_fields[];
+
+/* Parses a spec of kind "neuron_sharing" (spec_interp.c). */
+int spec_parse_sharing(const cJSON *root, sharing_spec *out, char *field, size_t fieldsz);
+extern const char *const spec_sharing_fields[];
 
 /* Parses a spec of kind "lasso".  On failure returns a negative vv_err,
  * with vv_err_detail() describing the problem and field receiving the JSON

@@ -3,6 +3,7 @@
 #include "spec.h"
 
 #include "vv/err.h"
+#include "vv/shallow.h"
 #include "vv/socp.h"
 
 #include <math.h>
@@ -306,17 +307,100 @@ int spec_parse_bounds(const cJSON *root, bounds_spec *s, char *field, size_t fsz
     return 0;
 }
 
+/* ---- neuron_sharing --------------------------------------------------------------- */
+
+const char *const spec_sharing_fields[] = {
+    "kind", "name",  "n",     "d_in",  "d_out",     "teacher_width", "data_seed", "width",
+    "seed", "mode",  "per_output", "lr", "reg", "steps", "log_every", "max_seconds", "device",
+    NULL};
+
+int spec_parse_sharing(const cJSON *root, sharing_spec *s, char *field, size_t fsz)
+{
+    /* The paper's settings (reference/paper.md section 2). */
+    *s = (sharing_spec){.n = 50, .d_in = 2, .d_out = 2, .teacher_width = 5, .width = 100,
+                        .data_seed = 1, .seed = 49, .mode = VV_SHALLOW_PROX_VV, .lr = 0.2,
+                        .reg = 5e-5, .steps = 1000000, .log_every = 10000};
+    if (field && fsz)
+        field[0] = 0;
+    for (const cJSON *m = root->child; m; m = m->next) {
+        char ptr[160];
+        snprintf(ptr, sizeof ptr, "/%s", m->string);
+        for (const cJSON *o = root->child; o != m; o = o->next)
+            if (!strcmp(o->string, m->string))
+                return fail_at(field, fsz, VV_EINVAL, ptr, "appears twice", NULL);
+        const char *k = m->string;
+        int rc = 0;
+        int64_t v = 0;
+        if (!strcmp(k, "kind"))
+            continue;
+        if (!strcmp(k, "device")) {
+            if (!cJSON_IsString(m) || (strcmp(m->valuestring, "cpu") && strcmp(m->valuestring, "auto")))
+                return fail_at(field, fsz, VV_EINVAL, ptr, "must be cpu or auto", NULL);
+        } else if (!strcmp(k, "name")) {
+            if (!cJSON_IsString(m) || !m->valuestring[0])
+                return fail_at(field, fsz, VV_ETYPE, ptr, "must be a non-empty string", NULL);
+            free(s->name);
+            s->name = strdup(m->valuestring);
+        } else if (!strcmp(k, "mode")) {
+            if (!cJSON_IsString(m))
+                return fail_at(field, fsz, VV_ETYPE, ptr, "must be a string", NULL);
+            if ((rc = vv_shallow_mode_parse(m->valuestring)) < 0)
+                return fail_at(field, fsz, VV_EINVAL, ptr,
+                               "must be prox_vv, weight_decay or none, got ", m->valuestring);
+            s->mode = rc;
+            rc = 0;
+        } else if (!strcmp(k, "per_output")) {
+            if (!cJSON_IsBool(m))
+                return fail_at(field, fsz, VV_ETYPE, ptr, "must be a boolean", NULL);
+            s->per_output = cJSON_IsTrue(m);
+        } else if (!strcmp(k, "lr") || !strcmp(k, "reg") || !strcmp(k, "max_seconds")) {
+            if (!cJSON_IsNumber(m) || !isfinite(m->valuedouble))
+                return fail_at(field, fsz, VV_ETYPE, ptr, "must be a finite number", NULL);
+            double x = m->valuedouble;
+            if (!strcmp(k, "lr") ? !(x > 0) : x < 0)
+                return fail_at(field, fsz, VV_EINVAL, ptr,
+                               !strcmp(k, "lr") ? "must be > 0" : "must be >= 0", NULL);
+            *(!strcmp(k, "lr") ? &s->lr : !strcmp(k, "reg") ? &s->reg : &s->max_seconds) = x;
+        } else if (!strcmp(k, "n"))
+            rc = want_int(m, ptr, 1, 100000, &s->n, field, fsz);
+        else if (!strcmp(k, "d_in"))
+            rc = want_int(m, ptr, 1, 1024, &s->d_in, field, fsz);
+        else if (!strcmp(k, "d_out"))
+            rc = want_int(m, ptr, 1, 1024, &s->d_out, field, fsz);
+        else if (!strcmp(k, "teacher_width"))
+            rc = want_int(m, ptr, 1, 100000, &s->teacher_width, field, fsz);
+        else if (!strcmp(k, "width"))
+            rc = want_int(m, ptr, 1, 4096, &s->width, field, fsz);
+        else if (!strcmp(k, "steps"))
+            rc = want_int(m, ptr, 0, INT64_C(1) << 40, &s->steps, field, fsz);
+        else if (!strcmp(k, "log_every"))
+            rc = want_int(m, ptr, 1, INT64_C(1) << 40, &s->log_every, field, fsz);
+        else if (!strcmp(k, "data_seed") || !strcmp(k, "seed")) {
+            rc = want_int(m, ptr, 0, INT64_C(1) << 53, &v, field, fsz);
+            *(!strcmp(k, "seed") ? &s->seed : &s->data_seed) = (uint64_t)v;
+        } else
+            return fail_at(field, fsz, VV_EUNKNOWN, ptr, "unknown field", NULL);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 /* ---- Any kind ------------------------------------------------------------------- */
 
 const char *spec_kind_name(job_kind k)
 {
-    return k == JOB_INTERPOLATE ? "interpolate" : k == JOB_BOUNDS ? "bounds_study" : "lasso";
+    return k == JOB_INTERPOLATE ? "interpolate"
+           : k == JOB_BOUNDS    ? "bounds_study"
+           : k == JOB_SHARING   ? "neuron_sharing"
+                                : "lasso";
 }
 
 const char *const *spec_fields(job_kind k)
 {
     return k == JOB_INTERPOLATE ? spec_interp_fields
            : k == JOB_BOUNDS    ? spec_bounds_fields
+           : k == JOB_SHARING   ? spec_sharing_fields
                                 : spec_lasso_fields;
 }
 
@@ -329,6 +413,10 @@ int spec_parse_job(const cJSON *root, job_spec *s, char *field, size_t fsz)
             s->kind = JOB_INTERPOLATE;
             return spec_parse_interp(root, &s->interp, field, fsz);
         }
+        if (cJSON_IsString(kind) && !strcmp(kind->valuestring, "neuron_sharing")) {
+            s->kind = JOB_SHARING;
+            return spec_parse_sharing(root, &s->sharing, field, fsz);
+        }
         if (cJSON_IsString(kind) && !strcmp(kind->valuestring, "bounds_study")) {
             s->kind = JOB_BOUNDS;
             return spec_parse_bounds(root, &s->bounds, field, fsz);
@@ -336,7 +424,7 @@ int spec_parse_job(const cJSON *root, job_spec *s, char *field, size_t fsz)
         if (cJSON_IsString(kind) && strcmp(kind->valuestring, "lasso")) {
             snprintf(field, fsz, "/kind");
             return vv_fail(VV_EINVAL, "/kind: unsupported kind '%.64s' (supported: lasso, "
-                                      "interpolate, bounds_study)",
+                                      "interpolate, bounds_study, neuron_sharing)",
                            kind->valuestring);
         }
     }
@@ -376,4 +464,6 @@ void spec_free_job(job_spec *s)
     spec_free_interp(&s->interp);
     free(s->bounds.name);
     memset(&s->bounds, 0, sizeof s->bounds);
+    free(s->sharing.name);
+    memset(&s->sharing, 0, sizeof s->sharing);
 }

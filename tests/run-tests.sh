@@ -12,6 +12,7 @@ if [ "${1:-}" = "--sanitize" ]; then
   setup_args=(-Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized)
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  export VV_TEST_QUICK=1 # long experiment tests run smaller under the sanitizers
 fi
 if [ ! -f "$build/build.ninja" ]; then
   meson setup "$build" "${setup_args[@]}" >/dev/null

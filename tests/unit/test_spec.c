@@ -209,6 +209,35 @@ int main(void)
     CHECKF(all && nprops == nfields, "bounds_study schema properties (%d) = parser fields (%d)",
            nprops, nfields);
     cJSON_Delete(schema);
+    f = fopen(VV_SCHEMA_DIR "/neuron_sharing.schema.json", "rb");
+    n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = 0;
+    schema = cJSON_Parse(buf);
+    props = cJSON_GetObjectItem(schema, "properties");
+    nprops = cJSON_GetArraySize(props);
+    nfields = 0;
+    all = props != NULL;
+    for (const char *const *p = spec_sharing_fields; *p; p++, nfields++)
+        all &= cJSON_GetObjectItem(props, *p) != NULL;
+    CHECKF(all && nprops == nfields, "neuron_sharing schema properties (%d) = parser fields (%d)",
+           nprops, nfields);
+    cJSON_Delete(schema);
+    const char *nj = "{\"kind\":\"neuron_sharing\",\"mode\":\"adam\"}";
+    rc = spec_parse_job_text(nj, strlen(nj), &js, field, sizeof field);
+    CHECK(rc == VV_EINVAL && !strcmp(field, "/mode"), "neuron_sharing: an unknown mode");
+    spec_free_job(&js);
+    nj = "{\"kind\":\"neuron_sharing\",\"lr\":0}";
+    rc = spec_parse_job_text(nj, strlen(nj), &js, field, sizeof field);
+    CHECK(rc == VV_EINVAL && !strcmp(field, "/lr"), "neuron_sharing: lr must be positive");
+    spec_free_job(&js);
+    nj = "{\"kind\":\"neuron_sharing\",\"steps\":1000,\"mode\":\"none\"}";
+    rc = spec_parse_job_text(nj, strlen(nj), &js, field, sizeof field);
+    CHECK(rc == 0 && js.kind == JOB_SHARING && js.sharing.steps == 1000 && js.sharing.width == 100 &&
+              js.sharing.lr == 0.2 && js.sharing.reg == 5e-5 && js.sharing.n == 50,
+          "neuron_sharing: the paper's settings by default");
+    spec_free_job(&js);
     const char *bj = "{\"kind\":\"bounds_study\",\"figure\":\"fig4\",\"d\":3}";
     rc = spec_parse_job_text(bj, strlen(bj), &js, field, sizeof field);
     CHECK(rc == VV_EINVAL && !strcmp(field, "/d"), "bounds_study: d does not apply to fig4");
