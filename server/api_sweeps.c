@@ -439,7 +439,7 @@ enum MHD_Result api_sweep_resume(req *r, const char *id)
     /* For each point: its latest attempt, and whether it needs another. */
     int *attempt = calloc((size_t)pts.n + 1, sizeof *attempt);
     const char **was = calloc((size_t)pts.n + 1, sizeof *was);
-    int todo = 0;
+    int needed = 0;
     for (int p = 0; rc == 0 && p < pts.n; p++) {
         attempt_ref key = {pts.hashes[p], NULL, 0};
         attempt_ref *hit = bsearch(&key, lat, (size_t)nlat, sizeof *lat, cmp_ref_point);
@@ -449,11 +449,11 @@ enum MHD_Result api_sweep_resume(req *r, const char *id)
                     !strcmp(was[p], "STOPPED");
         if (!again)
             attempt[p] = -1;
-        todo += again;
+        needed += again;
     }
     int reserved = 0;
-    if (rc == 0 && todo > 0 && (rc = jobs_reserve(r->cfg->jobs, todo)) == 0)
-        reserved = todo;
+    if (rc == 0 && needed > 0 && (rc = jobs_reserve(r->cfg->jobs, needed)) == 0)
+        reserved = needed;
     cJSON *out = cJSON_CreateObject();
     cJSON_AddStringToObject(out, "id", id);
     cJSON *list = cJSON_AddArrayToObject(out, "requeued");

@@ -404,30 +404,6 @@ int spec_parse_lasso(const cJSON *root, lasso_spec *s, char *field, size_t field
     return 0;
 }
 
-int spec_parse_text(const char *text, size_t len, lasso_spec *out, char *field, size_t fieldsz)
-{
-    memset(out, 0, sizeof *out);
-    if (field && fieldsz)
-        field[0] = 0;
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-    if (!root) {
-        size_t off = end && end >= text ? (size_t)(end - text) : 0;
-        return vv_fail(VV_EJSON, "spec: malformed JSON near byte %zu", off);
-    }
-    for (const char *p = end; p && p < text + len; p++)
-        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r' && *p != 0) {
-            cJSON_Delete(root);
-            return vv_fail(VV_EJSON, "spec: unexpected text after the JSON value at byte %zu",
-                           (size_t)(p - text));
-        }
-    int rc = spec_parse_lasso(root, out, field, fieldsz);
-    cJSON_Delete(root);
-    if (rc < 0)
-        spec_free_lasso(out);
-    return rc;
-}
-
 static void free_file(spec_file *f)
 {
     free(f->path);

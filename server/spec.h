@@ -146,8 +146,6 @@ extern const char *const spec_sharing_fields[];
  * hold partial allocations: call spec_free_lasso either way. */
 int spec_parse_lasso(const cJSON *root, lasso_spec *out, char *field, size_t fieldsz);
 
-/* Parses a whole document (any supported kind; today "lasso"). */
-int spec_parse_text(const char *text, size_t len, lasso_spec *out, char *field, size_t fieldsz);
 
 /* The field names spec_parse_lasso accepts at the top level, NULL-ended
  * (for the schema consistency test). */

@@ -63,6 +63,33 @@ static int want_file(const cJSON *m, const char *ptr, spec_file *f, char *field,
     return fail_at(field, fsz, VV_ETYPE, ptr, "must be a path or {\"path\", \"tensor\"}", NULL);
 }
 
+/* The fields every experiment spec shares: refuses a key given twice, skips
+ * "kind", checks "device" and takes "name".  Returns 1 when m was one of
+ * them, 0 when the caller must handle it, or a negative vv_err. */
+static int common_field(const cJSON *root, const cJSON *m, const char *ptr, char **name,
+                        char *field, size_t fsz)
+{
+    for (const cJSON *o = root->child; o != m; o = o->next)
+        if (!strcmp(o->string, m->string))
+            return fail_at(field, fsz, VV_EINVAL, ptr, "appears twice", NULL);
+    if (!strcmp(m->string, "kind"))
+        return 1;
+    if (!strcmp(m->string, "device")) {
+        if (!cJSON_IsString(m) || (strcmp(m->valuestring, "cpu") && strcmp(m->valuestring, "auto")))
+            return fail_at(field, fsz, VV_EINVAL, ptr,
+                           "must be cpu or auto (no other device in this build)", NULL);
+        return 1;
+    }
+    if (!strcmp(m->string, "name")) {
+        if (!cJSON_IsString(m) || !m->valuestring[0])
+            return fail_at(field, fsz, VV_ETYPE, ptr, "must be a non-empty string", NULL);
+        free(*name);
+        *name = strdup(m->valuestring);
+        return *name ? 1 : vv_fail(VV_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
 static int parse_gen(const cJSON *g, interp_spec *s, char *field, size_t fsz)
 {
     if (!cJSON_IsObject(g))
@@ -130,22 +157,12 @@ int spec_parse_interp(const cJSON *root, interp_spec *s, char *field, size_t fsz
     for (const cJSON *m = root->child; m; m = m->next) {
         char ptr[160];
         snprintf(ptr, sizeof ptr, "/%s", m->string);
-        for (const cJSON *o = root->child; o != m; o = o->next)
-            if (!strcmp(o->string, m->string))
-                return fail_at(field, fsz, VV_EINVAL, ptr, "appears twice", NULL);
-        int rc = 0;
-        if (!strcmp(m->string, "kind") || !strcmp(m->string, "device")) {
-            if (!cJSON_IsString(m))
-                return fail_at(field, fsz, VV_ETYPE, ptr, "must be a string", NULL);
-            if (!strcmp(m->string, "device") && strcmp(m->valuestring, "cpu") &&
-                strcmp(m->valuestring, "auto"))
-                return fail_at(field, fsz, VV_EINVAL, ptr, "not available in this build: ",
-                               m->valuestring);
-        } else if (!strcmp(m->string, "name")) {
-            if (!cJSON_IsString(m) || !m->valuestring[0])
-                return fail_at(field, fsz, VV_ETYPE, ptr, "must be a non-empty string", NULL);
-            s->name = strdup(m->valuestring);
-        } else if (!strcmp(m->string, "phi"))
+        int rc = common_field(root, m, ptr, &s->name, field, fsz);
+        if (rc < 0)
+            return rc;
+        if (rc == 1)
+            continue;
+        if (!strcmp(m->string, "phi"))
             rc = want_file(m, ptr, &s->phi, field, fsz);
         else if (!strcmp(m->string, "psi"))
             rc = want_file(m, ptr, &s->psi, field, fsz);
@@ -239,23 +256,14 @@ int spec_parse_bounds(const cJSON *root, bounds_spec *s, char *field, size_t fsz
     for (const cJSON *m = root->child; m; m = m->next) {
         char ptr[160];
         snprintf(ptr, sizeof ptr, "/%s", m->string);
-        for (const cJSON *o = root->child; o != m; o = o->next)
-            if (!strcmp(o->string, m->string))
-                return fail_at(field, fsz, VV_EINVAL, ptr, "appears twice", NULL);
-        int rc = 0;
-        int64_t seed = 0;
+        int rc = common_field(root, m, ptr, &s->name, field, fsz);
+        if (rc < 0)
+            return rc;
         const char *key = m->string;
-        if (!strcmp(key, "kind") || !strcmp(key, "figure")) {
+        if (rc == 1 || !strcmp(key, "figure"))
             continue;
-        } else if (!strcmp(key, "device")) {
-            if (!cJSON_IsString(m) || (strcmp(m->valuestring, "cpu") && strcmp(m->valuestring, "auto")))
-                return fail_at(field, fsz, VV_EINVAL, ptr, "must be cpu or auto", NULL);
-        } else if (!strcmp(key, "name")) {
-            if (!cJSON_IsString(m) || !m->valuestring[0])
-                return fail_at(field, fsz, VV_ETYPE, ptr, "must be a non-empty string", NULL);
-            free(s->name);
-            s->name = strdup(m->valuestring);
-        } else if (!strcmp(key, "values")) {
+        int64_t seed = 0;
+        if (!strcmp(key, "values")) {
             if (!cJSON_IsArray(m) || cJSON_GetArraySize(m) < 1 || cJSON_GetArraySize(m) > 16)
                 return fail_at(field, fsz, VV_ETYPE, ptr, "must be an array of 1 to 16 integers",
                                NULL);
@@ -325,23 +333,14 @@ int spec_parse_sharing(const cJSON *root, sharing_spec *s, char *field, size_t f
     for (const cJSON *m = root->child; m; m = m->next) {
         char ptr[160];
         snprintf(ptr, sizeof ptr, "/%s", m->string);
-        for (const cJSON *o = root->child; o != m; o = o->next)
-            if (!strcmp(o->string, m->string))
-                return fail_at(field, fsz, VV_EINVAL, ptr, "appears twice", NULL);
-        const char *k = m->string;
-        int rc = 0;
-        int64_t v = 0;
-        if (!strcmp(k, "kind"))
+        int rc = common_field(root, m, ptr, &s->name, field, fsz);
+        if (rc < 0)
+            return rc;
+        if (rc == 1)
             continue;
-        if (!strcmp(k, "device")) {
-            if (!cJSON_IsString(m) || (strcmp(m->valuestring, "cpu") && strcmp(m->valuestring, "auto")))
-                return fail_at(field, fsz, VV_EINVAL, ptr, "must be cpu or auto", NULL);
-        } else if (!strcmp(k, "name")) {
-            if (!cJSON_IsString(m) || !m->valuestring[0])
-                return fail_at(field, fsz, VV_ETYPE, ptr, "must be a non-empty string", NULL);
-            free(s->name);
-            s->name = strdup(m->valuestring);
-        } else if (!strcmp(k, "mode")) {
+        const char *k = m->string;
+        int64_t v = 0;
+        if (!strcmp(k, "mode")) {
             if (!cJSON_IsString(m))
                 return fail_at(field, fsz, VV_ETYPE, ptr, "must be a string", NULL);
             if ((rc = vv_shallow_mode_parse(m->valuestring)) < 0)

@@ -6,9 +6,39 @@
 
 #include <string.h>
 
+/* Parses a lasso spec: *s receives the lasso part of the parsed job. */
 static int parse(const char *json, lasso_spec *s, char *field)
 {
-    return spec_parse_text(json, strlen(json), s, field, 256);
+    job_spec j;
+    int rc = spec_parse_job_text(json, strlen(json), &j, field, 256);
+    *s = j.lasso;
+    memset(&j.lasso, 0, sizeof j.lasso);
+    spec_free_job(&j);
+    return rc;
+}
+
+/* The schema file lists exactly the fields the parser accepts. */
+static void check_schema(const char *file, const char *const *fields)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", VV_SCHEMA_DIR, file);
+    FILE *f = fopen(path, "rb");
+    static char buf[1 << 16];
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = 0;
+    cJSON *schema = cJSON_Parse(buf);
+    cJSON *props = cJSON_GetObjectItem(schema, "properties");
+    int nprops = cJSON_GetArraySize(props), nfields = 0, all = props != NULL;
+    for (const char *const *p = fields; *p; p++, nfields++)
+        if (!cJSON_GetObjectItem(props, *p)) {
+            all = 0;
+            printf("# field %s missing from %s\n", *p, file);
+        }
+    CHECKF(all && nprops == nfields, "%s: schema properties (%d) = parser fields (%d)", file,
+           nprops, nfields);
+    cJSON_Delete(schema);
 }
 
 int main(void)
@@ -156,7 +186,11 @@ int main(void)
         spec_free_job(&js);
     }
 
-    /* The schema lists exactly the fields the parser accepts. */
+    /* The schemas list exactly the fields the parsers accept. */
+    check_schema("lasso.schema.json", spec_lasso_fields);
+    check_schema("interpolate.schema.json", spec_interp_fields);
+    check_schema("bounds_study.schema.json", spec_bounds_fields);
+    check_schema("neuron_sharing.schema.json", spec_sharing_fields);
     FILE *f = fopen(VV_SCHEMA_DIR "/lasso.schema.json", "rb");
     static char buf[1 << 16];
     size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
@@ -165,64 +199,10 @@ int main(void)
     buf[n] = 0;
     cJSON *schema = cJSON_Parse(buf);
     cJSON *props = cJSON_GetObjectItem(schema, "properties");
-    CHECK(props != NULL, "schema/lasso.schema.json parses");
-    int nprops = cJSON_GetArraySize(props), nfields = 0, all = 1;
-    for (const char *const *p = spec_lasso_fields; *p; p++, nfields++)
-        if (!cJSON_GetObjectItem(props, *p)) {
-            all = 0;
-            printf("# field %s missing from the schema\n", *p);
-        }
-    CHECKF(all && nprops == nfields, "schema properties (%d) = parser fields (%d)", nprops,
-           nfields);
     cJSON *solver = cJSON_GetObjectItem(cJSON_GetObjectItem(props, "solver"), "enum"), *e;
     int solvers_ok = cJSON_GetArraySize(solver) == 4;
     cJSON_ArrayForEach(e, solver) solvers_ok &= vv_solver_from_name(e->valuestring) >= 0;
     CHECK(solvers_ok, "schema solver names are the library's");
-    cJSON_Delete(schema);
-    f = fopen(VV_SCHEMA_DIR "/interpolate.schema.json", "rb");
-    n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f)
-        fclose(f);
-    buf[n] = 0;
-    schema = cJSON_Parse(buf);
-    props = cJSON_GetObjectItem(schema, "properties");
-    nprops = cJSON_GetArraySize(props);
-    nfields = 0;
-    all = props != NULL;
-    for (const char *const *p = spec_interp_fields; *p; p++, nfields++)
-        all &= cJSON_GetObjectItem(props, *p) != NULL;
-    CHECKF(all && nprops == nfields, "interpolate schema properties (%d) = parser fields (%d)",
-           nprops, nfields);
-    cJSON_Delete(schema);
-    f = fopen(VV_SCHEMA_DIR "/bounds_study.schema.json", "rb");
-    n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f)
-        fclose(f);
-    buf[n] = 0;
-    schema = cJSON_Parse(buf);
-    props = cJSON_GetObjectItem(schema, "properties");
-    nprops = cJSON_GetArraySize(props);
-    nfields = 0;
-    all = props != NULL;
-    for (const char *const *p = spec_bounds_fields; *p; p++, nfields++)
-        all &= cJSON_GetObjectItem(props, *p) != NULL;
-    CHECKF(all && nprops == nfields, "bounds_study schema properties (%d) = parser fields (%d)",
-           nprops, nfields);
-    cJSON_Delete(schema);
-    f = fopen(VV_SCHEMA_DIR "/neuron_sharing.schema.json", "rb");
-    n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f)
-        fclose(f);
-    buf[n] = 0;
-    schema = cJSON_Parse(buf);
-    props = cJSON_GetObjectItem(schema, "properties");
-    nprops = cJSON_GetArraySize(props);
-    nfields = 0;
-    all = props != NULL;
-    for (const char *const *p = spec_sharing_fields; *p; p++, nfields++)
-        all &= cJSON_GetObjectItem(props, *p) != NULL;
-    CHECKF(all && nprops == nfields, "neuron_sharing schema properties (%d) = parser fields (%d)",
-           nprops, nfields);
     cJSON_Delete(schema);
     const char *nj = "{\"kind\":\"neuron_sharing\",\"mode\":\"adam\"}";
     rc = spec_parse_job_text(nj, strlen(nj), &js, field, sizeof field);
