@@ -1,6 +1,7 @@
 /* test_npy.c - .npy reading and writing: round trips, hand-built headers
  * (Fortran order, versions 2.0 and 3.0), every malformed case, truncation
  * at every byte, and files written by numpy itself. */
+#include "file_util.h"
 #include "tap.h"
 #include "vv/array.h"
 #include "vv/err.h"
@@ -10,44 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#ifndef VV_FIXTURES
-#define VV_FIXTURES "tests/fixtures"
-#endif
-
-static char tmpdir[256];
-
-/* A per-process temporary path for name. */
-static void tp(char *buf, size_t cap, const char *name)
-{
-    snprintf(buf, cap, "%s/vv_npy_%d_%s", tmpdir, (int)getpid(), name);
-}
-
-static int write_bytes(const char *path, const void *p, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return -1;
-    size_t w = fwrite(p, 1, n, f);
-    return fclose(f) == 0 && w == n ? 0 : -1;
-}
-
-static unsigned char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *p = malloc(len > 0 ? (size_t)len : 1);
-    if (p && fread(p, 1, (size_t)len, f) != (size_t)len) {
-        free(p);
-        p = NULL;
-    }
-    fclose(f);
-    *n = (size_t)len;
-    return p;
-}
+static void tp(char *buf, size_t cap, const char *name) { tmp_path(buf, cap, "npy", name); }
 
 /* Builds a .npy file by hand: version major.0, the given dict text padded
  * with spaces so the data starts at a multiple of 16, then '\n' and data. */

@@ -2,6 +2,7 @@
  * layout and dtype, NaN/Inf located by row and column, range and open
  * errors, a file shrinking under an open source, bounded resident memory,
  * and callback and memory sources. */
+#include "file_util.h"
 #include "tap.h"
 #include "vv/array.h"
 #include "vv/err.h"
@@ -11,16 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#ifndef VV_FIXTURES
-#define VV_FIXTURES "tests/fixtures"
-#endif
-
-static char tmpdir[256];
-
-static void tp(char *buf, size_t cap, const char *name)
-{
-    snprintf(buf, cap, "%s/vv_rows_%d_%s", tmpdir, (int)getpid(), name);
-}
+static void tp(char *buf, size_t cap, const char *name) { tmp_path(buf, cap, "rows", name); }
 
 /* Writes a .npy file by hand (header padded to 64 bytes) with n bytes of
  * data, in Fortran order when fortran is set. */

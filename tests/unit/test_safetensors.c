@@ -2,6 +2,7 @@
  * trips of every dtype and rank, F16/BF16 decoding from hand-built bits,
  * every malformed header, truncation at every byte, and a fixture written
  * independently in Python. */
+#include "file_util.h"
 #include "tap.h"
 #include "vv/array.h"
 #include "vv/err.h"
@@ -10,43 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#ifndef VV_FIXTURES
-#define VV_FIXTURES "tests/fixtures"
-#endif
-
-static char tmpdir[256];
-
-static void tp(char *buf, size_t cap, const char *name)
-{
-    snprintf(buf, cap, "%s/vv_st_%d_%s", tmpdir, (int)getpid(), name);
-}
-
-static int write_bytes(const char *path, const void *p, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return -1;
-    size_t w = fwrite(p, 1, n, f);
-    return fclose(f) == 0 && w == n ? 0 : -1;
-}
-
-static unsigned char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *p = malloc(len > 0 ? (size_t)len : 1);
-    if (p && fread(p, 1, (size_t)len, f) != (size_t)len) {
-        free(p);
-        p = NULL;
-    }
-    fclose(f);
-    *n = (size_t)len;
-    return p;
-}
+static void tp(char *buf, size_t cap, const char *name) { tmp_path(buf, cap, "st", name); }
 
 /* Writes a .safetensors file by hand: the 8-byte length, json exactly as
  * given (no padding) and n bytes of data. */
