@@ -294,6 +294,12 @@ static void *compute_main(void *arg)
 
 /* ---- The writer ------------------------------------------------------------ */
 
+/* The static name of an event type (metric, state or log). */
+static const char *static_type(const char *t)
+{
+    return !strcmp(t, "metric") ? "metric" : !strcmp(t, "state") ? "state" : "log";
+}
+
 static void flush_once(jobs *j)
 {
     pthread_mutex_lock(&j->mu);
@@ -314,7 +320,9 @@ static void flush_once(jobs *j)
             }
             for (int i = 0; i < nev; i++) {
                 event *e = &l->ev[from - l->base + i];
-                rows[i] = (event_row){e->seq, e->type, e->data};
+                /* The rows outlive the lock: nothing may point into l->ev, which the
+                 * compute thread may move (realloc) meanwhile; data has its own block. */
+                rows[i] = (event_row){e->seq, static_type(e->type), e->data};
                 for (int k = 0; k < e->nkeys; k++)
                     ms[nm++] = (metric_row){e->step, e->keys[k], e->values[k], e->time};
             }

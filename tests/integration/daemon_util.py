@@ -304,6 +304,10 @@ class Daemon:
         return self
 
     def __exit__(self, *exc):
+        # A daemon that died on its own (a crash, a sanitizer report) shows its log.
+        if self.proc is not None and self.proc.poll() is not None and self.proc.returncode != 0:
+            for line in self.log_tail().splitlines():
+                print("# daemon: " + line)
         self.close()
         return False
 
