@@ -127,6 +127,12 @@ static int get_file(pctx *c, const cJSON *j, const char *ptr, spec_file *out)
     return 0;
 }
 
+int spec_parse_file(const cJSON *j, const char *ptr, spec_file *out, char *field, size_t fieldsz)
+{
+    pctx c = {field, fieldsz};
+    return get_file(&c, j, ptr, out);
+}
+
 /* A non-empty array of finite numbers, each > 0 when positive. */
 static int get_numbers(pctx *c, const cJSON *j, const char *ptr, int positive, double **out,
                        int64_t *n)

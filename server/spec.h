@@ -140,6 +140,10 @@ extern const char *const spec_bounds_fields[];
 int spec_parse_sharing(const cJSON *root, sharing_spec *out, char *field, size_t fieldsz);
 extern const char *const spec_sharing_fields[];
 
+/* A file reference, "path" or {"path", "tensor"}, at JSON pointer ptr
+ * (shared by every kind); out must start zeroed. */
+int spec_parse_file(const cJSON *j, const char *ptr, spec_file *out, char *field, size_t fieldsz);
+
 /* Parses a spec of kind "lasso".  On failure returns a negative vv_err,
  * with vv_err_detail() describing the problem and field receiving the JSON
  * pointer of the offending input ("" for the whole document); *out may then

@@ -34,35 +34,6 @@ static int want_int(const cJSON *m, const char *ptr, int64_t lo, int64_t hi, int
     return 0;
 }
 
-/* A file reference, as in lasso specs. */
-static int want_file(const cJSON *m, const char *ptr, spec_file *f, char *field, size_t fsz)
-{
-    if (cJSON_IsString(m) && m->valuestring[0]) {
-        f->path = strdup(m->valuestring);
-        return 0;
-    }
-    if (cJSON_IsObject(m)) {
-        for (const cJSON *c = m->child; c; c = c->next) {
-            char sub[160];
-            snprintf(sub, sizeof sub, "%s/%s", ptr, c->string);
-            if (strcmp(c->string, "path") && strcmp(c->string, "tensor"))
-                return fail_at(field, fsz, VV_EUNKNOWN, sub, "unknown field (allowed: path, tensor)",
-                               NULL);
-            if (!cJSON_IsString(c) || !c->valuestring[0])
-                return fail_at(field, fsz, VV_ETYPE, sub, "must be a non-empty string", NULL);
-            char **dst = !strcmp(c->string, "path") ? &f->path : &f->tensor;
-            free(*dst);
-            *dst = strdup(c->valuestring);
-        }
-        if (f->path)
-            return 0;
-        char sub[160];
-        snprintf(sub, sizeof sub, "%s/path", ptr);
-        return fail_at(field, fsz, VV_EMISSING, sub, "is required", NULL);
-    }
-    return fail_at(field, fsz, VV_ETYPE, ptr, "must be a path or {\"path\", \"tensor\"}", NULL);
-}
-
 /* The fields every experiment spec shares: refuses a key given twice, skips
  * "kind", checks "device" and takes "name".  Returns 1 when m was one of
  * them, 0 when the caller must handle it, or a negative vv_err. */
@@ -163,9 +134,9 @@ int spec_parse_interp(const cJSON *root, interp_spec *s, char *field, size_t fsz
         if (rc == 1)
             continue;
         if (!strcmp(m->string, "phi"))
-            rc = want_file(m, ptr, &s->phi, field, fsz);
+            rc = spec_parse_file(m, ptr, &s->phi, field, fsz);
         else if (!strcmp(m->string, "psi"))
-            rc = want_file(m, ptr, &s->psi, field, fsz);
+            rc = spec_parse_file(m, ptr, &s->psi, field, fsz);
         else if (!strcmp(m->string, "generate"))
             rc = parse_gen(m, s, field, fsz);
         else if (!strcmp(m->string, "tol")) {
