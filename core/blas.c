@@ -15,6 +15,8 @@ enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112, UPPER = 121 };
 static struct {
     void (*dgemm)(int, int, int, int, int, int, double, const double *, int, const double *, int,
                   double, double *, int);
+    void (*sgemm)(int, int, int, int, int, int, float, const float *, int, const float *, int,
+                  float, float *, int);
     void (*dsyrk)(int, int, int, int, int, double, const double *, int, double, double *, int);
     void (*dpotrf)(const char *, const int *, double *, const int *, int *);
     void (*dpotrs)(const char *, const int *, const int *, const double *, const int *, double *,
@@ -59,6 +61,7 @@ static void load(void)
         }                                                                                          \
     } while (0)
     SYM(dgemm, "cblas_dgemm");
+    SYM(sgemm, "cblas_sgemm");
     SYM(dsyrk, "cblas_dsyrk");
     SYM(dpotrf, "dpotrf_");
     SYM(dpotrs, "dpotrs_");
@@ -91,6 +94,14 @@ void vv_dgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha, con
 {
     need();
     fn.dgemm(ROW_MAJOR, ta ? TRANS : NO_TRANS, tb ? TRANS : NO_TRANS, (int)m, (int)n, (int)k,
+             alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
+}
+
+void vv_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+              int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
+{
+    need();
+    fn.sgemm(ROW_MAJOR, ta ? TRANS : NO_TRANS, tb ? TRANS : NO_TRANS, (int)m, (int)n, (int)k,
              alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
 }
 

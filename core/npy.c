@@ -252,13 +252,16 @@ static int descr_dtype(const char *path, const char *descr, vv_dtype *t)
     return 0;
 }
 
-int vv__npy_probe(const char *path, int fd, uint64_t fsize, vv__tinfo *ti)
+/* Reads and parses the header of the open .npy file fd (size fsize) into *h
+ * and sets *data_off_out to the offset of the first element; the dtype and the
+ * rank are left to the caller to check. */
+static int read_header(const char *path, int fd, uint64_t fsize, npy_header *h,
+                       uint64_t *data_off_out)
 {
     unsigned char pre[12];
     size_t npre = fsize < sizeof pre ? (size_t)fsize : sizeof pre;
     int rc;
 
-    memset(ti, 0, sizeof *ti);
     if ((rc = vv__pread_full(path, fd, pre, npre, 0)) < 0)
         return rc;
     if (npre < 6 || memcmp(pre, npy_magic, 6) != 0) {
@@ -294,14 +297,25 @@ int vv__npy_probe(const char *path, int fd, uint64_t fsize, vv__tinfo *ti)
     if (!text)
         return vv_fail(VV_ENOMEM, "%s: out of memory for a %" PRIu64 "-byte header", path, hlen);
     rc = vv__pread_full(path, fd, text, hlen, 8 + lenbytes);
-    npy_header h;
-    memset(&h, 0, sizeof h);
+    memset(h, 0, sizeof *h);
     if (rc == 0)
-        rc = parse_dict(path, text, hlen, &h);
+        rc = parse_dict(path, text, hlen, h);
     free(text);
     if (rc < 0)
         return rc;
+    *data_off_out = data_off;
+    return 0;
+}
 
+int vv__npy_probe(const char *path, int fd, uint64_t fsize, vv__tinfo *ti)
+{
+    npy_header h;
+    uint64_t data_off;
+    int rc;
+
+    memset(ti, 0, sizeof *ti);
+    if ((rc = read_header(path, fd, fsize, &h, &data_off)) < 0)
+        return rc;
     if ((rc = descr_dtype(path, h.descr, &ti->dtype)) < 0)
         return rc;
     if (h.ndim < 1 || h.ndim > 2)
@@ -391,6 +405,115 @@ int vv_npy_read(const char *path, vv_array *out)
     rc = 0;
 done:
     free(tmp);
+    free(data);
+    close(fd);
+    return rc;
+}
+
+/* Parses a numpy dtype string of a plain number ("|u1", "<f4", "<i8", ...)
+ * into its kind and item size. */
+static int raw_descr(const char *path, const char *descr, char *kind, int *itemsize)
+{
+    char order = descr[0];
+    const char *k = descr + 1;
+    if (order != '<' && order != '|' && order != '=')
+        return order == '>' ? vv_fail(VV_EDTYPE,
+                                      "%s: big-endian dtype '%s' is not supported; save it "
+                                      "little-endian (e.g. a.astype('<%s'))",
+                                      path, descr, descr + 1)
+                            : vv_fail(VV_EDTYPE, "%s: unsupported dtype '%s'", path, descr);
+    int size = 0;
+    if (k[0] && k[1] && !k[2])
+        size = k[1] - '0';
+    int ok = size == 1 || size == 2 || size == 4 || size == 8;
+    if (k[0] == 'b')
+        ok = size == 1;
+    else if (k[0] == 'f')
+        ok = size == 2 || size == 4 || size == 8;
+    else if (k[0] != 'i' && k[0] != 'u')
+        ok = 0;
+    if (!ok || (order == '|' && size != 1))
+        return vv_fail(VV_EDTYPE,
+                       "%s: unsupported dtype '%s'; need a little-endian bool, integer or float",
+                       path, descr);
+    *kind = k[0];
+    *itemsize = size;
+    return 0;
+}
+
+void vv_npy_raw_free(vv_npy_raw *r)
+{
+    if (!r)
+        return;
+    free(r->data);
+    memset(r, 0, sizeof *r);
+}
+
+int vv_npy_read_raw(const char *path, vv_npy_raw *out)
+{
+    int fd, rc;
+    uint64_t fsize, data_off;
+    npy_header h;
+    void *data = NULL;
+
+    if (!out)
+        return vv_fail(VV_EINVAL, "%s: vv_npy_read_raw: out is NULL", path ? path : "(null)");
+    memset(out, 0, sizeof *out);
+    if (!path)
+        return vv_fail(VV_EINVAL, "vv_npy_read_raw: path is NULL");
+    if ((rc = vv__open_ro(path, &fd, &fsize)) < 0)
+        return rc;
+    if ((rc = read_header(path, fd, fsize, &h, &data_off)) < 0)
+        goto done;
+    if ((rc = raw_descr(path, h.descr, &out->kind, &out->itemsize)) < 0)
+        goto done;
+    if (h.ndim > VV_NPY_MAX_DIMS) {
+        rc = vv_fail(VV_ESHAPE, "%s: .npy array is %d-D; at most %d dimensions are supported",
+                     path, h.ndim, VV_NPY_MAX_DIMS);
+        goto done;
+    }
+    if (h.fortran && h.ndim > 1) {
+        rc = vv_fail(VV_EFORMAT,
+                     "%s: Fortran-order %d-D arrays are not supported here; save it in C order "
+                     "(np.ascontiguousarray)",
+                     path, h.ndim);
+        goto done;
+    }
+    uint64_t nbytes = (uint64_t)out->itemsize;
+    for (int i = 0; i < h.ndim; i++)
+        if (__builtin_mul_overflow(nbytes, (uint64_t)h.dims[i], &nbytes) ||
+            nbytes > (uint64_t)INT64_MAX) {
+            rc = vv_fail(VV_EFORMAT, "%s: .npy shape overflows", path);
+            goto done;
+        }
+    uint64_t avail = fsize - data_off;
+    if (avail != nbytes) {
+        rc = vv_fail(VV_EFORMAT,
+                     "%s: %s: the header describes %" PRIu64 " bytes of data but %" PRIu64
+                     " follow",
+                     path, avail < nbytes ? "truncated" : "trailing data", nbytes, avail);
+        goto done;
+    }
+    if (nbytes > SIZE_MAX - 1 || !(data = malloc(nbytes ? nbytes : 1))) {
+        rc = vv_fail(VV_ENOMEM, "%s: out of memory for %" PRIu64 " bytes of data", path, nbytes);
+        goto done;
+    }
+    if ((rc = vv__pread_full(path, fd, data, nbytes, data_off)) < 0)
+        goto done;
+    /* raw_descr accepted at most three characters. */
+    memcpy(out->descr, h.descr, sizeof out->descr - 1);
+    out->descr[sizeof out->descr - 1] = 0;
+    out->ndim = h.ndim;
+    for (int i = 0; i < h.ndim; i++)
+        out->shape[i] = h.dims[i];
+    out->data = data;
+    data = NULL;
+    rc = 0;
+done:
+    if (rc < 0) {
+        out->kind = 0;
+        out->itemsize = 0;
+    }
     free(data);
     close(fd);
     return rc;

@@ -42,7 +42,7 @@ typedef struct {
     vv_dtype dtype; /* 0 when unsupported */
     size_t esz;
     int ndim;
-    int64_t shape[2]; /* the first two dimensions */
+    int64_t shape[VV_ST_MAXDIM]; /* the first VV_ST_MAXDIM dimensions */
     uint64_t begin, end;
 } st_entry;
 
@@ -125,7 +125,7 @@ static int parse_entry(const char *path, const cJSON *item, uint64_t data_size, 
                            path, name);
         if (__builtin_mul_overflow(nelem, d, &nelem))
             return vv_fail(VV_EFORMAT, "%s: tensor '%s': shape overflows", path, name);
-        if (e->ndim < 2)
+        if (e->ndim < VV_ST_MAXDIM)
             e->shape[e->ndim] = (int64_t)d;
         e->ndim++;
     }
@@ -415,6 +415,90 @@ done:
     free(data);
     close(fd);
     return rc;
+}
+
+int vv_safetensors_load_f32(const char *path, vv_st_f32 **out, int *count)
+{
+    int fd, rc;
+    uint64_t fsize;
+    st_header h;
+    vv_st_f32 *t = NULL;
+    void *raw = NULL;
+
+    *out = NULL;
+    *count = 0;
+    if ((rc = vv__open_ro(path, &fd, &fsize)) < 0)
+        return rc;
+    if ((rc = header_read(path, fd, fsize, &h)) < 0) {
+        close(fd);
+        return rc;
+    }
+    if (!(t = calloc((size_t)(h.n ? h.n : 1), sizeof *t))) {
+        rc = vv_fail(VV_ENOMEM, "%s: out of memory", path);
+        goto done;
+    }
+    for (int i = 0; i < h.n; i++) {
+        const st_entry *e = &h.e[i];
+        if (!e->dtype) {
+            rc = vv_fail(VV_EDTYPE, "%s: tensor '%s' has dtype %s; need F32, F64, F16, BF16 or I64",
+                         path, e->name, e->dtype_name);
+            goto done;
+        }
+        if (e->ndim > VV_ST_MAXDIM) {
+            rc = vv_fail(VV_ESHAPE, "%s: tensor '%s' is %d-D; at most %d dimensions are supported",
+                         path, e->name, e->ndim, VV_ST_MAXDIM);
+            goto done;
+        }
+        size_t nelem = (size_t)((e->end - e->begin) / e->esz);
+        t[i].ndim = e->ndim;
+        t[i].numel = (int64_t)nelem;
+        for (int d = 0; d < e->ndim; d++)
+            t[i].shape[d] = e->shape[d];
+        if (!(t[i].name = strdup(e->name)) || !(raw = malloc(e->end - e->begin + 1)) ||
+            !(t[i].data = malloc(nelem ? nelem * sizeof(float) : 1))) {
+            rc = vv_fail(VV_ENOMEM, "%s: out of memory for tensor '%s'", path, e->name);
+            goto done;
+        }
+        *count = i + 1;
+        if ((rc = vv__pread_full(path, fd, raw, e->end - e->begin, h.data_off + e->begin)) < 0)
+            goto done;
+        float *d = t[i].data;
+        for (size_t j = 0; j < nelem; j++) {
+            const unsigned char *p = (const unsigned char *)raw + j * e->esz;
+            switch (e->dtype) {
+            case VV_F32: memcpy(&d[j], p, 4); break;
+            case VV_F64: { double v; memcpy(&v, p, 8); d[j] = (float)v; break; }
+            case VV_F16: { uint16_t v; memcpy(&v, p, 2); d[j] = vv__f16_to_f32(v); break; }
+            case VV_BF16: { uint16_t v; memcpy(&v, p, 2); d[j] = vv__bf16_to_f32(v); break; }
+            case VV_I64: { int64_t v; memcpy(&v, p, 8); d[j] = (float)v; break; }
+            }
+        }
+        free(raw);
+        raw = NULL;
+    }
+    *count = h.n;
+    *out = t;
+    t = NULL;
+done:
+    if (t)
+        vv_st_f32_free(t, *count);
+    if (rc < 0)
+        *count = 0;
+    free(raw);
+    header_free(&h);
+    close(fd);
+    return rc;
+}
+
+void vv_st_f32_free(vv_st_f32 *t, int count)
+{
+    if (!t)
+        return;
+    for (int i = 0; i < count; i++) {
+        free(t[i].name);
+        free(t[i].data);
+    }
+    free(t);
 }
 
 int vv_safetensors_names(const char *path, char ***names, int *count)

@@ -49,11 +49,48 @@ int vv_npy_read(const char *path, vv_array *out);
 int vv_npy_write(const char *path, vv_dtype dtype, int ndim, const int64_t *shape,
                  const void *data);
 
+/* A .npy array of any plain numeric dtype and rank, as stored: what the
+ * data-set readers need (uint8 images of 3 or 4 dimensions, integer labels
+ * of any width), which vv_npy_read does not take. */
+#define VV_NPY_MAX_DIMS 8
+typedef struct vv_npy_raw {
+    char descr[8]; /* the dtype as numpy writes it: "|u1", "<f4", "<i8", ... */
+    char kind;     /* 'b' (bool), 'i' (signed), 'u' (unsigned) or 'f' (float) */
+    int itemsize;  /* 1, 2, 4 or 8 bytes */
+    int ndim;      /* 0 .. VV_NPY_MAX_DIMS */
+    int64_t shape[VV_NPY_MAX_DIMS];
+    void *data; /* C order, little-endian elements; owned (malloc) */
+} vv_npy_raw;
+
+/* Reads a whole .npy file of a little-endian bool, integer or float dtype
+ * and up to VV_NPY_MAX_DIMS dimensions (C order, or Fortran order when
+ * 1-D) into *out, with the same header and size checks as vv_npy_read.
+ * On failure *out is zeroed. */
+int vv_npy_read_raw(const char *path, vv_npy_raw *out);
+/* Frees data and zeroes the struct; accepts NULL. */
+void vv_npy_raw_free(vv_npy_raw *r);
+
 /* Reads one tensor of a .safetensors file.  name may be NULL when the file
  * holds exactly one tensor.  F32 and F64 keep their dtype, F16 and BF16
  * are converted to F32.  ndim must be 1 or 2 (a 0-d or >2-d tensor is a
  * VV_ESHAPE error).  On failure *out is zeroed. */
 int vv_safetensors_read(const char *path, const char *name, vv_array *out);
+
+/* Every tensor of a .safetensors file, of any rank up to VV_ST_MAXDIM,
+ * converted to float32 (from F32, F64, F16, BF16 or I64), in data-offset
+ * order.  *out is an array of *count tensors owned by the caller
+ * (vv_st_f32_free).  Fails like vv_safetensors_read, and with VV_ESHAPE for
+ * a tensor of more dimensions. */
+#define VV_ST_MAXDIM 8
+typedef struct vv_st_f32 {
+    char *name;
+    int ndim;
+    int64_t shape[VV_ST_MAXDIM];
+    int64_t numel;
+    float *data;
+} vv_st_f32;
+int vv_safetensors_load_f32(const char *path, vv_st_f32 **out, int *count);
+void vv_st_f32_free(vv_st_f32 *t, int count);
 
 /* Lists the tensor names of a .safetensors file (sorted by data offset).
  * *names is an array of *count malloc'd strings; free with

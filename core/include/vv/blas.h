@@ -23,6 +23,10 @@ int vv_blas_load(const char *coretype);
 void vv_dgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha, const double *a,
               int64_t lda, const double *b, int64_t ldb, double beta, double *c, int64_t ldc);
 
+/* The same in float32 (the model runtime's forward pass). */
+void vv_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+              int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+
 /* C (n x n, row-major, upper triangle) += alpha A^T A, A k x n (cblas_dsyrk). */
 void vv_dsyrk_t(int64_t n, int64_t k, double alpha, const double *a, int64_t lda, double *c);
 

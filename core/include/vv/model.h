@@ -1,0 +1,167 @@
+/* vv/model.h - sequential networks: layers, parameters, forward pass.
+ *
+ * A model is a list of layers applied in order to a batch of N samples of
+ * shape C x H x W (float32, NCHW, like PyTorch).  Layers with parameters
+ * carry the PyTorch state_dict prefix of their module ("features.0",
+ * "classifier.6"), so a model's weights load from a .safetensors export of
+ * its state_dict: "<name>.weight", "<name>.bias", and for batch norm
+ * "<name>.running_mean" / "<name>.running_var" ("num_batches_tracked" is
+ * ignored).  The forward pass is eval mode: dropout is the identity and
+ * batch norm uses its running statistics.
+ *
+ * Building: vv_model_init, vv_model_add for each layer, vv_model_finish
+ * (which derives every layer's shapes, checks them and allocates the
+ * parameters).  A finished model is read-only during vv_model_forward, so
+ * several threads may run forward passes on one model at once.
+ */
+#ifndef VV_MODEL_H
+#define VV_MODEL_H
+
+#include "vv/err.h"
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    VV_LAYER_CONV2D = 1,
+    VV_LAYER_BATCHNORM2D,
+    VV_LAYER_RELU,
+    VV_LAYER_MAXPOOL2D,
+    VV_LAYER_AVGPOOL2D,
+    VV_LAYER_ADAPTIVE_AVGPOOL2D,
+    VV_LAYER_FLATTEN,
+    VV_LAYER_LINEAR,
+    VV_LAYER_DROPOUT,
+} vv_layer_type;
+
+/* "conv2d", "batchnorm2d", ...; NULL for an unknown type. */
+const char *vv_layer_type_name(vv_layer_type t);
+/* 0 for an unknown name. */
+vv_layer_type vv_layer_type_from_name(const char *name);
+
+typedef struct vv_layer {
+    vv_layer_type type;
+    char name[64]; /* state_dict prefix; "" for layers without parameters */
+    /* Hyper-parameters.  conv2d: in_ch -> out_ch, kernel, stride, pad, bias.
+     * linear: in_ch = in_features, out_ch = out_features, bias.
+     * batchnorm2d: in_ch = out_ch = channels, eps.  Pools: kernel, stride,
+     * pad (stride 0 = kernel).  adaptive_avgpool2d: out_h x out_w.
+     * dropout: p (unused at eval). */
+    int in_ch, out_ch, kernel, stride, pad, bias;
+    int out_h, out_w;
+    float eps, p;
+    /* Derived by vv_model_finish: per-sample input and output shapes
+     * (a flat vector is C x 1 x 1). */
+    int c, h, w, oc, oh, ow;
+    /* Parameters (float32, owned by the model; NULL when the layer has none).
+     * conv2d weight: out x in x k x k; linear weight: out x in. */
+    float *weight, *bias_v, *running_mean, *running_var;
+} vv_layer;
+
+typedef struct vv_model {
+    int in_c, in_h, in_w; /* per-sample input shape */
+    int n;                /* layers */
+    vv_layer *layers;
+    int cap;
+    int finished;
+} vv_model;
+
+/* Starts an empty model for inputs of c x h x w.  Free with vv_model_free. */
+void vv_model_init(vv_model *m, int c, int h, int w);
+
+/* Appends a copy of *l (only its type, name and hyper-parameters are read).
+ * VV_ENOMEM on allocation failure. */
+int vv_model_add(vv_model *m, const vv_layer *l);
+
+/* Derives the shapes, checks them and allocates zeroed parameters (batch
+ * norm: weight 1, running_var 1).  Fails with VV_ESHAPE naming the layer
+ * (its name, or its index and type) when a layer does not fit its input:
+ * a linear layer whose in_features differ from the flattened input, a conv
+ * whose in_channels differ, a kernel larger than the padded input, two
+ * layers with one name, and so on. */
+int vv_model_finish(vv_model *m);
+
+/* Frees the layers and parameters; accepts NULL. */
+void vv_model_free(vv_model *m);
+
+/* Index of the layer with this name, or -1. */
+int vv_model_find(const vv_model *m, const char *name);
+
+/* Per-sample output size of layer i (oc * oh * ow); i = -1: the input. */
+int64_t vv_model_size(const vv_model *m, int i);
+
+/* Parameters (weights, biases, batch-norm affine) and multiply-adds per
+ * sample of a forward pass. */
+int64_t vv_model_params(const vv_model *m);
+int64_t vv_model_macs(const vv_model *m);
+/* Bytes of parameter memory (float32 weights plus batch-norm statistics). */
+int64_t vv_model_bytes(const vv_model *m);
+
+/* PyTorch's default initialisation from a seed: conv and linear weights and
+ * biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (kaiming_uniform with a =
+ * sqrt(5)), batch norm weight 1, bias 0, mean 0, var 1. */
+void vv_model_init_params(vv_model *m, uint64_t seed);
+
+/* Loads every parameter from a .safetensors state_dict.  Fails with
+ * VV_EINVAL naming a missing tensor, VV_ESHAPE naming a tensor whose shape
+ * differs from the spec's (with both shapes), and VV_EINVAL naming a tensor
+ * of the file that the spec has no place for.  F32, F64, F16 and BF16 are
+ * accepted.  On failure the parameters are unspecified. */
+int vv_model_load(vv_model *m, const char *path);
+
+/* Writes the parameters as a .safetensors state_dict (float32, PyTorch's
+ * names and shapes; batch norm adds num_batches_tracked = 0). */
+int vv_model_save(const vv_model *m, const char *path);
+
+/* Runs layers [from, to) on x (n samples of layer from's input shape) and
+ * writes layer to-1's output to y (n x vv_model_size(m, to - 1)).  x and y
+ * may not overlap.  Thread-safe on a finished model.  Fails with VV_ENOMEM
+ * or VV_EINVAL (bad range).  Batches are processed in groups that keep the
+ * scratch memory near 64 MiB per call. */
+int vv_model_forward(const vv_model *m, int from, int to, const float *x, int64_t n, float *y);
+
+/* The layer chain feeding layer i: the index of the nearest earlier linear
+ * layer when only relu and dropout layers lie between it and layer i (so
+ * the inputs of layer i are that layer's neurons), else -1. */
+int vv_model_feeding_linear(const vv_model *m, int i);
+
+/* Removes neurons: keeps only the outputs keep[0..nkeep) (ascending) of
+ * linear layer j, i.e. rows of its weight and bias, and the matching input
+ * columns of the layer i that it feeds (vv_model_feeding_linear(m, i) ==
+ * j).  Shapes are re-derived.  VV_EINVAL for a bad pair or index list. */
+int vv_model_prune(vv_model *m, int j, int i, const int64_t *keep, int64_t nkeep);
+
+/* A deep copy of a finished model into *dst. */
+int vv_model_copy(const vv_model *src, vv_model *dst);
+
+/* ---- Built-in architectures (model_zoo.c) ---------------------------------------- */
+
+/* The paper's VGG-19 for CIFAR-10 (32x32 input): 16 conv 3x3 layers without
+ * bias, each followed by batch norm and ReLU, max-pools after blocks, and
+ * classifier [0] dropout, [1] linear 512-512, [2] relu, [3] dropout,
+ * [4] linear 512-512, [5] relu, [6] linear 512-classes.  Every width (conv
+ * channels and the classifier's hidden size) is divided by div (>= 1, a
+ * divisor of 64), which gives the narrow versions the tests use.  Returns a
+ * finished model with zeroed parameters. */
+int vv_model_vgg19_cifar(vv_model *m, int div, int classes);
+
+/* The paper's AlexNet for 64x64 CIFAR-10: features conv 11/4/2 -> 64, relu,
+ * maxpool 3/2, conv 5/1/2 -> 192, relu, maxpool 3/2, conv 3 -> 384, relu,
+ * conv 3 -> 256, relu, conv 3 -> 256, relu, maxpool 3/2, adaptive average
+ * pool 6x6, flatten (9216); classifier [0] dropout, [1] linear 9216-4096,
+ * [2] relu, [3] dropout, [4] linear 4096-4096, [5] relu, [6] linear
+ * 4096-classes.  Widths divided by div (a divisor of 64). */
+int vv_model_alexnet_cifar64(vv_model *m, int div, int classes);
+
+/* A multilayer perceptron on c x h x w inputs: flatten, then linear layers
+ * "fc1" .. "fc<n-1>" of sizes[0] -> sizes[1] -> ... -> sizes[n-1] with ReLU
+ * between them; sizes[0] must equal c h w. */
+int vv_model_mlp(vv_model *m, int c, int h, int w, const int *sizes, int n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
