@@ -226,6 +226,8 @@ static int derive_all(vv_model *m)
     return 0;
 }
 
+int vv_model_check(vv_model *m) { return derive_all(m); }
+
 int vv_model_finish(vv_model *m)
 {
     int rc = derive_all(m);

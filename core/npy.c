@@ -468,8 +468,8 @@ int vv_npy_read_raw(const char *path, vv_npy_raw *out)
     if ((rc = raw_descr(path, h.descr, &out->kind, &out->itemsize)) < 0)
         goto done;
     if (h.ndim > VV_NPY_MAX_DIMS) {
-        rc = vv_fail(VV_ESHAPE, "%s: .npy array is %d-D; at most %d dimensions are supported",
-                     path, h.ndim, VV_NPY_MAX_DIMS);
+        rc = vv_fail(VV_ESHAPE, "%s: .npy array is %d-D; at most %d dimensions are supported", path,
+                     h.ndim, VV_NPY_MAX_DIMS);
         goto done;
     }
     if (h.fortran && h.ndim > 1) {
@@ -488,10 +488,10 @@ int vv_npy_read_raw(const char *path, vv_npy_raw *out)
         }
     uint64_t avail = fsize - data_off;
     if (avail != nbytes) {
-        rc = vv_fail(VV_EFORMAT,
-                     "%s: %s: the header describes %" PRIu64 " bytes of data but %" PRIu64
-                     " follow",
-                     path, avail < nbytes ? "truncated" : "trailing data", nbytes, avail);
+        rc =
+            vv_fail(VV_EFORMAT,
+                    "%s: %s: the header describes %" PRIu64 " bytes of data but %" PRIu64 " follow",
+                    path, avail < nbytes ? "truncated" : "trailing data", nbytes, avail);
         goto done;
     }
     if (nbytes > SIZE_MAX - 1 || !(data = malloc(nbytes ? nbytes : 1))) {

@@ -7,8 +7,14 @@ SUDO=
 pkgs=(
   build-essential meson ninja-build pkg-config
   libopenblas-dev libcjson-dev libmicrohttpd-dev libsqlite3-dev libcurl4-openssl-dev
-  python3 python3-numpy
+  python3 python3-numpy zlib1g-dev
+  dataset-fashion-mnist
 )
+# Browser tests of the dashboard: Debian's Chromium, driven by playwright-core.
+if [ "${VV_WEB_DEPS:-1}" = 1 ]; then
+  pkgs+=(chromium)
+  command -v npm >/dev/null || pkgs+=(nodejs npm)
+fi
 # Optional: reference tools used by bench/ and to regenerate test fixtures.
 if [ "${VV_BENCH_DEPS:-0}" = 1 ]; then
   pkgs+=(python3-sklearn python3-torch python3-cvxopt)

@@ -1,6 +1,7 @@
 /* api.c - the routes of DESIGN.md section 4. */
 #include "http_util.h"
 
+#include "models.h"
 #include "spec.h"
 #include "vv/blas.h"
 #include "vv/cpu.h"
@@ -158,7 +159,27 @@ static int check_files(req *r, const job_spec *js, char *field, size_t fsz)
 int api_prepare_spec(req *r, const cJSON *json, job_spec *s, char *field, size_t fsz)
 {
     int rc = spec_parse_job(json, s, field, fsz);
-    return rc < 0 ? rc : check_files(r, s, field, fsz);
+    if (rc < 0)
+        return rc;
+    if (s->kind == JOB_COMPRESS) {
+        const char *paths[8];
+        int n = data_paths(&s->compress.data, paths, 8);
+        for (int i = 0; i < n; i++) {
+            char abs[PATH_MAX];
+            /* The built-in Fashion-MNIST lives outside the data root. */
+            char real[PATH_MAX], dir[PATH_MAX];
+            size_t dl;
+            if (realpath(paths[i], real) && realpath(data_fashion_mnist_dir(), dir) &&
+                !strncmp(real, dir, dl = strlen(dir)) && real[dl] == '/')
+                continue;
+            if ((rc = resolve_in_root(r->cfg->data_root, paths[i], 1, abs, sizeof abs)) < 0) {
+                snprintf(field, fsz, "/data");
+                return rc;
+            }
+        }
+        return api_check_model_files(r, &s->compress.model, "/model", field, fsz);
+    }
+    return check_files(r, s, field, fsz);
 }
 
 cJSON *api_parse_body(req *r)
@@ -442,6 +463,10 @@ static enum MHD_Result get_health(req *r)
     cJSON_AddStringToObject(o, "blas", vv_blas_corename());
     cJSON_AddNumberToObject(o, "queued", js.queued);
     cJSON_AddNumberToObject(o, "running", js.running);
+    cJSON *ml = models_list();
+    cJSON_AddNumberToObject(o, "models", cJSON_GetArraySize(cJSON_GetObjectItem(ml, "models")));
+    cJSON_AddNumberToObject(o, "model_bytes", cJSON_GetNumberValue(cJSON_GetObjectItem(ml, "bytes")));
+    cJSON_Delete(ml);
     return reply_json(r, 200, o);
 }
 
@@ -536,6 +561,10 @@ enum MHD_Result api_dispatch(req *r)
         return is(r, "POST") ? api_sweep_post(r) : not_allowed(r, "POST");
     if (!strncmp(u, "/v1/blobs/", 10))
         return is(r, "PUT") ? put_blob(r) : not_allowed(r, "PUT");
+    if (!strcmp(u, "/v1/models"))
+        return api_models(r, NULL);
+    if (!strncmp(u, "/v1/models/", 11) && u[11] && !strchr(u + 11, '/'))
+        return api_models(r, u + 11);
     int t = take_id(u, "/v1/runs/", id, sizeof id, &rest);
     if (t > 0) {
         if (!rest[0])

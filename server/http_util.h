@@ -50,6 +50,12 @@ cJSON *api_parse_body(req *r);
 /* Parses a spec and checks its files inside the data root. */
 int api_prepare_spec(req *r, const cJSON *json, job_spec *s, char *field, size_t fsz);
 
+/* Resident models (api_models.c): name is NULL for /v1/models itself. */
+enum MHD_Result api_models(req *r, const char *name);
+/* Checks a job's model reference: its files inside the data root, a
+ * resident model's existence, and a spec file's contents. */
+int api_check_model_files(req *r, model_ref *m, const char *ptr, char *field, size_t fsz);
+
 /* Sweeps (api_sweeps.c). */
 enum MHD_Result api_sweep_post(req *r);
 enum MHD_Result api_sweep_get(req *r, const char *id, int stop);

@@ -19,7 +19,7 @@
 #include <unistd.h>
 #include <time.h>
 
-enum { MEM_EVENTS = 4096, MAX_KEYS = 8 };
+enum { MEM_EVENTS = 4096, MAX_KEYS = 18 };
 
 typedef struct event {
     int64_t seq;
@@ -144,8 +144,10 @@ typedef struct sink_ctx {
     live *l;
 } sink_ctx;
 
-static const char *metric_keys[] = {"objective", "gap",    "rel_gap", "active",
-                                    "mse",       "group_norm", "lambda", "vv_norm"};
+static const char *metric_keys[] = {
+    "objective",  "gap",       "rel_gap",    "active",    "mse",    "group_norm",
+    "lambda",     "vv_norm",   "train_acc",  "test_acc",  "train_loss", "test_loss",
+    "params",     "macs",      "latency_ms", "loss",      "lr",     "epoch"};
 
 static void on_event(void *ctx, const cJSON *ev)
 {

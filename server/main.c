@@ -1,5 +1,6 @@
 /* main.c - the vvd executable: `vvd run`, `vvd gen` (the daemon comes later). */
 #include "daemon.h"
+#include "model_spec.h"
 #include "run.h"
 #include "spec.h"
 
@@ -38,6 +39,7 @@ static void usage(FILE *f)
     fputs("usage: vvd serve [--listen ADDR:PORT] [--data-dir DIR] ... (vvd serve --help)\n"
           "       vvd run SPEC.json [--out DIR]\n"
           "       vvd gen --n N --k K --d D [--seed S] --out DIR\n"
+          "       vvd forward MODEL.json WEIGHTS.safetensors X.npy OUT.npy\n"
           "       vvd version\n"
           "\n"
           "run   runs a job spec in-process: NDJSON events (start, stats, metric, point)\n"
@@ -46,6 +48,9 @@ static void usage(FILE *f)
           "      (default vvd-out/<spec name>-<UTC time>).  Ctrl-C stops the solve at\n"
           "      the next iteration and still saves V (state STOPPED).\n"
           "      Exit status: 0 finished or stopped, 1 the job failed, 2 bad usage or spec.\n"
+          "forward  runs a model (an architecture spec such as a compress run's\n"
+          "      model.json, and its weights) on X (N x C*H*W float32, preprocessed) and\n"
+          "      writes the logits (N x classes float32) to OUT.\n"
           "gen   writes the synthetic problem of spec field \"generate\" as DIR/phi.npy\n"
           "      (N x K float32) and DIR/psi.npy (N x D float32).\n"
           "\n"
@@ -275,6 +280,43 @@ static int cmd_gen(int argc, char **argv)
     return rc < 0 ? 1 : 0;
 }
 
+/* `vvd forward`: logits of a model given by its spec file and weights. */
+static int cmd_forward(const char *spec, const char *weights, const char *xin, const char *out)
+{
+    char field[256] = "";
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "spec", spec);
+    cJSON_AddStringToObject(j, "weights", weights);
+    model_ref ref;
+    vv_model m = {0};
+    vv_array x = {0};
+    float *y = NULL;
+    int rc = model_ref_parse(j, "", &ref, field, sizeof field);
+    if (rc == 0)
+        rc = model_ref_load(&ref, "", &m, NULL, field, sizeof field);
+    if (rc == 0)
+        rc = vv_npy_read(xin, &x);
+    if (rc == 0 && (x.dtype != VV_F32 || x.ndim != 2 || x.shape[1] != vv_model_size(&m, -1)))
+        rc = vv_fail(VV_ESHAPE, "%s: need N x %lld float32 (the model's %dx%dx%d inputs)", xin,
+                     (long long)vv_model_size(&m, -1), m.in_c, m.in_h, m.in_w);
+    int64_t k = rc == 0 ? vv_model_size(&m, m.n - 1) : 0;
+    if (rc == 0 && !(y = malloc((size_t)(x.shape[0] * k) * sizeof *y + 4)))
+        rc = vv_fail(VV_ENOMEM, "out of memory");
+    if (rc == 0)
+        rc = vv_model_forward(&m, 0, m.n, x.data, x.shape[0], y);
+    if (rc == 0)
+        rc = vv_npy_write(out, VV_F32, 2, (int64_t[]){x.shape[0], k}, y);
+    if (rc < 0)
+        fprintf(stderr, "vvd forward: %s%s%s\n", field[0] ? field : "", field[0] ? ": " : "",
+                vv_err_detail());
+    free(y);
+    vv_array_free(&x);
+    vv_model_free(&m);
+    model_ref_free(&ref);
+    cJSON_Delete(j);
+    return rc < 0 ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
@@ -297,6 +339,15 @@ int main(int argc, char **argv)
         if (choose_blas_kernels())
             return 1;
         return vvd_serve(argc - 2, argv + 2);
+    }
+    if (!strcmp(argv[1], "forward")) {
+        if (argc != 6) {
+            usage(stderr);
+            return 2;
+        }
+        if (choose_blas_kernels())
+            return 1;
+        return cmd_forward(argv[2], argv[3], argv[4], argv[5]);
     }
     if (!strcmp(argv[1], "gen")) {
         if (choose_blas_kernels())

@@ -392,6 +392,8 @@ cache_entry *cache_find(run_cache *c, const char *key)
 /* Takes ownership of *st (zeroing it) into a new entry, evicting the least
  * recently used entries beyond the budget; NULL (and *st untouched) when the
  * statistics alone exceed the budget or memory is short. */
+const vv_stats *cache_stats(const cache_entry *e) { return &e->st; }
+
 cache_entry *cache_add(run_cache *c, const char *key, vv_stats *st)
 {
     cache_entry *e = calloc(1, sizeof *e);
@@ -464,6 +466,46 @@ cJSON *run_error_object(int err, const char *field)
     cJSON_AddStringToObject(e, "detail", vv_err_detail());
     cJSON_AddStringToObject(e, "field", field ? field : "");
     return o;
+}
+
+int run_select_solve(const lasso_spec *s, const vv_stats *st, cache_entry *ce,
+                     const run_sink *sink, const volatile int *stop, const char *out_dir,
+                     double t0, double deadline, int64_t *step, int64_t *iters, double *W,
+                     double *lambda, vv_lasso_result *res, cJSON *points, char *field,
+                     size_t fieldsz)
+{
+    job j = {.spec = s, .sink = sink, .stop = stop, .out_dir = out_dir, .stp = st,
+             .cached = ce != NULL, .lambda_max = vv_lambda_max(st), .deadline = deadline,
+             .step = *step, .iters = *iters, .t0 = t0};
+    int64_t k = st->k, d = st->d;
+    int rc;
+    *lambda = 0;
+    if (s->path_kind) {
+        rc = run_path(&j, W, res, lambda, points);
+    } else if (s->target_active) {
+        if (j.lambda_max <= 0)
+            return vv_fail(VV_EINVAL, "psi - bias is orthogonal to every feature: lambda_max = 0");
+        rc = run_target(&j, W, res, lambda, points);
+    } else {
+        *lambda = s->lam_kind == LAM_CANONICAL ? s->lam_value
+                  : s->lam_kind == LAM_PAPER   ? s->lam_value * (double)d / 2
+                                               : s->lam_value * j.lambda_max;
+        if (!(*lambda > 0)) {
+            set_field(field, fieldsz, "/lambda_ratio");
+            return vv_fail(VV_EINVAL, "lambda_ratio gives lambda = 0: psi - bias is orthogonal "
+                                      "to every feature (lambda_max = 0)");
+        }
+        /* Warm start from the nearest solution of the same statistics, unless the
+         * spec chose the start itself. */
+        if (ce && !s->init_given && s->solver != VV_SOLVER_ADAM_PROX)
+            cache_warm_start(ce, *lambda, W, k * d);
+        rc = solve_point(&j, *lambda, W, res, -1, NULL);
+        if (rc == 0 && ce && res->stop_reason == VV_STOP_CONVERGED)
+            cache_add_solution(ce, *lambda, W, k * d);
+    }
+    *step = j.step;
+    *iters = j.iters;
+    return rc;
 }
 
 int run_lasso(const lasso_spec *s, const char *out_dir, const run_sink *sink,
@@ -596,32 +638,8 @@ int run_lasso(const lasso_spec *s, const char *out_dir, const run_sink *sink,
     vv_lasso_result res = {0};
     points = cJSON_CreateArray();
     double ts = vv_now();
-    if (s->path_kind) {
-        rc = run_path(&j, W, &res, &lambda, points);
-    } else if (s->target_active) {
-        if (j.lambda_max <= 0) {
-            rc = vv_fail(VV_EINVAL, "psi - bias is orthogonal to every feature: lambda_max = 0");
-            goto done;
-        }
-        rc = run_target(&j, W, &res, &lambda, points);
-    } else {
-        lambda = s->lam_kind == LAM_CANONICAL ? s->lam_value
-                 : s->lam_kind == LAM_PAPER   ? s->lam_value * (double)d / 2
-                                              : s->lam_value * j.lambda_max;
-        if (!(lambda > 0)) {
-            rc = vv_fail(VV_EINVAL, "lambda_ratio gives lambda = 0: psi - bias is orthogonal to "
-                                    "every feature (lambda_max = 0)");
-            set_field(field, fieldsz, "/lambda_ratio");
-            goto done;
-        }
-        /* Warm start from the nearest solution of the same statistics, unless the
-         * spec chose the start itself. */
-        if (ce && !s->init_given && s->solver != VV_SOLVER_ADAM_PROX)
-            cache_warm_start(ce, lambda, W, k * d);
-        rc = solve_point(&j, lambda, W, &res, -1, NULL);
-        if (rc == 0 && ce && res.stop_reason == VV_STOP_CONVERGED)
-            cache_add_solution(ce, lambda, W, k * d);
-    }
+    rc = run_select_solve(s, j.stp, ce, sink, stop, out_dir, j.t0, j.deadline, &j.step, &j.iters,
+                          W, &lambda, &res, points, field, fieldsz);
     if (rc < 0)
         goto done;
     double solve_seconds = vv_now() - ts;

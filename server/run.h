@@ -32,8 +32,22 @@ void run_cache_free(run_cache *c);
 const char *cache_key(const lasso_spec *s, char *buf, size_t sz);
 cache_entry *cache_find(run_cache *c, const char *key);
 cache_entry *cache_add(run_cache *c, const char *key, vv_stats *st);
+/* The statistics an entry holds (owned by the cache). */
+const vv_stats *cache_stats(const cache_entry *e);
 void cache_warm_start(const cache_entry *e, double lambda, double *W, int64_t kd);
 void cache_add_solution(cache_entry *e, double lambda, const double *W, int64_t kd);
+
+/* Solves on given statistics what the spec selects: one lambda (warm
+ * started from the cache entry ce when given), a path (V files under
+ * out_dir/path) or a neuron budget (bisection).  W (K x D) is the start and
+ * receives the solution; *lambda the lambda solved last; points gets the
+ * path or search points.  Metric events go to sink with steps from *step,
+ * which is advanced, as is *iters.  Returns 0 or a negative vv_err. */
+int run_select_solve(const lasso_spec *s, const vv_stats *st, cache_entry *ce,
+                     const run_sink *sink, const volatile int *stop, const char *out_dir,
+                     double t0, double deadline, int64_t *step, int64_t *iters, double *W,
+                     double *lambda, vv_lasso_result *res, cJSON *points, char *field,
+                     size_t fieldsz);
 
 /* Runs a lasso job: reads the arrays (or generates them), computes the
  * sufficient statistics, solves (one lambda, a path or a neuron budget),
@@ -68,8 +82,17 @@ int run_bounds(const bounds_spec *spec, const char *out_dir, const run_sink *sin
 int run_sharing(const sharing_spec *spec, const char *out_dir, const run_sink *sink,
                 const volatile int *stop, cJSON **result, char *field, size_t fieldsz);
 
+/* Runs a compress job (run_compress.c): experiment 3 of the paper on a
+ * model (resident, or loaded from its spec and weights) and a data set;
+ * writes model.safetensors and model.json (the compressed model),
+ * kept.json (the kept neurons of each layer) and result.json.  Contract as
+ * run_lasso; the statistics of each layer are cached like a lasso run's. */
+int run_compress(compress_spec *spec, const char *out_dir, const run_sink *sink,
+                 const volatile int *stop, run_cache *cache, cJSON **result, char *field,
+                 size_t fieldsz);
+
 /* Runs a job of any kind. */
-int run_job(const job_spec *spec, const char *out_dir, const run_sink *sink,
+int run_job(job_spec *spec, const char *out_dir, const run_sink *sink,
             const volatile int *stop, run_cache *cache, cJSON **result, char *field,
             size_t fieldsz);
 

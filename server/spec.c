@@ -253,7 +253,33 @@ static int parse_path(pctx *c, const cJSON *j, lasso_spec *s)
     return 0;
 }
 
+static int parse_lasso(const cJSON *root, lasso_spec *s, const char *const *foreign,
+                       char *field, size_t fieldsz);
+
 int spec_parse_lasso(const cJSON *root, lasso_spec *s, char *field, size_t fieldsz)
+{
+    return parse_lasso(root, s, NULL, field, fieldsz);
+}
+
+int spec_parse_lasso_options(const cJSON *root, const char *const *foreign, lasso_spec *s,
+                             char *field, size_t fieldsz)
+{
+    return parse_lasso(root, s, foreign, field, fieldsz);
+}
+
+static int is_foreign(const char *const *foreign, const char *k)
+{
+    for (int i = 0; foreign && foreign[i]; i++)
+        if (!strcmp(foreign[i], k))
+            return 1;
+    return 0;
+}
+
+/* With foreign (another kind's fields, NULL-ended), only the solver options
+ * are parsed: the foreign fields are skipped, and the data fields (phi, psi,
+ * bias, generate, an init file) are unknown. */
+static int parse_lasso(const cJSON *root, lasso_spec *s, const char *const *foreign,
+                       char *field, size_t fieldsz)
 {
     pctx c = {field, fieldsz};
     memset(s, 0, sizeof *s);
@@ -275,6 +301,18 @@ int spec_parse_lasso(const cJSON *root, lasso_spec *s, char *field, size_t field
         for (const cJSON *o = root->child; o != m; o = o->next)
             if (!strcmp(o->string, k))
                 return bad(&c, VV_EINVAL, ptr, "appears twice");
+        if (foreign && is_foreign(foreign, k))
+            continue;
+        if (foreign && (!strcmp(k, "phi") || !strcmp(k, "psi") || !strcmp(k, "bias") ||
+                        !strcmp(k, "generate") ||
+                        (!strcmp(k, "init") && !(cJSON_IsString(m) &&
+                                                 (!strcmp(m->valuestring, "zeros") ||
+                                                  !strcmp(m->valuestring, "random")))))) {
+            rc = bad(&c, VV_EUNKNOWN, ptr,
+                     !strcmp(k, "init") ? "must be \"zeros\" or \"random\" here"
+                                        : "unknown field (the features come from the model)");
+            break;
+        }
         if (!strcmp(k, "kind")) {
             if (!cJSON_IsString(m))
                 rc = bad(&c, VV_ETYPE, ptr, "must be a string, got %s", type_name(m));
@@ -378,9 +416,11 @@ int spec_parse_lasso(const cJSON *root, lasso_spec *s, char *field, size_t field
     if (rc < 0)
         return rc;
 
-    if (!cJSON_GetObjectItemCaseSensitive(root, "kind"))
+    if (!foreign && !cJSON_GetObjectItemCaseSensitive(root, "kind"))
         return bad(&c, VV_EMISSING, "/kind", "is required (\"lasso\")");
-    if (s->generate) {
+    if (foreign) {
+        /* the caller checks the data fields */
+    } else if (s->generate) {
         if (s->phi.path)
             return bad(&c, VV_EINVAL, "/phi", "give either phi/psi or generate, not both");
         if (s->psi.path)

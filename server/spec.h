@@ -8,6 +8,7 @@
 #ifndef VV_SPEC_H
 #define VV_SPEC_H
 
+#include "model_spec.h"
 #include "vv/lasso.h"
 
 #include <cjson/cJSON.h>
@@ -104,7 +105,23 @@ typedef struct sharing_spec {
     int64_t steps, log_every;
 } sharing_spec;
 
-typedef enum { JOB_LASSO = 0, JOB_INTERPOLATE, JOB_BOUNDS, JOB_SHARING } job_kind;
+/* Experiment 3 of the paper (kind "compress"): a trained model, a data set,
+ * the linear layers to compress, and the lasso options (the solver fields
+ * of a lasso spec). */
+typedef struct compress_spec {
+    char *name;
+    model_ref model;
+    data_spec data;
+    char **layers;     /* names of linear layers */
+    int nlayers;
+    int all_linear;    /* "all_linear": every linear layer fed by hidden neurons */
+    int sequential;    /* features from the already compressed network */
+    int64_t batch_size; /* forward-pass batch */
+    int export_model;  /* write the compressed model (default true) */
+    lasso_spec lasso;  /* lambda selection, solver, tol, refit, ... */
+} compress_spec;
+
+typedef enum { JOB_LASSO = 0, JOB_INTERPOLATE, JOB_BOUNDS, JOB_SHARING, JOB_COMPRESS } job_kind;
 
 /* A parsed job of any kind. */
 typedef struct job_spec {
@@ -113,6 +130,7 @@ typedef struct job_spec {
     interp_spec interp;     /* JOB_INTERPOLATE */
     bounds_spec bounds;     /* JOB_BOUNDS */
     sharing_spec sharing;   /* JOB_SHARING */
+    compress_spec compress; /* JOB_COMPRESS */
 } job_spec;
 
 /* The kind's name ("lasso", "interpolate"). */
@@ -139,6 +157,18 @@ extern const char *const spec_bounds_fields[];
 /* Parses a spec of kind "neuron_sharing" (spec_interp.c). */
 int spec_parse_sharing(const cJSON *root, sharing_spec *out, char *field, size_t fieldsz);
 extern const char *const spec_sharing_fields[];
+
+/* Parses a spec of kind "compress" (spec_compress.c). */
+int spec_parse_compress(const cJSON *root, compress_spec *out, char *field, size_t fieldsz);
+extern const char *const spec_compress_fields[];
+void spec_free_compress(compress_spec *s);
+
+/* Parses only the solver options of a lasso spec (lambda selection,
+ * solver, tol, max_iter, max_seconds, mu, init zeros|random, seed, refit,
+ * metrics_every, chunk_rows, device) from root, skipping the fields named
+ * in foreign (NULL-ended); phi, psi, bias and generate are unknown here. */
+int spec_parse_lasso_options(const cJSON *root, const char *const *foreign, lasso_spec *s,
+                             char *field, size_t fieldsz);
 
 /* A file reference, "path" or {"path", "tensor"}, at JSON pointer ptr
  * (shared by every kind); out must start zeroed. */

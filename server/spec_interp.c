@@ -363,6 +363,7 @@ const char *spec_kind_name(job_kind k)
     return k == JOB_INTERPOLATE ? "interpolate"
            : k == JOB_BOUNDS    ? "bounds_study"
            : k == JOB_SHARING   ? "neuron_sharing"
+           : k == JOB_COMPRESS  ? "compress"
                                 : "lasso";
 }
 
@@ -371,6 +372,7 @@ const char *const *spec_fields(job_kind k)
     return k == JOB_INTERPOLATE ? spec_interp_fields
            : k == JOB_BOUNDS    ? spec_bounds_fields
            : k == JOB_SHARING   ? spec_sharing_fields
+           : k == JOB_COMPRESS  ? spec_compress_fields
                                 : spec_lasso_fields;
 }
 
@@ -391,10 +393,14 @@ int spec_parse_job(const cJSON *root, job_spec *s, char *field, size_t fsz)
             s->kind = JOB_BOUNDS;
             return spec_parse_bounds(root, &s->bounds, field, fsz);
         }
+        if (cJSON_IsString(kind) && !strcmp(kind->valuestring, "compress")) {
+            s->kind = JOB_COMPRESS;
+            return spec_parse_compress(root, &s->compress, field, fsz);
+        }
         if (cJSON_IsString(kind) && strcmp(kind->valuestring, "lasso")) {
             snprintf(field, fsz, "/kind");
             return vv_fail(VV_EINVAL, "/kind: unsupported kind '%.64s' (supported: lasso, "
-                                      "interpolate, bounds_study, neuron_sharing)",
+                                      "interpolate, bounds_study, neuron_sharing, compress)",
                            kind->valuestring);
         }
     }
@@ -436,4 +442,5 @@ void spec_free_job(job_spec *s)
     memset(&s->bounds, 0, sizeof s->bounds);
     free(s->sharing.name);
     memset(&s->sharing, 0, sizeof s->sharing);
+    spec_free_compress(&s->compress);
 }

@@ -84,6 +84,10 @@ int vv_model_add(vv_model *m, const vv_layer *l);
  * layers with one name, and so on. */
 int vv_model_finish(vv_model *m);
 
+/* What vv_model_finish checks, without allocating parameters (validating a
+ * spec before loading it). */
+int vv_model_check(vv_model *m);
+
 /* Frees the layers and parameters; accepts NULL. */
 void vv_model_free(vv_model *m);
 

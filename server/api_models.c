@@ -1,0 +1,116 @@
+/* api_models.c - resident models: POST /v1/models, GET /v1/models,
+ * GET|DELETE /v1/models/{name}. */
+#include "http_util.h"
+
+#include "models.h"
+#include "vv/err.h"
+#include "vv/log.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Checks a model reference's files inside the data root. */
+int api_check_model_files(req *r, model_ref *m, const char *ptr, char *field, size_t fsz)
+{
+    const char *files[] = {m->weights, m->spec_path};
+    const char *names[] = {"weights", "spec"};
+    for (int i = 0; i < 2; i++) {
+        if (!files[i])
+            continue;
+        char abs[PATH_MAX];
+        int rc = resolve_in_root(r->cfg->data_root, files[i], 1, abs, sizeof abs);
+        if (rc < 0) {
+            snprintf(field, fsz, "%s/%s", ptr, names[i]);
+            return rc;
+        }
+    }
+    if (m->resident) {
+        resident *res = models_acquire(m->resident);
+        if (!res) {
+            snprintf(field, fsz, "%s", ptr);
+            return vv_fail(VV_EINVAL, "%s: no resident model named '%s' (GET /v1/models lists "
+                                      "them; POST /v1/models loads one)",
+                           ptr, m->resident);
+        }
+        models_release(res);
+    }
+    return model_ref_resolve(m, field, fsz);
+}
+
+static enum MHD_Result post_model(req *r)
+{
+    cJSON *body = api_parse_body(r);
+    if (!body)
+        return reply_problem(r, VV_EJSON, "");
+    char field[256] = "";
+    model_ref ref = {0};
+    int rc = 0;
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(body, "name");
+    if (!cJSON_IsObject(body)) {
+        rc = vv_fail(VV_ETYPE, "the body must be an object {\"name\", \"arch\" | \"spec\", "
+                               "\"weights\"}");
+    } else if (!cJSON_IsString(name)) {
+        snprintf(field, sizeof field, "/name");
+        rc = vv_fail(name ? VV_ETYPE : VV_EMISSING, "/name: a model name (string) is required");
+    } else {
+        cJSON *m = cJSON_Duplicate(body, 1);
+        cJSON_DeleteItemFromObjectCaseSensitive(m, "name");
+        rc = model_ref_parse(m, "", &ref, field, sizeof field);
+        cJSON_Delete(m);
+        if (rc == 0 && ref.resident) {
+            snprintf(field, sizeof field, "/arch");
+            rc = vv_fail(VV_EMISSING, "/arch: give arch or spec (and weights)");
+        }
+        if (rc == 0)
+            rc = api_check_model_files(r, &ref, "", field, sizeof field);
+        if (rc == 0)
+            rc = models_load(name->valuestring, &ref, field, sizeof field);
+    }
+    enum MHD_Result res;
+    if (rc < 0) {
+        res = reply_problem(r, rc, field);
+    } else {
+        resident *m = models_acquire(name->valuestring);
+        VV_INFO("api", NULL, "model %s loaded (%lld parameters, %.2f s)", name->valuestring,
+                    m ? (long long)vv_model_params(&m->m) : 0LL, m ? m->load_seconds : 0.0);
+        cJSON *o = m ? models_json(m, 1) : cJSON_CreateObject();
+        models_release(m);
+        res = reply_json(r, 201, o);
+    }
+    model_ref_free(&ref);
+    cJSON_Delete(body);
+    return res;
+}
+
+enum MHD_Result api_models(req *r, const char *name)
+{
+    int get = !strcmp(r->method, "GET");
+    if (!name) {
+        if (!strcmp(r->method, "POST"))
+            return post_model(r);
+        if (get)
+            return reply_json(r, 200, models_list());
+        vv_fail(VV_EMETHOD, "%s /v1/models: allowed methods are GET, POST", r->method);
+        return reply_problem(r, VV_EMETHOD, "");
+    }
+    if (get) {
+        resident *m = models_acquire(name);
+        if (!m)
+            return reply_problem(r, VV_ENOTFOUND, "");
+        cJSON *o = models_json(m, 1);
+        models_release(m);
+        return reply_json(r, 200, o);
+    }
+    if (!strcmp(r->method, "DELETE")) {
+        int rc = models_delete(name);
+        if (rc < 0)
+            return reply_problem(r, rc, "");
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", name);
+        cJSON_AddBoolToObject(o, "deleted", 1);
+        return reply_json(r, 200, o);
+    }
+    vv_fail(VV_EMETHOD, "%s /v1/models/%s: allowed methods are GET, DELETE", r->method, name);
+    return reply_problem(r, VV_EMETHOD, "");
+}

@@ -1,0 +1,186 @@
+/* models.c - the registry of resident models (models.h). */
+#include "models.h"
+
+#include "vv/cpu.h"
+#include "vv/err.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { MAX_MODELS = 64 };
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static resident *table[MAX_MODELS];
+
+static void unref_locked(resident *r)
+{
+    if (--r->refs > 0)
+        return;
+    vv_model_free(&r->m);
+    cJSON_Delete(r->spec);
+    free(r->weights);
+    free(r);
+}
+
+static int valid_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_' || s[i] == '-'))
+            return 0;
+    return 1;
+}
+
+static resident *find_locked(const char *name)
+{
+    for (int i = 0; i < MAX_MODELS; i++)
+        if (table[i] && !strcmp(table[i]->name, name))
+            return table[i];
+    return NULL;
+}
+
+int models_load(const char *name, model_ref *ref, char *field, size_t fsz)
+{
+    if (!valid_name(name)) {
+        if (field && fsz)
+            snprintf(field, fsz, "/name");
+        return vv_fail(VV_EINVAL, "/name: 1 to 64 characters of letters, digits, '.', '_', '-'");
+    }
+    pthread_mutex_lock(&mu);
+    int taken = find_locked(name) != NULL;
+    pthread_mutex_unlock(&mu);
+    if (taken) {
+        if (field && fsz)
+            snprintf(field, fsz, "/name");
+        return vv_fail(VV_ECONFLICT, "/name: a model named '%s' is already loaded (DELETE "
+                                     "/v1/models/%s first)", name, name);
+    }
+    resident *r = calloc(1, sizeof *r);
+    if (!r)
+        return vv_fail(VV_ENOMEM, "out of memory");
+    snprintf(r->name, sizeof r->name, "%s", name);
+    double t0 = vv_now();
+    int rc = model_ref_load(ref, "", &r->m, &r->pp, field, fsz);
+    if (rc < 0) {
+        free(r);
+        return rc;
+    }
+    r->load_seconds = vv_now() - t0;
+    r->loaded_at = (double)time(NULL);
+    r->spec = cJSON_Duplicate(ref->arch, 1);
+    r->weights = ref->weights ? strdup(ref->weights) : NULL;
+    r->refs = 1;
+    pthread_mutex_lock(&mu);
+    int slot = -1;
+    for (int i = 0; i < MAX_MODELS && slot < 0; i++)
+        if (!table[i])
+            slot = i;
+    if (find_locked(name)) {
+        rc = vv_fail(VV_ECONFLICT, "/name: a model named '%s' was loaded meanwhile", name);
+    } else if (slot < 0) {
+        rc = vv_fail(VV_EBUSY, "at most %d models can be resident; delete one first", MAX_MODELS);
+    } else {
+        table[slot] = r;
+        r = NULL;
+    }
+    if (r)
+        unref_locked(r);
+    pthread_mutex_unlock(&mu);
+    return rc;
+}
+
+resident *models_acquire(const char *name)
+{
+    pthread_mutex_lock(&mu);
+    resident *r = find_locked(name);
+    if (r)
+        r->refs++;
+    pthread_mutex_unlock(&mu);
+    if (!r)
+        vv_fail(VV_ENOTFOUND, "no resident model named '%s' (load it with POST /v1/models)",
+                name);
+    return r;
+}
+
+void models_release(resident *r)
+{
+    if (!r)
+        return;
+    pthread_mutex_lock(&mu);
+    unref_locked(r);
+    pthread_mutex_unlock(&mu);
+}
+
+int models_delete(const char *name)
+{
+    pthread_mutex_lock(&mu);
+    int rc = vv_fail(VV_ENOTFOUND, "no resident model named '%s'", name);
+    for (int i = 0; i < MAX_MODELS; i++)
+        if (table[i] && !strcmp(table[i]->name, name)) {
+            table[i]->deleted = 1;
+            unref_locked(table[i]);
+            table[i] = NULL;
+            rc = 0;
+        }
+    pthread_mutex_unlock(&mu);
+    return rc;
+}
+
+cJSON *models_json(const resident *r, int held)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", r->name);
+    cJSON_AddNumberToObject(o, "params", (double)vv_model_params(&r->m));
+    cJSON_AddNumberToObject(o, "bytes", (double)vv_model_bytes(&r->m));
+    cJSON_AddNumberToObject(o, "macs", (double)vv_model_macs(&r->m));
+    cJSON *in = cJSON_AddArrayToObject(o, "input");
+    cJSON_AddItemToArray(in, cJSON_CreateNumber(r->m.in_c));
+    cJSON_AddItemToArray(in, cJSON_CreateNumber(r->m.in_h));
+    cJSON_AddItemToArray(in, cJSON_CreateNumber(r->m.in_w));
+    cJSON *lin = cJSON_AddArrayToObject(o, "linear_layers");
+    for (int i = 0; i < r->m.n; i++)
+        if (r->m.layers[i].type == VV_LAYER_LINEAR)
+            cJSON_AddItemToArray(lin, cJSON_CreateString(r->m.layers[i].name));
+    if (r->weights)
+        cJSON_AddStringToObject(o, "weights", r->weights);
+    else
+        cJSON_AddNullToObject(o, "weights");
+    cJSON_AddItemToObject(o, "spec", cJSON_Duplicate(r->spec, 1));
+    cJSON_AddNumberToObject(o, "loaded_at", r->loaded_at);
+    cJSON_AddNumberToObject(o, "load_seconds", r->load_seconds);
+    cJSON_AddNumberToObject(o, "in_use", r->refs - 1 - held);
+    cJSON_AddStringToObject(o, "device", "cpu");
+    return o;
+}
+
+cJSON *models_list(void)
+{
+    cJSON *o = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(o, "models");
+    double total = 0;
+    pthread_mutex_lock(&mu);
+    for (int i = 0; i < MAX_MODELS; i++)
+        if (table[i]) {
+            cJSON_AddItemToArray(a, models_json(table[i], 0));
+            total += (double)vv_model_bytes(&table[i]->m);
+        }
+    pthread_mutex_unlock(&mu);
+    cJSON_AddNumberToObject(o, "bytes", total);
+    return o;
+}
+
+void models_clear(void)
+{
+    pthread_mutex_lock(&mu);
+    for (int i = 0; i < MAX_MODELS; i++)
+        if (table[i]) {
+            unref_locked(table[i]);
+            table[i] = NULL;
+        }
+    pthread_mutex_unlock(&mu);
+}

@@ -1,0 +1,46 @@
+/* models.h - models resident in the daemon: loaded once (POST /v1/models),
+ * used by runs by name, unloaded when deleted and no run holds them.
+ * Thread-safe: HTTP threads load, list and delete; compute threads acquire
+ * and release. */
+#ifndef VV_MODELS_H
+#define VV_MODELS_H
+
+#include "model_spec.h"
+
+#include <cjson/cJSON.h>
+
+typedef struct resident {
+    char name[72];
+    vv_model m;          /* finished, with weights; read-only while resident */
+    vv_preprocess pp;    /* the preprocessing its spec declares */
+    cJSON *spec;         /* the architecture spec it was built from */
+    char *weights;       /* its weights file, or NULL (seeded initialisation) */
+    double loaded_at;    /* unix time */
+    double load_seconds;
+    int refs;            /* registry + runs */
+    int deleted;
+} resident;
+
+/* Loads a model under name (1-64 characters of [A-Za-z0-9._-]).
+ * VV_ECONFLICT when the name is taken; the errors of model_ref_load. */
+int models_load(const char *name, model_ref *ref, char *field, size_t fsz);
+
+/* A resident model for a run (NULL with VV_ENOTFOUND set when none has that
+ * name); release it with models_release. */
+resident *models_acquire(const char *name);
+void models_release(resident *r);
+
+/* Removes a model from the registry (runs holding it keep it until they
+ * release it).  VV_ENOTFOUND when none has that name. */
+int models_delete(const char *name);
+
+/* {"models": [{"name", "params", "bytes", "macs", "input", "weights",
+ * "loaded_at", "load_seconds", "in_use"}], "bytes": total}. */
+cJSON *models_list(void);
+/* One model; held: references the caller holds (not counted as in use). */
+cJSON *models_json(const resident *r, int held);
+
+/* Frees every model (at exit). */
+void models_clear(void);
+
+#endif

@@ -1,0 +1,739 @@
+/* run_compress.c - the "compress" job: experiment 3 of the paper.
+ *
+ * For each linear layer to compress, the layer's input features Phi and its
+ * pre-activation outputs Psi are taken in eval mode on the un-augmented
+ * training set and streamed straight into the sufficient statistics (never
+ * stored whole); the multi-task lasso is solved with the layer's bias as the
+ * fixed offset; the layer's weight becomes V and the neurons whose columns
+ * are zero are deleted from the layer that produces them.  The network is
+ * evaluated before and after, and the smaller model is exported. */
+#include "models.h"
+#include "run.h"
+
+#include "vv/blas.h"
+#include "vv/cpu.h"
+#include "vv/err.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+typedef struct cctx {
+    const compress_spec *spec;
+    const run_sink *sink;
+    const volatile int *stop;
+    double t0;
+    int64_t step, iters;
+} cctx;
+
+static void emit(cctx *c, cJSON *ev)
+{
+    if (c->sink && c->sink->event)
+        c->sink->event(c->sink->ctx, ev);
+    cJSON_Delete(ev);
+}
+
+static void set_field(char *field, size_t fsz, const char *ptr)
+{
+    if (field && fsz)
+        snprintf(field, fsz, "%s", ptr);
+}
+
+/* ---- Evaluation --------------------------------------------------------------------- */
+
+typedef struct evals {
+    double train_acc, train_loss, test_acc, test_loss, latency_ms;
+    int64_t params, macs;
+    int have_test;
+} evals;
+
+/* Accuracy and mean cross-entropy of m on the first n images of ds. */
+static int evaluate(const vv_model *m, const vv_dataset *ds, const vv_preprocess *pp, int64_t n,
+                    int64_t batch, const volatile int *stop, double *acc, double *loss)
+{
+    int c, h, w;
+    vv_preprocess_shape(ds, pp, &c, &h, &w);
+    int64_t in = (int64_t)c * h * w, k = vv_model_size(m, m->n - 1);
+    float *x = malloc((size_t)(batch * in) * sizeof(float));
+    float *y = malloc((size_t)(batch * k) * sizeof(float));
+    int32_t *lab = malloc((size_t)batch * sizeof(int32_t));
+    int rc = x && y && lab ? 0 : vv_fail(VV_ENOMEM, "evaluation: out of memory");
+    int64_t correct = 0;
+    double total = 0;
+    for (int64_t s0 = 0; s0 < n && rc == 0; s0 += batch) {
+        if (stop && *stop) {
+            rc = VV_ESTATE;
+            break;
+        }
+        int64_t nb = n - s0 < batch ? n - s0 : batch;
+        if ((rc = vv_dataset_batch(ds, pp, NULL, s0, nb, NULL, x, lab)) < 0 ||
+            (rc = vv_model_forward(m, 0, m->n, x, nb, y)) < 0)
+            break;
+        for (int64_t i = 0; i < nb; i++) {
+            const float *z = y + i * k;
+            int64_t best = 0;
+            double mx = z[0];
+            for (int64_t t = 1; t < k; t++)
+                if (z[t] > mx) {
+                    mx = z[t];
+                    best = t;
+                }
+            double se = 0;
+            for (int64_t t = 0; t < k; t++)
+                se += exp((double)z[t] - mx);
+            int32_t l = lab[i];
+            if (l < 0 || l >= k) {
+                rc = vv_fail(VV_EINVAL, "label %d of image %lld is not a class of the model's "
+                                        "%lld outputs",
+                             l, (long long)(s0 + i), (long long)k);
+                break;
+            }
+            total += log(se) + mx - z[l];
+            correct += best == l;
+        }
+    }
+    free(x);
+    free(y);
+    free(lab);
+    if (rc == 0) {
+        *acc = n ? (double)correct / (double)n : 0;
+        *loss = n ? total / (double)n : 0;
+    }
+    return rc;
+}
+
+/* Median time of 3 forward passes of one batch of zeros, in milliseconds. */
+static double latency_ms(const vv_model *m, int64_t batch)
+{
+    int64_t in = vv_model_size(m, -1), k = vv_model_size(m, m->n - 1);
+    float *x = calloc((size_t)(batch * in), sizeof(float)), *y = malloc((size_t)(batch * k) * 4);
+    double t[3] = {0, 0, 0};
+    for (int r = 0; r < 3 && x && y; r++) {
+        double t0 = vv_now();
+        vv_model_forward(m, 0, m->n, x, batch, y);
+        t[r] = (vv_now() - t0) * 1e3;
+    }
+    free(x);
+    free(y);
+    double a = t[0], b = t[1], c = t[2];
+    return a > b ? (b > c ? b : a > c ? c : a) : (a > c ? a : b > c ? c : b);
+}
+
+static int eval_all(cctx *c, const vv_model *m, vv_dataset *train, vv_dataset *test,
+                    const vv_preprocess *pp, int64_t ntrain, int64_t ntest, evals *e)
+{
+    memset(e, 0, sizeof *e);
+    int64_t b = c->spec->batch_size;
+    int rc = evaluate(m, train, pp, ntrain, b, c->stop, &e->train_acc, &e->train_loss);
+    if (rc == 0 && test) {
+        rc = evaluate(m, test, pp, ntest, b, c->stop, &e->test_acc, &e->test_loss);
+        e->have_test = 1;
+    }
+    e->params = vv_model_params(m);
+    e->macs = vv_model_macs(m);
+    e->latency_ms = latency_ms(m, b);
+    return rc;
+}
+
+static cJSON *evals_json(const evals *e)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "train_acc", e->train_acc);
+    cJSON_AddNumberToObject(o, "train_loss", e->train_loss);
+    if (e->have_test) {
+        cJSON_AddNumberToObject(o, "test_acc", e->test_acc);
+        cJSON_AddNumberToObject(o, "test_loss", e->test_loss);
+    }
+    cJSON_AddNumberToObject(o, "params", (double)e->params);
+    cJSON_AddNumberToObject(o, "macs", (double)e->macs);
+    cJSON_AddNumberToObject(o, "latency_ms", e->latency_ms);
+    return o;
+}
+
+static void emit_evals(cctx *c, const evals *e, const char *phase)
+{
+    cJSON *ev = evals_json(e);
+    cJSON_AddStringToObject(ev, "event", "metric");
+    cJSON_AddNumberToObject(ev, "step", (double)c->step++);
+    cJSON_AddNumberToObject(ev, "time", vv_now() - c->t0);
+    cJSON_AddStringToObject(ev, "phase", phase);
+    emit(c, ev);
+}
+
+/* ---- Features as row sources --------------------------------------------------------- */
+
+/* Phi (the input of layer li) and Psi (its output) for rows [r0, r0 + n) of
+ * the training set, computed together when Phi is read and kept for the
+ * Psi read of the same rows (the statistics pass reads a chunk's Phi then
+ * its Psi under one lock for sources like these). */
+typedef struct feats {
+    const vv_model *m;
+    int li;
+    const vv_dataset *ds;
+    const vv_preprocess *pp;
+    int64_t in, k, d;
+    int64_t r0, n; /* rows held in psi */
+    float *x, *phi, *psi;
+    int64_t cap;
+} feats;
+
+static int feats_fill(feats *f, int64_t r0, int64_t n)
+{
+    if (n > f->cap) {
+        free(f->x);
+        free(f->phi);
+        free(f->psi);
+        f->x = malloc((size_t)(n * f->in) * sizeof(float));
+        f->phi = malloc((size_t)(n * f->k) * sizeof(float));
+        f->psi = malloc((size_t)(n * f->d) * sizeof(float));
+        f->cap = f->x && f->phi && f->psi ? n : 0;
+        if (!f->cap)
+            return vv_fail(VV_ENOMEM, "features: out of memory for %lld rows", (long long)n);
+    }
+    int rc = vv_dataset_batch(f->ds, f->pp, NULL, r0, n, NULL, f->x, NULL);
+    if (rc == 0 && f->li > 0)
+        rc = vv_model_forward(f->m, 0, f->li, f->x, n, f->phi);
+    else if (rc == 0)
+        memcpy(f->phi, f->x, (size_t)(n * f->k) * sizeof(float));
+    if (rc == 0)
+        rc = vv_model_forward(f->m, f->li, f->li + 1, f->phi, n, f->psi);
+    f->r0 = rc == 0 ? r0 : -1;
+    f->n = rc == 0 ? n : 0;
+    return rc;
+}
+
+static int read_phi(void *ctx, int64_t r0, int64_t n, double *dst)
+{
+    feats *f = ctx;
+    int rc = feats_fill(f, r0, n);
+    for (int64_t t = 0; rc == 0 && t < n * f->k; t++)
+        dst[t] = f->phi[t];
+    return rc;
+}
+
+static int read_psi(void *ctx, int64_t r0, int64_t n, double *dst)
+{
+    feats *f = ctx;
+    int rc = f->r0 == r0 && f->n == n ? 0 : feats_fill(f, r0, n);
+    for (int64_t t = 0; rc == 0 && t < n * f->d; t++)
+        dst[t] = f->psi[t];
+    return rc;
+}
+
+static void feats_free(feats *f)
+{
+    free(f->x);
+    free(f->phi);
+    free(f->psi);
+}
+
+/* ---- One layer ------------------------------------------------------------------------- */
+
+typedef struct layer_out {
+    int li;
+    int64_t k, d, kept;
+    int64_t *keep; /* kept indices, ascending */
+    double *W;     /* K x D solution (refitted when asked) */
+    double lambda, lambda_max, stats_seconds;
+    vv_lasso_result res;
+    int cached, fallback;
+    cJSON *search;
+} layer_out;
+
+static int stats_key(const compress_spec *s, const char *model_id, const char *layer, int64_t n,
+                     const vv_preprocess *pp, char *buf, size_t sz)
+{
+    const char *paths[8];
+    int np = data_paths(&s->data, paths, 8);
+    size_t len = (size_t)snprintf(buf, sz, "compress|%s|%s|n=%lld|pp=%d,%d,%d,%d", model_id,
+                                  layer, (long long)n, pp->resize, pp->crop, pp->nnorm,
+                                  pp->scale255);
+    for (int i = 0; i < pp->nnorm && len < sz; i++)
+        len += (size_t)snprintf(buf + len, sz - len, ",%.9g/%.9g", pp->mean[i], pp->std[i]);
+    for (int i = 0; i < np && len < sz; i++) {
+        struct stat st;
+        if (stat(paths[i], &st) < 0)
+            return -1;
+        len += (size_t)snprintf(buf + len, sz - len, "|%s:%lld:%lld:%lld", paths[i],
+                                (long long)st.st_ino, (long long)st.st_size,
+                                (long long)st.st_mtime);
+    }
+    return len < sz ? 0 : -1;
+}
+
+static int compress_layer(cctx *c, const vv_model *src, int li, const vv_dataset *train,
+                          const vv_preprocess *pp, int64_t ntrain, run_cache *cache,
+                          const char *model_id, const char *out_dir, layer_out *lo, char *field,
+                          size_t fsz)
+{
+    const compress_spec *s = c->spec;
+    const vv_layer *L = &src->layers[li];
+    memset(lo, 0, sizeof *lo);
+    lo->li = li;
+    lo->k = L->in_ch;
+    lo->d = L->out_ch;
+    int64_t k = lo->k, d = lo->d;
+    vv_stats st = {0};
+    const vv_stats *stp = &st;
+    cache_entry *ce = NULL;
+    char key[8192];
+    int keyed = cache && model_id && stats_key(s, model_id, L->name, ntrain, pp, key,
+                                               sizeof key) == 0;
+    if (keyed && (ce = cache_find(cache, key)) != NULL) {
+        stp = cache_stats(ce);
+        lo->cached = 1;
+    }
+    double *bias = malloc((size_t)d * sizeof *bias);
+    lo->W = calloc((size_t)(k * d), sizeof(double));
+    lo->keep = malloc((size_t)k * sizeof(int64_t));
+    if (!bias || !lo->W || !lo->keep) {
+        free(bias);
+        return vv_fail(VV_ENOMEM, "out of memory for layer %s", L->name);
+    }
+    for (int64_t i = 0; i < d; i++)
+        bias[i] = L->bias_v ? L->bias_v[i] : 0;
+    int rc = 0;
+    if (!ce) {
+        feats f = {.m = src, .li = li, .ds = train, .pp = pp, .in = vv_model_size(src, -1),
+                   .k = k, .d = d, .r0 = -1};
+        vv_rows *phi = NULL, *psi = NULL;
+        char nphi[128], npsi[128];
+        snprintf(nphi, sizeof nphi, "input of %s", L->name);
+        snprintf(npsi, sizeof npsi, "output of %s", L->name);
+        rc = vv_rows_from_callback(nphi, ntrain, k, read_phi, &f, NULL, &phi);
+        if (rc == 0)
+            rc = vv_rows_from_callback(npsi, ntrain, d, read_psi, &f, NULL, &psi);
+        vv_stats_opts so = {.chunk_rows = s->lasso.chunk_rows, .bias = bias, .stop = c->stop};
+        if (rc == 0)
+            rc = vv_stats_compute(phi, psi, &so, &st);
+        vv_rows_free(phi);
+        vv_rows_free(psi);
+        feats_free(&f);
+        if (rc == 0 && keyed && (ce = cache_add(cache, key, &st)) != NULL)
+            stp = cache_stats(ce);
+    }
+    free(bias);
+    if (rc < 0)
+        return rc;
+    lo->stats_seconds = lo->cached ? 0 : stp->seconds;
+    lo->lambda_max = vv_lambda_max(stp);
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddStringToObject(ev, "event", "stats");
+    cJSON_AddStringToObject(ev, "layer", L->name);
+    cJSON_AddNumberToObject(ev, "n", (double)ntrain);
+    cJSON_AddNumberToObject(ev, "k", (double)k);
+    cJSON_AddNumberToObject(ev, "d", (double)d);
+    cJSON_AddNumberToObject(ev, "seconds", lo->stats_seconds);
+    cJSON_AddBoolToObject(ev, "cached", lo->cached);
+    cJSON_AddNumberToObject(ev, "lambda_max", lo->lambda_max);
+    emit(c, ev);
+
+    if (s->lasso.target_active > k) {
+        set_field(field, fsz, "/target_active");
+        rc = vv_fail(VV_EINVAL, "target_active=%lld exceeds the %lld neurons feeding %s",
+                     (long long)s->lasso.target_active, (long long)k, L->name);
+        goto done;
+    }
+    vv_lasso_init(s->lasso.init, s->lasso.seed, k, d, lo->W);
+    double deadline = s->lasso.max_seconds > 0 ? vv_now() + s->lasso.max_seconds : 0;
+    lo->search = cJSON_CreateArray();
+    rc = run_select_solve(&s->lasso, stp, ce, c->sink, c->stop, out_dir, c->t0, deadline, &c->step,
+                          &c->iters, lo->W, &lo->lambda, &lo->res, lo->search, field, fsz);
+    if (rc < 0)
+        goto done;
+    lo->kept = vv_lasso_support(lo->W, k, d, lo->keep);
+    if (lo->kept == 0) {
+        /* Never remove every neuron: keep the one that enters the path first
+         * (largest ||Bt_k||), with its least-squares weights. */
+        int64_t best = 0;
+        double bn = -1;
+        for (int64_t i = 0; i < k; i++) {
+            double q = 0;
+            for (int64_t t = 0; t < d; t++)
+                q += stp->Bt[i * d + t] * stp->Bt[i * d + t];
+            if (q > bn) {
+                bn = q;
+                best = i;
+            }
+        }
+        double g = stp->G[best * k + best];
+        for (int64_t t = 0; t < d; t++)
+            lo->W[best * d + t] = g > 0 ? stp->Bt[best * d + t] / g : 0;
+        lo->keep[0] = best;
+        lo->kept = 1;
+        lo->fallback = 1;
+    } else if (s->lasso.refit) {
+        double *Wr = malloc((size_t)(k * d) * sizeof *Wr);
+        if (!Wr) {
+            rc = vv_fail(VV_ENOMEM, "out of memory for the refit");
+            goto done;
+        }
+        if ((rc = vv_lasso_refit(stp, lo->W, Wr)) == 0)
+            memcpy(lo->W, Wr, (size_t)(k * d) * sizeof *Wr);
+        free(Wr);
+    }
+done:
+    vv_stats_free(&st);
+    return rc;
+}
+
+/* Sets layer li's weight of m to V = W^T (D x K) and deletes the neurons
+ * that feed it and were not kept; a layer fed by something else than a
+ * linear layer keeps its width with zero columns. */
+static int apply(vv_model *m, const layer_out *lo, int *pruned)
+{
+    vv_layer *L = &m->layers[lo->li];
+    for (int64_t i = 0; i < lo->d; i++)
+        for (int64_t c = 0; c < lo->k; c++)
+            L->weight[i * lo->k + c] = (float)lo->W[c * lo->d + i];
+    int j = vv_model_feeding_linear(m, lo->li);
+    *pruned = j >= 0;
+    return j >= 0 ? vv_model_prune(m, j, lo->li, lo->keep, lo->kept) : 0;
+}
+
+static int write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    int ok = f && fputs(text, f) >= 0 && fputc('\n', f) >= 0;
+    if (f && fclose(f) != 0)
+        ok = 0;
+    return ok ? 0 : vv_fail(VV_EIO, "%s: cannot write: %s", path, strerror(errno));
+}
+
+static int write_json(const char *path, const cJSON *o)
+{
+    char *t = cJSON_Print(o);
+    int rc = t ? write_text(path, t) : vv_fail(VV_ENOMEM, "out of memory");
+    free(t);
+    return rc;
+}
+
+int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
+                 const volatile int *stop, run_cache *cache, cJSON **result, char *field,
+                 size_t fsz)
+{
+    *result = NULL;
+    set_field(field, fsz, "");
+    cctx c = {.spec = s, .sink = sink, .stop = stop, .t0 = vv_now()};
+    resident *res = NULL;
+    vv_model own = {0}, cur = {0};
+    const vv_model *orig = &own;
+    vv_preprocess pp = {0};
+    vv_dataset *train = NULL, *test = NULL;
+    layer_out *los = NULL;
+    int nl = 0, *idx = NULL, stopped = 0;
+    char model_id[4400] = "";
+    cJSON *r = NULL;
+    int rc;
+
+    /* The model. */
+    if (s->model.resident) {
+        if (!(res = models_acquire(s->model.resident))) {
+            set_field(field, fsz, "/model");
+            return VV_ENOTFOUND;
+        }
+        orig = &res->m;
+        pp = res->pp;
+        snprintf(model_id, sizeof model_id, "resident:%s@%.0f", res->name, res->loaded_at);
+    } else {
+        if ((rc = model_ref_load(&s->model, "/model", &own, &pp, field, fsz)) < 0)
+            return rc;
+        struct stat st;
+        char *arch = cJSON_PrintUnformatted(s->model.arch);
+        if (s->model.weights && stat(s->model.weights, &st) == 0 && arch)
+            snprintf(model_id, sizeof model_id, "%s:%lld:%lld:%lld|%.2000s", s->model.weights,
+                     (long long)st.st_ino, (long long)st.st_size, (long long)st.st_mtime, arch);
+        free(arch);
+    }
+    if (s->data.has_pp)
+        pp = s->data.pp;
+
+    /* The layers. */
+    if (!(idx = malloc((size_t)(orig->n + 1) * sizeof *idx))) {
+        rc = vv_fail(VV_ENOMEM, "out of memory");
+        goto done;
+    }
+    if (s->all_linear) {
+        for (int i = 0; i < orig->n; i++)
+            if (orig->layers[i].type == VV_LAYER_LINEAR && vv_model_feeding_linear(orig, i) >= 0)
+                idx[nl++] = i;
+        if (nl == 0) {
+            set_field(field, fsz, "/layers");
+            rc = vv_fail(VV_EINVAL, "/layers: the model has no linear layer fed by hidden "
+                                    "neurons (all_linear needs linear -> relu -> linear)");
+            goto done;
+        }
+    } else {
+        for (int t = 0; t < s->nlayers; t++) {
+            int i = vv_model_find(orig, s->layers[t]);
+            char p[64];
+            snprintf(p, sizeof p, "/layers/%d", t);
+            if (i < 0 || orig->layers[i].type != VV_LAYER_LINEAR) {
+                set_field(field, fsz, p);
+                rc = vv_fail(VV_EINVAL, "%s: '%s' %s", p, s->layers[t],
+                             i < 0 ? "is not a layer of the model"
+                                   : "is not a linear layer; only linear layers can be compressed");
+                goto done;
+            }
+            int at = nl;
+            while (at > 0 && idx[at - 1] > i) {
+                idx[at] = idx[at - 1];
+                at--;
+            }
+            idx[at] = i;
+            nl++;
+        }
+    }
+
+    /* The data. */
+    if ((rc = data_open(&s->data, 0, &train, field, fsz)) < 0 ||
+        (rc = data_open(&s->data, 1, &test, field, fsz)) < 0)
+        goto done;
+    if ((rc = vv_preprocess_check(train, &pp)) < 0) {
+        set_field(field, fsz, s->data.has_pp ? "/data/preprocess" : "/model/preprocess");
+        goto done;
+    }
+    int ic, ih, iw;
+    vv_preprocess_shape(train, &pp, &ic, &ih, &iw);
+    if (ic != orig->in_c || ih != orig->in_h || iw != orig->in_w) {
+        set_field(field, fsz, "/data");
+        rc = vv_fail(VV_ESHAPE,
+                     "/data: images are %dx%dx%d after preprocessing (stored %dx%dx%d) but the "
+                     "model takes %dx%dx%d; set data.preprocess (resize, crop) or use another "
+                     "model",
+                     ic, ih, iw, vv_dataset_channels(train), vv_dataset_height(train),
+                     vv_dataset_width(train), orig->in_c, orig->in_h, orig->in_w);
+        goto done;
+    }
+    if (test) {
+        int tc, th, tw;
+        vv_preprocess_shape(test, &pp, &tc, &th, &tw);
+        if (tc != ic || th != ih || tw != iw) {
+            set_field(field, fsz, "/data/test");
+            rc = vv_fail(VV_ESHAPE, "/data/test: test images are %dx%dx%d after preprocessing, "
+                                    "training images %dx%dx%d",
+                         tc, th, tw, ic, ih, iw);
+            goto done;
+        }
+    }
+    int64_t ntrain = vv_dataset_count(train), ntest = test ? vv_dataset_count(test) : 0;
+    if (s->data.max_train && s->data.max_train < ntrain)
+        ntrain = s->data.max_train;
+    if (s->data.max_test && s->data.max_test < ntest)
+        ntest = s->data.max_test;
+    if ((rc = run_mkdir_p(out_dir)) < 0)
+        goto done;
+
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddStringToObject(ev, "event", "start");
+    cJSON_AddStringToObject(ev, "kind", "compress");
+    cJSON_AddStringToObject(ev, "model", s->model.resident ? s->model.resident : "(spec)");
+    cJSON *ln = cJSON_AddArrayToObject(ev, "layers");
+    for (int t = 0; t < nl; t++)
+        cJSON_AddItemToArray(ln, cJSON_CreateString(orig->layers[idx[t]].name));
+    cJSON_AddNumberToObject(ev, "n_train", (double)ntrain);
+    cJSON_AddNumberToObject(ev, "n_test", (double)ntest);
+    cJSON_AddStringToObject(ev, "blas", vv_blas_corename());
+    emit(&c, ev);
+
+    evals before, after;
+    if ((rc = eval_all(&c, orig, train, test, &pp, ntrain, ntest, &before)) < 0)
+        goto done;
+    emit_evals(&c, &before, "before");
+
+    if ((rc = vv_model_copy(orig, &cur)) < 0 ||
+        !(los = calloc((size_t)nl, sizeof *los))) {
+        rc = rc < 0 ? rc : vv_fail(VV_ENOMEM, "out of memory");
+        goto done;
+    }
+    int done_layers = 0;
+    cJSON *lj = cJSON_CreateArray();
+    for (int t = 0; t < nl; t++) {
+        const vv_model *src = s->sequential ? &cur : orig;
+        /* Sequential features come from a network that changed: not cached. */
+        const char *id = s->sequential && t > 0 ? NULL : model_id[0] ? model_id : NULL;
+        if ((rc = compress_layer(&c, src, idx[t], train, &pp, ntrain, cache, id, out_dir, &los[t],
+                                 field, fsz)) < 0) {
+            cJSON_Delete(lj);
+            if (rc == VV_ESTATE && stop && *stop) {
+                stopped = 1;
+                rc = 0;
+                lj = NULL;
+                break;
+            }
+            goto done;
+        }
+        int pruned;
+        if ((rc = apply(&cur, &los[t], &pruned)) < 0) {
+            cJSON_Delete(lj);
+            goto done;
+        }
+        done_layers = t + 1;
+        layer_out *lo = &los[t];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "layer", orig->layers[lo->li].name);
+        cJSON_AddNumberToObject(o, "neurons", (double)lo->k);
+        cJSON_AddNumberToObject(o, "kept", (double)lo->kept);
+        cJSON_AddStringToObject(o, "removes",
+                                pruned ? "neurons of the layer feeding it"
+                                       : "nothing (inputs are not neurons of a linear layer; "
+                                         "their columns are zero)");
+        cJSON_AddNumberToObject(o, "lambda", lo->lambda);
+        cJSON_AddNumberToObject(o, "lambda_paper", 2 * lo->lambda / (double)lo->d);
+        cJSON_AddNumberToObject(o, "lambda_max", lo->lambda_max);
+        cJSON_AddNumberToObject(o, "rel_gap", lo->res.e.rel_gap);
+        cJSON_AddNumberToObject(o, "objective", lo->res.e.objective);
+        cJSON_AddNumberToObject(o, "mse", lo->res.e.mse);
+        cJSON_AddNumberToObject(o, "active", (double)lo->res.e.active);
+        cJSON_AddStringToObject(o, "stop_reason", vv_stop_reason_name(lo->res.stop_reason));
+        cJSON_AddNumberToObject(o, "iterations", (double)lo->res.iterations);
+        cJSON_AddNumberToObject(o, "stats_seconds", lo->stats_seconds);
+        cJSON_AddBoolToObject(o, "stats_cached", lo->cached);
+        cJSON_AddBoolToObject(o, "refit", s->lasso.refit && !lo->fallback);
+        if (lo->fallback)
+            cJSON_AddStringToObject(o, "note", "lambda >= lambda_max: kept the one neuron that "
+                                               "enters first, never none");
+        if (cJSON_GetArraySize(lo->search) > 0) {
+            cJSON_AddItemToObject(o, "search", lo->search);
+            lo->search = NULL;
+        }
+        cJSON_AddItemToArray(lj, o);
+        if (lo->res.stop_reason == VV_STOP_USER) {
+            stopped = 1;
+            break;
+        }
+    }
+    if (stopped && done_layers == 0) {
+        /* Stopped before any layer was solved: a stopped run with no model. */
+        r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "event", "result");
+        cJSON_AddStringToObject(r, "state", "STOPPED");
+        cJSON_AddStringToObject(r, "stop_reason", "user");
+        cJSON_AddStringToObject(r, "kind", "compress");
+        cJSON_AddItemToObject(r, "before", evals_json(&before));
+        cJSON_Delete(lj);
+        *result = r;
+        r = NULL;
+        goto done;
+    }
+    /* After: evaluate even when stopped (the layers solved so far are in). */
+    volatile int no_stop = 0;
+    c.stop = &no_stop;
+    if ((rc = eval_all(&c, &cur, train, test, &pp, ntrain, ntest, &after)) < 0) {
+        cJSON_Delete(lj);
+        goto done;
+    }
+    emit_evals(&c, &after, "after");
+
+    r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "event", "result");
+    cJSON_AddStringToObject(r, "state", stopped ? "STOPPED" : "FINISHED");
+    int all_conv = 1;
+    for (int t = 0; t < done_layers; t++)
+        all_conv &= los[t].res.stop_reason == VV_STOP_CONVERGED;
+    cJSON_AddStringToObject(r, "stop_reason",
+                            stopped ? "user"
+                            : all_conv
+                                ? "converged"
+                                : vv_stop_reason_name(los[done_layers - 1].res.stop_reason));
+    if (s->name)
+        cJSON_AddStringToObject(r, "name", s->name);
+    cJSON_AddStringToObject(r, "kind", "compress");
+    cJSON_AddStringToObject(r, "model", s->model.resident ? s->model.resident : "(spec)");
+    cJSON_AddStringToObject(r, "solver", vv_solver_name(s->lasso.solver));
+    cJSON_AddBoolToObject(r, "sequential", s->sequential);
+    cJSON_AddNumberToObject(r, "n_train", (double)ntrain);
+    cJSON_AddNumberToObject(r, "n_test", (double)ntest);
+    cJSON_AddItemToObject(r, "layers", lj);
+    cJSON_AddItemToObject(r, "before", evals_json(&before));
+    cJSON_AddItemToObject(r, "after", evals_json(&after));
+    /* The top-level summary keys of a run (the first layer's lambda and
+     * certificate; active = neurons kept in all). */
+    int64_t kept_all = 0;
+    double worst_gap = 0;
+    for (int t = 0; t < done_layers; t++) {
+        kept_all += los[t].kept;
+        worst_gap = los[t].res.e.rel_gap > worst_gap ? los[t].res.e.rel_gap : worst_gap;
+    }
+    cJSON_AddNumberToObject(r, "lambda", los[0].lambda);
+    cJSON_AddNumberToObject(r, "active", (double)kept_all);
+    cJSON_AddNumberToObject(r, "rel_gap", worst_gap);
+    cJSON_AddNumberToObject(r, "train_acc", after.train_acc);
+    cJSON_AddNumberToObject(r, "train_loss", after.train_loss);
+    if (after.have_test) {
+        cJSON_AddNumberToObject(r, "test_acc", after.test_acc);
+        cJSON_AddNumberToObject(r, "test_loss", after.test_loss);
+    }
+    cJSON_AddNumberToObject(r, "params", (double)after.params);
+    cJSON_AddNumberToObject(r, "iterations", (double)c.iters);
+    cJSON_AddNumberToObject(r, "seconds", vv_now() - c.t0);
+    cJSON_AddStringToObject(r, "blas", vv_blas_corename());
+
+    cJSON *outs = cJSON_AddObjectToObject(r, "outputs");
+    char path[4400];
+    cJSON *kept = cJSON_CreateObject();
+    for (int t = 0; t < done_layers; t++) {
+        cJSON *a = cJSON_CreateArray();
+        for (int64_t q = 0; q < los[t].kept; q++)
+            cJSON_AddItemToArray(a, cJSON_CreateNumber((double)los[t].keep[q]));
+        cJSON_AddItemToObject(kept, orig->layers[los[t].li].name, a);
+    }
+    /* V of each layer in the original indexing (D x K float32, zero
+     * columns for the deleted neurons). */
+    for (int t = 0; t < done_layers && rc == 0; t++) {
+        const layer_out *lo = &los[t];
+        float *V = malloc((size_t)(lo->k * lo->d) * sizeof *V);
+        if (!V) {
+            rc = vv_fail(VV_ENOMEM, "out of memory");
+            break;
+        }
+        for (int64_t i = 0; i < lo->d; i++)
+            for (int64_t q = 0; q < lo->k; q++)
+                V[i * lo->k + q] = (float)lo->W[q * lo->d + i];
+        snprintf(path, sizeof path, "%s/V_%s.npy", out_dir, orig->layers[lo->li].name);
+        rc = vv_npy_write(path, VV_F32, 2, (int64_t[]){lo->d, lo->k}, V);
+        free(V);
+    }
+    snprintf(path, sizeof path, "%s/kept.json", out_dir);
+    if (rc == 0)
+        rc = write_json(path, kept);
+    cJSON_Delete(kept);
+    if (rc == 0)
+        cJSON_AddStringToObject(outs, "kept", path);
+    if (rc == 0 && s->export_model) {
+        snprintf(path, sizeof path, "%s/model.safetensors", out_dir);
+        if ((rc = vv_model_save(&cur, path)) == 0)
+            cJSON_AddStringToObject(outs, "weights", path);
+        cJSON *spec = model_spec_export(&cur, &pp);
+        snprintf(path, sizeof path, "%s/model.json", out_dir);
+        if (rc == 0 && (rc = write_json(path, spec)) == 0)
+            cJSON_AddStringToObject(outs, "spec", path);
+        cJSON_Delete(spec);
+    }
+    snprintf(path, sizeof path, "%s/result.json", out_dir);
+    cJSON_AddStringToObject(outs, "result", path);
+    if (rc == 0)
+        rc = write_json(path, r);
+    if (rc < 0)
+        goto done;
+    *result = r;
+    r = NULL;
+done:
+    cJSON_Delete(r);
+    for (int t = 0; los && t < nl; t++) {
+        free(los[t].keep);
+        free(los[t].W);
+        cJSON_Delete(los[t].search);
+    }
+    free(los);
+    free(idx);
+    vv_model_free(&cur);
+    vv_model_free(&own);
+    models_release(res);
+    vv_dataset_free(train);
+    vv_dataset_free(test);
+    return rc;
+}

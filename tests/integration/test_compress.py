@@ -1,0 +1,296 @@
+#!/usr/bin/env python3
+"""Compression of a trained network (kind "compress", experiment 3 of the
+paper) through `vvd run` and through the daemon, in TAP.
+
+The network is tests/fixtures/fmnist/mlp_128_64.safetensors, a 784-128-64-10
+MLP trained by PyTorch on Debian's Fashion-MNIST (gen_fmnist_mlp.py), with
+PyTorch's own accuracy and cross-entropy of it in mlp_128_64.json: vvd's
+"before" numbers must equal them.  The exported model's logits, computed by
+`vvd forward` from its files alone, must equal a pure-Python forward pass of
+the original network with each compressed layer's weight replaced by V (the
+deleted neurons' columns zero).  Bad specs get clear errors naming the field.
+
+Usage: test_compress.py VVD FIXTURES_DIR
+"""
+import json
+import math
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from daemon_util import Daemon, Tap  # noqa: E402
+
+t = Tap()
+VVD, FIX = sys.argv[1], sys.argv[2]
+WEIGHTS = os.path.join(FIX, "fmnist", "mlp_128_64.safetensors")
+REF = json.load(open(os.path.join(FIX, "fmnist", "mlp_128_64.json")))
+FMNIST = os.environ.get("VV_FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
+PRE = {"mean": [0.286], "std": [0.353]}
+
+
+def model(**kw):
+    m = {"arch": "mlp", "input": [1, 28, 28], "sizes": [784, 128, 64, 10], "weights": WEIGHTS,
+         "preprocess": PRE}
+    m.update(kw)
+    return m
+
+
+def run(tmp, spec, name):
+    path = os.path.join(tmp, name + ".json")
+    with open(path, "w") as f:
+        json.dump(spec, f)
+    out = subprocess.run([VVD, "run", path, "--out", os.path.join(tmp, name)],
+                         capture_output=True, text=True, timeout=600)
+    lines = out.stdout.strip().splitlines()
+    return out.returncode, json.loads(lines[-1]) if lines else {}, lines
+
+
+# ---- Pure-Python readers and the reference forward pass -------------------------------
+
+def read_npy(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    hlen = struct.unpack("<H", data[8:10])[0]
+    header = eval(data[10:10 + hlen].decode("latin1"))  # numpy's own dict literal
+    shape, descr = header["shape"], header["descr"]
+    body = data[10 + hlen:]
+    fmt = {"<f4": "f", "<f8": "d", "<i8": "q"}[descr]
+    count = 1
+    for s in shape:
+        count *= s
+    vals = struct.unpack("<%d%s" % (count, fmt), body[:count * struct.calcsize(fmt)])
+    if len(shape) == 2:
+        return [list(vals[i * shape[1]:(i + 1) * shape[1]]) for i in range(shape[0])]
+    return list(vals)
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    out = {}
+    for name, e in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = e["data_offsets"]
+        raw = data[8 + n + a:8 + n + b]
+        if e["dtype"] == "BF16":
+            vals = [struct.unpack("<f", b"\0\0" + raw[i:i + 2])[0] for i in range(0, len(raw), 2)]
+        elif e["dtype"] == "F32":
+            vals = list(struct.unpack("<%df" % (len(raw) // 4), raw))
+        else:
+            continue
+        shape = e["shape"]
+        if len(shape) == 2:
+            vals = [vals[i * shape[1]:(i + 1) * shape[1]] for i in range(shape[0])]
+        out[name] = vals
+    return out
+
+
+def idx_images(n):
+    import gzip
+    with gzip.open(os.path.join(FMNIST, "t10k-images-idx3-ubyte.gz")) as f:
+        data = f.read(16 + 784 * n)
+    return [[((data[16 + i * 784 + p] / 255.0) - PRE["mean"][0]) / PRE["std"][0]
+             for p in range(784)] for i in range(n)]
+
+
+def mlp_forward(w, x):
+    h = x
+    for i in (1, 2, 3):
+        W, b = w["fc%d.weight" % i], w["fc%d.bias" % i]
+        h = [sum(wr[c] * h[c] for c in range(len(h))) + br for wr, br in zip(W, b)]
+        if i < 3:
+            h = [v if v > 0 else 0.0 for v in h]
+    return h
+
+
+def write_npy_f32(path, rows):
+    cols = len(rows[0])
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }" % (len(rows), cols)
+    header += " " * (63 - (len(header) + 10) % 64) + "\n"
+    with open(path, "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode())
+        for r in rows:
+            f.write(struct.pack("<%df" % cols, *r))
+
+
+def close(a, b, tol):
+    return abs(a - b) <= tol * max(1.0, abs(b))
+
+
+def main():
+    if not os.path.exists(os.path.join(FMNIST, "train-images-idx3-ubyte.gz")):
+        t.ok(False, "Fashion-MNIST is installed (Debian package dataset-fashion-mnist) at " + FMNIST)
+        return t.done()
+    tmp = tempfile.mkdtemp(prefix="vvd-compress-")
+    try:
+        main_cases(tmp)
+        bad_input(tmp)
+        daemon_cases(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return t.done()
+
+
+def main_cases(tmp):
+    spec = {"kind": "compress", "model": model(), "layers": "all_linear", "lambda_ratio": 0.05,
+            "data": {"format": "fashion-mnist", "max_train": 10000}}
+    rc, r, lines = run(tmp, spec, "c1")
+    t.ok(rc == 0 and r.get("state") == "FINISHED", "compress runs to FINISHED",
+         lines[-3:] if lines else "")
+    if rc != 0:
+        return
+    b, a = r["before"], r["after"]
+    t.ok(close(b["train_acc"], REF["train10k"]["acc"], 1.5e-4) and
+         close(b["test_acc"], REF["test"]["acc"], 1.5e-4),
+         "accuracy before equals PyTorch's on the same network (train %.4f vs %.4f, test %.4f vs %.4f)"
+         % (b["train_acc"], REF["train10k"]["acc"], b["test_acc"], REF["test"]["acc"]))
+    t.ok(close(b["train_loss"], REF["train10k"]["loss"], 1e-5) and
+         close(b["test_loss"], REF["test"]["loss"], 1e-5),
+         "cross-entropy before equals PyTorch's (%.6f vs %.6f)" % (b["test_loss"], REF["test"]["loss"]))
+    ls = {l["layer"]: l for l in r["layers"]}
+    t.eq(sorted(ls), ["fc2", "fc3"], "all_linear picks the layers fed by hidden neurons")
+    k1, k2 = ls["fc2"]["kept"], ls["fc3"]["kept"]
+    t.ok(1 <= k1 < 128 and 1 <= k2 < 64, "neurons are deleted: %d of 128, %d of 64 kept" % (k1, k2))
+    t.ok(all(l["stop_reason"] == "converged" and l["rel_gap"] <= 1e-6 for l in r["layers"]),
+         "each layer's lasso is certified (rel_gap <= 1e-6)")
+    want = 784 * k1 + k1 + k1 * k2 + k2 + k2 * 10 + 10
+    t.eq(a["params"], want, "parameters after = 784*k1+k1 + k1*k2+k2 + k2*10+10")
+    t.ok(b["params"] == 784 * 128 + 128 + 128 * 64 + 64 + 640 + 10, "parameters before")
+    t.ok(0.5 < a["test_acc"] <= 1 and a["latency_ms"] > 0, "accuracy after %.4f (before %.4f)"
+         % (a["test_acc"], b["test_acc"]))
+    metric_keys = set()
+    for line in lines:
+        ev = json.loads(line)
+        if ev.get("event") == "metric":
+            metric_keys.update(ev)
+    t.ok({"train_acc", "test_acc", "params", "macs", "latency_ms", "rel_gap"} <= metric_keys,
+         "metrics include the compression keys")
+
+    out = os.path.join(tmp, "c1")
+    kept = json.load(open(os.path.join(out, "kept.json")))
+    V2 = read_npy(os.path.join(out, "V_fc2.npy"))
+    V3 = read_npy(os.path.join(out, "V_fc3.npy"))
+    nz2 = [c for c in range(128) if any(row[c] != 0 for row in V2)]
+    t.eq(kept["fc2"], nz2, "kept.json lists the nonzero columns of V_fc2")
+    spec_out = json.load(open(os.path.join(out, "model.json")))
+    widths = [l.get("out_features") for l in spec_out["layers"] if l["type"] == "linear"]
+    t.eq(widths, [k1, k2, 10], "the exported spec has the new widths")
+    t.ok("weights" not in json.dumps(spec_out) and WEIGHTS not in json.dumps(spec_out),
+         "the exported spec does not refer to the original model")
+
+    # The exported model, alone in another folder, against the reference.
+    alone = os.path.join(tmp, "alone")
+    os.makedirs(alone)
+    for f in ("model.json", "model.safetensors"):
+        shutil.copy(os.path.join(out, f), alone)
+    x = idx_images(8)
+    write_npy_f32(os.path.join(alone, "x.npy"), x)
+    p = subprocess.run([VVD, "forward", os.path.join(alone, "model.json"),
+                        os.path.join(alone, "model.safetensors"), os.path.join(alone, "x.npy"),
+                        os.path.join(alone, "y.npy")], capture_output=True, text=True, timeout=60)
+    t.ok(p.returncode == 0, "vvd forward runs the exported model from its own files", p.stderr)
+    w = read_safetensors(WEIGHTS)
+    w["fc2.weight"], w["fc3.weight"] = V2, V3
+    ref = [mlp_forward(w, xi) for xi in x]
+    got = read_npy(os.path.join(alone, "y.npy")) if p.returncode == 0 else [[0] * 10] * 8
+    scale = max(abs(v) for row in ref for v in row)
+    err = max(abs(g - e) for gr, er in zip(got, ref) for g, e in zip(gr, er)) / scale
+    t.ok(err < 1e-5, "exported logits = original with V and pruned columns zero (rel err %.1e)" % err)
+
+    # Refit, sequential and a neuron budget.
+    rc, r2, _ = run(tmp, dict(spec, sequential=True, refit=True), "c2")
+    t.ok(rc == 0 and r2["sequential"] and all(l["refit"] for l in r2["layers"]),
+         "sequential compression with refit runs")
+    t.ok(rc == 0 and not r2["layers"][1]["stats_cached"],
+         "sequential features of the second layer come from the compressed network")
+    rc, r3, _ = run(tmp, {"kind": "compress", "model": model(), "layers": ["fc3"],
+                          "target_active": 12, "data": {"format": "fashion-mnist",
+                                                        "max_train": 5000}}, "c3")
+    t.ok(rc == 0 and 1 <= r3["layers"][0]["kept"] <= 12,
+         "target_active 12 keeps at most 12 neurons (%s)" % (r3.get("layers") or [{}])[0].get("kept"))
+    rc, r4, _ = run(tmp, dict(spec, lambda_ratio=1.0), "c4")
+    t.ok(rc == 0 and all(l["kept"] == 1 and "note" in l for l in r4["layers"]),
+         "lambda = lambda_max never removes every neuron: one is kept, with a note")
+
+
+def bad_input(tmp):
+    def expect(spec, name, field, words):
+        rc, r, lines = run(tmp, spec, name)
+        err = r.get("error", {})
+        t.ok(rc != 0 and err.get("field") == field and all(w in err.get("detail", "") for w in words),
+             "%s: field %s, detail names %s" % (name, field, words), json.dumps(err))
+
+    base = {"kind": "compress", "model": model(), "layers": ["fc3"], "lambda_ratio": 0.1,
+            "data": {"format": "fashion-mnist", "max_train": 500}}
+    expect(dict(base, model=model(sizes=[784, 100, 64, 10])), "wrong shapes", "/model/weights",
+           ["fc1.weight", "[128, 784]", "[100, 784]"])
+    expect(dict(base, layers=["fc9"]), "unknown layer", "/layers/0", ["no layer"])
+    expect(dict(base, model={"arch": "alexnet_cifar64", "width_div": 32}, layers=["features.0"]),
+           "not linear", "/layers/0", ["not linear"])
+    expect(dict(base, model={"arch": "vgg19_cifar", "width_div": 16}, layers=["classifier.6"]),
+           "image size", "/data", ["1x28x28", "3x32x32"])
+    trunc = os.path.join(tmp, "trunc-images.gz")
+    import gzip
+    with gzip.open(os.path.join(FMNIST, "t10k-images-idx3-ubyte.gz")) as f:
+        head = f.read(16 + 784 * 10 + 100)
+    with gzip.open(trunc, "wb") as f:
+        f.write(head)
+    expect(dict(base, data={"format": "idx", "train": {"images": trunc, "labels": os.path.join(
+        FMNIST, "t10k-labels-idx1-ubyte.gz")}}), "truncated IDX", "/data/train/images", [trunc])
+    nolam = {k: v for k, v in base.items() if k != "lambda_ratio"}
+    expect(dict(nolam, path={"n": 3}), "path refused", "/path", ["sweep"])
+    expect(nolam, "no lambda", "/lambda", ["target_active"])
+    expect(dict(base, phi="x.npy"), "lasso data fields", "/phi", ["unknown field"])
+    expect(dict(base, data={"format": "cifar10"}), "cifar10 without dir", "/data/dir", ["dir"])
+
+
+def daemon_cases(tmp):
+    with Daemon(VVD) as d:
+        local = os.path.join(d.dir, "mlp.safetensors")
+        shutil.copy(WEIGHTS, local)
+        r = d.post("/v1/models", {"name": "fm", "arch": "mlp", "input": [1, 28, 28],
+                                  "sizes": [784, 128, 64, 10], "weights": "mlp.safetensors",
+                                  "preprocess": PRE})
+        t.eq(r.status, 201, "POST /v1/models loads a model")
+        lst = d.get("/v1/models").json()
+        t.ok(lst["models"][0]["name"] == "fm" and lst["bytes"] == 4 * 109386,
+             "GET /v1/models shows it and the memory it uses (%s bytes)" % lst.get("bytes"))
+        r = d.post("/v1/models", {"name": "fm", "arch": "mlp", "sizes": [784, 10]})
+        t.eq(r.status, 409, "a second model of the same name is a conflict")
+        r = d.post("/v1/models", {"name": "bad", "arch": "mlp", "input": [1, 28, 28],
+                                  "sizes": [784, 100, 64, 10], "weights": "mlp.safetensors"})
+        t.ok(r.status == 400 and r.json()["field"] == "/weights", "a wrong-shape model load is a 400 naming /weights")
+        r = d.post("/v1/models", {"name": "esc", "arch": "mlp", "sizes": [784, 10],
+                                  "weights": "/etc/hostname"})
+        t.eq(r.status, 403, "weights outside the data root are refused")
+        spec = {"kind": "compress", "model": "fm", "layers": ["fc2", "fc3"], "lambda_ratio": 0.05,
+                "data": {"format": "fashion-mnist", "max_train": 4000, "max_test": 2000}}
+        ids = [d.submit(spec)["id"], d.submit(dict(spec, lambda_ratio=0.1))["id"]]
+        for i in ids:
+            d.wait_end(i, deadline=300)
+        runs = [d.run(i) for i in ids]
+        t.ok(all(x["state"] == "FINISHED" for x in runs), "compress runs on a resident model finish")
+        res = [x.get("result") or {} for x in runs]
+        t.ok(res[1].get("layers") and all(l["stats_cached"] for l in res[1]["layers"]),
+             "the second run reuses the cached statistics of both layers")
+        names = {a["name"] for a in runs[0].get("artifacts", [])}
+        t.ok({"model.safetensors", "model.json", "kept.json", "result.json"} <= names,
+             "the exported model is among the run's artifacts")
+        lr = d.get("/v1/runs?kind=compress").json()
+        t.ok(len(lr.get("runs", [])) == 2, "the run history lists both compress runs")
+        t.eq(d.req("DELETE", "/v1/models/fm").status, 200, "DELETE /v1/models/fm")
+        r = d.post("/v1/runs", spec)
+        t.ok(r.status == 400 and r.json().get("field") == "/model",
+             "a run naming a deleted model is a 400 naming /model")
+        t.ok(d.get("/health").json().get("models") == 0, "/health counts resident models")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
