@@ -78,7 +78,7 @@ int main(void)
         {"[1,2]", VV_ETYPE, ""},
         {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"lambda\":1} x", VV_EJSON, ""},
         {"{\"phi\":\"a\",\"psi\":\"b\",\"lambda\":1}", VV_EMISSING, "/kind"},
-        {"{\"kind\":\"compress\",\"phi\":\"a\",\"psi\":\"b\",\"lambda\":1}", VV_EINVAL, "/kind"},
+        {"{\"kind\":\"prune\",\"phi\":\"a\",\"psi\":\"b\",\"lambda\":1}", VV_EINVAL, "/kind"},
         {"{\"kind\":\"lasso\",\"psi\":\"b\",\"lambda\":1}", VV_EMISSING, "/phi"},
         {"{\"kind\":\"lasso\",\"phi\":\"a\",\"lambda\":1}", VV_EMISSING, "/psi"},
         {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\"}", VV_EMISSING, "/lambda"},
