@@ -5,12 +5,16 @@
 #include "vv/model.h"
 
 #include <float.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Scratch budget per forward call, in floats (about 64 MiB). */
-#define SCRATCH_FLOATS (16l << 20)
+/* Scratch budget per forward call, in floats (about 16 MiB): groups of
+ * samples small enough to stay in the caches between layers. */
+#define SCRATCH_FLOATS (4l << 20)
 
 void vv__im2col(const float *x, int c, int h, int w, int k, int stride, int pad, int oh, int ow,
                 float *col, int64_t ldc)
@@ -20,6 +24,13 @@ void vv__im2col(const float *x, int c, int h, int w, int k, int stride, int pad,
             for (int kj = 0; kj < k; kj++) {
                 float *row = col + ((int64_t)(ci * k + ki) * k + kj) * ldc;
                 const float *xc = x + (int64_t)ci * h * w;
+                /* Output columns j whose input column j*stride - pad + kj is
+                 * inside the image: [j0, j1). */
+                int j0 = 0, j1 = ow;
+                while (j0 < ow && j0 * stride - pad + kj < 0)
+                    j0++;
+                while (j1 > j0 && (j1 - 1) * stride - pad + kj >= w)
+                    j1--;
                 for (int i = 0; i < oh; i++) {
                     int y = i * stride - pad + ki;
                     float *dst = row + (int64_t)i * ow;
@@ -27,18 +38,26 @@ void vv__im2col(const float *x, int c, int h, int w, int k, int stride, int pad,
                         memset(dst, 0, (size_t)ow * sizeof(float));
                         continue;
                     }
-                    const float *src = xc + (int64_t)y * w;
-                    for (int j = 0; j < ow; j++) {
-                        int xx = j * stride - pad + kj;
-                        dst[j] = xx >= 0 && xx < w ? src[xx] : 0.0f;
-                    }
+                    const float *src = xc + (int64_t)y * w - pad + kj;
+                    for (int j = 0; j < j0; j++)
+                        dst[j] = 0.0f;
+                    if (stride == 1)
+                        memcpy(dst + j0, src + j0, (size_t)(j1 - j0) * sizeof(float));
+                    else
+                        for (int j = j0; j < j1; j++)
+                            dst[j] = src[j * stride];
+                    for (int j = j1; j < ow; j++)
+                        dst[j] = 0.0f;
                 }
             }
 }
 
 /* Convolution of nb samples: x (nb x c x h x w) -> y (nb x oc x oh x ow).
  * col holds ckk x (nb * oh * ow) floats and tmp oc x (nb * oh * ow). */
-static void conv(const vv_layer *l, const float *x, int64_t nb, float *y, float *col, float *tmp)
+/* bn (may be NULL) and relu are a following batch norm and ReLU fused into
+ * the conv's output pass. */
+static void conv(const vv_layer *l, const float *x, int64_t nb, float *y, float *col, float *tmp,
+                 const vv_layer *bn, int relu)
 {
     int64_t ohw = (int64_t)l->oh * l->ow, ncol = nb * ohw;
     int64_t ckk = (int64_t)l->in_ch * l->kernel * l->kernel;
@@ -47,14 +66,26 @@ static void conv(const vv_layer *l, const float *x, int64_t nb, float *y, float 
         vv__im2col(x + s * in_sz, l->c, l->h, l->w, l->kernel, l->stride, l->pad, l->oh, l->ow,
                    col + s * ohw, ncol);
     vv_sgemm(0, 0, l->oc, ncol, ckk, 1.0f, l->weight, ckk, col, ncol, 0.0f, tmp, ncol);
-    for (int64_t s = 0; s < nb; s++)
-        for (int o = 0; o < l->oc; o++) {
-            float b = l->bias_v ? l->bias_v[o] : 0.0f;
+    for (int o = 0; o < l->oc; o++) {
+        /* y = (conv + b - mean) * scale + beta = conv * scale + shift */
+        float b = l->bias_v ? l->bias_v[o] : 0.0f, scale = 1.0f, shift = b;
+        if (bn) {
+            scale = bn->weight[o] / sqrtf(bn->running_var[o] + bn->eps);
+            shift = (b - bn->running_mean[o]) * scale + bn->bias_v[o];
+        }
+        for (int64_t s = 0; s < nb; s++) {
             const float *src = tmp + (int64_t)o * ncol + s * ohw;
             float *dst = y + (s * l->oc + o) * ohw;
-            for (int64_t p = 0; p < ohw; p++)
-                dst[p] = src[p] + b;
+            if (relu)
+                for (int64_t p = 0; p < ohw; p++) {
+                    float v = src[p] * scale + shift;
+                    dst[p] = v > 0 ? v : 0.0f;
+                }
+            else
+                for (int64_t p = 0; p < ohw; p++)
+                    dst[p] = src[p] * scale + shift;
         }
+    }
 }
 
 static void batchnorm(const vv_layer *l, const float *x, int64_t nb, float *y)
@@ -135,7 +166,7 @@ void vv__layer_forward(const vv_layer *l, const float *x, int64_t nb, float *y, 
     int64_t in_sz = (int64_t)l->c * l->h * l->w;
     switch (l->type) {
     case VV_LAYER_CONV2D:
-        conv(l, x, nb, y, col, tmp);
+        conv(l, x, nb, y, col, tmp, NULL, 0);
         break;
     case VV_LAYER_BATCHNORM2D:
         batchnorm(l, x, nb, y);
@@ -171,6 +202,53 @@ void vv__scratch_sizes(const vv_layer *l, int64_t nb, int64_t *col, int64_t *tmp
     }
 }
 
+/* A scratch buffer per thread, kept between calls (fresh large buffers
+ * cost a page fault per 4 KiB on every call) and freed when the thread
+ * exits. */
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+typedef struct scratch {
+    float *p;
+    size_t cap;
+} scratch;
+
+static void scratch_free(void *p)
+{
+    scratch *s = p;
+    free(s->p);
+    free(s);
+}
+
+static void scratch_init(void) { pthread_key_create(&scratch_key, scratch_free); }
+
+static float *scratch_get(size_t floats)
+{
+    pthread_once(&scratch_once, scratch_init);
+    scratch *s = pthread_getspecific(scratch_key);
+    if (!s) {
+        if (!(s = calloc(1, sizeof *s)))
+            return NULL;
+        pthread_setspecific(scratch_key, s);
+    }
+    if (floats > s->cap) {
+        free(s->p);
+        s->p = malloc(floats * sizeof(float));
+        s->cap = s->p ? floats : 0;
+    }
+    return s->p;
+}
+
+void vv__scratch_release(void)
+{
+    pthread_once(&scratch_once, scratch_init);
+    scratch *s = pthread_getspecific(scratch_key);
+    if (s) {
+        pthread_setspecific(scratch_key, NULL);
+        scratch_free(s);
+    }
+}
+
 int vv_model_forward(const vv_model *m, int from, int to, const float *x, int64_t n, float *y)
 {
     if (!m->finished || from < 0 || to > m->n || from >= to || n < 0)
@@ -193,7 +271,7 @@ int vv_model_forward(const vv_model *m, int from, int to, const float *x, int64_
         g = 1;
     if (g > n)
         g = n;
-    float *buf = malloc((size_t)(2 * act + scr) * (size_t)g * sizeof(float));
+    float *buf = scratch_get((size_t)(2 * act + scr) * (size_t)g);
     if (!buf)
         return vv_fail(VV_ENOMEM, "forward: out of memory for a group of %lld samples",
                        (long long)g);
@@ -204,13 +282,89 @@ int vv_model_forward(const vv_model *m, int from, int to, const float *x, int64_
         const float *cur = x + s0 * in_sz;
         for (int i = from; i < to; i++) {
             const vv_layer *l = &m->layers[i];
+            int last = i == to - 1;
+            /* Flatten and dropout (eval) change nothing in memory. */
+            if (!last && (l->type == VV_LAYER_FLATTEN || l->type == VV_LAYER_DROPOUT))
+                continue;
             int64_t cs, ts;
             vv__scratch_sizes(l, nb, &cs, &ts);
-            float *dst = i == to - 1 ? y + s0 * out_sz : (cur == a ? b : a);
-            vv__layer_forward(l, cur, nb, dst, col, col + cs);
+            /* conv -> batch norm -> relu in one pass when the range holds all
+             * three (and does not end inside them). */
+            const vv_layer *bn = NULL;
+            int relu = 0, skip = 0;
+            if (l->type == VV_LAYER_CONV2D) {
+                if (i + 1 < to && m->layers[i + 1].type == VV_LAYER_BATCHNORM2D)
+                    bn = &m->layers[i + 1], skip = 1;
+                if (i + 1 + skip < to && m->layers[i + 1 + skip].type == VV_LAYER_RELU)
+                    relu = 1, skip++;
+                last = i + skip == to - 1;
+            }
+            float *dst = last ? y + s0 * out_sz : (cur == a ? b : a);
+            if (l->type == VV_LAYER_CONV2D)
+                conv(l, cur, nb, dst, col, col + cs, bn, relu);
+            else
+                vv__layer_forward(l, cur, nb, dst, col, col + cs);
             cur = dst;
+            i += skip;
         }
     }
-    free(buf);
+    return 0;
+}
+
+typedef struct fwd_part {
+    const vv_model *m;
+    int from, to;
+    const float *x;
+    int64_t n;
+    float *y;
+    int rc;
+    char detail[512];
+    pthread_t tid;
+} fwd_part;
+
+static void *fwd_thread(void *arg)
+{
+    fwd_part *p = arg;
+    p->rc = vv_model_forward(p->m, p->from, p->to, p->x, p->n, p->y);
+    if (p->rc < 0)
+        snprintf(p->detail, sizeof p->detail, "%s", vv_err_detail());
+    vv__scratch_release();
+    return NULL;
+}
+
+int vv_model_forward_parallel(const vv_model *m, int from, int to, const float *x, int64_t n,
+                              float *y, int threads)
+{
+    if (threads <= 0) {
+        long nc = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = nc < 1 ? 1 : nc > 8 ? 8 : (int)nc;
+    }
+    if (threads > n / 8)
+        threads = (int)(n / 8);
+    if (threads <= 1 || !m->finished || from < 0 || to > m->n || from >= to)
+        return vv_model_forward(m, from, to, x, n, y);
+    int64_t in = vv_model_size(m, from - 1), out = vv_model_size(m, to - 1);
+    fwd_part parts[8];
+    int blas = vv_blas_threads();
+    vv_blas_set_threads(1);
+    int started = 0;
+    for (int t = 0; t < threads; t++) {
+        int64_t s0 = n * t / threads, s1 = n * (t + 1) / threads;
+        parts[t] = (fwd_part){.m = m, .from = from, .to = to, .x = x + s0 * in, .n = s1 - s0,
+                              .y = y + s0 * out};
+    }
+    for (int t = 1; t < threads; t++, started++)
+        if (pthread_create(&parts[t].tid, NULL, fwd_thread, &parts[t]))
+            break;
+    fwd_thread(&parts[0]);
+    /* Parts whose thread did not start run here. */
+    for (int t = started + 1; t < threads; t++)
+        fwd_thread(&parts[t]);
+    for (int t = 1; t <= started; t++)
+        pthread_join(parts[t].tid, NULL);
+    vv_blas_set_threads(blas);
+    for (int t = 0; t < threads; t++)
+        if (parts[t].rc < 0)
+            return vv_fail(parts[t].rc, "%s", parts[t].detail);
     return 0;
 }

@@ -16,9 +16,36 @@ void vv__im2col(const float *x, int c, int h, int w, int k, int stride, int pad,
  * samples; 0 for other layers. */
 void vv__scratch_sizes(const vv_layer *l, int64_t nb, int64_t *col, int64_t *tmp);
 
+/* Frees the calling thread's forward scratch (threads that end call it;
+ * it is freed at thread exit anyway). */
+void vv__scratch_release(void);
+
 /* One layer on nb samples: x (nb x input) -> y (nb x output); col and tmp
  * are the conv scratch of vv__scratch_sizes. */
 void vv__layer_forward(const vv_layer *l, const float *x, int64_t nb, float *y, float *col,
                        float *tmp);
+
+/* ---- Training (train.c, train_backward.c) ---------------------------------------- */
+
+/* What one layer's training forward pass keeps for its backward pass. */
+typedef struct vv__saved {
+    const float *x, *y;         /* the layer's input and output for the batch */
+    const int32_t *argmax;      /* maxpool2d: per output, its input's index in the plane */
+    const uint8_t *keep;        /* dropout: per element, 1 when kept; NULL: the identity */
+    float scale;                /* dropout: 1 / (1 - p) */
+    const float *mean, *invstd; /* batchnorm2d: the batch statistics per channel */
+} vv__saved;
+
+/* Floats of scratch the backward pass of a conv layer needs per sample
+ * (its im2col columns and its output gradient as a matrix); 0 otherwise. */
+int64_t vv__backward_scratch(const vv_layer *l);
+
+/* Back-propagates dy (nb x output) through layer l: writes the weight and
+ * bias gradients summed over the batch to dw and db (when the layer has
+ * them) and the input gradient to dx (skipped when dx is NULL).  scratch
+ * holds nscratch floats, at least vv__backward_scratch(l); convolutions
+ * run in groups of samples that fit in it. */
+void vv__layer_backward(const vv_layer *l, const vv__saved *s, int64_t nb, const float *dy,
+                        float *dx, float *dw, float *db, float *scratch, int64_t nscratch);
 
 #endif

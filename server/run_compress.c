@@ -70,7 +70,7 @@ static int evaluate(const vv_model *m, const vv_dataset *ds, const vv_preprocess
         }
         int64_t nb = n - s0 < batch ? n - s0 : batch;
         if ((rc = vv_dataset_batch(ds, pp, NULL, s0, nb, NULL, x, lab)) < 0 ||
-            (rc = vv_model_forward(m, 0, m->n, x, nb, y)) < 0)
+            (rc = vv_model_forward_parallel(m, 0, m->n, x, nb, y, 0)) < 0)
             break;
         for (int64_t i = 0; i < nb; i++) {
             const float *z = y + i * k;

@@ -127,6 +127,12 @@ int vv_model_save(const vv_model *m, const char *path);
  * scratch memory near 64 MiB per call. */
 int vv_model_forward(const vv_model *m, int from, int to, const float *x, int64_t n, float *y);
 
+/* The same with the batch split over threads (0: one per core, at most 8),
+ * each running single-threaded BLAS; the process-wide OpenBLAS thread count
+ * is set to 1 during the call, so call it from one thread at a time. */
+int vv_model_forward_parallel(const vv_model *m, int from, int to, const float *x, int64_t n,
+                              float *y, int threads);
+
 /* The layer chain feeding layer i: the index of the nearest earlier linear
  * layer when only relu and dropout layers lie between it and layer i (so
  * the inputs of layer i are that layer's neurons), else -1. */

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The model runtime's forward pass (eval mode) against PyTorch CPU on the same
+# network and inputs, in one run.  Not run in CI.
+#
+#   bash bench/bench_forward.sh [ARCH] [DIV] [N] [BATCH]
+#       defaults: vgg19_cifar 16 4096 256 (the narrow VGG-19 of the tests)
+#
+# vvd writes the seeded weights and random inputs; PyTorch loads them, so
+# both run the same network on the same images; the logits must agree to
+# 1e-4.  Times are the best of 3 passes over N images.  Both sides use the
+# machine's cores (OpenBLAS threads for vvd, torch's intra-op threads) and
+# both run Debian's OpenBLAS with the kernel printed (OPENBLAS_VERBOSE=2).
+# Needs /usr/bin/python3 with python3-torch (VV_BENCH_DEPS=1
+# deploy/install-deps.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+arch=${1:-vgg19_cifar} div=${2:-16} n=${3:-4096} batch=${4:-256}
+PY=/usr/bin/python3
+OUT=bench/out/forward
+mkdir -p "$OUT"
+[ -f build/build.ninja ] || meson setup build >/dev/null
+ninja -C build >/dev/null
+gcc -O2 -std=gnu11 -D_GNU_SOURCE -Icore/include bench/forward_driver.c build/libvv.a \
+  -lcjson -lz -lm -ldl -lpthread -o "$OUT/forward_driver"
+kernel() { OPENBLAS_VERBOSE=2 "$@" 2>&1 | grep -o 'Core: [A-Za-z0-9]*' | head -1 | cut -d' ' -f2; }
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "OpenBLAS $(dpkg-query -W -f='${Version}' libopenblas0-pthread 2>/dev/null); OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
+echo "kernel used by vvd: $(kernel "$OUT/forward_driver" "$arch" "$div" 8 8 "$OUT")," \
+     "by PyTorch: $(kernel "$PY" -c 'import torch; torch.ones(64,64) @ torch.ones(64,64)')"
+v=$("$OUT/forward_driver" "$arch" "$div" "$n" "$batch" "$OUT")
+t=$("$PY" bench/forward_torch.py "$arch" "$div" "$batch" "$OUT")
+"$PY" - "$v" "$t" "$arch" "$div" "$n" "$batch" <<'PY'
+import json, sys
+v, t = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+arch, div, n, batch = sys.argv[3:]
+print(f"== {arch} widths/{div}, {n} images, batch {batch}, {v['macs']/1e6:.1f} M multiply-adds per image")
+print(f"vvd     : {v['seconds']:.3f} s  {v['images_per_s']:9.0f} images/s  (OpenBLAS {v['blas']}, {v['threads']} threads)")
+print(f"PyTorch : {t['seconds']:.3f} s  {t['images_per_s']:9.0f} images/s  (torch {t['torch']}, {t['threads']} threads)")
+print(f"ratio vvd/PyTorch: {v['images_per_s']/t['images_per_s']:.2f}x; logits agree to {t['rel_diff']:.1e} (relative)")
+sys.exit(0 if t["rel_diff"] < 1e-4 else 1)
+PY
