@@ -131,6 +131,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="vvd-compress-")
     try:
         main_cases(tmp)
+        other_formats(tmp)
         bad_input(tmp)
         daemon_cases(tmp)
     finally:
@@ -218,6 +219,60 @@ def main_cases(tmp):
     rc, r4, _ = run(tmp, dict(spec, lambda_ratio=1.0), "c4")
     t.ok(rc == 0 and all(l["kept"] == 1 and "note" in l for l in r4["layers"]),
          "lambda = lambda_max never removes every neuron: one is kept, with a note")
+
+
+def other_formats(tmp):
+    """A narrow VGG-19 on CIFAR-10 binary batches and on .npy arrays that the
+    test writes (random pixels, seeded initialisation): the convolutional path
+    through a whole compress run."""
+    import random
+    rnd = random.Random(4)
+    cdir = os.path.join(tmp, "cifar")
+    os.makedirs(cdir)
+    for name, n in [("data_batch_%d.bin" % i, 40) for i in range(1, 6)] + [("test_batch.bin", 30)]:
+        with open(os.path.join(cdir, name), "wb") as f:
+            for _ in range(n):
+                f.write(bytes([rnd.randrange(10)]) + bytes(rnd.randrange(256) for _ in range(3072)))
+    vgg = {"arch": "vgg19_cifar", "width_div": 16, "seed": 2,
+           "preprocess": {"mean": [0.49, 0.48, 0.45], "std": [0.25, 0.24, 0.26]}}
+    rc, r, lines = run(tmp, {"kind": "compress", "model": vgg, "layers": "all_linear",
+                             "lambda_ratio": 0.3, "data": {"format": "cifar10", "dir": cdir}}, "cifar")
+    ok = rc == 0 and r.get("state") == "FINISHED"
+    t.ok(ok and r["n_train"] == 200 and r["n_test"] == 30 and
+         [l["layer"] for l in r["layers"]] == ["classifier.4", "classifier.6"],
+         "a narrow VGG-19 compresses on CIFAR-10 batches (200 train, 30 test images)",
+         lines[-1:] if lines else "")
+    if ok:
+        t.ok(r["after"]["params"] < r["before"]["params"] and r["after"]["macs"] < r["before"]["macs"],
+             "fewer parameters and multiply-adds after (%d -> %d)" % (r["before"]["params"],
+                                                                     r["after"]["params"]))
+    # The same images as .npy (N x C x H x W uint8) with int64 labels.
+    imgs, labs = bytearray(), []
+    with open(os.path.join(cdir, "data_batch_1.bin"), "rb") as f:
+        data = f.read()
+    for i in range(40):
+        labs.append(data[i * 3073])
+        imgs += data[i * 3073 + 1:(i + 1) * 3073]
+
+    def npy(path, descr, shape, raw):
+        header = "{'descr': '%s', 'fortran_order': False, 'shape': %s, }" % (descr, shape)
+        header += " " * (63 - (len(header) + 10) % 64) + "\n"
+        with open(path, "wb") as f:
+            f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + raw)
+    npy(os.path.join(tmp, "x.npy"), "|u1", "(40, 3, 32, 32)", bytes(imgs))
+    npy(os.path.join(tmp, "y.npy"), "<i8", "(40,)", struct.pack("<40q", *labs))
+    rc2, r2, lines2 = run(tmp, {"kind": "compress", "model": vgg, "layers": ["classifier.6"],
+                                "lambda_ratio": 0.3, "data": {"format": "npy", "train": {
+                                    "images": os.path.join(tmp, "x.npy"),
+                                    "labels": os.path.join(tmp, "y.npy")}}}, "npy")
+    rc3, r3, _ = run(tmp, {"kind": "compress", "model": vgg, "layers": ["classifier.6"],
+                           "lambda_ratio": 0.3, "data": {"format": "cifar10", "dir": cdir,
+                                                         "max_train": 40}}, "cifar40")
+    t.ok(rc2 == 0 and rc3 == 0 and r2["before"]["train_acc"] == r3["before"]["train_acc"] and
+         close(r2["before"]["train_loss"], r3["before"]["train_loss"], 1e-6) and
+         r2["layers"][0]["kept"] == r3["layers"][0]["kept"],
+         "the same 40 images as .npy give the same losses and the same kept neurons as CIFAR-10",
+         lines2[-1:] if lines2 else "")
 
 
 def bad_input(tmp):
