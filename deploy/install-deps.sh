@@ -29,3 +29,28 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 echo "install-deps: all ${#pkgs[@]} packages present"
+# The dashboard's uPlot (web/node_modules, served by vvd) and the browser
+# tests' playwright-core (tests/web/node_modules), from the npm registry at the
+# versions of the committed package-lock.json files.  npm ci runs only when
+# node_modules does not already hold exactly what the lock file names.
+if [ "${VV_WEB_DEPS:-1}" = 1 ]; then
+  root=$(cd "$(dirname "$0")/.." && pwd)
+  for dir in web tests/web; do
+    if node -e '
+      const fs = require("fs");
+      const want = JSON.parse(fs.readFileSync(process.argv[1] + "/package-lock.json", "utf8")).packages;
+      let have;
+      try { have = JSON.parse(fs.readFileSync(process.argv[1] + "/node_modules/.package-lock.json", "utf8")).packages; }
+      catch (e) { process.exit(1); }
+      const keys = Object.keys(want).filter((k) => k !== "");
+      const same = keys.length === Object.keys(have).length && keys.every((k) => have[k] &&
+        have[k].version === want[k].version && have[k].integrity === want[k].integrity &&
+        fs.existsSync(process.argv[1] + "/" + k + "/package.json"));
+      process.exit(same ? 0 : 1);' "$root/$dir"; then
+      echo "install-deps: $dir/node_modules matches its package-lock.json"
+    else
+      (cd "$root/$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+      echo "install-deps: npm ci in $dir"
+    fi
+  done
+fi

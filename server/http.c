@@ -336,6 +336,17 @@ static int check_token(req *r)
     return diff == 0;
 }
 
+/* Requests answered without the token: /health, and the dashboard's own files
+ * (GET of a path outside /v1/, but not /metrics) when --web-dir is set: they
+ * hold no data, and a browser loads them before it can send a token. */
+static int is_public(const req *r, const char *method, const char *url)
+{
+    if (!strcmp(url, "/health"))
+        return 1;
+    return r->cfg->web_dir && !strcmp(method, "GET") && strncmp(url, "/v1/", 4) &&
+           strcmp(url, "/v1") && strcmp(url, "/metrics");
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_size, void **con_cls)
@@ -386,7 +397,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     vv_err_clear();
-    if (strcmp(url, "/health") && !check_token(r)) {
+    if (!is_public(r, method, url) && !check_token(r)) {
         vv_fail(VV_EAUTH, "this vvd requires 'Authorization: Bearer <token>'");
         return reply_problem(r, VV_EAUTH, "");
     }
