@@ -48,4 +48,18 @@ int64_t vv__backward_scratch(const vv_layer *l);
 void vv__layer_backward(const vv_layer *l, const vv__saved *s, int64_t nb, const float *dy,
                         float *dx, float *dw, float *db, float *scratch, int64_t nscratch);
 
+/* SGD on n values with torch.optim.SGD's order of operations in float:
+ * d = g + wd w; with a momentum buffer (buf not NULL) buf = mom buf + d and
+ * d = buf; then w -= lr d. */
+void vv__sgd_update(float *restrict w, const float *restrict g, float *restrict buf, int64_t n,
+                    float lr, float wd, float mom);
+
+/* Adam on n values with torch.optim.Adam's order of operations in float:
+ * d = g + wd w, m1 = b1 m1 + (1 - b1) d, m2 = b2 m2 + (1 - b2) d^2,
+ * w -= step_size m1 / (sqrt(m2) / bc2_sqrt + eps), where step_size is
+ * lr / (1 - b1^t) and bc2_sqrt is sqrt(1 - b2^t). */
+void vv__adam_update(float *restrict w, const float *restrict g, float *restrict m1,
+                     float *restrict m2, int64_t n, float step_size, float bc2_sqrt, float wd,
+                     float b1, float b2, float eps);
+
 #endif

@@ -1,0 +1,1061 @@
+/* test_train.c - training the model runtime: every layer's gradient against
+ * central finite differences of a float64 reference written here, a few
+ * optimizer steps against PyTorch (tests/fixtures/gen_train.py), a short
+ * run that must learn a separable problem, bit-identical resumption from
+ * checkpoints, bad input, and the step time of a 784-1024-1024-10 MLP. */
+#include "file_util.h"
+#include "tap.h"
+#include "vv/array.h"
+#include "vv/blas.h"
+#include "vv/cpu.h"
+#include "vv/err.h"
+#include "vv/lasso.h"
+#include "vv/model.h"
+#include "vv/train.h"
+
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+static char fx[512];
+
+static const char *fixture(const char *name)
+{
+    snprintf(fx, sizeof fx, "%s/train/%s", VV_FIXTURES, name);
+    return fx;
+}
+
+static int add(vv_model *m, vv_layer_type t, const char *name, int in, int out, int k, int s, int p,
+               int bias)
+{
+    vv_layer l = {.type = t,
+                  .in_ch = in,
+                  .out_ch = out,
+                  .kernel = k,
+                  .stride = s,
+                  .pad = p,
+                  .bias = bias,
+                  .eps = 1e-5f};
+    if (name)
+        snprintf(l.name, sizeof l.name, "%s", name);
+    return vv_model_add(m, &l);
+}
+
+static int add_dropout(vv_model *m, float p)
+{
+    vv_layer l = {.type = VV_LAYER_DROPOUT, .p = p};
+    return vv_model_add(m, &l);
+}
+
+static int add_adaptive(vv_model *m, int oh, int ow)
+{
+    vv_layer l = {.type = VV_LAYER_ADAPTIVE_AVGPOOL2D, .out_h = oh, .out_w = ow};
+    return vv_model_add(m, &l);
+}
+
+static void fill_normal(float *x, int64_t n, double sd, uint64_t seed)
+{
+    vv_rng r;
+    vv_rng_seed(&r, seed);
+    for (int64_t i = 0; i < n; i++)
+        x[i] = (float)(sd * vv_rng_normal(&r));
+}
+
+static int64_t weight_numel(const vv_layer *l)
+{
+    if (l->type == VV_LAYER_CONV2D)
+        return (int64_t)l->out_ch * l->in_ch * l->kernel * l->kernel;
+    if (l->type == VV_LAYER_LINEAR)
+        return (int64_t)l->out_ch * l->in_ch;
+    return l->type == VV_LAYER_BATCHNORM2D ? l->out_ch : 0;
+}
+
+/* max |a - b| / max |b| */
+static double rel_err_fd(const float *a, const double *b, int64_t n)
+{
+    double d = 0, s = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double e = fabs(a[i] - b[i]);
+        d = e > d || isnan(e) ? e : d;
+        s = fabs(b[i]) > s ? fabs(b[i]) : s;
+    }
+    return d / (s > 0 ? s : 1);
+}
+
+static double rel_err(const float *a, const float *b, int64_t n)
+{
+    double d = 0, s = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - b[i]);
+        d = e > d || isnan(e) ? e : d;
+        s = fabs(b[i]) > s ? fabs(b[i]) : s;
+    }
+    return d / (s > 0 ? s : 1);
+}
+
+/* ---- A float64 training-mode forward pass, written from the definitions ---------- */
+
+typedef struct {
+    double *w[32], *b[32];
+} dparams;
+
+static void dparams_from(dparams *P, const vv_model *m)
+{
+    memset(P, 0, sizeof *P);
+    for (int i = 0; i < m->n; i++) {
+        const vv_layer *l = &m->layers[i];
+        int64_t nw = weight_numel(l);
+        if (!nw)
+            continue;
+        P->w[i] = malloc((size_t)nw * sizeof(double));
+        for (int64_t j = 0; j < nw; j++)
+            P->w[i][j] = l->weight[j];
+        if (l->bias_v) {
+            P->b[i] = malloc((size_t)l->out_ch * sizeof(double));
+            for (int j = 0; j < l->out_ch; j++)
+                P->b[i][j] = l->bias_v[j];
+        }
+    }
+}
+
+static void dparams_free(dparams *P)
+{
+    for (int i = 0; i < 32; i++) {
+        free(P->w[i]);
+        free(P->b[i]);
+    }
+}
+
+/* The mean loss of model m's architecture with parameters P on x, in
+ * training mode: batch statistics, and dropout masks drawn from a copy of
+ * *rng0 (one uniform per element, kept when >= p) unless rng0 is NULL. */
+static double ref_loss(const vv_model *m, const dparams *P, const double *x, const int32_t *lab,
+                       int64_t n, vv_loss loss, const vv_rng *rng0)
+{
+    vv_rng rng;
+    if (rng0)
+        rng = *rng0;
+    int64_t sz = vv_model_size(m, -1);
+    double *cur = malloc((size_t)(n * sz) * sizeof(double));
+    memcpy(cur, x, (size_t)(n * sz) * sizeof(double));
+    for (int i = 0; i < m->n; i++) {
+        const vv_layer *l = &m->layers[i];
+        int C = l->c, H = l->h, W = l->w, O = l->oc, OH = l->oh, OW = l->ow;
+        int64_t isz = (int64_t)C * H * W, osz = (int64_t)O * OH * OW;
+        double *y = calloc((size_t)(n * osz), sizeof(double));
+        const double *w = P->w[i], *b = P->b[i];
+        for (int64_t s = 0; s < n; s++) {
+            const double *xs = cur + s * isz;
+            double *ys = y + s * osz;
+            switch (l->type) {
+            case VV_LAYER_CONV2D:
+                for (int o = 0; o < O; o++)
+                    for (int r = 0; r < OH; r++)
+                        for (int q = 0; q < OW; q++) {
+                            double acc = b ? b[o] : 0;
+                            for (int c = 0; c < C; c++)
+                                for (int ki = 0; ki < l->kernel; ki++)
+                                    for (int kj = 0; kj < l->kernel; kj++) {
+                                        int yy = r * l->stride - l->pad + ki;
+                                        int xx = q * l->stride - l->pad + kj;
+                                        if (yy < 0 || yy >= H || xx < 0 || xx >= W)
+                                            continue;
+                                        acc += w[((o * C + c) * l->kernel + ki) * l->kernel + kj] *
+                                               xs[(c * H + yy) * W + xx];
+                                    }
+                            ys[(o * OH + r) * OW + q] = acc;
+                        }
+                break;
+            case VV_LAYER_MAXPOOL2D:
+            case VV_LAYER_AVGPOOL2D:
+                for (int c = 0; c < C; c++)
+                    for (int r = 0; r < OH; r++)
+                        for (int q = 0; q < OW; q++) {
+                            double mx = -INFINITY, sum = 0;
+                            for (int ki = 0; ki < l->kernel; ki++)
+                                for (int kj = 0; kj < l->kernel; kj++) {
+                                    int yy = r * l->stride - l->pad + ki;
+                                    int xx = q * l->stride - l->pad + kj;
+                                    if (yy < 0 || yy >= H || xx < 0 || xx >= W)
+                                        continue;
+                                    double v = xs[(c * H + yy) * W + xx];
+                                    mx = v > mx ? v : mx;
+                                    sum += v;
+                                }
+                            ys[(c * OH + r) * OW + q] =
+                                l->type == VV_LAYER_MAXPOOL2D ? mx : sum / (l->kernel * l->kernel);
+                        }
+                break;
+            case VV_LAYER_ADAPTIVE_AVGPOOL2D:
+                for (int c = 0; c < C; c++)
+                    for (int r = 0; r < OH; r++)
+                        for (int q = 0; q < OW; q++) {
+                            int h0 = (int)floor((double)r * H / OH);
+                            int h1 = (int)ceil((double)(r + 1) * H / OH);
+                            int w0 = (int)floor((double)q * W / OW);
+                            int w1 = (int)ceil((double)(q + 1) * W / OW);
+                            double sum = 0;
+                            for (int a = h0; a < h1; a++)
+                                for (int bb = w0; bb < w1; bb++)
+                                    sum += xs[(c * H + a) * W + bb];
+                            ys[(c * OH + r) * OW + q] = sum / ((h1 - h0) * (w1 - w0));
+                        }
+                break;
+            case VV_LAYER_LINEAR:
+                for (int o = 0; o < O; o++) {
+                    double acc = b ? b[o] : 0;
+                    for (int k = 0; k < C; k++)
+                        acc += w[(int64_t)o * C + k] * xs[k];
+                    ys[o] = acc;
+                }
+                break;
+            case VV_LAYER_RELU:
+                for (int64_t e = 0; e < isz; e++)
+                    ys[e] = xs[e] > 0 ? xs[e] : 0;
+                break;
+            case VV_LAYER_DROPOUT:
+                for (int64_t e = 0; e < isz; e++) {
+                    int keep = !rng0 || l->p == 0 || vv_rng_uniform(&rng) >= (double)l->p;
+                    double scale = rng0 && l->p > 0 ? 1.0 / (1.0 - (double)l->p) : 1.0;
+                    ys[e] = keep && l->p < 1 ? xs[e] * scale : 0;
+                }
+                break;
+            default: /* flatten; batch norm below */
+                memcpy(ys, xs, (size_t)isz * sizeof(double));
+                break;
+            }
+        }
+        if (l->type == VV_LAYER_BATCHNORM2D)
+            for (int c = 0; c < C; c++) {
+                double s1 = 0, s2 = 0, cnt = (double)n * H * W;
+                for (int64_t s = 0; s < n; s++)
+                    for (int p = 0; p < H * W; p++)
+                        s1 += cur[(s * C + c) * H * W + p];
+                double mu = s1 / cnt;
+                for (int64_t s = 0; s < n; s++)
+                    for (int p = 0; p < H * W; p++) {
+                        double d = cur[(s * C + c) * H * W + p] - mu;
+                        s2 += d * d;
+                    }
+                double inv = 1 / sqrt(s2 / cnt + (double)l->eps);
+                for (int64_t s = 0; s < n; s++)
+                    for (int p = 0; p < H * W; p++) {
+                        int64_t e = (s * C + c) * H * W + p;
+                        y[e] = (cur[e] - mu) * inv * w[c] + b[c];
+                    }
+            }
+        free(cur);
+        cur = y;
+    }
+    int k = (int)vv_model_size(m, m->n - 1);
+    double total = 0;
+    for (int64_t s = 0; s < n; s++) {
+        const double *z = cur + s * k;
+        if (loss == VV_LOSS_CE) {
+            double mx = z[0], sum = 0;
+            for (int j = 1; j < k; j++)
+                mx = z[j] > mx ? z[j] : mx;
+            for (int j = 0; j < k; j++)
+                sum += exp(z[j] - mx);
+            total += mx + log(sum) - z[lab[s]];
+        } else {
+            for (int j = 0; j < k; j++)
+                total += (z[j] - (j == lab[s])) * (z[j] - (j == lab[s]));
+        }
+    }
+    free(cur);
+    return loss == VV_LOSS_CE ? total / (double)n : total / ((double)n * k);
+}
+
+/* Central differences of ref_loss with respect to v[0..len), written to g. */
+static void fd(const vv_model *m, dparams *P, const double *x, const int32_t *lab, int64_t n,
+               vv_loss loss, const vv_rng *rng, double *v, int64_t len, double *g)
+{
+    const double h = 1e-5;
+    for (int64_t j = 0; j < len; j++) {
+        double save = v[j];
+        v[j] = save + h;
+        double lp = ref_loss(m, P, x, lab, n, loss, rng);
+        v[j] = save - h;
+        double lm = ref_loss(m, P, x, lab, n, loss, rng);
+        v[j] = save;
+        g[j] = (lp - lm) / (2 * h);
+    }
+}
+
+/* Checks every parameter gradient and the input gradient of the trainer
+ * against finite differences.
+ *
+ * Tolerance: the reference loss is float64 and the difference step is
+ * 1e-5, so the finite differences are exact to ~1e-9 of the gradients
+ * (O(h^2) truncation plus 1e-16 / h rounding).  The trainer's gradients are
+ * float32 products and sums of at most a few hundred terms, good to ~1e-6
+ * of each tensor's largest entry.  GRAD_TOL = 1e-4 of the largest entry
+ * leaves two orders of magnitude of margin and still catches any wrong
+ * index, missing term or factor. */
+#define GRAD_TOL 1e-4
+static void grad_check(const char *what, vv_model *m, vv_loss loss, int64_t n, int use_rng,
+                       uint64_t seed)
+{
+    vv_model_init_params(m, seed);
+    /* Non-trivial batch-norm affine parameters. */
+    vv_rng r;
+    vv_rng_seed(&r, seed + 1);
+    for (int i = 0; i < m->n; i++)
+        if (m->layers[i].type == VV_LAYER_BATCHNORM2D)
+            for (int c = 0; c < m->layers[i].c; c++) {
+                m->layers[i].weight[c] = (float)(0.5 + vv_rng_uniform(&r));
+                m->layers[i].bias_v[c] = (float)(vv_rng_uniform(&r) - 0.5);
+            }
+    int64_t isz = vv_model_size(m, -1);
+    int k = (int)vv_model_size(m, m->n - 1);
+    float *x = malloc((size_t)(n * isz) * sizeof(float));
+    double *xd = malloc((size_t)(n * isz) * sizeof(double));
+    int32_t *lab = malloc((size_t)n * sizeof(int32_t));
+    fill_normal(x, n * isz, 1.0, seed + 2);
+    for (int64_t j = 0; j < n * isz; j++)
+        xd[j] = x[j];
+    for (int64_t s = 0; s < n; s++)
+        lab[s] = (int32_t)((s * 7 + 3) % k);
+
+    vv_train_opts o;
+    vv_train_opts_default(&o);
+    o.loss = loss;
+    vv_trainer *t;
+    int rc = vv_trainer_init(&t, m, &o);
+    CHECKF(rc == 0, "%s: trainer created (%s)", what, rc ? vv_err_detail() : "");
+    vv_rng rng, rng0;
+    vv_rng_seed(&rng, seed + 3);
+    rng0 = rng;
+    double lf;
+    rc = vv_trainer_grad(t, x, lab, n, use_rng ? &rng : NULL, &lf);
+    CHECKF(rc == 0, "%s: vv_trainer_grad runs (%s)", what, rc ? vv_err_detail() : "");
+    dparams P;
+    dparams_from(&P, m);
+    const vv_rng *pr = use_rng ? &rng0 : NULL;
+    double lr = ref_loss(m, &P, xd, lab, n, loss, pr);
+    CHECKF(fabs(lf - lr) <= 1e-5 * fabs(lr), "%s: loss %.8f equals the float64 reference %.8f",
+           what, lf, lr);
+    for (int i = 0; i < m->n; i++) {
+        const vv_layer *l = &m->layers[i];
+        const float *dw, *db;
+        vv_trainer_grads(t, i, &dw, &db);
+        if (!weight_numel(l)) {
+            CHECKF(!dw && !db, "%s: layer %d (%s) has no parameter gradients", what, i,
+                   vv_layer_type_name(l->type));
+            continue;
+        }
+        for (int b = 0; b < 2; b++) {
+            double *v = b ? P.b[i] : P.w[i];
+            const float *a = b ? db : dw;
+            int64_t len = b ? l->out_ch : weight_numel(l);
+            if (!v) {
+                CHECKF(!a, "%s: %s has no bias gradient", what, l->name);
+                continue;
+            }
+            double *g = malloc((size_t)len * sizeof(double));
+            fd(m, &P, xd, lab, n, loss, pr, v, len, g);
+            double e = rel_err_fd(a, g, len);
+            CHECKF(a && e < GRAD_TOL,
+                   "%s: d loss / d %s.%s (%s) equals finite differences "
+                   "(rel err %.1e < %.0e)",
+                   what, l->name, b ? "bias" : "weight", vv_layer_type_name(l->type), e, GRAD_TOL);
+            free(g);
+        }
+    }
+    const float *dx = vv_trainer_input_grad(t);
+    double *g = malloc((size_t)(n * isz) * sizeof(double));
+    fd(m, &P, xd, lab, n, loss, pr, xd, n * isz, g);
+    double e = dx ? rel_err_fd(dx, g, n * isz) : 1;
+    CHECKF(e < GRAD_TOL, "%s: d loss / d input equals finite differences (rel err %.1e)", what, e);
+    free(g);
+    dparams_free(&P);
+    vv_trainer_free(t);
+    free(x);
+    free(xd);
+    free(lab);
+}
+
+static void gradients(void)
+{
+    /* Conv with stride, padding and bias; relu; an overlapping max pool
+     * with padding; batch norm; conv without bias; average pool with padding;
+     * adaptive pool 3x3 -> 2x2 (overlapping windows); flatten; dropout;
+     * linear with and without bias. */
+    vv_model m;
+    vv_model_init(&m, 2, 11, 11);
+    add(&m, VV_LAYER_CONV2D, "c1", 2, 3, 3, 2, 1, 1);
+    add(&m, VV_LAYER_RELU, NULL, 0, 0, 0, 0, 0, 0);
+    add(&m, VV_LAYER_MAXPOOL2D, NULL, 0, 0, 3, 1, 1, 0);
+    add(&m, VV_LAYER_BATCHNORM2D, "bn1", 3, 3, 0, 0, 0, 0);
+    add(&m, VV_LAYER_CONV2D, "c2", 3, 4, 2, 1, 0, 0);
+    add(&m, VV_LAYER_AVGPOOL2D, NULL, 0, 0, 3, 2, 1, 0);
+    add_adaptive(&m, 2, 2);
+    add(&m, VV_LAYER_FLATTEN, NULL, 0, 0, 0, 0, 0, 0);
+    add_dropout(&m, 0.3f);
+    add(&m, VV_LAYER_LINEAR, "fc1", 16, 6, 0, 0, 0, 1);
+    add(&m, VV_LAYER_RELU, NULL, 0, 0, 0, 0, 0, 0);
+    add(&m, VV_LAYER_LINEAR, "fc2", 6, 3, 0, 0, 0, 0);
+    int rc = vv_model_finish(&m);
+    CHECKF(rc == 0, "gradient-check conv net builds (%s)", rc ? vv_err_detail() : "");
+    CHECK(m.layers[2].oh == 6 && m.layers[4].oh == 5 && m.layers[5].oh == 3,
+          "its maps are 6x6 -> 6x6 -> 5x5 -> 3x3 -> 2x2");
+    grad_check("conv net, CE, dropout", &m, VV_LOSS_CE, 4, 1, 11);
+    grad_check("conv net, MSE, no dropout", &m, VV_LOSS_MSE, 3, 0, 12);
+    vv_model_free(&m);
+
+    /* Batch norm first (the input gradient goes through it), adaptive pool
+     * 5x5 -> 3x2, heavy dropout, MSE. */
+    vv_model_init(&m, 3, 5, 5);
+    add(&m, VV_LAYER_BATCHNORM2D, "bn0", 3, 3, 0, 0, 0, 0);
+    add_adaptive(&m, 3, 2);
+    add(&m, VV_LAYER_FLATTEN, NULL, 0, 0, 0, 0, 0, 0);
+    add_dropout(&m, 0.5f);
+    add(&m, VV_LAYER_LINEAR, "fc", 18, 4, 0, 0, 0, 1);
+    rc = vv_model_finish(&m);
+    CHECKF(rc == 0, "batch-norm-first net builds (%s)", rc ? vv_err_detail() : "");
+    grad_check("bn-first net, MSE, dropout", &m, VV_LOSS_MSE, 5, 1, 21);
+    grad_check("bn-first net, CE", &m, VV_LOSS_CE, 5, 0, 22);
+    vv_model_free(&m);
+
+    /* A plain MLP (the trainer's sgemm-only path). */
+    int sizes[] = {12, 7, 5, 4};
+    vv_model_mlp(&m, 3, 2, 2, sizes, 4);
+    grad_check("MLP, CE", &m, VV_LOSS_CE, 6, 0, 31);
+    vv_model_free(&m);
+}
+
+/* Max pooling sends the gradient to the first maximum of a window (row
+ * major), as PyTorch does; vv_trainer_grad changes neither the model nor
+ * the optimizer state. */
+static void ties(void)
+{
+    vv_model m;
+    vv_model_init(&m, 1, 2, 4);
+    add(&m, VV_LAYER_MAXPOOL2D, NULL, 0, 0, 2, 0, 0, 0);
+    add(&m, VV_LAYER_FLATTEN, NULL, 0, 0, 0, 0, 0, 0);
+    add(&m, VV_LAYER_LINEAR, "fc", 2, 2, 0, 0, 0, 1);
+    vv_model_finish(&m);
+    vv_model_init_params(&m, 4);
+    /* Windows [1 3; 3 2] (maximum 3 twice) and [5 5; 5 5]. */
+    float x[8] = {1, 3, 5, 5, 3, 2, 5, 5};
+    int32_t y[1] = {1};
+    vv_train_opts o;
+    vv_train_opts_default(&o);
+    vv_trainer *t;
+    vv_trainer_init(&t, &m, &o);
+    int rc = vv_trainer_grad(t, x, y, 1, NULL, NULL);
+    const float *dx = vv_trainer_input_grad(t);
+    int only_first = rc == 0 && dx && dx[1] != 0 && dx[2] != 0;
+    for (int j = 0; j < 8 && dx; j++)
+        only_first &= j == 1 || j == 2 || dx[j] == 0;
+    CHECK(only_first, "max pool: the gradient goes to the first maximum of each tied window "
+                      "(indices 1 and 2 of 8)");
+    vv_trainer_free(t);
+    vv_model_free(&m);
+
+    /* vv_trainer_grad leaves a batch-norm model as it was; a step does not. */
+    vv_model_init(&m, 1, 2, 4);
+    add(&m, VV_LAYER_BATCHNORM2D, "bn", 1, 1, 0, 0, 0, 0);
+    add(&m, VV_LAYER_FLATTEN, NULL, 0, 0, 0, 0, 0, 0);
+    add(&m, VV_LAYER_LINEAR, "fc", 8, 2, 0, 0, 0, 1);
+    vv_model_finish(&m);
+    vv_model_init_params(&m, 5);
+    vv_model before;
+    vv_model_copy(&m, &before);
+    vv_trainer_init(&t, &m, &o);
+    float xb[16];
+    fill_normal(xb, 16, 1.0, 9);
+    int32_t yb[2] = {0, 1};
+    rc = vv_trainer_grad(t, xb, yb, 2, NULL, NULL);
+    CHECK(rc == 0 && vv_trainer_steps(t) == 0 &&
+              !memcmp(before.layers[0].running_mean, m.layers[0].running_mean, 4) &&
+              !memcmp(before.layers[0].running_var, m.layers[0].running_var, 4) &&
+              !memcmp(before.layers[2].weight, m.layers[2].weight, 16 * 4),
+          "vv_trainer_grad changes no weights, running statistics or step count");
+    rc = vv_trainer_step(t, xb, yb, 2, 0.1, NULL, NULL);
+    CHECK(rc == 0 && memcmp(before.layers[0].running_mean, m.layers[0].running_mean, 4) &&
+              memcmp(before.layers[2].weight, m.layers[2].weight, 16 * 4) &&
+              vv_trainer_steps(t) == 1,
+          "vv_trainer_step updates the weights and running statistics");
+    vv_trainer_free(t);
+    vv_model_free(&before);
+    vv_model_free(&m);
+}
+
+/* ---- Against PyTorch ------------------------------------------------------------- */
+
+/* The net of gen_train.py: conv1 (no bias) + bn1 + relu + maxpool 2 +
+ * conv2 + relu + avgpool 3/2/1 + flatten + dropout(p) + fc. */
+static int torch_net(vv_model *m, float p)
+{
+    vv_model_init(m, 3, 10, 10);
+    add(m, VV_LAYER_CONV2D, "conv1", 3, 6, 3, 1, 1, 0);
+    add(m, VV_LAYER_BATCHNORM2D, "bn1", 6, 6, 0, 0, 0, 0);
+    add(m, VV_LAYER_RELU, NULL, 0, 0, 0, 0, 0, 0);
+    add(m, VV_LAYER_MAXPOOL2D, NULL, 0, 0, 2, 0, 0, 0);
+    add(m, VV_LAYER_CONV2D, "conv2", 6, 8, 3, 1, 1, 1);
+    add(m, VV_LAYER_RELU, NULL, 0, 0, 0, 0, 0, 0);
+    add(m, VV_LAYER_AVGPOOL2D, NULL, 0, 0, 3, 2, 1, 0);
+    add(m, VV_LAYER_FLATTEN, NULL, 0, 0, 0, 0, 0, 0);
+    add_dropout(m, p);
+    add(m, VV_LAYER_LINEAR, "fc", 72, 5, 0, 0, 0, 1);
+    return vv_model_finish(m);
+}
+
+/* The fixture's data: x (48 x 300) and labels. */
+typedef struct {
+    float *x;
+    int32_t y[48];
+} tdata;
+
+static int load_data(tdata *d)
+{
+    vv_st_f32 *ts;
+    int nt;
+    if (vv_safetensors_load_f32(fixture("data.safetensors"), &ts, &nt) < 0)
+        return -1;
+    d->x = NULL;
+    for (int j = 0; j < nt; j++) {
+        if (!strcmp(ts[j].name, "x") && ts[j].numel == 48 * 300) {
+            d->x = ts[j].data;
+            ts[j].data = NULL;
+        } else if (!strcmp(ts[j].name, "y") && ts[j].numel == 48) {
+            for (int s = 0; s < 48; s++)
+                d->y[s] = (int32_t)ts[j].data[s];
+        }
+    }
+    vv_st_f32_free(ts, nt);
+    return d->x ? 0 : -1;
+}
+
+/* Largest relative difference (per tensor, to its largest entry) between
+ * the parameters and running statistics of two models. */
+static double model_diff(const vv_model *a, const vv_model *b)
+{
+    double e = 0;
+    for (int i = 0; i < a->n; i++) {
+        const vv_layer *la = &a->layers[i], *lb = &b->layers[i];
+        int64_t nw = weight_numel(la);
+        if (!nw)
+            continue;
+        double d = rel_err(la->weight, lb->weight, nw);
+        e = d > e ? d : e;
+        if (la->bias_v && (d = rel_err(la->bias_v, lb->bias_v, la->out_ch)) > e)
+            e = d;
+        if (la->running_mean) {
+            if ((d = rel_err(la->running_mean, lb->running_mean, la->out_ch)) > e)
+                e = d;
+            if ((d = rel_err(la->running_var, lb->running_var, la->out_ch)) > e)
+                e = d;
+        }
+    }
+    return e;
+}
+
+static void against_torch(void)
+{
+    tdata d;
+    if (!CHECK(load_data(&d) == 0, "PyTorch fixture data loads"))
+        return;
+    static const struct {
+        const char *name;
+        vv_optimizer opt;
+        vv_loss loss;
+        double momentum, wd, bn_momentum;
+        int decoupled, no_decay;
+    } cases[] = {
+        {"sgd", VV_OPT_SGD, VV_LOSS_CE, 0.9, 5e-4, 0.1, 0, 0},
+        {"sgd_nodecay", VV_OPT_SGD, VV_LOSS_CE, 0.5, 1e-2, 0.1, 0, 1},
+        {"sgdw", VV_OPT_SGD, VV_LOSS_MSE, 0.9, 0.05, 0.1, 1, 0},
+        {"adam", VV_OPT_ADAM, VV_LOSS_CE, 0, 1e-3, 0.2, 0, 0},
+        {"adamw_mse", VV_OPT_ADAM, VV_LOSS_MSE, 0, 0.05, 0.1, 1, 0},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        vv_model m, ref;
+        torch_net(&m, 0.0f);
+        torch_net(&ref, 0.0f);
+        char key[64], file[64];
+        snprintf(file, sizeof file, "%s.safetensors", cases[c].name);
+        int rc = vv_model_load(&m, fixture("init.safetensors"));
+        if (rc == 0)
+            rc = vv_model_load(&ref, fixture(file));
+        CHECKF(rc == 0, "%s: initial and final state_dicts load (%s)", cases[c].name,
+               rc ? vv_err_detail() : "");
+        vv_array lrs = {0}, losses = {0};
+        snprintf(key, sizeof key, "lr.%s", cases[c].name);
+        vv_safetensors_read(fixture("data.safetensors"), key, &lrs);
+        snprintf(key, sizeof key, "loss.%s", cases[c].name);
+        vv_safetensors_read(fixture("data.safetensors"), key, &losses);
+        vv_train_opts o;
+        vv_train_opts_default(&o);
+        o.optimizer = cases[c].opt;
+        o.loss = cases[c].loss;
+        o.momentum = cases[c].momentum;
+        o.weight_decay = cases[c].wd;
+        o.bn_momentum = cases[c].bn_momentum;
+        o.decoupled = cases[c].decoupled;
+        o.no_decay_bias_bn = cases[c].no_decay;
+        vv_trainer *t;
+        vv_trainer_init(&t, &m, &o);
+        double lerr = 0;
+        int steps = (int)lrs.shape[0];
+        for (int s = 0; s < steps && lrs.dtype == VV_F64; s++) {
+            vv_step_stats st;
+            int b = s % 3;
+            rc = vv_trainer_step(t, d.x + b * 16 * 300, d.y + b * 16, 16, ((double *)lrs.data)[s],
+                                 NULL, &st);
+            double want = ((double *)losses.data)[s], e = fabs(st.loss - want) / fabs(want);
+            lerr = rc || e > lerr ? (rc ? 1 : e) : lerr;
+        }
+        CHECKF(steps == 6 && lerr < 1e-5,
+               "%s: the losses of %d steps equal PyTorch's (max rel err %.1e < 1e-5)",
+               cases[c].name, steps, lerr);
+        double e = model_diff(&m, &ref);
+        CHECKF(e < 1e-4,
+               "%s: weights and running statistics after %d steps equal PyTorch's (max rel err "
+               "%.1e < 1e-4)",
+               cases[c].name, steps, e);
+        CHECKF(vv_trainer_steps(t) == steps, "%s: the trainer counted %lld steps", cases[c].name,
+               (long long)vv_trainer_steps(t));
+        vv_trainer_free(t);
+        vv_array_free(&lrs);
+        vv_array_free(&losses);
+        vv_model_free(&m);
+        vv_model_free(&ref);
+    }
+    free(d.x);
+}
+
+/* ---- Learning a separable problem ------------------------------------------------ */
+
+/* 1 x 6 x 6 images of four classes: a bright 3x3 block in the class's
+ * quadrant, plus N(0, 0.5^2) noise everywhere. */
+static void blobs(float *x, int32_t *y, int n, uint64_t seed)
+{
+    vv_rng r;
+    vv_rng_seed(&r, seed);
+    for (int s = 0; s < n; s++) {
+        int c = s % 4;
+        y[s] = c;
+        for (int p = 0; p < 36; p++) {
+            int i = p / 6, j = p % 6;
+            int in = i / 3 == c / 2 && j / 3 == c % 2;
+            x[s * 36 + p] = (float)(in + 0.5 * vv_rng_normal(&r));
+        }
+    }
+}
+
+static void learns(void)
+{
+    enum { N = 256, B = 32, EPOCHS = 10 };
+    vv_model m;
+    vv_model_init(&m, 1, 6, 6);
+    add(&m, VV_LAYER_CONV2D, "conv", 1, 4, 3, 1, 1, 1);
+    add(&m, VV_LAYER_BATCHNORM2D, "bn", 4, 4, 0, 0, 0, 0);
+    add(&m, VV_LAYER_RELU, NULL, 0, 0, 0, 0, 0, 0);
+    add(&m, VV_LAYER_MAXPOOL2D, NULL, 0, 0, 2, 0, 0, 0);
+    add(&m, VV_LAYER_FLATTEN, NULL, 0, 0, 0, 0, 0, 0);
+    add_dropout(&m, 0.2f);
+    add(&m, VV_LAYER_LINEAR, "fc", 36, 4, 0, 0, 0, 1);
+    vv_model_finish(&m);
+    vv_model_init_params(&m, 5);
+    float *x = malloc(N * 36 * sizeof(float)), *xb = malloc(B * 36 * sizeof(float));
+    int32_t y[N], yb[B], perm[N];
+    blobs(x, y, N, 6);
+    vv_train_opts o;
+    vv_train_opts_default(&o);
+    o.momentum = 0.9;
+    o.weight_decay = 1e-4;
+    vv_trainer *t;
+    vv_trainer_init(&t, &m, &o);
+    vv_rng rng;
+    vv_rng_seed(&rng, 7);
+    double first = 0, last = 0;
+    int ok = 1;
+    for (int ep = 0; ep < EPOCHS; ep++) {
+        for (int s = 0; s < N; s++)
+            perm[s] = s;
+        for (int s = N - 1; s > 0; s--) {
+            int j = (int)(vv_rng_uniform(&rng) * (s + 1)), tmp = perm[s];
+            perm[s] = perm[j];
+            perm[j] = tmp;
+        }
+        double sum = 0;
+        for (int b0 = 0; b0 < N; b0 += B) {
+            for (int s = 0; s < B; s++) {
+                memcpy(xb + s * 36, x + perm[b0 + s] * 36, 36 * sizeof(float));
+                yb[s] = y[perm[b0 + s]];
+            }
+            vv_step_stats st;
+            ok &= vv_trainer_step(t, xb, yb, B, 0.05, &rng, &st) == 0;
+            sum += st.loss;
+        }
+        if (ep == 0)
+            first = sum / (N / B);
+        last = sum / (N / B);
+    }
+    CHECKF(ok && first > 0.5 && last < 0.15,
+           "blobs: the mean training loss drops from %.3f (> 0.5) in epoch 1 to %.4f (< 0.15) "
+           "in epoch %d",
+           first, last, EPOCHS);
+    /* Eval mode (running statistics, no dropout) on fresh samples. */
+    float *xt = malloc(N * 36 * sizeof(float)), logits[N * 4];
+    int32_t yt[N];
+    blobs(xt, yt, N, 8);
+    vv_model_forward(&m, 0, m.n, xt, N, logits);
+    int right = 0;
+    for (int s = 0; s < N; s++) {
+        int best = 0;
+        for (int j = 1; j < 4; j++)
+            best = logits[s * 4 + j] > logits[s * 4 + best] ? j : best;
+        right += best == yt[s];
+    }
+    CHECKF(right >= N * 97 / 100,
+           "blobs: eval-mode accuracy on new samples is %d/%d (>= 97%%, running statistics "
+           "work)",
+           right, N);
+    vv_trainer_free(t);
+    vv_model_free(&m);
+    free(x);
+    free(xb);
+    free(xt);
+}
+
+/* ---- Checkpoints ----------------------------------------------------------------- */
+
+/* Runs steps [from, to) of a fixed schedule over the fixture data. */
+static int run_steps(vv_trainer *t, const tdata *d, int from, int to, vv_rng *rng, double *losses)
+{
+    for (int s = from; s < to; s++) {
+        int b = s % 3;
+        vv_step_stats st;
+        int rc = vv_trainer_step(t, d->x + b * 16 * 300, d->y + b * 16, 16, 0.02 * (1 - s / 20.0),
+                                 rng, &st);
+        if (rc < 0)
+            return rc;
+        losses[s] = st.loss;
+    }
+    return 0;
+}
+
+static int same_model(const vv_model *a, const vv_model *b)
+{
+    for (int i = 0; i < a->n; i++) {
+        const vv_layer *la = &a->layers[i], *lb = &b->layers[i];
+        size_t nw = (size_t)weight_numel(la) * sizeof(float), nc = (size_t)la->out_ch * 4;
+        if (nw && memcmp(la->weight, lb->weight, nw))
+            return 0;
+        if (la->bias_v && memcmp(la->bias_v, lb->bias_v, nc))
+            return 0;
+        if (la->running_mean && (memcmp(la->running_mean, lb->running_mean, nc) ||
+                                 memcmp(la->running_var, lb->running_var, nc)))
+            return 0;
+    }
+    return 1;
+}
+
+static void resume(vv_optimizer opt, double momentum)
+{
+    enum { K = 3, STEPS = 8 };
+    const char *name = opt == VV_OPT_ADAM ? "Adam" : momentum > 0 ? "SGD momentum" : "SGD";
+    tdata d;
+    if (load_data(&d) < 0)
+        return;
+    vv_train_opts o;
+    vv_train_opts_default(&o);
+    o.optimizer = opt;
+    o.momentum = momentum;
+    o.weight_decay = 1e-3;
+    vv_model a, b;
+    torch_net(&a, 0.25f);
+    vv_model_load(&a, fixture("init.safetensors"));
+    vv_model_copy(&a, &b);
+
+    /* Uninterrupted. */
+    vv_trainer *t;
+    vv_rng rng;
+    vv_rng_seed(&rng, 99);
+    double la[STEPS], lb[STEPS];
+    vv_trainer_init(&t, &a, &o);
+    int rc = run_steps(t, &d, 0, STEPS, &rng, la);
+    vv_trainer_free(t);
+
+    /* K steps, checkpoint, everything freed, then resumed. */
+    vv_rng_seed(&rng, 99);
+    vv_trainer_init(&t, &b, &o);
+    rc |= run_steps(t, &d, 0, K, &rng, lb);
+    char wpath[512], opath[512];
+    tmp_path(wpath, sizeof wpath, "train", "weights.safetensors");
+    tmp_path(opath, sizeof opath, "train", "optim.safetensors");
+    int s1 = vv_model_save(&b, wpath), s2 = vv_trainer_save(t, opath);
+    CHECKF(s1 == 0 && s2 == 0, "%s: weights and optimizer state saved after %d steps", name, K);
+    vv_rng saved_rng = rng;
+    vv_trainer_free(t);
+    vv_model_free(&b);
+
+    vv_model c;
+    torch_net(&c, 0.25f);
+    vv_model_init_params(&c, 1234); /* anything: overwritten by the load */
+    rc |= vv_model_load(&c, wpath);
+    vv_trainer_init(&t, &c, &o);
+    int lrc = vv_trainer_load(t, opath);
+    CHECKF(lrc == 0 && vv_trainer_steps(t) == K, "%s: optimizer state loads, at step %lld (%s)",
+           name, (long long)vv_trainer_steps(t), lrc ? vv_err_detail() : "");
+    rng = saved_rng;
+    rc |= run_steps(t, &d, K, STEPS, &rng, lb);
+    CHECK(rc == 0, "the runs complete");
+    CHECKF(same_model(&a, &c) && !memcmp(la, lb, sizeof la),
+           "%s: stopped after %d steps and resumed, %d steps give bit-identical weights, "
+           "running statistics and losses",
+           name, K, STEPS);
+    /* The optimizer state matters: resuming with fresh state differs. */
+    vv_trainer_free(t);
+    vv_model_free(&c);
+    torch_net(&c, 0.25f);
+    vv_model_load(&c, wpath);
+    vv_trainer_init(&t, &c, &o);
+    rng = saved_rng;
+    run_steps(t, &d, K, STEPS, &rng, lb);
+    if (opt == VV_OPT_ADAM || momentum > 0)
+        CHECKF(!same_model(&a, &c), "%s: resuming without the optimizer state differs", name);
+    vv_trainer_free(t);
+    vv_model_free(&c);
+    vv_model_free(&a);
+    remove(wpath);
+    remove(opath);
+    free(d.x);
+}
+
+/* ---- Bad input ------------------------------------------------------------------- */
+
+static void bad_input(void)
+{
+    vv_train_opts o;
+    vv_train_opts_default(&o);
+    vv_trainer *t = (vv_trainer *)&o;
+    vv_model m;
+    vv_model_init(&m, 1, 2, 2);
+    add(&m, VV_LAYER_FLATTEN, NULL, 0, 0, 0, 0, 0, 0);
+    add(&m, VV_LAYER_LINEAR, "fc", 4, 3, 0, 0, 0, 1);
+    int rc = vv_trainer_init(&t, &m, &o);
+    CHECKF(rc == VV_EINVAL && !t && strstr(vv_err_detail(), "not finished"),
+           "an unfinished model is refused: %s", vv_err_detail());
+    vv_model_finish(&m);
+    vv_model_init_params(&m, 3);
+    o.lr = 0;
+    rc = vv_trainer_init(&t, &m, &o);
+    CHECKF(rc == VV_EINVAL && strstr(vv_err_detail(), "lr"), "lr 0 is refused: %s",
+           vv_err_detail());
+    vv_train_opts_default(&o);
+    o.momentum = 1;
+    rc = vv_trainer_init(&t, &m, &o);
+    CHECKF(rc == VV_EINVAL && strstr(vv_err_detail(), "momentum"), "momentum 1 is refused: %s",
+           vv_err_detail());
+    vv_train_opts_default(&o);
+    o.optimizer = 7;
+    CHECK(vv_trainer_init(&t, &m, &o) == VV_EINVAL, "an unknown optimizer is refused");
+    vv_train_opts_default(&o);
+    o.loss = 0;
+    CHECK(vv_trainer_init(&t, &m, &o) == VV_EINVAL, "an unknown loss is refused");
+    vv_train_opts_default(&o);
+    o.momentum = 0.9;
+    rc = vv_trainer_init(&t, &m, &o);
+    CHECK(rc == 0, "a valid trainer is created");
+
+    float x[5 * 4] = {1, 2, 3, 4, 0, 1, 0, 1, -1, 2, 0, 0, 3, 3, 1, 0, 2, 2, 2, 2};
+    int32_t y[5] = {0, 1, 2, 1, 0};
+    float w0[12];
+    memcpy(w0, m.layers[1].weight, sizeof w0);
+    rc = vv_trainer_step(t, x, y, 0, 0.1, NULL, NULL);
+    CHECKF(rc == VV_EINVAL && strstr(vv_err_detail(), "at least 1 sample"),
+           "an empty batch is refused: %s", vv_err_detail());
+    CHECK(vv_trainer_step(t, x, y, -3, 0.1, NULL, NULL) == VV_EINVAL, "n < 0 is refused");
+    y[3] = 7;
+    rc = vv_trainer_step(t, x, y, 5, 0.1, NULL, NULL);
+    CHECKF(rc == VV_EINVAL && strstr(vv_err_detail(), "sample 3") &&
+               strstr(vv_err_detail(), "label 7"),
+           "a label out of range names the sample and label: %s", vv_err_detail());
+    y[3] = -1;
+    rc = vv_trainer_grad(t, x, y, 5, NULL, NULL);
+    CHECKF(rc == VV_EINVAL && strstr(vv_err_detail(), "label -1"),
+           "a negative label is refused by vv_trainer_grad too: %s", vv_err_detail());
+    y[3] = 1;
+    rc = vv_trainer_step(t, x, y, 5, 0, NULL, NULL);
+    CHECKF(rc == VV_EINVAL && strstr(vv_err_detail(), "lr"), "lr 0 is refused by a step: %s",
+           vv_err_detail());
+    CHECK(vv_trainer_step(t, x, y, 5, -0.1, NULL, NULL) == VV_EINVAL, "lr < 0 is refused");
+    CHECK(vv_trainer_step(t, x, y, 5, NAN, NULL, NULL) == VV_EINVAL, "lr NaN is refused");
+    CHECK(!memcmp(w0, m.layers[1].weight, sizeof w0) && vv_trainer_steps(t) == 0,
+          "refused steps change nothing");
+    float xnan[5 * 4];
+    memcpy(xnan, x, sizeof x);
+    xnan[6] = NAN;
+    rc = vv_trainer_step(t, xnan, y, 5, 0.1, NULL, NULL);
+    CHECKF(rc == VV_ENUMERIC && !memcmp(w0, m.layers[1].weight, sizeof w0),
+           "a NaN loss is VV_ENUMERIC and leaves the weights alone: %s", vv_err_detail());
+    vv_step_stats st;
+    CHECK(vv_trainer_step(t, x, y, 5, 0.1, NULL, &st) == 0 && vv_trainer_steps(t) == 1 &&
+              memcmp(w0, m.layers[1].weight, sizeof w0),
+          "then a good step runs and moves the weights");
+    const float *dw, *db;
+    CHECK(vv_trainer_grads(t, 5, &dw, &db) == VV_EINVAL && !dw && !db,
+          "vv_trainer_grads refuses a bad layer index");
+    CHECK(vv_trainer_input_grad(t) == NULL, "a step leaves no input gradient");
+
+    /* Checkpoint errors. */
+    char path[512];
+    tmp_path(path, sizeof path, "train", "bad.safetensors");
+    CHECK(vv_trainer_load(t, path) == VV_ENOFILE, "a missing optimizer file is VV_ENOFILE");
+    vv_trainer *ta;
+    o.optimizer = VV_OPT_ADAM;
+    vv_trainer_init(&ta, &m, &o);
+    vv_trainer_save(ta, path);
+    rc = vv_trainer_load(t, path);
+    CHECKF(rc == VV_EINVAL && strstr(vv_err_detail(), "fc.weight.momentum_buffer"),
+           "Adam's state does not load into SGD, naming the missing tensor: %s", vv_err_detail());
+    CHECK(vv_trainer_steps(t) == 1, "the failed load changed nothing");
+    vv_trainer_save(t, path);
+    rc = vv_trainer_load(ta, path);
+    CHECKF(rc == VV_EINVAL && strstr(vv_err_detail(), "exp_avg"),
+           "SGD's state does not load into Adam: %s", vv_err_detail());
+    vv_trainer_free(ta);
+    vv_model m2;
+    int sizes[] = {4, 2, 3};
+    vv_model_mlp(&m2, 1, 2, 2, sizes, 3);
+    o.optimizer = VV_OPT_SGD;
+    vv_trainer_init(&ta, &m2, &o);
+    rc = vv_trainer_load(ta, path);
+    CHECKF(rc < 0, "another architecture's state is refused: %s", vv_err_detail());
+    vv_trainer_free(ta);
+    vv_model_free(&m2);
+    remove(path);
+    vv_trainer_free(t);
+    vv_trainer_free(NULL);
+    vv_model_free(&m);
+
+    /* Batch norm needs more than one value per channel. */
+    vv_model_init(&m, 2, 1, 1);
+    add(&m, VV_LAYER_BATCHNORM2D, "bn", 2, 2, 0, 0, 0, 0);
+    add(&m, VV_LAYER_FLATTEN, NULL, 0, 0, 0, 0, 0, 0);
+    vv_model_finish(&m);
+    vv_trainer_init(&t, &m, &o);
+    rc = vv_trainer_step(t, x, y, 1, 0.1, NULL, NULL);
+    CHECKF(rc == VV_EINVAL && strstr(vv_err_detail(), "'bn'"),
+           "batch norm on one value per channel is refused: %s", vv_err_detail());
+    CHECK(vv_trainer_step(t, x, y, 2, 0.1, NULL, NULL) == 0, "two samples are fine");
+    vv_trainer_free(t);
+    vv_model_free(&m);
+
+    /* Dropout p outside [0, 1]. */
+    vv_model_init(&m, 1, 2, 2);
+    add(&m, VV_LAYER_FLATTEN, NULL, 0, 0, 0, 0, 0, 0);
+    add_dropout(&m, 1.5f);
+    add(&m, VV_LAYER_LINEAR, "fc", 4, 3, 0, 0, 0, 1);
+    vv_model_finish(&m);
+    rc = vv_trainer_init(&t, &m, &o);
+    CHECKF(rc == VV_EINVAL && strstr(vv_err_detail(), "p must be"),
+           "dropout p = 1.5 is refused: %s", vv_err_detail());
+    vv_model_free(&m);
+}
+
+/* ---- Memory ---------------------------------------------------------------------- */
+
+static void memory(void)
+{
+    int sizes[] = {784, 1024, 1024, 10};
+    vv_model m;
+    vv_model_mlp(&m, 1, 28, 28, sizes, 4);
+    vv_train_opts o;
+    vv_train_opts_default(&o);
+    o.momentum = 0.9;
+    int64_t p = 784 * 1024 + 1024 + 1024 * 1024 + 1024 + 1024 * 10 + 10;
+    /* weights' gradient and momentum; outputs of fc1, fc2 (relus in place)
+     * and fc3; two gradient buffers of 1024 per sample */
+    int64_t want = 4 * (2 * p + 256 * (2 * 1024 + 10) + 2 * 256 * 1024);
+    int64_t got = vv_trainer_bytes(&m, &o, 256);
+    CHECKF(got == want, "MLP 784-1024-1024-10 with SGD momentum at batch 256 needs %.1f MiB (%lld)",
+           (double)got / (1 << 20), (long long)want);
+    o.optimizer = VV_OPT_ADAM;
+    CHECK(vv_trainer_bytes(&m, &o, 256) == want + 4 * p, "Adam adds a second buffer");
+    CHECK(vv_trainer_bytes(&m, &o, 0) == 0, "no batch, no answer");
+    vv_model_free(&m);
+    vv_model_vgg19_cifar(&m, 1, 10);
+    o.optimizer = VV_OPT_SGD;
+    int64_t b128 = vv_trainer_bytes(&m, &o, 128), b256 = vv_trainer_bytes(&m, &o, 256);
+    CHECKF(b128 > 0 && b256 < 2 * b128,
+           "VGG-19 (CIFAR-10) needs %.0f MiB at batch 128 and %.0f MiB at 256 (conv scratch "
+           "bounded)",
+           (double)b128 / (1 << 20), (double)b256 / (1 << 20));
+    vv_model_free(&m);
+}
+
+/* ---- Speed ----------------------------------------------------------------------- */
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The 784-1024-1024-10 MLP on Fashion-MNIST-sized batches of 256: reports
+ * the step time (a diagnostic, not a check: timings depend on the host). */
+static void speed(void)
+{
+    enum { B = 256 };
+    int sizes[] = {784, 1024, 1024, 10};
+    vv_model m;
+    vv_model_mlp(&m, 1, 28, 28, sizes, 4);
+    vv_model_init_params(&m, 1);
+    float *x = malloc((size_t)B * 784 * sizeof(float));
+    int32_t y[B];
+    fill_normal(x, (int64_t)B * 784, 1.0, 2);
+    for (int s = 0; s < B; s++)
+        y[s] = s % 10;
+    int steps = getenv("VV_TEST_QUICK") ? 3 : 20;
+    for (int opt = VV_OPT_SGD; opt <= VV_OPT_ADAM; opt++) {
+        vv_train_opts o;
+        vv_train_opts_default(&o);
+        o.optimizer = opt;
+        o.momentum = opt == VV_OPT_SGD ? 0.9 : 0;
+        o.weight_decay = 5e-4;
+        o.lr = 1e-3;
+        vv_trainer *t;
+        vv_trainer_init(&t, &m, &o);
+        int ok = vv_trainer_step(t, x, y, B, 1e-3, NULL, NULL) == 0; /* warm-up */
+        double t0 = now();
+        for (int s = 0; s < steps; s++)
+            ok &= vv_trainer_step(t, x, y, B, 1e-3, NULL, NULL) == 0;
+        double dt = (now() - t0) / steps;
+        CHECKF(ok, "MLP 784-1024-1024-10 trains at batch %d with %s", B,
+               opt == VV_OPT_SGD ? "SGD momentum" : "Adam");
+        printf("# %s: %.1f ms per step of %d, %.2f s per 60000-image epoch (OpenBLAS %s, %d "
+               "threads)\n",
+               opt == VV_OPT_SGD ? "SGD" : "Adam", 1e3 * dt, B, dt * 60000.0 / B,
+               vv_blas_corename(), vv_blas_threads());
+        vv_trainer_free(t);
+    }
+    vv_model_free(&m);
+    free(x);
+}
+
+int main(void)
+{
+    const char *t = getenv("VV_TEST_TMP");
+    snprintf(tmpdir, sizeof tmpdir, "%s", t ? t : "/tmp");
+    /* The kernels vvd chooses for this CPU (OpenBLAS's own choice can be
+     * generic on recent CPUs). */
+    const char *user = getenv("OPENBLAS_CORETYPE");
+    CHECK(vv_blas_load(user ? NULL : vv_blas_wanted_coretype()) == 0, "OpenBLAS loads");
+    gradients();
+    ties();
+    against_torch();
+    learns();
+    resume(VV_OPT_SGD, 0.9);
+    resume(VV_OPT_ADAM, 0);
+    bad_input();
+    memory();
+    speed();
+    return tap_done();
+}
