@@ -10,14 +10,10 @@
 #include <string.h>
 
 static const char *const type_names[] = {
-    [VV_LAYER_CONV2D] = "conv2d",
-    [VV_LAYER_BATCHNORM2D] = "batchnorm2d",
-    [VV_LAYER_RELU] = "relu",
-    [VV_LAYER_MAXPOOL2D] = "maxpool2d",
-    [VV_LAYER_AVGPOOL2D] = "avgpool2d",
-    [VV_LAYER_ADAPTIVE_AVGPOOL2D] = "adaptive_avgpool2d",
-    [VV_LAYER_FLATTEN] = "flatten",
-    [VV_LAYER_LINEAR] = "linear",
+    [VV_LAYER_CONV2D] = "conv2d",       [VV_LAYER_BATCHNORM2D] = "batchnorm2d",
+    [VV_LAYER_RELU] = "relu",           [VV_LAYER_MAXPOOL2D] = "maxpool2d",
+    [VV_LAYER_AVGPOOL2D] = "avgpool2d", [VV_LAYER_ADAPTIVE_AVGPOOL2D] = "adaptive_avgpool2d",
+    [VV_LAYER_FLATTEN] = "flatten",     [VV_LAYER_LINEAR] = "linear",
     [VV_LAYER_DROPOUT] = "dropout",
 };
 #define NTYPES ((int)(sizeof type_names / sizeof *type_names))
@@ -110,7 +106,10 @@ static int has_bias(const vv_layer *l)
            ((l->type == VV_LAYER_CONV2D || l->type == VV_LAYER_LINEAR) && l->bias);
 }
 
-static int pool_out(int in, int k, int s, int p) { return (in + 2 * p - k) / s + 1; }
+static int pool_out(int in, int k, int s, int p)
+{
+    return (in + 2 * p - k) / s + 1;
+}
 
 /* Derives layer i's output shape from its input shape (l->c, h, w). */
 static int derive(vv_model *m, int i)
@@ -128,12 +127,12 @@ static int derive(vv_model *m, int i)
             return vv_fail(VV_ESHAPE, "%s: in_channels is %d but its input has %d channels",
                            who(m, i, b, sizeof b), l->in_ch, l->c);
         if (l->out_ch < 1 || l->kernel < 1 || l->stride < 1 || l->pad < 0)
-            return vv_fail(VV_EINVAL, "%s: out_channels, kernel and stride must be >= 1, padding >= 0",
+            return vv_fail(VV_EINVAL,
+                           "%s: out_channels, kernel and stride must be >= 1, padding >= 0",
                            who(m, i, b, sizeof b));
         if (l->h + 2 * l->pad < l->kernel || l->w + 2 * l->pad < l->kernel)
             return vv_fail(VV_ESHAPE, "%s: kernel %d is larger than its padded %dx%d input",
-                           who(m, i, b, sizeof b), l->kernel, l->h + 2 * l->pad,
-                           l->w + 2 * l->pad);
+                           who(m, i, b, sizeof b), l->kernel, l->h + 2 * l->pad, l->w + 2 * l->pad);
         l->oc = l->out_ch;
         l->oh = pool_out(l->h, l->kernel, l->stride, l->pad);
         l->ow = pool_out(l->w, l->kernel, l->stride, l->pad);
@@ -156,8 +155,7 @@ static int derive(vv_model *m, int i)
                            who(m, i, b, sizeof b));
         if (l->h + 2 * l->pad < l->kernel || l->w + 2 * l->pad < l->kernel)
             return vv_fail(VV_ESHAPE, "%s: kernel %d is larger than its padded %dx%d input",
-                           who(m, i, b, sizeof b), l->kernel, l->h + 2 * l->pad,
-                           l->w + 2 * l->pad);
+                           who(m, i, b, sizeof b), l->kernel, l->h + 2 * l->pad, l->w + 2 * l->pad);
         l->oh = pool_out(l->h, l->kernel, l->stride, l->pad);
         l->ow = pool_out(l->w, l->kernel, l->stride, l->pad);
         return 0;
@@ -175,9 +173,8 @@ static int derive(vv_model *m, int i)
         if ((int64_t)l->c * l->h * l->w != l->in_ch)
             return vv_fail(VV_ESHAPE,
                            "%s: in_features is %d but its input has %lld values (%dx%dx%d)%s",
-                           who(m, i, b, sizeof b), l->in_ch, (long long)l->c * l->h * l->w,
-                           l->c, l->h, l->w,
-                           l->h * l->w > 1 ? "; add a flatten layer before it" : "");
+                           who(m, i, b, sizeof b), l->in_ch, (long long)l->c * l->h * l->w, l->c,
+                           l->h, l->w, l->h * l->w > 1 ? "; add a flatten layer before it" : "");
         if (l->h * l->w != 1)
             return vv_fail(VV_ESHAPE, "%s: its input is %dx%dx%d; add a flatten layer before it",
                            who(m, i, b, sizeof b), l->c, l->h, l->w);
@@ -196,8 +193,8 @@ static int derive_all(vv_model *m)
 {
     char b[128];
     if (m->in_c < 1 || m->in_h < 1 || m->in_w < 1)
-        return vv_fail(VV_EINVAL, "model: input shape %dx%dx%d must be positive", m->in_c,
-                       m->in_h, m->in_w);
+        return vv_fail(VV_EINVAL, "model: input shape %dx%dx%d must be positive", m->in_c, m->in_h,
+                       m->in_w);
     if (m->n == 0)
         return vv_fail(VV_EINVAL, "model: no layers");
     int c = m->in_c, h = m->in_h, w = m->in_w, rc;
@@ -212,8 +209,8 @@ static int derive_all(vv_model *m)
         h = l->oh;
         w = l->ow;
         if (c < 1 || h < 1 || w < 1)
-            return vv_fail(VV_ESHAPE, "%s: its output %dx%dx%d is empty", who(m, i, b, sizeof b),
-                           c, h, w);
+            return vv_fail(VV_ESHAPE, "%s: its output %dx%dx%d is empty", who(m, i, b, sizeof b), c,
+                           h, w);
         int needs_name = l->type == VV_LAYER_CONV2D || l->type == VV_LAYER_LINEAR ||
                          l->type == VV_LAYER_BATCHNORM2D;
         if (needs_name && !l->name[0])
@@ -226,7 +223,10 @@ static int derive_all(vv_model *m)
     return 0;
 }
 
-int vv_model_check(vv_model *m) { return derive_all(m); }
+int vv_model_check(vv_model *m)
+{
+    return derive_all(m);
+}
 
 int vv_model_finish(vv_model *m)
 {
@@ -446,8 +446,8 @@ int vv_model_save(const vv_model *m, const char *path)
         int np = layer_params(&m->layers[i], p);
         for (int q = 0; q < np; q++) {
             snprintf(names[n], sizeof names[n], "%s.%s", m->layers[i].name, p[q].suffix);
-            ts[n] = (vv_st_tensor){.name = names[n], .dtype = VV_F32, .ndim = p[q].ndim,
-                                   .data = *p[q].slot};
+            ts[n] = (vv_st_tensor){
+                .name = names[n], .dtype = VV_F32, .ndim = p[q].ndim, .data = *p[q].slot};
             memcpy(ts[n].shape, p[q].shape, sizeof p[q].shape);
             n++;
         }

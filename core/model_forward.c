@@ -5,12 +5,12 @@
 #include "vv/model.h"
 
 #include <float.h>
-#include <stdio.h>
-#include <unistd.h>
-#include <pthread.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Scratch budget per forward call, in floats (about 16 MiB): groups of
  * samples small enough to stay in the caches between layers. */
@@ -220,7 +220,10 @@ static void scratch_free(void *p)
     free(s);
 }
 
-static void scratch_init(void) { pthread_key_create(&scratch_key, scratch_free); }
+static void scratch_init(void)
+{
+    pthread_key_create(&scratch_key, scratch_free);
+}
 
 static float *scratch_get(size_t floats)
 {
@@ -252,8 +255,7 @@ void vv__scratch_release(void)
 int vv_model_forward(const vv_model *m, int from, int to, const float *x, int64_t n, float *y)
 {
     if (!m->finished || from < 0 || to > m->n || from >= to || n < 0)
-        return vv_fail(VV_EINVAL, "forward: bad layer range [%d, %d) of %d layers", from, to,
-                       m->n);
+        return vv_fail(VV_EINVAL, "forward: bad layer range [%d, %d) of %d layers", from, to, m->n);
     if (n == 0)
         return 0;
     /* Per-sample floats of the widest activation and of the conv scratch. */
@@ -350,8 +352,8 @@ int vv_model_forward_parallel(const vv_model *m, int from, int to, const float *
     int started = 0;
     for (int t = 0; t < threads; t++) {
         int64_t s0 = n * t / threads, s1 = n * (t + 1) / threads;
-        parts[t] = (fwd_part){.m = m, .from = from, .to = to, .x = x + s0 * in, .n = s1 - s0,
-                              .y = y + s0 * out};
+        parts[t] = (fwd_part){
+            .m = m, .from = from, .to = to, .x = x + s0 * in, .n = s1 - s0, .y = y + s0 * out};
     }
     for (int t = 1; t < threads; t++, started++)
         if (pthread_create(&parts[t].tid, NULL, fwd_thread, &parts[t]))

@@ -5,11 +5,18 @@
 #include <stdio.h>
 #include <string.h>
 
-static int add(vv_model *m, vv_layer_type t, const char *name, int in, int out, int k, int s,
-               int p, int bias)
+static int add(vv_model *m, vv_layer_type t, const char *name, int in, int out, int k, int s, int p,
+               int bias)
 {
-    vv_layer l = {.type = t, .in_ch = in, .out_ch = out, .kernel = k, .stride = s, .pad = p,
-                  .bias = bias, .eps = 1e-5f, .p = 0.5f};
+    vv_layer l = {.type = t,
+                  .in_ch = in,
+                  .out_ch = out,
+                  .kernel = k,
+                  .stride = s,
+                  .pad = p,
+                  .bias = bias,
+                  .eps = 1e-5f,
+                  .p = 0.5f};
     if (name)
         snprintf(l.name, sizeof l.name, "%s", name);
     return vv_model_add(m, &l);

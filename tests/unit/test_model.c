@@ -89,7 +89,7 @@ static void full_size(const char *arch, vv_model *m)
     cJSON *sd = cJSON_GetObjectItem(a, "state_dict"), *t;
     int n = cJSON_GetArraySize(sd), i = 0;
     vv_st_tensor *ts = calloc((size_t)n, sizeof *ts);
-    float *data[64] = {0};
+    float **data = calloc((size_t)n, sizeof *data);
     int64_t one = 0;
     cJSON_ArrayForEach(t, sd)
     {
@@ -119,8 +119,9 @@ static void full_size(const char *arch, vv_model *m)
     CHECKF(rc == 0, "%s: a full-size state_dict of PyTorch's shapes loads (%s)", arch,
            rc ? vv_err_detail() : "");
     remove(path);
-    for (int q = 0; q < n && q < 64; q++)
+    for (int q = 0; q < n; q++)
         free(data[q]);
+    free(data);
     free(ts);
     cJSON_Delete(root);
     free(txt);
@@ -135,9 +136,9 @@ static void load_errors(void)
     tmp_path(path, sizeof path, "model", "bad.safetensors");
     float w[20 * 36] = {0}, b[20] = {0}, w2[12 * 21] = {0}, b2[12] = {0}, w3[5 * 12], b3[5];
     vv_st_tensor ts[] = {
-        {"fc1.weight", VV_F32, 2, {20, 36}, w}, {"fc1.bias", VV_F32, 1, {20}, b},
+        {"fc1.weight", VV_F32, 2, {20, 36}, w},  {"fc1.bias", VV_F32, 1, {20}, b},
         {"fc2.weight", VV_F32, 2, {12, 21}, w2}, {"fc2.bias", VV_F32, 1, {12}, b2},
-        {"fc3.weight", VV_F32, 2, {5, 12}, w3}, {"fc3.bias", VV_F32, 1, {5}, b3},
+        {"fc3.weight", VV_F32, 2, {5, 12}, w3},  {"fc3.bias", VV_F32, 1, {5}, b3},
         {"fc4.weight", VV_F32, 1, {5}, b3},
     };
     vv_safetensors_write(path, ts, 6);
@@ -162,8 +163,8 @@ static void load_errors(void)
 
     /* Specs that do not fit their input. */
     vv_model_init(&m, 1, 6, 6);
-    vv_layer fl = {.type = VV_LAYER_FLATTEN}, li = {.type = VV_LAYER_LINEAR, .in_ch = 35,
-                                                     .out_ch = 4, .bias = 1, .name = "head"};
+    vv_layer fl = {.type = VV_LAYER_FLATTEN},
+             li = {.type = VV_LAYER_LINEAR, .in_ch = 35, .out_ch = 4, .bias = 1, .name = "head"};
     vv_model_add(&m, &fl);
     vv_model_add(&m, &li);
     rc = vv_model_finish(&m);
@@ -171,8 +172,8 @@ static void load_errors(void)
            "a linear layer of the wrong width is named: %s", vv_err_detail());
     vv_model_free(&m);
     vv_model_init(&m, 3, 8, 8);
-    vv_layer cv = {.type = VV_LAYER_CONV2D, .in_ch = 1, .out_ch = 4, .kernel = 3, .stride = 1,
-                   .name = "c"};
+    vv_layer cv = {
+        .type = VV_LAYER_CONV2D, .in_ch = 1, .out_ch = 4, .kernel = 3, .stride = 1, .name = "c"};
     vv_model_add(&m, &cv);
     rc = vv_model_finish(&m);
     CHECKF(rc == VV_ESHAPE && strstr(vv_err_detail(), "in_channels is 1"),
