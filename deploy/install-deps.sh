@@ -10,10 +10,12 @@ pkgs=(
   python3 python3-numpy zlib1g-dev
   dataset-fashion-mnist
 )
-# Browser tests of the dashboard: Debian's Chromium, driven by playwright-core.
+# The dashboard's uPlot comes from npm (VV_WEB_DEPS=0: no dashboard); its
+# browser tests need Debian's Chromium and playwright-core (VV_BROWSER_TESTS=0:
+# not needed, as for deploy/quickstart.sh).
 if [ "${VV_WEB_DEPS:-1}" = 1 ]; then
-  pkgs+=(chromium)
   command -v npm >/dev/null || pkgs+=(nodejs npm)
+  [ "${VV_BROWSER_TESTS:-1}" = 1 ] && pkgs+=(chromium)
 fi
 # Optional: reference tools used by bench/ and to regenerate test fixtures.
 if [ "${VV_BENCH_DEPS:-0}" = 1 ]; then
@@ -35,7 +37,9 @@ echo "install-deps: all ${#pkgs[@]} packages present"
 # node_modules does not already hold exactly what the lock file names.
 if [ "${VV_WEB_DEPS:-1}" = 1 ]; then
   root=$(cd "$(dirname "$0")/.." && pwd)
-  for dir in web tests/web; do
+  dirs=(web)
+  [ "${VV_BROWSER_TESTS:-1}" = 1 ] && dirs+=(tests/web)
+  for dir in "${dirs[@]}"; do
     if node -e '
       const fs = require("fs");
       const want = JSON.parse(fs.readFileSync(process.argv[1] + "/package-lock.json", "utf8")).packages;

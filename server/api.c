@@ -99,8 +99,11 @@ cJSON *api_run_json(req *r, const run_row *row)
         src = last;
     }
     cJSON *sum = cJSON_AddObjectToObject(o, "summary");
-    static const char *keys[] = {"lambda", "objective", "gap", "rel_gap", "active",
-                                 "mse", "group_norm", "iterations", "seconds", "step"};
+    static const char *keys[] = {"lambda",    "objective",  "gap",        "rel_gap",
+                                 "active",    "mse",        "group_norm", "iterations",
+                                 "seconds",   "step",       "train_acc",  "test_acc",
+                                 "train_loss", "test_loss", "params",     "loss",
+                                 "epoch"};
     for (unsigned i = 0; src && i < sizeof keys / sizeof *keys; i++) {
         cJSON *v = cJSON_GetObjectItemCaseSensitive(src, keys[i]);
         if (cJSON_IsNumber(v))

@@ -2,13 +2,49 @@
  * GET|DELETE /v1/models/{name}. */
 #include "http_util.h"
 
+#include "jobs.h"
 #include "models.h"
+#include "store.h"
 #include "vv/err.h"
 #include "vv/log.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+
+/* The run training the embedded default model, when one was queued here. */
+static pthread_mutex_t default_mu = PTHREAD_MUTEX_INITIALIZER;
+static char default_run[32];
+
+int api_ensure_default(req *r, char *field, size_t fsz)
+{
+    pthread_mutex_lock(&default_mu);
+    int pending = 0;
+    if (default_run[0]) {
+        run_row row = {0};
+        if (store_run_get(r->cfg->db, default_run, &row) == 0)
+            pending = !strcmp(row.state, "QUEUED") || !strcmp(row.state, "RUNNING");
+        run_row_free(&row);
+    }
+    int rc = 0;
+    if (!pending) {
+        const char *text = "{\"kind\":\"train\",\"preset\":\"" MODELS_DEFAULT "\","
+                           "\"name\":\"the default model " MODELS_DEFAULT "\"}";
+        job_spec js;
+        char id[32];
+        rc = spec_parse_job_text(text, strlen(text), &js, field, fsz);
+        if (rc == 0)
+            rc = jobs_submit(r->cfg->jobs, &js, text, NULL, NULL, id);
+        spec_free_job(&js);
+        if (rc == 0) {
+            snprintf(default_run, sizeof default_run, "%s", id);
+            VV_INFO("api", id, "training the default model %s first (first use)", MODELS_DEFAULT);
+        }
+    }
+    pthread_mutex_unlock(&default_mu);
+    return rc;
+}
 
 /* Checks a model reference's files inside the data root. */
 int api_check_model_files(req *r, model_ref *m, const char *ptr, char *field, size_t fsz)
@@ -25,12 +61,15 @@ int api_check_model_files(req *r, model_ref *m, const char *ptr, char *field, si
             return rc;
         }
     }
+    if (m->resident && !strcmp(m->resident, MODELS_DEFAULT) && !models_default_cached())
+        return api_ensure_default(r, field, fsz);
     if (m->resident) {
-        resident *res = models_acquire(m->resident);
+        resident *res = models_acquire_default(m->resident);
         if (!res) {
             snprintf(field, fsz, "%s", ptr);
-            return vv_fail(VV_EINVAL, "%s: no resident model named '%s' (GET /v1/models lists "
-                                      "them; POST /v1/models loads one)",
+            return vv_fail(VV_EINVAL,
+                           "%s: no resident model named '%s' (GET /v1/models lists "
+                           "them; POST /v1/models loads one)",
                            ptr, m->resident);
         }
         models_release(res);
@@ -73,7 +112,7 @@ static enum MHD_Result post_model(req *r)
     } else {
         resident *m = models_acquire(name->valuestring);
         VV_INFO("api", NULL, "model %s loaded (%lld parameters, %.2f s)", name->valuestring,
-                    m ? (long long)vv_model_params(&m->m) : 0LL, m ? m->load_seconds : 0.0);
+                m ? (long long)vv_model_params(&m->m) : 0LL, m ? m->load_seconds : 0.0);
         cJSON *o = m ? models_json(m, 1) : cJSON_CreateObject();
         models_release(m);
         res = reply_json(r, 201, o);
@@ -89,8 +128,13 @@ enum MHD_Result api_models(req *r, const char *name)
     if (!name) {
         if (!strcmp(r->method, "POST"))
             return post_model(r);
-        if (get)
-            return reply_json(r, 200, models_list());
+        if (get) {
+            cJSON *o = models_list();
+            cJSON *d = cJSON_AddObjectToObject(o, "default_model");
+            cJSON_AddStringToObject(d, "name", MODELS_DEFAULT);
+            cJSON_AddBoolToObject(d, "trained", models_default_cached());
+            return reply_json(r, 200, o);
+        }
         vv_fail(VV_EMETHOD, "%s /v1/models: allowed methods are GET, POST", r->method);
         return reply_problem(r, VV_EMETHOD, "");
     }

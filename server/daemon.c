@@ -1,5 +1,6 @@
 /* daemon.c - `vvd serve`: configuration, start-up, shutdown. */
 #include "daemon.h"
+#include "models.h"
 
 #include "http.h"
 #include "jobs.h"
@@ -188,6 +189,7 @@ int vvd_serve(int argc, char **argv)
         return 1;
     }
     jobs *jb = NULL;
+    models_set_data_dir(root);
     jobs_config jc = {.db = db, .data_root = root, .max_queue = (int)max_queue};
     if (jobs_start(&jc, &jb) < 0) {
         fprintf(stderr, "vvd serve: %s\n", vv_err_detail());

@@ -56,6 +56,10 @@ enum MHD_Result api_models(req *r, const char *name);
  * resident model's existence, and a spec file's contents. */
 int api_check_model_files(req *r, model_ref *m, const char *ptr, char *field, size_t fsz);
 
+/* Queues the training of the embedded default model unless a run queued
+ * for it is still pending; runs queued after it find it trained. */
+int api_ensure_default(req *r, char *field, size_t fsz);
+
 /* Sweeps (api_sweeps.c). */
 enum MHD_Result api_sweep_post(req *r);
 enum MHD_Result api_sweep_get(req *r, const char *id, int stop);

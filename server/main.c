@@ -1,6 +1,7 @@
 /* main.c - the vvd executable: `vvd run`, `vvd gen` (the daemon comes later). */
 #include "daemon.h"
 #include "model_spec.h"
+#include "models.h"
 #include "run.h"
 #include "spec.h"
 
@@ -195,6 +196,9 @@ static int cmd_run(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     run_sink sink = {print_event, stdout};
     cJSON *result = NULL;
+    /* The default model's cache: the daemon's data directory. */
+    const char *dd = getenv("VVD_DATA_DIR");
+    models_set_data_dir(dd && dd[0] ? dd : "vvd-data");
     rc = run_job(&spec, out, &sink, &stop_flag, NULL, &result, field, sizeof field);
     spec_free_job(&spec);
     if (rc < 0)

@@ -177,8 +177,9 @@ static int parse_layer(const cJSON *j, const char *ptr, vv_layer *l, char *field
                    "unknown layer type '%.64s' (conv2d, batchnorm2d, relu, maxpool2d, avgpool2d, "
                    "adaptive_avgpool2d, flatten, linear, dropout)",
                    t->valuestring);
-    static const char *const conv[] = {"type", "name", "in_channels", "out_channels",
-                                       "kernel_size", "stride", "padding", "bias", NULL};
+    static const char *const conv[] = {"type",         "name",        "in_channels",
+                                       "out_channels", "kernel_size", "stride",
+                                       "padding",      "bias",        NULL};
     static const char *const bn[] = {"type", "name", "num_features", "eps", NULL};
     static const char *const pool[] = {"type", "kernel_size", "stride", "padding", NULL};
     static const char *const apool[] = {"type", "output_size", NULL};
@@ -291,8 +292,7 @@ static int parse_layer(const cJSON *j, const char *ptr, vv_layer *l, char *field
     const cJSON *nm = cJSON_GetObjectItemCaseSensitive(j, "name");
     if (nm) {
         snprintf(p, sizeof p, "%.200s/name", ptr);
-        if (!cJSON_IsString(nm) || !nm->valuestring[0] ||
-            strlen(nm->valuestring) >= sizeof l->name)
+        if (!cJSON_IsString(nm) || !nm->valuestring[0] || strlen(nm->valuestring) >= sizeof l->name)
             return bad(field, fsz, VV_ETYPE, p, "must be a non-empty string of at most %d bytes",
                        (int)sizeof l->name - 1);
         snprintf(l->name, sizeof l->name, "%s", nm->valuestring);
@@ -341,8 +341,8 @@ static int build(const cJSON *a, const char *ptr, vv_model *m, vv_preprocess *pp
     }
     const cJSON *arch = cJSON_GetObjectItemCaseSensitive(a, "arch");
     if (arch) {
-        static const char *const allowed[] = {"arch", "width_div", "classes", "input", "sizes",
-                                              "preprocess", NULL};
+        static const char *const allowed[] = {"arch",  "width_div",  "classes", "input",
+                                              "sizes", "preprocess", NULL};
         if ((rc = only(a, ptr, allowed, field, fsz)) < 0)
             return rc;
         snprintf(p, sizeof p, "%.200s/arch", ptr);
@@ -394,8 +394,8 @@ static int build(const cJSON *a, const char *ptr, vv_model *m, vv_preprocess *pp
             if (in && (rc = input_shape(in, p, &c, &h, &w, field, fsz)) < 0)
                 return rc;
             if ((int64_t)c * h * w != sizes[0])
-                return bad(field, fsz, VV_ESHAPE, p, "%dx%dx%d = %lld values but sizes[0] is %d",
-                           c, h, w, (long long)c * h * w, sizes[0]);
+                return bad(field, fsz, VV_ESHAPE, p, "%dx%dx%d = %lld values but sizes[0] is %d", c,
+                           h, w, (long long)c * h * w, sizes[0]);
             rc = vv_model_mlp(m, c, h, w, sizes, n);
         } else {
             return bad(field, fsz, VV_EINVAL, p,
@@ -548,8 +548,8 @@ int model_ref_parse(const cJSON *j, const char *ptr, model_ref *r, char *field, 
         return bad(field, fsz, j ? VV_ETYPE : VV_EMISSING, ptr,
                    "must be a resident model's name or an object {\"arch\" | \"spec\", "
                    "\"weights\"}");
-    static const char *const allowed[] = {"arch",    "width_div", "classes", "input", "sizes",
-                                          "spec",    "weights",   "seed",    "preprocess", NULL};
+    static const char *const allowed[] = {"arch", "width_div", "classes", "input",      "sizes",
+                                          "spec", "weights",   "seed",    "preprocess", NULL};
     int rc = only(j, ptr, allowed, field, fsz);
     if (rc < 0)
         return rc;
@@ -857,8 +857,7 @@ int data_open(const data_spec *d, int test, vv_dataset **out, char *field, size_
 int data_paths(const data_spec *d, const char **paths, int max)
 {
     int n = 0;
-    const char *all[] = {d->train_images, d->train_labels, d->test_images, d->test_labels,
-                         d->dir};
+    const char *all[] = {d->train_images, d->train_labels, d->test_images, d->test_labels, d->dir};
     for (int i = 0; i < 5 && n < max; i++)
         if (all[i])
             paths[n++] = all[i];

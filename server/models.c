@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 enum { MAX_MODELS = 64 };
 
@@ -58,8 +60,10 @@ int models_load(const char *name, model_ref *ref, char *field, size_t fsz)
     if (taken) {
         if (field && fsz)
             snprintf(field, fsz, "/name");
-        return vv_fail(VV_ECONFLICT, "/name: a model named '%s' is already loaded (DELETE "
-                                     "/v1/models/%s first)", name, name);
+        return vv_fail(VV_ECONFLICT,
+                       "/name: a model named '%s' is already loaded (DELETE "
+                       "/v1/models/%s first)",
+                       name, name);
     }
     resident *r = calloc(1, sizeof *r);
     if (!r)
@@ -103,8 +107,7 @@ resident *models_acquire(const char *name)
         r->refs++;
     pthread_mutex_unlock(&mu);
     if (!r)
-        vv_fail(VV_ENOTFOUND, "no resident model named '%s' (load it with POST /v1/models)",
-                name);
+        vv_fail(VV_ENOTFOUND, "no resident model named '%s' (load it with POST /v1/models)", name);
     return r;
 }
 
@@ -172,6 +175,103 @@ cJSON *models_list(void)
     pthread_mutex_unlock(&mu);
     cJSON_AddNumberToObject(o, "bytes", total);
     return o;
+}
+
+static char data_dir[4096] = "vvd-data";
+
+void models_set_data_dir(const char *dir)
+{
+    snprintf(data_dir, sizeof data_dir, "%s", dir);
+}
+
+static void default_path(char *buf, size_t sz, const char *file)
+{
+    snprintf(buf, sz, "%s/models/" MODELS_DEFAULT "/%s", data_dir, file);
+}
+
+int models_default_cached(void)
+{
+    char a[4200], b[4200];
+    default_path(a, sizeof a, "model.json");
+    default_path(b, sizeof b, "model.safetensors");
+    return access(a, R_OK) == 0 && access(b, R_OK) == 0;
+}
+
+static int load_default_locked_free(void)
+{
+    char spec[4200], w[4200], field[128];
+    default_path(spec, sizeof spec, "model.json");
+    default_path(w, sizeof w, "model.safetensors");
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "spec", spec);
+    cJSON_AddStringToObject(j, "weights", w);
+    model_ref ref;
+    int rc = model_ref_parse(j, "", &ref, field, sizeof field);
+    cJSON_Delete(j);
+    if (rc == 0)
+        rc = models_load(MODELS_DEFAULT, &ref, field, sizeof field);
+    model_ref_free(&ref);
+    return rc;
+}
+
+resident *models_acquire_default(const char *name)
+{
+    resident *r = models_acquire(name);
+    if (r || strcmp(name, MODELS_DEFAULT))
+        return r;
+    if (!models_default_cached()) {
+        vv_fail(VV_ENOTFOUND,
+                "the default model '%s' is not trained yet (run the train preset "
+                "fmnist-mlp: {\"kind\": \"train\", \"preset\": \"fmnist-mlp\"})",
+                name);
+        return NULL;
+    }
+    int rc = load_default_locked_free();
+    if (rc < 0 && rc != VV_ECONFLICT)
+        return NULL;
+    return models_acquire(name);
+}
+
+static int copy_file(const char *src, const char *dst)
+{
+    char tmp[4300];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", dst, (int)getpid());
+    FILE *in = fopen(src, "rb"), *out = in ? fopen(tmp, "wb") : NULL;
+    int ok = in && out;
+    char buf[1 << 16];
+    size_t n;
+    while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0)
+        ok = fwrite(buf, 1, n, out) == n;
+    if (in)
+        fclose(in);
+    if (out && fclose(out) != 0)
+        ok = 0;
+    if (ok && rename(tmp, dst) == 0)
+        return 0;
+    unlink(tmp);
+    return vv_fail(VV_EIO, "cannot copy %s to %s", src, dst);
+}
+
+int models_install_default(const char *run_dir)
+{
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/models", data_dir);
+    mkdir(data_dir, 0755);
+    mkdir(dir, 0755);
+    snprintf(dir, sizeof dir, "%s/models/" MODELS_DEFAULT, data_dir);
+    mkdir(dir, 0755);
+    const char *files[] = {"model.json", "model.safetensors", "result.json"};
+    const char *names[] = {"model.json", "model.safetensors", "train.json"};
+    for (int i = 0; i < 3; i++) {
+        char src[4200], dst[4200];
+        snprintf(src, sizeof src, "%s/%s", run_dir, files[i]);
+        default_path(dst, sizeof dst, names[i]);
+        int rc = copy_file(src, dst);
+        if (rc < 0)
+            return rc;
+    }
+    models_delete(MODELS_DEFAULT); /* an older one, if resident */
+    return load_default_locked_free();
 }
 
 void models_clear(void)

@@ -40,6 +40,20 @@ cJSON *models_list(void);
 /* One model; held: references the caller holds (not counted as in use). */
 cJSON *models_json(const resident *r, int held);
 
+/* The embedded default model: trained by vvd itself (train preset
+ * fmnist-mlp) and cached under DIR/models/fmnist-mlp/ (model.json,
+ * model.safetensors, train.json), DIR being the data directory. */
+#define MODELS_DEFAULT "fmnist-mlp"
+void models_set_data_dir(const char *dir);
+/* 1 when the default model's files are in the cache. */
+int models_default_cached(void);
+/* models_acquire, which first loads the default model from the cache when
+ * it is asked for and not resident yet. */
+resident *models_acquire_default(const char *name);
+/* Copies a trained default model's files from run_dir into the cache and
+ * makes it resident (replacing an earlier one). */
+int models_install_default(const char *run_dir);
+
 /* Frees every model (at exit). */
 void models_clear(void);
 

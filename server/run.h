@@ -91,6 +91,14 @@ int run_compress(compress_spec *spec, const char *out_dir, const run_sink *sink,
                  const volatile int *stop, run_cache *cache, cJSON **result, char *field,
                  size_t fieldsz);
 
+/* Runs a train job (run_train.c): mini-batch training with a checkpoint
+ * (model, optimizer state, epoch) after every epoch under out_dir/checkpoint,
+ * resumable with resume_from; writes model.safetensors, model.json and
+ * result.json.  The preset fmnist-mlp installs its model as the embedded
+ * default (models.h).  Contract as run_lasso. */
+int run_train(train_spec *spec, const char *out_dir, const run_sink *sink,
+              const volatile int *stop, cJSON **result, char *field, size_t fieldsz);
+
 /* Runs a job of any kind. */
 int run_job(job_spec *spec, const char *out_dir, const run_sink *sink,
             const volatile int *stop, run_cache *cache, cJSON **result, char *field,

@@ -86,8 +86,9 @@ static int evaluate(const vv_model *m, const vv_dataset *ds, const vv_preprocess
                 se += exp((double)z[t] - mx);
             int32_t l = lab[i];
             if (l < 0 || l >= k) {
-                rc = vv_fail(VV_EINVAL, "label %d of image %lld is not a class of the model's "
-                                        "%lld outputs",
+                rc = vv_fail(VV_EINVAL,
+                             "label %d of image %lld is not a class of the model's "
+                             "%lld outputs",
                              l, (long long)(s0 + i), (long long)k);
                 break;
             }
@@ -248,18 +249,17 @@ static int stats_key(const compress_spec *s, const char *model_id, const char *l
 {
     const char *paths[8];
     int np = data_paths(&s->data, paths, 8);
-    size_t len = (size_t)snprintf(buf, sz, "compress|%s|%s|n=%lld|pp=%d,%d,%d,%d", model_id,
-                                  layer, (long long)n, pp->resize, pp->crop, pp->nnorm,
-                                  pp->scale255);
+    size_t len = (size_t)snprintf(buf, sz, "compress|%s|%s|n=%lld|pp=%d,%d,%d,%d", model_id, layer,
+                                  (long long)n, pp->resize, pp->crop, pp->nnorm, pp->scale255);
     for (int i = 0; i < pp->nnorm && len < sz; i++)
         len += (size_t)snprintf(buf + len, sz - len, ",%.9g/%.9g", pp->mean[i], pp->std[i]);
     for (int i = 0; i < np && len < sz; i++) {
         struct stat st;
         if (stat(paths[i], &st) < 0)
             return -1;
-        len += (size_t)snprintf(buf + len, sz - len, "|%s:%lld:%lld:%lld", paths[i],
-                                (long long)st.st_ino, (long long)st.st_size,
-                                (long long)st.st_mtime);
+        len +=
+            (size_t)snprintf(buf + len, sz - len, "|%s:%lld:%lld:%lld", paths[i],
+                             (long long)st.st_ino, (long long)st.st_size, (long long)st.st_mtime);
     }
     return len < sz ? 0 : -1;
 }
@@ -280,8 +280,8 @@ static int compress_layer(cctx *c, const vv_model *src, int li, const vv_dataset
     const vv_stats *stp = &st;
     cache_entry *ce = NULL;
     char key[8192];
-    int keyed = cache && model_id && stats_key(s, model_id, L->name, ntrain, pp, key,
-                                               sizeof key) == 0;
+    int keyed =
+        cache && model_id && stats_key(s, model_id, L->name, ntrain, pp, key, sizeof key) == 0;
     if (keyed && (ce = cache_find(cache, key)) != NULL) {
         stp = cache_stats(ce);
         lo->cached = 1;
@@ -297,8 +297,14 @@ static int compress_layer(cctx *c, const vv_model *src, int li, const vv_dataset
         bias[i] = L->bias_v ? L->bias_v[i] : 0;
     int rc = 0;
     if (!ce) {
-        feats f = {.m = src, .li = li, .ds = train, .pp = pp, .in = vv_model_size(src, -1),
-                   .k = k, .d = d, .r0 = -1};
+        feats f = {.m = src,
+                   .li = li,
+                   .ds = train,
+                   .pp = pp,
+                   .in = vv_model_size(src, -1),
+                   .k = k,
+                   .d = d,
+                   .r0 = -1};
         vv_rows *phi = NULL, *psi = NULL;
         char nphi[128], npsi[128];
         snprintf(nphi, sizeof nphi, "input of %s", L->name);
@@ -411,6 +417,46 @@ static int write_json(const char *path, const cJSON *o)
     return rc;
 }
 
+/* Events of the in-process training of the default model, passed on with
+ * "phase": "train_default" and metrics renamed "train_metric" (they are not
+ * this run's metrics). */
+static void train_event(void *ctx, const cJSON *ev)
+{
+    cctx *c = ctx;
+    cJSON *e = cJSON_Duplicate(ev, 1);
+    cJSON *k = cJSON_GetObjectItemCaseSensitive(e, "event");
+    if (cJSON_IsString(k) &&
+        (!strcmp(k->valuestring, "metric") || !strcmp(k->valuestring, "result")))
+        cJSON_SetValuestring(k,
+                             !strcmp(k->valuestring, "metric") ? "train_metric" : "train_result");
+    cJSON_AddStringToObject(e, "phase", "train_default");
+    emit(c, e);
+}
+
+/* The default model is trained on first use (and cached in the data
+ * directory): a daemon queues that as a run of its own; `vvd run` does it
+ * here, before compressing. */
+static int train_default(cctx *c, const char *out_dir, char *field, size_t fsz)
+{
+    const char *text = "{\"kind\":\"train\",\"preset\":\"" MODELS_DEFAULT "\"}";
+    job_spec js;
+    char dir[4300];
+    snprintf(dir, sizeof dir, "%s/default-model", out_dir);
+    int rc = spec_parse_job_text(text, strlen(text), &js, field, fsz);
+    cJSON *res = NULL;
+    run_sink sink = {train_event, c};
+    if (rc == 0)
+        rc = run_train(&js.train, dir, &sink, c->stop, &res, field, fsz);
+    if (rc == 0 && !models_default_cached())
+        rc = vv_fail(c->stop && *c->stop ? VV_ESTATE : VV_EINTERNAL,
+                     "the default model %s was not trained", MODELS_DEFAULT);
+    cJSON_Delete(res);
+    spec_free_job(&js);
+    if (rc < 0)
+        set_field(field, fsz, "/model");
+    return rc;
+}
+
 int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
                  const volatile int *stop, run_cache *cache, cJSON **result, char *field,
                  size_t fsz)
@@ -430,8 +476,11 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
     int rc;
 
     /* The model. */
+    if (s->model.resident && !strcmp(s->model.resident, MODELS_DEFAULT) &&
+        !models_default_cached() && (rc = train_default(&c, out_dir, field, fsz)) < 0)
+        return rc;
     if (s->model.resident) {
-        if (!(res = models_acquire(s->model.resident))) {
+        if (!(res = models_acquire_default(s->model.resident))) {
             set_field(field, fsz, "/model");
             return VV_ENOTFOUND;
         }
@@ -513,8 +562,9 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
         vv_preprocess_shape(test, &pp, &tc, &th, &tw);
         if (tc != ic || th != ih || tw != iw) {
             set_field(field, fsz, "/data/test");
-            rc = vv_fail(VV_ESHAPE, "/data/test: test images are %dx%dx%d after preprocessing, "
-                                    "training images %dx%dx%d",
+            rc = vv_fail(VV_ESHAPE,
+                         "/data/test: test images are %dx%dx%d after preprocessing, "
+                         "training images %dx%dx%d",
                          tc, th, tw, ic, ih, iw);
             goto done;
         }
@@ -544,8 +594,7 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
         goto done;
     emit_evals(&c, &before, "before");
 
-    if ((rc = vv_model_copy(orig, &cur)) < 0 ||
-        !(los = calloc((size_t)nl, sizeof *los))) {
+    if ((rc = vv_model_copy(orig, &cur)) < 0 || !(los = calloc((size_t)nl, sizeof *los))) {
         rc = rc < 0 ? rc : vv_fail(VV_ENOMEM, "out of memory");
         goto done;
     }
@@ -594,8 +643,9 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
         cJSON_AddBoolToObject(o, "stats_cached", lo->cached);
         cJSON_AddBoolToObject(o, "refit", s->lasso.refit && !lo->fallback);
         if (lo->fallback)
-            cJSON_AddStringToObject(o, "note", "lambda >= lambda_max: kept the one neuron that "
-                                               "enters first, never none");
+            cJSON_AddStringToObject(o, "note",
+                                    "lambda >= lambda_max: kept the one neuron that "
+                                    "enters first, never none");
         if (cJSON_GetArraySize(lo->search) > 0) {
             cJSON_AddItemToObject(o, "search", lo->search);
             lo->search = NULL;
@@ -635,10 +685,9 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
     for (int t = 0; t < done_layers; t++)
         all_conv &= los[t].res.stop_reason == VV_STOP_CONVERGED;
     cJSON_AddStringToObject(r, "stop_reason",
-                            stopped ? "user"
-                            : all_conv
-                                ? "converged"
-                                : vv_stop_reason_name(los[done_layers - 1].res.stop_reason));
+                            stopped    ? "user"
+                            : all_conv ? "converged"
+                                       : vv_stop_reason_name(los[done_layers - 1].res.stop_reason));
     if (s->name)
         cJSON_AddStringToObject(r, "name", s->name);
     cJSON_AddStringToObject(r, "kind", "compress");

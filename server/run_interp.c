@@ -191,6 +191,8 @@ done:
 int run_job(job_spec *s, const char *out_dir, const run_sink *sink, const volatile int *stop,
             run_cache *cache, cJSON **result, char *field, size_t fsz)
 {
+    if (s->kind == JOB_TRAIN)
+        return run_train(&s->train, out_dir, sink, stop, result, field, fsz);
     if (s->kind == JOB_COMPRESS)
         return run_compress(&s->compress, out_dir, sink, stop, cache, result, field, fsz);
     if (s->kind == JOB_INTERPOLATE)

@@ -10,6 +10,7 @@
 
 #include "model_spec.h"
 #include "vv/lasso.h"
+#include "vv/train.h"
 
 #include <cjson/cJSON.h>
 #include <stdint.h>
@@ -121,7 +122,29 @@ typedef struct compress_spec {
     lasso_spec lasso;  /* lambda selection, solver, tol, refit, ... */
 } compress_spec;
 
-typedef enum { JOB_LASSO = 0, JOB_INTERPOLATE, JOB_BOUNDS, JOB_SHARING, JOB_COMPRESS } job_kind;
+/* Training a model (kind "train"): mini-batch SGD with momentum or Adam. */
+typedef enum { SCHED_CONSTANT = 0, SCHED_STEP, SCHED_COSINE } train_schedule;
+
+typedef struct train_spec {
+    char *name;
+    char *preset;       /* "fmnist-mlp", "alexnet_cifar64", "vgg19_cifar" or NULL */
+    model_ref model;    /* architecture, and initial weights when given */
+    data_spec data;
+    vv_train_opts opts;
+    train_schedule schedule;
+    int64_t milestones[16];
+    int nmilestones;
+    double gamma;
+    int64_t epochs, batch_size, log_every;
+    uint64_t seed;
+    int aug_crop, aug_pad, aug_hflip; /* training augmentation (random crop, flip) */
+    char *resume_from;  /* a run directory whose checkpoint to continue from */
+    double max_seconds;
+    int install_default; /* preset fmnist-mlp: install as the embedded default model */
+} train_spec;
+
+typedef enum { JOB_LASSO = 0, JOB_INTERPOLATE, JOB_BOUNDS, JOB_SHARING, JOB_COMPRESS,
+               JOB_TRAIN } job_kind;
 
 /* A parsed job of any kind. */
 typedef struct job_spec {
@@ -131,6 +154,7 @@ typedef struct job_spec {
     bounds_spec bounds;     /* JOB_BOUNDS */
     sharing_spec sharing;   /* JOB_SHARING */
     compress_spec compress; /* JOB_COMPRESS */
+    train_spec train;       /* JOB_TRAIN */
 } job_spec;
 
 /* The kind's name ("lasso", "interpolate"). */
@@ -162,6 +186,11 @@ extern const char *const spec_sharing_fields[];
 int spec_parse_compress(const cJSON *root, compress_spec *out, char *field, size_t fieldsz);
 extern const char *const spec_compress_fields[];
 void spec_free_compress(compress_spec *s);
+
+/* Parses a spec of kind "train" (spec_train.c). */
+int spec_parse_train(const cJSON *root, train_spec *out, char *field, size_t fieldsz);
+extern const char *const spec_train_fields[];
+void spec_free_train(train_spec *s);
 
 /* Parses only the solver options of a lasso spec (lambda selection,
  * solver, tol, max_iter, max_seconds, mu, init zeros|random, seed, refit,

@@ -364,6 +364,7 @@ const char *spec_kind_name(job_kind k)
            : k == JOB_BOUNDS    ? "bounds_study"
            : k == JOB_SHARING   ? "neuron_sharing"
            : k == JOB_COMPRESS  ? "compress"
+           : k == JOB_TRAIN     ? "train"
                                 : "lasso";
 }
 
@@ -373,6 +374,7 @@ const char *const *spec_fields(job_kind k)
            : k == JOB_BOUNDS    ? spec_bounds_fields
            : k == JOB_SHARING   ? spec_sharing_fields
            : k == JOB_COMPRESS  ? spec_compress_fields
+           : k == JOB_TRAIN     ? spec_train_fields
                                 : spec_lasso_fields;
 }
 
@@ -397,10 +399,14 @@ int spec_parse_job(const cJSON *root, job_spec *s, char *field, size_t fsz)
             s->kind = JOB_COMPRESS;
             return spec_parse_compress(root, &s->compress, field, fsz);
         }
+        if (cJSON_IsString(kind) && !strcmp(kind->valuestring, "train")) {
+            s->kind = JOB_TRAIN;
+            return spec_parse_train(root, &s->train, field, fsz);
+        }
         if (cJSON_IsString(kind) && strcmp(kind->valuestring, "lasso")) {
             snprintf(field, fsz, "/kind");
             return vv_fail(VV_EINVAL, "/kind: unsupported kind '%.64s' (supported: lasso, "
-                                      "interpolate, bounds_study, neuron_sharing, compress)",
+                                      "interpolate, bounds_study, neuron_sharing, compress, train)",
                            kind->valuestring);
         }
     }
@@ -443,4 +449,5 @@ void spec_free_job(job_spec *s)
     free(s->sharing.name);
     memset(&s->sharing, 0, sizeof s->sharing);
     spec_free_compress(&s->compress);
+    spec_free_train(&s->train);
 }

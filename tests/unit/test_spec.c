@@ -192,6 +192,7 @@ int main(void)
     check_schema("bounds_study.schema.json", spec_bounds_fields);
     check_schema("neuron_sharing.schema.json", spec_sharing_fields);
     check_schema("compress.schema.json", spec_compress_fields);
+    check_schema("train.schema.json", spec_train_fields);
     FILE *f = fopen(VV_SCHEMA_DIR "/lasso.schema.json", "rb");
     static char buf[1 << 16];
     size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
