@@ -1,4 +1,5 @@
 /* backend_cpu.c - the reference backend: host memory and OpenBLAS. */
+#include "model_internal.h"
 #include "vv/backend.h"
 #include "vv/blas.h"
 #include "vv/err.h"
@@ -108,6 +109,24 @@ static int cpu_axpby(vv_backend *be, int64_t n, double a, const double *x, doubl
     return 0;
 }
 
+static int cpu_sgemm(vv_backend *be, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+                     const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                     float *c, int64_t ldc)
+{
+    (void)be;
+    if (m > 0 && n > 0)
+        vv_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return 0;
+}
+
+static int cpu_im2col(vv_backend *be, const float *x, int c, int h, int w, int k, int stride,
+                      int pad, int oh, int ow, float *col, int64_t ldc)
+{
+    (void)be;
+    vv__im2col(x, c, h, w, k, stride, pad, oh, ow, col, ldc);
+    return 0;
+}
+
 static const vv_backend_ops cpu_ops = {
     .name = "cpu",
     .alloc = cpu_alloc,
@@ -120,6 +139,8 @@ static const vv_backend_ops cpu_ops = {
     .group_shrink = cpu_group_shrink,
     .dot = cpu_dot,
     .axpby = cpu_axpby,
+    .sgemm = cpu_sgemm,
+    .im2col = cpu_im2col,
 };
 
 static vv_backend cpu_backend = {.ops = &cpu_ops, .impl = NULL};

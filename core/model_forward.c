@@ -1,6 +1,7 @@
 /* model_forward.c - the eval-mode forward pass: convolutions as im2col +
  * one sgemm per group of samples, the other layers as plain loops. */
 #include "model_internal.h"
+#include "vv/backend.h"
 #include "vv/blas.h"
 #include "vv/model.h"
 
@@ -62,10 +63,11 @@ static void conv(const vv_layer *l, const float *x, int64_t nb, float *y, float 
     int64_t ohw = (int64_t)l->oh * l->ow, ncol = nb * ohw;
     int64_t ckk = (int64_t)l->in_ch * l->kernel * l->kernel;
     int64_t in_sz = (int64_t)l->c * l->h * l->w;
+    vv_backend *be = vv_backend_cpu();
     for (int64_t s = 0; s < nb; s++)
-        vv__im2col(x + s * in_sz, l->c, l->h, l->w, l->kernel, l->stride, l->pad, l->oh, l->ow,
-                   col + s * ohw, ncol);
-    vv_sgemm(0, 0, l->oc, ncol, ckk, 1.0f, l->weight, ckk, col, ncol, 0.0f, tmp, ncol);
+        be->ops->im2col(be, x + s * in_sz, l->c, l->h, l->w, l->kernel, l->stride, l->pad, l->oh,
+                        l->ow, col + s * ohw, ncol);
+    be->ops->sgemm(be, 0, 0, l->oc, ncol, ckk, 1.0f, l->weight, ckk, col, ncol, 0.0f, tmp, ncol);
     for (int o = 0; o < l->oc; o++) {
         /* y = (conv + b - mean) * scale + beta = conv * scale + shift */
         float b = l->bias_v ? l->bias_v[o] : 0.0f, scale = 1.0f, shift = b;
@@ -156,8 +158,9 @@ static void linear(const vv_layer *l, const float *x, int64_t nb, float *y)
     if (l->bias_v)
         for (int64_t s = 0; s < nb; s++)
             memcpy(y + s * l->out_ch, l->bias_v, (size_t)l->out_ch * sizeof(float));
-    vv_sgemm(0, 1, nb, l->out_ch, l->in_ch, 1.0f, x, l->in_ch, l->weight, l->in_ch,
-             l->bias_v ? 1.0f : 0.0f, y, l->out_ch);
+    vv_backend *be = vv_backend_cpu();
+    be->ops->sgemm(be, 0, 1, nb, l->out_ch, l->in_ch, 1.0f, x, l->in_ch, l->weight, l->in_ch,
+                   l->bias_v ? 1.0f : 0.0f, y, l->out_ch);
 }
 
 void vv__layer_forward(const vv_layer *l, const float *x, int64_t nb, float *y, float *col,

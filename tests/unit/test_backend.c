@@ -107,6 +107,57 @@ int main(void)
     for (int64_t i = 0; i < m * k; i++)
         ok &= X[i] == 2.0 * B[i] - A[i];
     CHECK(ok, "axpby");
+    /* sgemm against the triple loop, every transpose. */
+    {
+        int64_t M = 7, N = 5, K = 9;
+        float fa[63], fb[45], fc[35], fr[35];
+        for (int i = 0; i < 63; i++)
+            fa[i] = (float)((i * 37) % 11) / 7.0f - 0.5f;
+        for (int i = 0; i < 45; i++)
+            fb[i] = (float)((i * 17) % 13) / 5.0f - 1.0f;
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                for (int i = 0; i < 35; i++)
+                    fc[i] = fr[i] = (float)i / 10.0f;
+                for (int64_t i = 0; i < M; i++)
+                    for (int64_t j = 0; j < N; j++) {
+                        double acc = 0;
+                        for (int64_t q = 0; q < K; q++)
+                            acc += (double)(ta ? fa[q * M + i] : fa[i * K + q]) *
+                                   (tb ? fb[j * K + q] : fb[q * N + j]);
+                        fr[i * N + j] = (float)(0.5 * acc - 2.0 * fr[i * N + j]);
+                    }
+                be->ops->sgemm(be, ta, tb, M, N, K, 0.5f, fa, ta ? M : K, fb, tb ? K : N, -2.0f,
+                               fc, N);
+                double md = 0;
+                for (int i = 0; i < 35; i++)
+                    md = fabs(fc[i] - fr[i]) > md ? fabs(fc[i] - fr[i]) : md;
+                CHECKF(md < 1e-5, "sgemm ta=%d tb=%d (max diff %.1e)", ta, tb, md);
+            }
+    }
+    /* im2col against its definition, with stride and padding. */
+    {
+        enum { CC = 2, H = 5, W = 6, KK = 3, ST = 2, P = 1 };
+        int oh = (H + 2 * P - KK) / ST + 1, ow = (W + 2 * P - KK) / ST + 1;
+        float img[CC * H * W], col[CC * KK * KK * 12];
+        for (int i = 0; i < CC * H * W; i++)
+            img[i] = (float)i + 1;
+        be->ops->im2col(be, img, CC, H, W, KK, ST, P, oh, ow, col, oh * ow);
+        int same = 1;
+        for (int ci = 0; ci < CC; ci++)
+            for (int ki = 0; ki < KK; ki++)
+                for (int kj = 0; kj < KK; kj++)
+                    for (int i = 0; i < oh; i++)
+                        for (int j = 0; j < ow; j++) {
+                            int y = i * ST - P + ki, x = j * ST - P + kj;
+                            float want = y >= 0 && y < H && x >= 0 && x < W
+                                             ? img[(ci * H + y) * W + x]
+                                             : 0.0f;
+                            same &= col[((ci * KK + ki) * KK + kj) * oh * ow + i * ow + j] == want;
+                        }
+        CHECKF(same, "im2col of a %dx%dx%d image, kernel %d, stride %d, padding %d", CC, H, W, KK,
+               ST, P);
+    }
     double h[4] = {1, 2, 3, 4}, back[4];
     double *dev = be->ops->alloc(be, sizeof h);
     be->ops->upload(be, dev, h, sizeof h);

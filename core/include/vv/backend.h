@@ -41,6 +41,16 @@ typedef struct vv_backend_ops {
     int (*dot)(vv_backend *be, int64_t n, const double *x, const double *y, double *out);
     /* y = a x + b y over n entries. */
     int (*axpby)(vv_backend *be, int64_t n, double a, const double *x, double b, double *y);
+    /* The model runtime (float32): C = alpha op(A) op(B) + beta C, row-major. */
+    int (*sgemm)(vv_backend *be, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+                 const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                 int64_t ldc);
+    /* Unfolds one image x (c x h x w) for a k x k convolution with stride and
+     * zero padding into col: (c k k) rows of oh ow values, leading dimension
+     * ldc; row (ci k + ki) k + kj, column i ow + j holds
+     * x[ci][i stride - pad + ki][j stride - pad + kj] (0 outside the image). */
+    int (*im2col)(vv_backend *be, const float *x, int c, int h, int w, int k, int stride, int pad,
+                  int oh, int ow, float *col, int64_t ldc);
 } vv_backend_ops;
 
 struct vv_backend {
