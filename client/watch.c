@@ -35,6 +35,8 @@ typedef struct watch {
     /* the latest metric */
     int have, pending;
     double step, t, objective, rel_gap, active;
+    int training; /* the metrics are a train run's (loss per step) */
+    double loss, epoch, lr;
     /* recent samples of (time, ln rel_gap, step), oldest first after wrap */
     sample ring[RING];
     int rn, rhead;
@@ -156,6 +158,26 @@ static void show_metric(watch *w)
     else
         vc_fmt_duration(et, sizeof et, e);
     char line[512];
+    if (w->training) {
+        if (w->tty)
+            snprintf(line, sizeof line, "%s %s  step %.0f  epoch %.2f  loss %.4f  lr %.3g  %s",
+                     w->id, w->state, w->step, w->epoch, w->loss, w->lr, el);
+        else
+            snprintf(line, sizeof line, "%s step=%.0f epoch=%.3f loss=%.6g lr=%.4g elapsed=%s\n",
+                     w->id, w->step, w->epoch, w->loss, w->lr, el);
+        if (w->tty) {
+            int width = term_width();
+            if (width > 1 && (int)strlen(line) >= width)
+                line[width - 1] = 0;
+            fputs("\r\033[K", stdout);
+            w->line_on = 1;
+        }
+        fputs(line, stdout);
+        fflush(stdout);
+        w->pending = 0;
+        w->last_print = vc_now();
+        return;
+    }
     if (w->tty) {
         snprintf(line, sizeof line,
                  "%s %s  step %.0f  objective %.6g  rel_gap %.3e  active %.0f  %s it/s  %s  "
@@ -186,8 +208,49 @@ static void show_line(watch *w, const char *text)
     fflush(stdout);
 }
 
+/* Accuracy reports (a train run's epochs, a compress run's before and
+ * after) are whole lines. */
+static int accuracy_line(watch *w, const cJSON *d)
+{
+    if (!cJSON_GetObjectItemCaseSensitive(d, "train_acc"))
+        return 0;
+    char text[512];
+    const char *phase = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "phase"));
+    int n = 0;
+    if (phase)
+        n = snprintf(text, sizeof text, "%s %s:", w->id, phase);
+    else
+        n = snprintf(text, sizeof text, "%s epoch %.0f:", w->id, vc_num(d, "epoch", 0));
+    n += snprintf(text + n, sizeof text - (size_t)n, " train acc %.4f (loss %.4f)",
+                  vc_num(d, "train_acc", NAN), vc_num(d, "train_loss", NAN));
+    if (cJSON_GetObjectItemCaseSensitive(d, "test_acc"))
+        n += snprintf(text + n, sizeof text - (size_t)n, ", test acc %.4f (loss %.4f)",
+                      vc_num(d, "test_acc", NAN), vc_num(d, "test_loss", NAN));
+    if (cJSON_GetObjectItemCaseSensitive(d, "params"))
+        snprintf(text + n, sizeof text - (size_t)n, ", %.0f parameters, %.2f ms per batch",
+                 vc_num(d, "params", NAN), vc_num(d, "latency_ms", NAN));
+    show_line(w, text);
+    return 1;
+}
+
 static void on_metric(watch *w, const cJSON *d)
 {
+    if (accuracy_line(w, d))
+        return;
+    if (cJSON_GetObjectItemCaseSensitive(d, "loss")) {
+        w->training = 1;
+        w->have = 1;
+        w->step = vc_num(d, "step", w->step);
+        w->t = vc_num(d, "time", w->t);
+        w->loss = vc_num(d, "loss", NAN);
+        w->epoch = vc_num(d, "epoch", NAN);
+        w->lr = vc_num(d, "lr", NAN);
+        w->pending = 1;
+        if (vc_now() - w->last_print >= (w->tty ? TTY_PERIOD : PLAIN_PERIOD))
+            show_metric(w);
+        return;
+    }
+    w->training = 0;
     w->have = 1;
     w->step = vc_num(d, "step", w->step);
     w->t = vc_num(d, "time", w->t);
@@ -272,10 +335,19 @@ void vc_print_run_summary(const cJSON *run)
            why ? ")" : "");
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(run, "summary");
     char a[32], b[32], c[32], d[32], e[32], f[32];
-    printf("  objective %s  rel_gap %s  active %s  iterations %s  seconds %s  lambda %s\n",
-           vc_fmt_num(a, sizeof a, s, "objective", 9), vc_fmt_num(b, sizeof b, s, "rel_gap", 3),
-           vc_fmt_num(c, sizeof c, s, "active", 9), vc_fmt_num(d, sizeof d, s, "iterations", 12),
-           vc_fmt_num(e, sizeof e, s, "seconds", 4), vc_fmt_num(f, sizeof f, s, "lambda", 6));
+    if (cJSON_GetObjectItemCaseSensitive(s, "train_acc"))
+        /* train and compress runs: accuracy first */
+        printf("  train acc %s  test acc %s  parameters %s  seconds %s\n",
+               vc_fmt_num(a, sizeof a, s, "train_acc", 4),
+               vc_fmt_num(b, sizeof b, s, "test_acc", 4), vc_fmt_num(c, sizeof c, s, "params", 12),
+               vc_fmt_num(d, sizeof d, s, "seconds", 4));
+    if (cJSON_GetObjectItemCaseSensitive(s, "objective") ||
+        !cJSON_GetObjectItemCaseSensitive(s, "train_acc"))
+        printf("  objective %s  rel_gap %s  active %s  iterations %s  seconds %s  lambda %s\n",
+               vc_fmt_num(a, sizeof a, s, "objective", 9), vc_fmt_num(b, sizeof b, s, "rel_gap", 3),
+               vc_fmt_num(c, sizeof c, s, "active", 9),
+               vc_fmt_num(d, sizeof d, s, "iterations", 12),
+               vc_fmt_num(e, sizeof e, s, "seconds", 4), vc_fmt_num(f, sizeof f, s, "lambda", 6));
     const cJSON *err = cJSON_GetObjectItemCaseSensitive(run, "error");
     if (cJSON_IsObject(err))
         printf("  error: %s %s\n", vc_str(err, "error_code", ""),
