@@ -105,6 +105,26 @@ def vvd_run_cases(tmp):
         err = r.get("error", {})
         t.ok(rc != 0 and err.get("field") == field and all(w in err.get("detail", "") for w in words),
              "%s: field %s" % (name, field), json.dumps(err))
+    # The paper's recipes run end to end on CIFAR-10 binary batches the test
+    # writes (full-size networks, a few images, one epoch).
+    if not QUICK:
+        import random
+        rnd = random.Random(9)
+        cdir = os.path.join(tmp, "cifar")
+        os.makedirs(cdir)
+        for name, n in [("data_batch_%d.bin" % i, 16) for i in range(1, 6)] + [("test_batch.bin", 16)]:
+            with open(os.path.join(cdir, name), "wb") as f:
+                for _ in range(n):
+                    f.write(bytes([rnd.randrange(10)]) + bytes(rnd.randrange(256) for _ in range(3072)))
+        for preset in ("alexnet_cifar64", "vgg19_cifar"):
+            rc, rp, evs = run(tmp, {"kind": "train", "preset": preset, "epochs": 1, "batch_size": 16,
+                                    "data": {"format": "cifar10", "dir": cdir, "max_train": 32}},
+                              preset)
+            t.ok(rc == 0 and rp.get("steps") == 2 and rp.get("preset") == preset and
+                 0 <= rp.get("test_acc", -1) <= 1,
+                 "preset %s trains a full-size network on CIFAR-10 batches (%s parameters)"
+                 % (preset, rp.get("params")), evs[-1:])
+
     expect(small(optimizer="lbfgs"), "unknown optimizer", "/optimizer", ["sgd"])
     expect(small(optimizer="adam"), "momentum with adam", "/momentum", ["sgd"])
     expect(small(schedule="step"), "step without milestones", "/milestones", ["milestones"])
@@ -164,6 +184,30 @@ def daemon_cases(tmp):
             d.post("/v1/runs/%s/stop" % x)
         for x in (pre[0]["id"], r.json()["id"], r2.json()["id"]):
             d.wait_end(x, deadline=300)
+
+    # A crash (SIGKILL) after the first epoch: the restarted daemon marks the
+    # run CRASHED, and resuming from its checkpoint gives the uninterrupted
+    # run's weights.
+    data = tempfile.mkdtemp(prefix="vvd-crash-")
+    try:
+        spec = small(epochs=3, data={"format": "fashion-mnist", "max_train": 6400, "max_test": 1000})
+        with Daemon(VVD, data_dir=data, keep_dir=True) as d:
+            b = d.submit(spec)["id"]
+            d.follow(b, until=lambda ev, s: ev["event"] == "metric" and "test_acc" in ev["data"],
+                     deadline=600)
+            d.kill9()
+            d.start()
+            t.eq(d.run(b)["state"], "CRASHED", "a train run killed with the daemon is CRASHED")
+            c = d.submit(dict(spec, resume_from="runs/" + b))["id"]
+            a = d.submit(spec)["id"]
+            d.wait_end(c, deadline=600)
+            d.wait_end(a, deadline=600)
+            wc = d.get("/v1/runs/%s/artifacts/model.safetensors" % c).body
+            wa = d.get("/v1/runs/%s/artifacts/model.safetensors" % a).body
+            t.ok(d.run(c)["state"] == "FINISHED" and len(wa) > 1000 and wa == wc,
+                 "resumed after the crash, the weights equal an uninterrupted run's")
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
 
     # A cached default model is loaded from the data directory, not trained.
     data = tempfile.mkdtemp(prefix="vvd-default-")
