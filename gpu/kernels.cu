@@ -1,0 +1,81 @@
+// kernels.cu - the CUDA kernels of the backend table (gpu/backend_cuda.c
+// loads them from an embedded fatbin with the driver API).  Row-major
+// buffers, as in core/include/vv/backend.h.
+#include <stdint.h>
+
+#define BLOCK 256
+
+// Sum of v over the block (blockDim.x == BLOCK), valid in thread 0.
+__device__ static double block_sum(double v)
+{
+    __shared__ double sh[BLOCK];
+    sh[threadIdx.x] = v;
+    __syncthreads();
+    for (int o = BLOCK / 2; o > 0; o >>= 1) {
+        if (threadIdx.x < o)
+            sh[threadIdx.x] += sh[threadIdx.x + o];
+        __syncthreads();
+    }
+    return sh[0];
+}
+
+// norms[r] = ||row r of x||; one block per row.
+extern "C" __global__ void vv_row_norms(int64_t rows, int64_t cols, const double *x, double *norms)
+{
+    int64_t r = blockIdx.x;
+    if (r >= rows)
+        return;
+    double s = 0;
+    for (int64_t c = threadIdx.x; c < cols; c += BLOCK) {
+        double v = x[r * cols + c];
+        s += v * v;
+    }
+    s = block_sum(s);
+    if (threadIdx.x == 0)
+        norms[r] = sqrt(s);
+}
+
+// x_r <- max(0, 1 - thr / (||x_r|| + eps)) x_r, counting the rows kept in
+// *count; one block per row.
+extern "C" __global__ void vv_group_shrink(int64_t rows, int64_t cols, double *x, double thr,
+                                           double eps, unsigned long long *count)
+{
+    int64_t r = blockIdx.x;
+    if (r >= rows)
+        return;
+    double *row = x + r * cols;
+    double s = 0;
+    for (int64_t c = threadIdx.x; c < cols; c += BLOCK)
+        s += row[c] * row[c];
+    s = block_sum(s);
+    double nrm = sqrt(s);
+    double a = nrm + eps > 0 ? 1.0 - thr / (nrm + eps) : 0.0;
+    for (int64_t c = threadIdx.x; c < cols; c += BLOCK)
+        row[c] = a <= 0 ? 0.0 : row[c] * a;
+    if (threadIdx.x == 0 && a > 0)
+        atomicAdd(count, 1ull);
+}
+
+// y = a x + b y.
+extern "C" __global__ void vv_axpby(int64_t n, double a, const double *x, double b, double *y)
+{
+    for (int64_t i = blockIdx.x * (int64_t)BLOCK + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * BLOCK)
+        y[i] = a * x[i] + b * y[i];
+}
+
+// The unfolding of vv_backend_ops.im2col: one thread per element of col.
+extern "C" __global__ void vv_im2col(const float *x, int c, int h, int w, int k, int stride,
+                                     int pad, int oh, int ow, float *col, int64_t ldc)
+{
+    int64_t total = (int64_t)c * k * k * oh * ow;
+    for (int64_t t = blockIdx.x * (int64_t)BLOCK + threadIdx.x; t < total;
+         t += (int64_t)gridDim.x * BLOCK) {
+        int64_t p = t % ((int64_t)oh * ow), row = t / ((int64_t)oh * ow);
+        int i = (int)(p / ow), j = (int)(p % ow);
+        int kj = (int)(row % k), ki = (int)((row / k) % k), ci = (int)(row / ((int64_t)k * k));
+        int y = i * stride - pad + ki, xx = j * stride - pad + kj;
+        col[row * ldc + p] =
+            y >= 0 && y < h && xx >= 0 && xx < w ? x[((int64_t)ci * h + y) * w + xx] : 0.0f;
+    }
+}

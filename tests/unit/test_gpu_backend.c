@@ -1,0 +1,268 @@
+/* test_gpu_backend.c - every operation of the backend table on the CUDA
+ * backend against its textbook definition (the loops below, the same
+ * definitions test_backend.c holds the CPU backend to), with a tolerance per
+ * operation.  Self-contained (the CUDA backend and err.c), so that
+ * tests/gpu/device-check.sh can build it on a GPU machine that has only a C
+ * compiler and nvcc.  Skips (exit 77) when vvd is built without CUDA or the
+ * machine has no usable GPU. */
+#include "tap.h"
+#include "vv/backend.h"
+#include "vv/err.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef VV_HAVE_CUDA
+int main(void)
+{
+    tap_skip_all("built without CUDA (meson -Dcuda=enabled needs nvcc)");
+}
+#else
+#include "vv/backend_cuda.h"
+
+static vv_backend *gpu;
+
+/* ---- The definitions ------------------------------------------------------------- */
+
+static void ref_gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha, const double *a,
+                     int64_t lda, const double *b, int64_t ldb, double beta, double *c, int64_t ldc)
+{
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            long double acc = 0;
+            for (int64_t q = 0; q < k; q++)
+                acc += (long double)(ta ? a[q * lda + i] : a[i * lda + q]) *
+                       (tb ? b[j * ldb + q] : b[q * ldb + j]);
+            c[i * ldc + j] = (double)(alpha * acc + beta * (long double)c[i * ldc + j]);
+        }
+}
+
+static void ref_shrink(int64_t rows, int64_t cols, double *x, double thr, int64_t *active)
+{
+    *active = 0;
+    for (int64_t i = 0; i < rows; i++) {
+        double s = 0;
+        for (int64_t j = 0; j < cols; j++)
+            s += x[i * cols + j] * x[i * cols + j];
+        double a = 1 - thr / sqrt(s);
+        for (int64_t j = 0; j < cols; j++)
+            x[i * cols + j] = a > 0 ? x[i * cols + j] * a : 0;
+        *active += a > 0;
+    }
+}
+
+static double *rnd(int64_t n, unsigned seed)
+{
+    double *p = malloc((size_t)n * sizeof *p);
+    for (int64_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        p[i] = (double)(seed >> 8) / (double)(1u << 24) - 0.5;
+    }
+    return p;
+}
+
+/* Copies n doubles to the device. */
+static double *up(const double *h, int64_t n)
+{
+    double *d = gpu->ops->alloc(gpu, (size_t)n * sizeof *d);
+    gpu->ops->upload(gpu, d, h, (size_t)n * sizeof *d);
+    return d;
+}
+
+static double *down(const double *d, int64_t n)
+{
+    double *h = malloc((size_t)n * sizeof *h);
+    gpu->ops->download(gpu, h, d, (size_t)n * sizeof *h);
+    return h;
+}
+
+static double rel(const double *a, const double *b, int64_t n)
+{
+    double d = 0, s = 0;
+    for (int64_t i = 0; i < n; i++) {
+        d = fmax(d, fabs(a[i] - b[i]));
+        s = fmax(s, fabs(b[i]));
+    }
+    return d / (s > 0 ? s : 1);
+}
+
+int main(void)
+{
+    int rc = vv_backend_cuda_open(0, &gpu);
+    if (rc < 0) {
+        char why[600];
+        snprintf(why, sizeof why, "no usable CUDA device: %s", vv_err_detail());
+        tap_skip_all(why);
+    }
+    char name[256];
+    size_t fr = 0, tot = 0;
+    CHECK(vv_backend_cuda_info(gpu, name, sizeof name, &fr, &tot) == 0 && tot > 0, "device info");
+    printf("# %s: %.1f of %.1f GiB free\n", name, fr / 1073741824.0, tot / 1073741824.0);
+
+    int64_t m = 300, n = 200, k = 500;
+    double *A = rnd(m * k, 1), *B = rnd(k * n, 2), *C = rnd(m * n, 3);
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            double *Cc = malloc((size_t)(m * n) * sizeof *Cc);
+            memcpy(Cc, C, (size_t)(m * n) * sizeof *Cc);
+            double *dA = up(A, m * k), *dB = up(B, k * n), *dC = up(C, m * n);
+            int64_t lda = ta ? m : k, ldb = tb ? k : n;
+            ref_gemm(ta, tb, m, n, k, 0.7, A, lda, B, ldb, -0.3, Cc, n);
+            rc = gpu->ops->gemm(gpu, ta, tb, m, n, k, 0.7, dA, lda, dB, ldb, -0.3, dC, n);
+            double *Cg = down(dC, m * n);
+            double e = rel(Cg, Cc, m * n);
+            CHECKF(rc == 0 && e < 1e-13, "gemm ta=%d tb=%d: rel err %.1e < 1e-13 (float64)", ta, tb,
+                   e);
+            gpu->ops->free(gpu, dA);
+            gpu->ops->free(gpu, dB);
+            gpu->ops->free(gpu, dC);
+            free(Cc);
+            free(Cg);
+        }
+    /* syrk_t: the upper triangle (row-major) only. */
+    {
+        double *G = calloc((size_t)(n * n), sizeof *G), *dX = up(B, k * n);
+        double *dG = up(G, n * n);
+        ref_gemm(1, 0, n, n, k, 1.0, B, n, B, n, 0.0, G, n);
+        rc = gpu->ops->syrk_t(gpu, n, k, 1.0, dX, n, dG);
+        double *Gg = down(dG, n * n), e = 0, s = 0;
+        int lower_zero = 1;
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < n; j++) {
+                if (j >= i) {
+                    e = fmax(e, fabs(Gg[i * n + j] - G[i * n + j]));
+                    s = fmax(s, fabs(G[i * n + j]));
+                } else
+                    lower_zero &= Gg[i * n + j] == 0;
+            }
+        CHECKF(rc == 0 && e / s < 1e-13 && lower_zero,
+               "syrk_t: upper triangle rel err %.1e, lower untouched", e / s);
+        gpu->ops->free(gpu, dX);
+        gpu->ops->free(gpu, dG);
+        free(G);
+        free(Gg);
+    }
+    /* row_norms, group_shrink, dot, axpby. */
+    {
+        double *X = rnd(m * k, 5), *nc = malloc((size_t)m * sizeof *nc);
+        for (int64_t i = 0; i < m; i += 3)
+            for (int64_t j = 0; j < k; j++)
+                X[i * k + j] *= 1e-3; /* rows the shrink zeroes */
+        double *dX = up(X, m * k), *dn = gpu->ops->alloc(gpu, (size_t)m * sizeof(double));
+        for (int64_t i = 0; i < m; i++) {
+            double q = 0;
+            for (int64_t j = 0; j < k; j++)
+                q += X[i * k + j] * X[i * k + j];
+            nc[i] = sqrt(q);
+        }
+        rc = gpu->ops->row_norms(gpu, m, k, dX, dn);
+        double *ng = down(dn, m);
+        CHECKF(rc == 0 && rel(ng, nc, m) < 1e-13, "row_norms: rel err %.1e", rel(ng, nc, m));
+        int64_t ac = -1, ag = -2;
+        double thr = 0.5;
+        ref_shrink(m, k, X, thr, &ac);
+        rc = gpu->ops->group_shrink(gpu, m, k, dX, thr, 0, &ag);
+        double *Xg = down(dX, m * k);
+        CHECKF(rc == 0 && ac == ag && ac > 0 && ac < m && rel(Xg, X, m * k) < 1e-13,
+               "group_shrink: %lld rows kept on both, rel err %.1e", (long long)ag,
+               rel(Xg, X, m * k));
+        double dc = 0, dg = 0, *Y = rnd(m * k, 6), *dY = up(Y, m * k);
+        for (int64_t i = 0; i < m * k; i++)
+            dc += X[i] * Y[i];
+        rc = gpu->ops->dot(gpu, m * k, dX, dY, &dg);
+        CHECKF(rc == 0 && fabs(dg - dc) <= 1e-12 * (fabs(dc) + 1), "dot: %.15g vs %.15g", dg, dc);
+        for (int64_t i = 0; i < m * k; i++)
+            Y[i] = 2.5 * X[i] + -0.5 * Y[i];
+        rc = gpu->ops->axpby(gpu, m * k, 2.5, dX, -0.5, dY);
+        double *Yg = down(dY, m * k);
+        CHECKF(rc == 0 && rel(Yg, Y, m * k) == 0, "axpby: exact");
+        gpu->ops->free(gpu, dX);
+        gpu->ops->free(gpu, dY);
+        gpu->ops->free(gpu, dn);
+        free(X);
+        free(Y);
+        free(Xg);
+        free(Yg);
+        free(nc);
+        free(ng);
+    }
+    /* sgemm and im2col (the model runtime). */
+    {
+        int64_t M = 64, N = 1000, K = 27;
+        float *a = malloc((size_t)(M * K) * 4), *b = malloc((size_t)(K * N) * 4),
+              *c = calloc((size_t)(M * N), 4), *cg = malloc((size_t)(M * N) * 4);
+        for (int64_t i = 0; i < M * K; i++)
+            a[i] = (float)((i * 37) % 101) / 50.0f - 1;
+        for (int64_t i = 0; i < K * N; i++)
+            b[i] = (float)((i * 53) % 97) / 48.0f - 1;
+        float *da = gpu->ops->alloc(gpu, (size_t)(M * K) * 4),
+              *db = gpu->ops->alloc(gpu, (size_t)(K * N) * 4),
+              *dc = gpu->ops->alloc(gpu, (size_t)(M * N) * 4);
+        gpu->ops->upload(gpu, da, a, (size_t)(M * K) * 4);
+        gpu->ops->upload(gpu, db, b, (size_t)(K * N) * 4);
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) {
+                double acc = 0;
+                for (int64_t q = 0; q < K; q++)
+                    acc += (double)a[i * K + q] * b[q * N + j];
+                c[i * N + j] = (float)acc;
+            }
+        rc = gpu->ops->sgemm(gpu, 0, 0, M, N, K, 1.0f, da, K, db, N, 0.0f, dc, N);
+        gpu->ops->download(gpu, cg, dc, (size_t)(M * N) * 4);
+        double e = 0, s = 0;
+        for (int64_t i = 0; i < M * N; i++) {
+            e = fmax(e, fabs(cg[i] - c[i]));
+            s = fmax(s, fabs(c[i]));
+        }
+        CHECKF(rc == 0 && e / s < 1e-5, "sgemm: rel err %.1e < 1e-5 (float32, no TF32)", e / s);
+        enum { CC = 3, H = 11, W = 13, KK = 3, ST = 2, P = 1 };
+        int oh = (H + 2 * P - KK) / ST + 1, ow = (W + 2 * P - KK) / ST + 1;
+        float img[CC * H * W];
+        for (int i = 0; i < CC * H * W; i++)
+            img[i] = (float)i;
+        int64_t nc = (int64_t)CC * KK * KK * oh * ow;
+        float *col = malloc((size_t)nc * 4), *colg = malloc((size_t)nc * 4);
+        float *dimg = gpu->ops->alloc(gpu, sizeof img),
+              *dcol = gpu->ops->alloc(gpu, (size_t)nc * 4);
+        gpu->ops->upload(gpu, dimg, img, sizeof img);
+        for (int ci = 0; ci < CC; ci++)
+            for (int ki = 0; ki < KK; ki++)
+                for (int kj = 0; kj < KK; kj++)
+                    for (int i = 0; i < oh; i++)
+                        for (int j = 0; j < ow; j++) {
+                            int y = i * ST - P + ki, x = j * ST - P + kj;
+                            col[((ci * KK + ki) * KK + kj) * oh * ow + i * ow + j] =
+                                y >= 0 && y < H && x >= 0 && x < W ? img[(ci * H + y) * W + x] : 0;
+                        }
+        rc = gpu->ops->im2col(gpu, dimg, CC, H, W, KK, ST, P, oh, ow, dcol, oh * ow);
+        gpu->ops->download(gpu, colg, dcol, (size_t)nc * 4);
+        CHECK(rc == 0 && !memcmp(col, colg, (size_t)nc * 4), "im2col: identical");
+        gpu->ops->free(gpu, da);
+        gpu->ops->free(gpu, db);
+        gpu->ops->free(gpu, dc);
+        gpu->ops->free(gpu, dimg);
+        gpu->ops->free(gpu, dcol);
+        free(a);
+        free(b);
+        free(c);
+        free(cg);
+        free(col);
+        free(colg);
+    }
+    /* Out of memory is VV_ENOMEM, and the device stays usable. */
+    void *huge = gpu->ops->alloc(gpu, (size_t)1 << 50);
+    CHECK(!huge && !vv_backend_cuda_lost(gpu),
+          "a 1 PiB allocation fails without losing the device");
+    double h[4] = {1, 2, 3, 4}, back[4] = {0};
+    double *dh = up(h, 4);
+    gpu->ops->download(gpu, back, dh, sizeof back);
+    CHECK(!memcmp(h, back, sizeof h), "upload / download round trip after it");
+    gpu->ops->free(gpu, dh);
+    free(A);
+    free(B);
+    free(C);
+    vv_backend_cuda_close(gpu);
+    return tap_done();
+}
+#endif
