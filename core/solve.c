@@ -103,6 +103,14 @@ int vv_lasso_solve(const vv_stats *s, const vv_lasso_opts *o, double *W, vv_lass
         rc = vv_solve_adam(s, o, W, res);
         break;
     case VV_SOLVER_AUTO:
+        /* Block coordinate descent updates one neuron at a time with
+         * matrix-vector work (K D per neuron); FISTA's step is one K x K x D
+         * matrix product.  With many outputs the product's speed wins: on the
+         * default model's fc2 (K = D = 1024, lambda_ratio 0.002) FISTA took
+         * 31 s and BCD 298 s to rel_gap 1e-6, while with D = 10 (its fc3, the
+         * VGG-like problem) BCD is as fast or faster. */
+        rc = s->d >= VV_AUTO_FISTA_D ? vv_solve_fista(s, o, W, res) : vv_solve_bcd(s, o, W, res);
+        break;
     case VV_SOLVER_BCD:
         rc = vv_solve_bcd(s, o, W, res);
         break;

@@ -86,6 +86,9 @@ int vv_gap_safe_screened(const vv_stats *s, const vv_eval *e, double lambda, dou
 
 /* ---- Solvers --------------------------------------------------------------- */
 
+/* The solver auto picks: fista from this many outputs D on, bcd below. */
+#define VV_AUTO_FISTA_D 64
+
 typedef enum {
     VV_SOLVER_AUTO = 0,
     VV_SOLVER_FISTA,
