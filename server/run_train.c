@@ -198,9 +198,11 @@ int run_train(train_spec *s, const char *out_dir, const run_sink *sink, const vo
             hist = cJSON_Duplicate(hh, 1);
         }
         cJSON_Delete(st);
-        snprintf(p, sizeof p, "%s/checkpoint/model.safetensors", s->resume_from);
+        snprintf(p, sizeof p, "%s/checkpoint/model-%05lld.safetensors", s->resume_from,
+                 (long long)epoch0);
         if ((rc = vv_model_load(&m, p)) == 0) {
-            snprintf(p, sizeof p, "%s/checkpoint/optimizer.safetensors", s->resume_from);
+            snprintf(p, sizeof p, "%s/checkpoint/optimizer-%05lld.safetensors", s->resume_from,
+                     (long long)epoch0);
             rc = vv_trainer_load(tr, p);
         }
         if (rc < 0) {
@@ -302,24 +304,40 @@ int run_train(train_spec *s, const char *out_dir, const run_sink *sink, const vo
             cJSON_AddNumberToObject(ev, "test_acc", test_acc);
             cJSON_AddNumberToObject(ev, "test_loss", test_loss);
         }
-        cJSON_AddItemToArray(hist, cJSON_Duplicate(ev, 1));
-        emit(sink, ev);
+        cJSON_AddItemToArray(hist, ev);
+        /* The checkpoint survives a crash at any point: the epoch's files
+         * first (each written to a temporary name and renamed), then
+         * state.json (likewise) naming that epoch, then the older files. */
         char p[4400];
-        snprintf(p, sizeof p, "%s/model.safetensors", dir);
+        long long e1 = (long long)(epoch + 1);
+        snprintf(p, sizeof p, "%s/model-%05lld.safetensors", dir, e1);
         if ((rc = vv_model_save(&m, p)) < 0)
             goto done;
-        snprintf(p, sizeof p, "%s/optimizer.safetensors", dir);
+        snprintf(p, sizeof p, "%s/optimizer-%05lld.safetensors", dir, e1);
         if ((rc = vv_trainer_save(tr, p)) < 0)
             goto done;
         cJSON *st = cJSON_CreateObject();
-        cJSON_AddNumberToObject(st, "epoch", (double)(epoch + 1));
+        cJSON_AddNumberToObject(st, "epoch", (double)e1);
         cJSON_AddNumberToObject(st, "step", (double)step);
+        snprintf(p, sizeof p, "model-%05lld.safetensors", e1);
+        cJSON_AddStringToObject(st, "model", p);
+        snprintf(p, sizeof p, "optimizer-%05lld.safetensors", e1);
+        cJSON_AddStringToObject(st, "optimizer", p);
         cJSON_AddItemToObject(st, "history", cJSON_Duplicate(hist, 1));
         snprintf(p, sizeof p, "%s/state.json", dir);
         rc = write_json(p, st);
         cJSON_Delete(st);
         if (rc < 0)
             goto done;
+        for (long long old = e1 - 1; old >= 1 && old >= e1 - 2; old--) {
+            snprintf(p, sizeof p, "%s/model-%05lld.safetensors", dir, old);
+            unlink(p);
+            snprintf(p, sizeof p, "%s/optimizer-%05lld.safetensors", dir, old);
+            unlink(p);
+        }
+        /* The epoch's metrics go out once its checkpoint is on disk, so a
+         * client that saw them can count on resuming from that epoch. */
+        emit(sink, cJSON_Duplicate(ev, 1));
     }
 
     /* The model as it is now (a stopped run keeps its partial epoch). */

@@ -67,10 +67,12 @@ def vvd_run_cases(tmp):
          "per-step losses fall (%.3f -> %.3f) and each epoch reports accuracy"
          % (losses[0], losses[-1]) if losses else "losses")
     t.ok(r["test_acc"] > 0.75, "3 epochs on 3200 images give test accuracy %.4f > 0.75" % r["test_acc"])
-    for f in ("model.safetensors", "model.json", "checkpoint/model.safetensors",
-              "checkpoint/optimizer.safetensors", "checkpoint/state.json"):
+    for f in ("model.safetensors", "model.json", "checkpoint/model-00003.safetensors",
+              "checkpoint/optimizer-00003.safetensors", "checkpoint/state.json"):
         if not t.ok(os.path.exists(os.path.join(tmp, "a", f)), "artifact " + f):
             return
+    t.ok(not os.path.exists(os.path.join(tmp, "a", "checkpoint", "model-00002.safetensors")),
+         "only the latest epoch's checkpoint is kept")
 
     # Resume: 1 epoch, then continue to 3 from its checkpoint = 3 epochs at once.
     rc1, r1, _ = run(tmp, small(epochs=1), "b1")
