@@ -1,6 +1,7 @@
 /* model.c - sequential models: building, shapes, parameters, state_dict
  * files, pruning.  The forward pass is in model_forward.c. */
 #include "vv/model.h"
+#include "model_internal.h"
 #include "vv/array.h"
 #include "vv/lasso.h"
 
@@ -75,8 +76,7 @@ void vv_model_free(vv_model *m)
     memset(m, 0, sizeof *m);
 }
 
-/* "layer 3 (conv2d 'features.3')" for messages. */
-static const char *who(const vv_model *m, int i, char *buf, size_t cap)
+const char *vv__layer_who(const vv_model *m, int i, char *buf, size_t cap)
 {
     const vv_layer *l = &m->layers[i];
     if (l->name[0])
@@ -86,7 +86,7 @@ static const char *who(const vv_model *m, int i, char *buf, size_t cap)
     return buf;
 }
 
-static int64_t weight_count(const vv_layer *l)
+int64_t vv__weight_count(const vv_layer *l)
 {
     switch (l->type) {
     case VV_LAYER_CONV2D:
@@ -125,14 +125,15 @@ static int derive(vv_model *m, int i)
     case VV_LAYER_CONV2D:
         if (l->in_ch != l->c)
             return vv_fail(VV_ESHAPE, "%s: in_channels is %d but its input has %d channels",
-                           who(m, i, b, sizeof b), l->in_ch, l->c);
+                           vv__layer_who(m, i, b, sizeof b), l->in_ch, l->c);
         if (l->out_ch < 1 || l->kernel < 1 || l->stride < 1 || l->pad < 0)
             return vv_fail(VV_EINVAL,
                            "%s: out_channels, kernel and stride must be >= 1, padding >= 0",
-                           who(m, i, b, sizeof b));
+                           vv__layer_who(m, i, b, sizeof b));
         if (l->h + 2 * l->pad < l->kernel || l->w + 2 * l->pad < l->kernel)
             return vv_fail(VV_ESHAPE, "%s: kernel %d is larger than its padded %dx%d input",
-                           who(m, i, b, sizeof b), l->kernel, l->h + 2 * l->pad, l->w + 2 * l->pad);
+                           vv__layer_who(m, i, b, sizeof b), l->kernel, l->h + 2 * l->pad,
+                           l->w + 2 * l->pad);
         l->oc = l->out_ch;
         l->oh = pool_out(l->h, l->kernel, l->stride, l->pad);
         l->ow = pool_out(l->w, l->kernel, l->stride, l->pad);
@@ -140,7 +141,7 @@ static int derive(vv_model *m, int i)
     case VV_LAYER_BATCHNORM2D:
         if (l->in_ch != l->c)
             return vv_fail(VV_ESHAPE, "%s: num_features is %d but its input has %d channels",
-                           who(m, i, b, sizeof b), l->in_ch, l->c);
+                           vv__layer_who(m, i, b, sizeof b), l->in_ch, l->c);
         l->out_ch = l->in_ch;
         if (!(l->eps > 0))
             l->eps = 1e-5f;
@@ -152,16 +153,18 @@ static int derive(vv_model *m, int i)
         if (l->kernel < 1 || l->stride < 1 || l->pad < 0 || 2 * l->pad > l->kernel)
             return vv_fail(VV_EINVAL,
                            "%s: kernel and stride must be >= 1 and padding at most half the kernel",
-                           who(m, i, b, sizeof b));
+                           vv__layer_who(m, i, b, sizeof b));
         if (l->h + 2 * l->pad < l->kernel || l->w + 2 * l->pad < l->kernel)
             return vv_fail(VV_ESHAPE, "%s: kernel %d is larger than its padded %dx%d input",
-                           who(m, i, b, sizeof b), l->kernel, l->h + 2 * l->pad, l->w + 2 * l->pad);
+                           vv__layer_who(m, i, b, sizeof b), l->kernel, l->h + 2 * l->pad,
+                           l->w + 2 * l->pad);
         l->oh = pool_out(l->h, l->kernel, l->stride, l->pad);
         l->ow = pool_out(l->w, l->kernel, l->stride, l->pad);
         return 0;
     case VV_LAYER_ADAPTIVE_AVGPOOL2D:
         if (l->out_h < 1 || l->out_w < 1)
-            return vv_fail(VV_EINVAL, "%s: output size must be >= 1", who(m, i, b, sizeof b));
+            return vv_fail(VV_EINVAL, "%s: output size must be >= 1",
+                           vv__layer_who(m, i, b, sizeof b));
         l->oh = l->out_h;
         l->ow = l->out_w;
         return 0;
@@ -171,15 +174,16 @@ static int derive(vv_model *m, int i)
         return 0;
     case VV_LAYER_LINEAR:
         if ((int64_t)l->c * l->h * l->w != l->in_ch)
-            return vv_fail(VV_ESHAPE,
-                           "%s: in_features is %d but its input has %lld values (%dx%dx%d)%s",
-                           who(m, i, b, sizeof b), l->in_ch, (long long)l->c * l->h * l->w, l->c,
-                           l->h, l->w, l->h * l->w > 1 ? "; add a flatten layer before it" : "");
+            return vv_fail(
+                VV_ESHAPE, "%s: in_features is %d but its input has %lld values (%dx%dx%d)%s",
+                vv__layer_who(m, i, b, sizeof b), l->in_ch, (long long)l->c * l->h * l->w, l->c,
+                l->h, l->w, l->h * l->w > 1 ? "; add a flatten layer before it" : "");
         if (l->h * l->w != 1)
             return vv_fail(VV_ESHAPE, "%s: its input is %dx%dx%d; add a flatten layer before it",
-                           who(m, i, b, sizeof b), l->c, l->h, l->w);
+                           vv__layer_who(m, i, b, sizeof b), l->c, l->h, l->w);
         if (l->out_ch < 1)
-            return vv_fail(VV_EINVAL, "%s: out_features must be >= 1", who(m, i, b, sizeof b));
+            return vv_fail(VV_EINVAL, "%s: out_features must be >= 1",
+                           vv__layer_who(m, i, b, sizeof b));
         l->oc = l->out_ch;
         return 0;
     case VV_LAYER_RELU:
@@ -209,13 +213,13 @@ static int derive_all(vv_model *m)
         h = l->oh;
         w = l->ow;
         if (c < 1 || h < 1 || w < 1)
-            return vv_fail(VV_ESHAPE, "%s: its output %dx%dx%d is empty", who(m, i, b, sizeof b), c,
-                           h, w);
+            return vv_fail(VV_ESHAPE, "%s: its output %dx%dx%d is empty",
+                           vv__layer_who(m, i, b, sizeof b), c, h, w);
         int needs_name = l->type == VV_LAYER_CONV2D || l->type == VV_LAYER_LINEAR ||
                          l->type == VV_LAYER_BATCHNORM2D;
         if (needs_name && !l->name[0])
             return vv_fail(VV_EINVAL, "%s: a layer with parameters needs a name",
-                           who(m, i, b, sizeof b));
+                           vv__layer_who(m, i, b, sizeof b));
         for (int j = 0; j < i && l->name[0]; j++)
             if (!strcmp(m->layers[j].name, l->name))
                 return vv_fail(VV_EINVAL, "layers %d and %d are both named '%s'", j, i, l->name);
@@ -235,7 +239,7 @@ int vv_model_finish(vv_model *m)
         return rc;
     for (int i = 0; i < m->n; i++) {
         vv_layer *l = &m->layers[i];
-        int64_t nw = weight_count(l);
+        int64_t nw = vv__weight_count(l);
         free_params(l);
         if (!nw)
             continue;
@@ -280,7 +284,7 @@ int64_t vv_model_params(const vv_model *m)
     int64_t n = 0;
     for (int i = 0; i < m->n; i++) {
         const vv_layer *l = &m->layers[i];
-        n += weight_count(l) + (has_bias(l) ? l->out_ch : 0);
+        n += vv__weight_count(l) + (has_bias(l) ? l->out_ch : 0);
     }
     return n;
 }
@@ -326,7 +330,7 @@ void vv_model_init_params(vv_model *m, uint64_t seed)
         if (l->type == VV_LAYER_LINEAR)
             fan_in = l->in_ch;
         double bound = 1.0 / sqrt((double)fan_in);
-        int64_t nw = weight_count(l);
+        int64_t nw = vv__weight_count(l);
         for (int64_t k = 0; k < nw; k++)
             l->weight[k] = (float)((2 * vv_rng_uniform(&r) - 1) * bound);
         if (l->bias_v)
@@ -514,7 +518,7 @@ int vv_model_copy(const vv_model *src, vv_model *dst)
     for (int i = 0; i < src->n && rc == 0 && src->finished; i++) {
         const vv_layer *s = &src->layers[i];
         vv_layer *d = &dst->layers[i];
-        int64_t nw = weight_count(s);
+        int64_t nw = vv__weight_count(s);
         if (nw)
             memcpy(d->weight, s->weight, (size_t)nw * sizeof(float));
         if (s->bias_v)

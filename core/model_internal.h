@@ -5,7 +5,14 @@
 
 #include "vv/model.h"
 
+#include <stddef.h>
 #include <stdint.h>
+
+/* "layer 3 (conv2d 'features.3')" for messages; returns buf. */
+const char *vv__layer_who(const vv_model *m, int i, char *buf, size_t cap);
+
+/* Elements of a layer's weight tensor (0 for layers without one). */
+int64_t vv__weight_count(const vv_layer *l);
 
 /* Unfolds one sample x (c x h x w) into col rows (c k k) x (oh ow) with
  * leading dimension ldc (zero padding outside the image). */

@@ -61,31 +61,6 @@ void vv_train_opts_default(vv_train_opts *o)
     o->bn_momentum = 0.1;
 }
 
-/* "layer 3 (conv2d 'features.3')" for messages. */
-static const char *who(const vv_model *m, int i, char *b, size_t cap)
-{
-    const vv_layer *l = &m->layers[i];
-    if (l->name[0])
-        snprintf(b, cap, "layer %d (%s '%s')", i, vv_layer_type_name(l->type), l->name);
-    else
-        snprintf(b, cap, "layer %d (%s)", i, vv_layer_type_name(l->type));
-    return b;
-}
-
-static int64_t weight_numel(const vv_layer *l)
-{
-    switch (l->type) {
-    case VV_LAYER_CONV2D:
-        return (int64_t)l->out_ch * l->in_ch * l->kernel * l->kernel;
-    case VV_LAYER_LINEAR:
-        return (int64_t)l->out_ch * l->in_ch;
-    case VV_LAYER_BATCHNORM2D:
-        return l->out_ch;
-    default:
-        return 0;
-    }
-}
-
 static int check_opts(const vv_train_opts *o)
 {
     if (o->optimizer != VV_OPT_SGD && o->optimizer != VV_OPT_ADAM)
@@ -242,7 +217,7 @@ static int alloc_state(vv_trainer *t)
             if (!t->mean[i] || !t->invstd[i] || !t->var[i])
                 return VV_ENOMEM;
         }
-        int64_t nw = weight_numel(l);
+        int64_t nw = vv__weight_count(l);
         if (!nw)
             continue;
         for (int b = 0; b < 2; b++) {
@@ -280,7 +255,7 @@ int vv_trainer_init(vv_trainer **out, vv_model *m, const vv_train_opts *o)
         const vv_layer *l = &m->layers[i];
         if (l->type == VV_LAYER_DROPOUT && !(l->p >= 0 && l->p <= 1))
             return vv_fail(VV_EINVAL, "train: %s: p must be in [0, 1] (got %g)",
-                           who(m, i, b, sizeof b), (double)l->p);
+                           vv__layer_who(m, i, b, sizeof b), (double)l->p);
     }
     vv_trainer *t = calloc(1, sizeof *t);
     if (!t)
@@ -546,7 +521,7 @@ static int check_batch(vv_trainer *t, const float *x, const int32_t *labels, int
             return vv_fail(VV_EINVAL,
                            "train: %s sees 1 value per channel (a batch of %lld of %dx%d); "
                            "training batch norm needs more",
-                           who(m, i, b, sizeof b), (long long)n, l->h, l->w);
+                           vv__layer_who(m, i, b, sizeof b), (long long)n, l->h, l->w);
     }
     return grow(t, n);
 }
@@ -555,7 +530,7 @@ static int check_batch(vv_trainer *t, const float *x, const int32_t *labels, int
 static int first_param_layer(const vv_model *m)
 {
     for (int i = 0; i < m->n; i++)
-        if (weight_numel(&m->layers[i]))
+        if (vv__weight_count(&m->layers[i]))
             return i;
     return m->n;
 }
