@@ -40,24 +40,6 @@ static void set_field(char *field, size_t fieldsz, const char *ptr)
         snprintf(field, fieldsz, "%s", ptr);
 }
 
-int run_mkdir_p(const char *dir)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
-        return vv_fail(VV_EINVAL, "output directory path too long");
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-            return vv_fail(VV_EIO, "%s: cannot create directory: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-        return vv_fail(VV_EIO, "%s: cannot create directory: %s", buf, strerror(errno));
-    return 0;
-}
-
 static void put_eval(cJSON *o, const vv_eval *e)
 {
     cJSON_AddNumberToObject(o, "objective", e->objective);
@@ -717,18 +699,10 @@ int run_lasso(const lasso_spec *s, const char *out_dir, const run_sink *sink,
     }
     snprintf(rpath, sizeof rpath, "%s/result.json", out_dir);
     cJSON_AddStringToObject(outs, "result", rpath);
-    char *txt = cJSON_Print(r);
-    FILE *f = txt ? fopen(rpath, "w") : NULL;
-    if (!f || fputs(txt, f) < 0 || fputc('\n', f) < 0) {
-        rc = vv_fail(VV_EIO, "%s: cannot write: %s", rpath, strerror(errno));
-        if (f)
-            fclose(f);
-        free(txt);
+    if ((rc = run_write_json(rpath, r)) < 0) {
         cJSON_Delete(r);
         goto done;
     }
-    fclose(f);
-    free(txt);
     *result = r;
     rc = 0;
 done:

@@ -104,8 +104,29 @@ int run_job(job_spec *spec, const char *out_dir, const run_sink *sink,
             const volatile int *stop, run_cache *cache, cJSON **result, char *field,
             size_t fieldsz);
 
+/* ---- Shared by the kinds (run_common.c) ----------------------------------------- */
+
 /* Creates a directory and its parents (mkdir -p). */
 int run_mkdir_p(const char *dir);
+
+/* Writes text (or a JSON object, pretty-printed, with a final newline) to
+ * path through a temporary file renamed into place, so a reader or a crash
+ * never sees half a file.  VV_EIO naming path on failure. */
+int run_write_text(const char *path, const char *text);
+int run_write_json(const char *path, const cJSON *o);
+
+/* The data set of a model job: both splits opened, the preprocessing (the
+ * data spec's, else the model's) checked, every split's images fitting m,
+ * and the counts cut to max_train / max_test.  Errors name /data,
+ * /data/test, /data/preprocess or /model/preprocess in field. */
+typedef struct run_data {
+    vv_dataset *train, *test; /* test may be NULL */
+    vv_preprocess pp;
+    int64_t ntrain, ntest;
+} run_data;
+int run_data_open(const data_spec *d, const vv_preprocess *model_pp, const vv_model *m,
+                  run_data *out, char *field, size_t fsz);
+void run_data_close(run_data *d);
 
 /* Reads a whole array file named by a spec field as rows x cols doubles
  * (*out malloc'd); on failure field receives ptr. */

@@ -221,13 +221,8 @@ int run_bounds(const bounds_spec *s, const char *out_dir, const run_sink *sink,
     if (rc == 0)
         cJSON_AddStringToObject(outs, "figure", path);
     snprintf(path, sizeof path, "%s/result.json", out_dir);
-    char *txt = rc == 0 ? cJSON_Print(r) : NULL;
-    f = txt ? fopen(path, "w") : NULL;
-    if (rc == 0 && (!f || fputs(txt, f) < 0))
-        rc = vv_fail(VV_EIO, "%s: cannot write", path);
-    if (f && fclose(f) != 0 && rc == 0)
-        rc = vv_fail(VV_EIO, "%s: cannot write", path);
-    free(txt);
+    if (rc == 0)
+        rc = run_write_json(path, r);
     if (rc == 0)
         cJSON_AddStringToObject(outs, "result", path);
     if (rc < 0) {

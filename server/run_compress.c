@@ -50,62 +50,6 @@ typedef struct evals {
     int have_test;
 } evals;
 
-/* Accuracy and mean cross-entropy of m on the first n images of ds. */
-static int evaluate(const vv_model *m, const vv_dataset *ds, const vv_preprocess *pp, int64_t n,
-                    int64_t batch, const volatile int *stop, double *acc, double *loss)
-{
-    int c, h, w;
-    vv_preprocess_shape(ds, pp, &c, &h, &w);
-    int64_t in = (int64_t)c * h * w, k = vv_model_size(m, m->n - 1);
-    float *x = malloc((size_t)(batch * in) * sizeof(float));
-    float *y = malloc((size_t)(batch * k) * sizeof(float));
-    int32_t *lab = malloc((size_t)batch * sizeof(int32_t));
-    int rc = x && y && lab ? 0 : vv_fail(VV_ENOMEM, "evaluation: out of memory");
-    int64_t correct = 0;
-    double total = 0;
-    for (int64_t s0 = 0; s0 < n && rc == 0; s0 += batch) {
-        if (stop && *stop) {
-            rc = VV_ESTATE;
-            break;
-        }
-        int64_t nb = n - s0 < batch ? n - s0 : batch;
-        if ((rc = vv_dataset_batch(ds, pp, NULL, s0, nb, NULL, x, lab)) < 0 ||
-            (rc = vv_model_forward_parallel(m, 0, m->n, x, nb, y, 0)) < 0)
-            break;
-        for (int64_t i = 0; i < nb; i++) {
-            const float *z = y + i * k;
-            int64_t best = 0;
-            double mx = z[0];
-            for (int64_t t = 1; t < k; t++)
-                if (z[t] > mx) {
-                    mx = z[t];
-                    best = t;
-                }
-            double se = 0;
-            for (int64_t t = 0; t < k; t++)
-                se += exp((double)z[t] - mx);
-            int32_t l = lab[i];
-            if (l < 0 || l >= k) {
-                rc = vv_fail(VV_EINVAL,
-                             "label %d of image %lld is not a class of the model's "
-                             "%lld outputs",
-                             l, (long long)(s0 + i), (long long)k);
-                break;
-            }
-            total += log(se) + mx - z[l];
-            correct += best == l;
-        }
-    }
-    free(x);
-    free(y);
-    free(lab);
-    if (rc == 0) {
-        *acc = n ? (double)correct / (double)n : 0;
-        *loss = n ? total / (double)n : 0;
-    }
-    return rc;
-}
-
 /* Median time of 3 forward passes of one batch of zeros, in milliseconds. */
 static double latency_ms(const vv_model *m, int64_t batch)
 {
@@ -128,9 +72,9 @@ static int eval_all(cctx *c, const vv_model *m, vv_dataset *train, vv_dataset *t
 {
     memset(e, 0, sizeof *e);
     int64_t b = c->spec->batch_size;
-    int rc = evaluate(m, train, pp, ntrain, b, c->stop, &e->train_acc, &e->train_loss);
+    int rc = vv_model_evaluate(m, train, pp, ntrain, b, c->stop, &e->train_acc, &e->train_loss);
     if (rc == 0 && test) {
-        rc = evaluate(m, test, pp, ntest, b, c->stop, &e->test_acc, &e->test_loss);
+        rc = vv_model_evaluate(m, test, pp, ntest, b, c->stop, &e->test_acc, &e->test_loss);
         e->have_test = 1;
     }
     e->params = vv_model_params(m);
@@ -400,23 +344,6 @@ static int apply(vv_model *m, const layer_out *lo, int *pruned)
     return j >= 0 ? vv_model_prune(m, j, lo->li, lo->keep, lo->kept) : 0;
 }
 
-static int write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    int ok = f && fputs(text, f) >= 0 && fputc('\n', f) >= 0;
-    if (f && fclose(f) != 0)
-        ok = 0;
-    return ok ? 0 : vv_fail(VV_EIO, "%s: cannot write: %s", path, strerror(errno));
-}
-
-static int write_json(const char *path, const cJSON *o)
-{
-    char *t = cJSON_Print(o);
-    int rc = t ? write_text(path, t) : vv_fail(VV_ENOMEM, "out of memory");
-    free(t);
-    return rc;
-}
-
 /* Events of the in-process training of the default model, passed on with
  * "phase": "train_default" and metrics renamed "train_metric" (they are not
  * this run's metrics). */
@@ -468,7 +395,8 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
     vv_model own = {0}, cur = {0};
     const vv_model *orig = &own;
     vv_preprocess pp = {0};
-    vv_dataset *train = NULL, *test = NULL;
+    run_data dat = {0};
+    vv_dataset *train = NULL, *test = NULL; /* dat's */
     layer_out *los = NULL;
     int nl = 0, *idx = NULL, stopped = 0;
     char model_id[4400] = "";
@@ -497,8 +425,6 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
                      (long long)st.st_ino, (long long)st.st_size, (long long)st.st_mtime, arch);
         free(arch);
     }
-    if (s->data.has_pp)
-        pp = s->data.pp;
 
     /* The layers. */
     if (!(idx = malloc((size_t)(orig->n + 1) * sizeof *idx))) {
@@ -538,42 +464,12 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
     }
 
     /* The data. */
-    if ((rc = data_open(&s->data, 0, &train, field, fsz)) < 0 ||
-        (rc = data_open(&s->data, 1, &test, field, fsz)) < 0)
+    if ((rc = run_data_open(&s->data, &pp, orig, &dat, field, fsz)) < 0)
         goto done;
-    if ((rc = vv_preprocess_check(train, &pp)) < 0) {
-        set_field(field, fsz, s->data.has_pp ? "/data/preprocess" : "/model/preprocess");
-        goto done;
-    }
-    int ic, ih, iw;
-    vv_preprocess_shape(train, &pp, &ic, &ih, &iw);
-    if (ic != orig->in_c || ih != orig->in_h || iw != orig->in_w) {
-        set_field(field, fsz, "/data");
-        rc = vv_fail(VV_ESHAPE,
-                     "/data: images are %dx%dx%d after preprocessing (stored %dx%dx%d) but the "
-                     "model takes %dx%dx%d; set data.preprocess (resize, crop) or use another "
-                     "model",
-                     ic, ih, iw, vv_dataset_channels(train), vv_dataset_height(train),
-                     vv_dataset_width(train), orig->in_c, orig->in_h, orig->in_w);
-        goto done;
-    }
-    if (test) {
-        int tc, th, tw;
-        vv_preprocess_shape(test, &pp, &tc, &th, &tw);
-        if (tc != ic || th != ih || tw != iw) {
-            set_field(field, fsz, "/data/test");
-            rc = vv_fail(VV_ESHAPE,
-                         "/data/test: test images are %dx%dx%d after preprocessing, "
-                         "training images %dx%dx%d",
-                         tc, th, tw, ic, ih, iw);
-            goto done;
-        }
-    }
-    int64_t ntrain = vv_dataset_count(train), ntest = test ? vv_dataset_count(test) : 0;
-    if (s->data.max_train && s->data.max_train < ntrain)
-        ntrain = s->data.max_train;
-    if (s->data.max_test && s->data.max_test < ntest)
-        ntest = s->data.max_test;
+    train = dat.train;
+    test = dat.test;
+    pp = dat.pp;
+    int64_t ntrain = dat.ntrain, ntest = dat.ntest;
     if ((rc = run_mkdir_p(out_dir)) < 0)
         goto done;
 
@@ -748,7 +644,7 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
     }
     snprintf(path, sizeof path, "%s/kept.json", out_dir);
     if (rc == 0)
-        rc = write_json(path, kept);
+        rc = run_write_json(path, kept);
     cJSON_Delete(kept);
     if (rc == 0)
         cJSON_AddStringToObject(outs, "kept", path);
@@ -758,14 +654,14 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
             cJSON_AddStringToObject(outs, "weights", path);
         cJSON *spec = model_spec_export(&cur, &pp);
         snprintf(path, sizeof path, "%s/model.json", out_dir);
-        if (rc == 0 && (rc = write_json(path, spec)) == 0)
+        if (rc == 0 && (rc = run_write_json(path, spec)) == 0)
             cJSON_AddStringToObject(outs, "spec", path);
         cJSON_Delete(spec);
     }
     snprintf(path, sizeof path, "%s/result.json", out_dir);
     cJSON_AddStringToObject(outs, "result", path);
     if (rc == 0)
-        rc = write_json(path, r);
+        rc = run_write_json(path, r);
     if (rc < 0)
         goto done;
     *result = r;
@@ -782,7 +678,6 @@ done:
     vv_model_free(&cur);
     vv_model_free(&own);
     models_release(res);
-    vv_dataset_free(train);
-    vv_dataset_free(test);
+    run_data_close(&dat);
     return rc;
 }

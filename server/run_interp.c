@@ -19,17 +19,6 @@ static void emit(const run_sink *sink, cJSON *ev)
     cJSON_Delete(ev);
 }
 
-static int write_json(const char *path, const cJSON *o)
-{
-    char *txt = cJSON_Print(o);
-    FILE *f = txt ? fopen(path, "w") : NULL;
-    int ok = f && fputs(txt, f) >= 0 && fputc('\n', f) != EOF;
-    if (f && fclose(f) != 0)
-        ok = 0;
-    free(txt);
-    return ok ? 0 : vv_fail(VV_EIO, "%s: cannot write: %s", path, strerror(errno));
-}
-
 int run_interpolate(const interp_spec *s, const char *out_dir, const run_sink *sink,
                     const volatile int *stop, cJSON **result, char *field, size_t fsz)
 {
@@ -171,7 +160,7 @@ int run_interpolate(const interp_spec *s, const char *out_dir, const run_sink *s
         cJSON_AddStringToObject(outs, "kept", path);
     cJSON_AddNumberToObject(r, "seconds", vv_now() - t0);
     snprintf(path, sizeof path, "%s/result.json", out_dir);
-    if (rc == 0 && (rc = write_json(path, r)) == 0)
+    if (rc == 0 && (rc = run_write_json(path, r)) == 0)
         cJSON_AddStringToObject(outs, "result", path);
     if (rc < 0) {
         cJSON_Delete(r);

@@ -32,15 +32,6 @@ static int on_metrics(const vv_shallow_metrics *m, void *user)
     return c->stop && *c->stop;
 }
 
-static int write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    int ok = f && fputs(text, f) >= 0;
-    if (f && fclose(f) != 0)
-        ok = 0;
-    return ok ? 0 : vv_fail(VV_EIO, "%s: cannot write: %s", path, strerror(errno));
-}
-
 int run_sharing(const sharing_spec *s, const char *out_dir, const run_sink *sink,
                 const volatile int *stop, cJSON **result, char *field, size_t fsz)
 {
@@ -114,13 +105,13 @@ int run_sharing(const sharing_spec *s, const char *out_dir, const run_sink *sink
         snprintf(title, sizeof title, "%s: %d active, %d shared by all outputs",
                  vv_shallow_mode_name(s->mode), res.active, res.shared);
         snprintf(path, sizeof path, "%s/neurons.svg", out_dir);
-        if ((rc = vv_shallow_svg(&res, title, &svg)) == 0 && (rc = write_text(path, svg)) == 0)
+        if ((rc = vv_shallow_svg(&res, title, &svg)) == 0 && (rc = run_write_text(path, svg)) == 0)
             cJSON_AddStringToObject(outs, "figure", path);
     }
     cJSON_AddNumberToObject(r, "seconds", vv_now() - t0);
     char *txt = rc == 0 ? cJSON_Print(r) : NULL;
     snprintf(path, sizeof path, "%s/result.json", out_dir);
-    if (rc == 0 && (rc = txt ? write_text(path, txt) : vv_fail(VV_ENOMEM, "out of memory")) == 0)
+    if (rc == 0 && (rc = txt ? run_write_text(path, txt) : vv_fail(VV_ENOMEM, "out of memory")) == 0)
         cJSON_AddStringToObject(outs, "result", path);
     free(txt);
     if (rc < 0) {

@@ -34,22 +34,6 @@ static void set_field(char *field, size_t fsz, const char *ptr)
         snprintf(field, fsz, "%s", ptr);
 }
 
-static int write_json(const char *path, const cJSON *o)
-{
-    char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    char *t = cJSON_Print(o);
-    FILE *f = t ? fopen(tmp, "w") : NULL;
-    int ok = f && fputs(t, f) >= 0 && fputc('\n', f) >= 0;
-    if (f && fclose(f) != 0)
-        ok = 0;
-    free(t);
-    if (ok && rename(tmp, path) == 0)
-        return 0;
-    unlink(tmp);
-    return vv_fail(VV_EIO, "%s: cannot write: %s", path, strerror(errno));
-}
-
 static double lr_at(const train_spec *s, int64_t epoch)
 {
     double lr = s->opts.lr;
@@ -61,50 +45,6 @@ static double lr_at(const train_spec *s, int64_t epoch)
         lr *= 0.5 * (1 + cos(M_PI * (double)epoch / (double)s->epochs));
     }
     return lr;
-}
-
-/* Accuracy and mean cross-entropy in eval mode on the first n images. */
-static int evaluate(const vv_model *m, const vv_dataset *ds, const vv_preprocess *pp, int64_t n,
-                    int64_t batch, double *acc, double *loss)
-{
-    int64_t in = vv_model_size(m, -1), k = vv_model_size(m, m->n - 1);
-    float *x = malloc((size_t)(batch * in) * sizeof(float));
-    float *y = malloc((size_t)(batch * k) * sizeof(float));
-    int32_t *lab = malloc((size_t)batch * sizeof(int32_t));
-    int rc = x && y && lab ? 0 : vv_fail(VV_ENOMEM, "evaluation: out of memory");
-    int64_t correct = 0;
-    double total = 0;
-    for (int64_t s0 = 0; s0 < n && rc == 0; s0 += batch) {
-        int64_t nb = n - s0 < batch ? n - s0 : batch;
-        if ((rc = vv_dataset_batch(ds, pp, NULL, s0, nb, NULL, x, lab)) < 0 ||
-            (rc = vv_model_forward_parallel(m, 0, m->n, x, nb, y, 0)) < 0)
-            break;
-        for (int64_t i = 0; i < nb; i++) {
-            const float *z = y + i * k;
-            int64_t best = 0;
-            double mx = z[0], se = 0;
-            for (int64_t t = 1; t < k; t++)
-                if (z[t] > mx)
-                    mx = z[t], best = t;
-            for (int64_t t = 0; t < k; t++)
-                se += exp((double)z[t] - mx);
-            if (lab[i] < 0 || lab[i] >= k) {
-                rc = vv_fail(VV_EINVAL,
-                             "label %d of image %lld is not one of the model's %lld "
-                             "classes",
-                             lab[i], (long long)(s0 + i), (long long)k);
-                break;
-            }
-            total += log(se) + mx - z[lab[i]];
-            correct += best == lab[i];
-        }
-    }
-    free(x);
-    free(y);
-    free(lab);
-    *acc = n && rc == 0 ? (double)correct / (double)n : 0;
-    *loss = n && rc == 0 ? total / (double)n : 0;
-    return rc;
 }
 
 static uint64_t mix(uint64_t seed, int64_t epoch, uint64_t stream)
@@ -120,7 +60,8 @@ int run_train(train_spec *s, const char *out_dir, const run_sink *sink, const vo
     double t0 = vv_now();
     vv_model m = {0};
     vv_preprocess pp = {0};
-    vv_dataset *train = NULL, *test = NULL;
+    run_data dat = {0};
+    vv_dataset *train = NULL, *test = NULL; /* dat's */
     vv_trainer *tr = NULL;
     float *x = NULL;
     int32_t *lab = NULL;
@@ -130,15 +71,12 @@ int run_train(train_spec *s, const char *out_dir, const run_sink *sink, const vo
 
     if ((rc = model_ref_load(&s->model, "/model", &m, &pp, field, fsz)) < 0)
         goto done;
-    if (s->data.has_pp)
-        pp = s->data.pp;
-    if ((rc = data_open(&s->data, 0, &train, field, fsz)) < 0 ||
-        (rc = data_open(&s->data, 1, &test, field, fsz)) < 0)
+    if ((rc = run_data_open(&s->data, &pp, &m, &dat, field, fsz)) < 0)
         goto done;
-    if ((rc = vv_preprocess_check(train, &pp)) < 0) {
-        set_field(field, fsz, s->data.has_pp ? "/data/preprocess" : "/model/preprocess");
-        goto done;
-    }
+    train = dat.train;
+    test = dat.test;
+    pp = dat.pp;
+    int64_t ntrain = dat.ntrain, ntest = dat.ntest;
     /* Training preprocessing: the eval one plus the augmentations. */
     vv_preprocess tpp = pp;
     if (s->aug_crop) {
@@ -154,19 +92,14 @@ int run_train(train_spec *s, const char *out_dir, const run_sink *sink, const vo
         goto done;
     }
     vv_preprocess_shape(train, &tpp, &tc, &th, &tw);
-    if (c != m.in_c || h != m.in_h || w != m.in_w || tc != c || th != h || tw != w) {
+    if (tc != c || th != h || tw != w) {
         set_field(field, fsz, "/data");
         rc = vv_fail(VV_ESHAPE,
-                     "/data: images are %dx%dx%d after preprocessing (%dx%dx%d with "
-                     "the training augmentation) but the model takes %dx%dx%d",
+                     "/data: images are %dx%dx%d after preprocessing (%dx%dx%d with the training "
+                     "augmentation) but the model takes %dx%dx%d",
                      c, h, w, tc, th, tw, m.in_c, m.in_h, m.in_w);
         goto done;
     }
-    int64_t ntrain = vv_dataset_count(train), ntest = test ? vv_dataset_count(test) : 0;
-    if (s->data.max_train && s->data.max_train < ntrain)
-        ntrain = s->data.max_train;
-    if (s->data.max_test && s->data.max_test < ntest)
-        ntest = s->data.max_test;
     int64_t bs = s->batch_size < ntrain ? s->batch_size : ntrain;
     if ((rc = vv_trainer_init(&tr, &m, &s->opts)) < 0)
         goto done;
@@ -291,7 +224,8 @@ int run_train(train_spec *s, const char *out_dir, const run_sink *sink, const vo
          * seen) and on the test set (eval mode), then a checkpoint. */
         train_acc = seen ? (double)correct / (double)seen : 0;
         train_loss = seen ? sum_loss / (double)seen : 0;
-        if (test && (rc = evaluate(&m, test, &pp, ntest, 512, &test_acc, &test_loss)) < 0)
+        if (test &&
+            (rc = vv_model_evaluate(&m, test, &pp, ntest, 512, NULL, &test_acc, &test_loss)) < 0)
             goto done;
         ev = cJSON_CreateObject();
         cJSON_AddStringToObject(ev, "event", "metric");
@@ -325,7 +259,7 @@ int run_train(train_spec *s, const char *out_dir, const run_sink *sink, const vo
         cJSON_AddStringToObject(st, "optimizer", p);
         cJSON_AddItemToObject(st, "history", cJSON_Duplicate(hist, 1));
         snprintf(p, sizeof p, "%s/state.json", dir);
-        rc = write_json(p, st);
+        rc = run_write_json(p, st);
         cJSON_Delete(st);
         if (rc < 0)
             goto done;
@@ -347,7 +281,7 @@ int run_train(train_spec *s, const char *out_dir, const run_sink *sink, const vo
         goto done;
     cJSON *spec = model_spec_export(&m, &pp);
     snprintf(p, sizeof p, "%s/model.json", out_dir);
-    rc = write_json(p, spec);
+    rc = run_write_json(p, spec);
     cJSON_Delete(spec);
     if (rc < 0)
         goto done;
@@ -387,7 +321,7 @@ int run_train(train_spec *s, const char *out_dir, const run_sink *sink, const vo
     cJSON_AddStringToObject(outs, "checkpoint", p);
     snprintf(p, sizeof p, "%s/result.json", out_dir);
     cJSON_AddStringToObject(outs, "result", p);
-    if ((rc = write_json(p, r)) < 0)
+    if ((rc = run_write_json(p, r)) < 0)
         goto done;
     if (s->install_default && !stopped && !timed_out) {
         if ((rc = models_install_default(out_dir)) < 0)
@@ -404,7 +338,6 @@ done:
     free(perm);
     vv_trainer_free(tr);
     vv_model_free(&m);
-    vv_dataset_free(train);
-    vv_dataset_free(test);
+    run_data_close(&dat);
     return rc;
 }

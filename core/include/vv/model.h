@@ -133,6 +133,17 @@ int vv_model_forward(const vv_model *m, int from, int to, const float *x, int64_
 int vv_model_forward_parallel(const vv_model *m, int from, int to, const float *x, int64_t n,
                               float *y, int threads);
 
+/* Accuracy (argmax, first on ties) and mean cross-entropy of the logits of
+ * m in eval mode on images [0, n) of ds, preprocessed by pp, in batches of
+ * `batch` (the forward pass split over cores).  Fails with the data set's
+ * errors, VV_EINVAL naming an image whose label is not a class of the
+ * model, VV_ENOMEM, or VV_ESTATE when *stop (may be NULL) became non-zero. */
+struct vv_dataset;
+struct vv_preprocess;
+int vv_model_evaluate(const vv_model *m, const struct vv_dataset *ds,
+                      const struct vv_preprocess *pp, int64_t n, int64_t batch,
+                      const volatile int *stop, double *acc, double *loss);
+
 /* The layer chain feeding layer i: the index of the nearest earlier linear
  * layer when only relu and dropout layers lie between it and layer i (so
  * the inputs of layer i are that layer's neurons), else -1. */

@@ -1,0 +1,62 @@
+/* model_eval.c - a model's accuracy and cross-entropy on a data set. */
+#include "vv/dataset.h"
+#include "vv/err.h"
+#include "vv/model.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+int vv_model_evaluate(const vv_model *m, const vv_dataset *ds, const vv_preprocess *pp, int64_t n,
+                      int64_t batch, const volatile int *stop, double *acc, double *loss)
+{
+    int c, h, w;
+    vv_preprocess_shape(ds, pp, &c, &h, &w);
+    int64_t in = (int64_t)c * h * w, k = vv_model_size(m, m->n - 1);
+    float *x = malloc((size_t)(batch * in) * sizeof(float));
+    float *y = malloc((size_t)(batch * k) * sizeof(float));
+    int32_t *lab = malloc((size_t)batch * sizeof(int32_t));
+    int rc = x && y && lab ? 0 : vv_fail(VV_ENOMEM, "evaluation: out of memory");
+    int64_t correct = 0;
+    double total = 0;
+    for (int64_t s0 = 0; s0 < n && rc == 0; s0 += batch) {
+        if (stop && *stop) {
+            rc = VV_ESTATE;
+            break;
+        }
+        int64_t nb = n - s0 < batch ? n - s0 : batch;
+        if ((rc = vv_dataset_batch(ds, pp, NULL, s0, nb, NULL, x, lab)) < 0 ||
+            (rc = vv_model_forward_parallel(m, 0, m->n, x, nb, y, 0)) < 0)
+            break;
+        for (int64_t i = 0; i < nb; i++) {
+            const float *z = y + i * k;
+            int64_t best = 0;
+            double mx = z[0];
+            for (int64_t t = 1; t < k; t++)
+                if (z[t] > mx) {
+                    mx = z[t];
+                    best = t;
+                }
+            double se = 0;
+            for (int64_t t = 0; t < k; t++)
+                se += exp((double)z[t] - mx);
+            int32_t l = lab[i];
+            if (l < 0 || l >= k) {
+                rc = vv_fail(VV_EINVAL,
+                             "label %d of image %lld is not a class of the model's "
+                             "%lld outputs",
+                             l, (long long)(s0 + i), (long long)k);
+                break;
+            }
+            total += log(se) + mx - z[l];
+            correct += best == l;
+        }
+    }
+    free(x);
+    free(y);
+    free(lab);
+    if (rc == 0) {
+        *acc = n ? (double)correct / (double)n : 0;
+        *loss = n ? total / (double)n : 0;
+    }
+    return rc;
+}

@@ -1,0 +1,111 @@
+/* run_common.c - what the job kinds share: writing artifacts, and opening
+ * the data set of a model job (compress, train). */
+#include "run.h"
+
+#include "vv/err.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int run_mkdir_p(const char *dir)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
+        return vv_fail(VV_EINVAL, "output directory path too long");
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+            return vv_fail(VV_EIO, "%s: cannot create directory: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+        return vv_fail(VV_EIO, "%s: cannot create directory: %s", buf, strerror(errno));
+    return 0;
+}
+
+int run_write_text(const char *path, const char *text)
+{
+    char tmp[4300];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    int ok = f && fputs(text, f) >= 0;
+    if (f && fclose(f) != 0)
+        ok = 0;
+    if (ok && rename(tmp, path) == 0)
+        return 0;
+    int err = errno;
+    unlink(tmp);
+    return vv_fail(VV_EIO, "%s: cannot write: %s", path, strerror(err));
+}
+
+int run_write_json(const char *path, const cJSON *o)
+{
+    char *t = cJSON_Print(o);
+    if (!t)
+        return vv_fail(VV_ENOMEM, "%s: out of memory", path);
+    size_t n = strlen(t);
+    char *nl = realloc(t, n + 2);
+    if (!nl) {
+        free(t);
+        return vv_fail(VV_ENOMEM, "%s: out of memory", path);
+    }
+    nl[n] = '\n';
+    nl[n + 1] = 0;
+    int rc = run_write_text(path, nl);
+    free(nl);
+    return rc;
+}
+
+int run_data_open(const data_spec *d, const vv_preprocess *model_pp, const vv_model *m,
+                  run_data *out, char *field, size_t fsz)
+{
+    memset(out, 0, sizeof *out);
+    out->pp = d->has_pp ? d->pp : *model_pp;
+    int rc = data_open(d, 0, &out->train, field, fsz);
+    if (rc == 0)
+        rc = data_open(d, 1, &out->test, field, fsz);
+    if (rc == 0 && (rc = vv_preprocess_check(out->train, &out->pp)) < 0 && field && fsz)
+        snprintf(field, fsz, "%s", d->has_pp ? "/data/preprocess" : "/model/preprocess");
+    for (int split = 0; split < 2 && rc == 0; split++) {
+        const vv_dataset *ds = split ? out->test : out->train;
+        if (!ds)
+            continue;
+        int c, h, w;
+        vv_preprocess_shape(ds, &out->pp, &c, &h, &w);
+        if (c == m->in_c && h == m->in_h && w == m->in_w)
+            continue;
+        const char *ptr = split ? "/data/test" : "/data";
+        if (field && fsz)
+            snprintf(field, fsz, "%s", ptr);
+        rc = vv_fail(VV_ESHAPE,
+                     "%s: images are %dx%dx%d after preprocessing (stored %dx%dx%d) but the "
+                     "model takes %dx%dx%d; set data.preprocess (resize, crop) or use another "
+                     "model",
+                     ptr, c, h, w, vv_dataset_channels(ds), vv_dataset_height(ds),
+                     vv_dataset_width(ds), m->in_c, m->in_h, m->in_w);
+    }
+    if (rc < 0) {
+        run_data_close(out);
+        return rc;
+    }
+    out->ntrain = vv_dataset_count(out->train);
+    out->ntest = out->test ? vv_dataset_count(out->test) : 0;
+    if (d->max_train && d->max_train < out->ntrain)
+        out->ntrain = d->max_train;
+    if (d->max_test && d->max_test < out->ntest)
+        out->ntest = d->max_test;
+    return 0;
+}
+
+void run_data_close(run_data *d)
+{
+    vv_dataset_free(d->train);
+    vv_dataset_free(d->test);
+    memset(d, 0, sizeof *d);
+}
