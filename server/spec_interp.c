@@ -11,10 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const spec_interp_fields[] = {"kind",        "name", "phi", "psi", "generate", "tol",
-                                          "max_iter",    "brute_force", "budget", "device", NULL};
+const char *const spec_interp_fields[] = {"kind",     "name",   "phi",      "psi",
+                                          "generate", "tol",    "max_iter", "brute_force",
+                                          "budget",   "device", NULL};
 
-static int fail_at(char *field, size_t fsz, int err, const char *ptr, const char *fmt, const char *a)
+static int fail_at(char *field, size_t fsz, int err, const char *ptr, const char *fmt,
+                   const char *a)
 {
     snprintf(field, fsz, "%s", ptr);
     return vv_fail(err, "%s: %s%s", ptr, fmt, a ? a : "");
@@ -196,8 +198,9 @@ void spec_free_interp(interp_spec *s)
 
 /* ---- bounds_study ------------------------------------------------------------------ */
 
-const char *const spec_bounds_fields[] = {"kind", "name", "figure", "values", "n", "k", "d",
-                                          "instances", "seed", "tol", "budget", "device", NULL};
+const char *const spec_bounds_fields[] = {"kind",   "name",   "figure",    "values", "n",
+                                          "k",      "d",      "instances", "seed",   "tol",
+                                          "budget", "device", NULL};
 
 int spec_parse_bounds(const cJSON *root, bounds_spec *s, char *field, size_t fsz)
 {
@@ -206,16 +209,20 @@ int spec_parse_bounds(const cJSON *root, bounds_spec *s, char *field, size_t fsz
         field[0] = 0;
     const cJSON *fig = cJSON_GetObjectItemCaseSensitive(root, "figure");
     if (!fig)
-        return fail_at(field, fsz, VV_EMISSING, "/figure", "is required (fig3, fig4 or fig5)", NULL);
+        return fail_at(field, fsz, VV_EMISSING, "/figure", "is required (fig3, fig4 or fig5)",
+                       NULL);
     if (!cJSON_IsString(fig))
         return fail_at(field, fsz, VV_ETYPE, "/figure", "must be a string", NULL);
     if (!strcmp(fig->valuestring, "fig3")) {
         /* The paper's Fig. 3: D=10, K=500, N in 10..40, 100 instances each. */
-        *s = (bounds_spec){.figure = FIG3, .values = {10, 20, 30, 40}, .nvalues = 4, .k = 500, .d = 10};
+        *s = (bounds_spec){
+            .figure = FIG3, .values = {10, 20, 30, 40}, .nvalues = 4, .k = 500, .d = 10};
     } else if (!strcmp(fig->valuestring, "fig4")) {
-        *s = (bounds_spec){.figure = FIG4, .values = {2, 5, 10, 20}, .nvalues = 4, .n = 20, .k = 200};
+        *s = (bounds_spec){
+            .figure = FIG4, .values = {2, 5, 10, 20}, .nvalues = 4, .n = 20, .k = 200};
     } else if (!strcmp(fig->valuestring, "fig5")) {
-        *s = (bounds_spec){.figure = FIG5, .values = {7, 8, 9, 10, 11}, .nvalues = 5, .n = 3, .d = 2};
+        *s = (bounds_spec){
+            .figure = FIG5, .values = {7, 8, 9, 10, 11}, .nvalues = 5, .n = 3, .d = 2};
     } else {
         return fail_at(field, fsz, VV_EINVAL, "/figure", "must be fig3, fig4 or fig5, got ",
                        fig->valuestring);
@@ -289,16 +296,24 @@ int spec_parse_bounds(const cJSON *root, bounds_spec *s, char *field, size_t fsz
 /* ---- neuron_sharing --------------------------------------------------------------- */
 
 const char *const spec_sharing_fields[] = {
-    "kind", "name",  "n",     "d_in",  "d_out",     "teacher_width", "data_seed", "width",
-    "seed", "mode",  "per_output", "lr", "reg", "steps", "log_every", "max_seconds", "device",
-    NULL};
+    "kind", "name",       "n",  "d_in", "d_out", "teacher_width", "data_seed",   "width",  "seed",
+    "mode", "per_output", "lr", "reg",  "steps", "log_every",     "max_seconds", "device", NULL};
 
 int spec_parse_sharing(const cJSON *root, sharing_spec *s, char *field, size_t fsz)
 {
     /* The paper's settings (reference/paper.md section 2). */
-    *s = (sharing_spec){.n = 50, .d_in = 2, .d_out = 2, .teacher_width = 5, .width = 100,
-                        .data_seed = 1, .seed = 49, .mode = VV_SHALLOW_PROX_VV, .lr = 0.2,
-                        .reg = 5e-5, .steps = 1000000, .log_every = 10000};
+    *s = (sharing_spec){.n = 50,
+                        .d_in = 2,
+                        .d_out = 2,
+                        .teacher_width = 5,
+                        .width = 100,
+                        .data_seed = 1,
+                        .seed = 49,
+                        .mode = VV_SHALLOW_PROX_VV,
+                        .lr = 0.2,
+                        .reg = 5e-5,
+                        .steps = 1000000,
+                        .log_every = 10000};
     if (field && fsz)
         field[0] = 0;
     for (const cJSON *m = root->child; m; m = m->next) {
@@ -358,60 +373,84 @@ int spec_parse_sharing(const cJSON *root, sharing_spec *s, char *field, size_t f
 
 /* ---- Any kind ------------------------------------------------------------------- */
 
+/* Every kind: its name, its fields and its parser (which fills the kind's
+ * member of the job spec). */
+static int parse_lasso_job(const cJSON *r, job_spec *s, char *f, size_t n)
+{
+    return spec_parse_lasso(r, &s->lasso, f, n);
+}
+static int parse_interp_job(const cJSON *r, job_spec *s, char *f, size_t n)
+{
+    return spec_parse_interp(r, &s->interp, f, n);
+}
+static int parse_bounds_job(const cJSON *r, job_spec *s, char *f, size_t n)
+{
+    return spec_parse_bounds(r, &s->bounds, f, n);
+}
+static int parse_sharing_job(const cJSON *r, job_spec *s, char *f, size_t n)
+{
+    return spec_parse_sharing(r, &s->sharing, f, n);
+}
+static int parse_compress_job(const cJSON *r, job_spec *s, char *f, size_t n)
+{
+    return spec_parse_compress(r, &s->compress, f, n);
+}
+static int parse_train_job(const cJSON *r, job_spec *s, char *f, size_t n)
+{
+    return spec_parse_train(r, &s->train, f, n);
+}
+
+static const struct {
+    job_kind kind;
+    const char *name;
+    const char *const *fields;
+    int (*parse)(const cJSON *root, job_spec *s, char *field, size_t fsz);
+} kinds[] = {
+    {JOB_LASSO, "lasso", spec_lasso_fields, parse_lasso_job},
+    {JOB_INTERPOLATE, "interpolate", spec_interp_fields, parse_interp_job},
+    {JOB_BOUNDS, "bounds_study", spec_bounds_fields, parse_bounds_job},
+    {JOB_SHARING, "neuron_sharing", spec_sharing_fields, parse_sharing_job},
+    {JOB_COMPRESS, "compress", spec_compress_fields, parse_compress_job},
+    {JOB_TRAIN, "train", spec_train_fields, parse_train_job},
+};
+#define NKINDS ((int)(sizeof kinds / sizeof *kinds))
+
 const char *spec_kind_name(job_kind k)
 {
-    return k == JOB_INTERPOLATE ? "interpolate"
-           : k == JOB_BOUNDS    ? "bounds_study"
-           : k == JOB_SHARING   ? "neuron_sharing"
-           : k == JOB_COMPRESS  ? "compress"
-           : k == JOB_TRAIN     ? "train"
-                                : "lasso";
+    for (int i = 0; i < NKINDS; i++)
+        if (kinds[i].kind == k)
+            return kinds[i].name;
+    return "lasso";
 }
 
 const char *const *spec_fields(job_kind k)
 {
-    return k == JOB_INTERPOLATE ? spec_interp_fields
-           : k == JOB_BOUNDS    ? spec_bounds_fields
-           : k == JOB_SHARING   ? spec_sharing_fields
-           : k == JOB_COMPRESS  ? spec_compress_fields
-           : k == JOB_TRAIN     ? spec_train_fields
-                                : spec_lasso_fields;
+    for (int i = 0; i < NKINDS; i++)
+        if (kinds[i].kind == k)
+            return kinds[i].fields;
+    return spec_lasso_fields;
 }
 
 int spec_parse_job(const cJSON *root, job_spec *s, char *field, size_t fsz)
 {
     memset(s, 0, sizeof *s);
-    if (cJSON_IsObject(root)) {
-        const cJSON *kind = cJSON_GetObjectItemCaseSensitive(root, "kind");
-        if (cJSON_IsString(kind) && !strcmp(kind->valuestring, "interpolate")) {
-            s->kind = JOB_INTERPOLATE;
-            return spec_parse_interp(root, &s->interp, field, fsz);
+    /* A spec without a kind is a lasso spec (whose parser reports it). */
+    const cJSON *kind =
+        cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "kind") : NULL;
+    if (!cJSON_IsString(kind))
+        return parse_lasso_job(root, s, field, fsz);
+    for (int i = 0; i < NKINDS; i++)
+        if (!strcmp(kind->valuestring, kinds[i].name)) {
+            s->kind = kinds[i].kind;
+            return kinds[i].parse(root, s, field, fsz);
         }
-        if (cJSON_IsString(kind) && !strcmp(kind->valuestring, "neuron_sharing")) {
-            s->kind = JOB_SHARING;
-            return spec_parse_sharing(root, &s->sharing, field, fsz);
-        }
-        if (cJSON_IsString(kind) && !strcmp(kind->valuestring, "bounds_study")) {
-            s->kind = JOB_BOUNDS;
-            return spec_parse_bounds(root, &s->bounds, field, fsz);
-        }
-        if (cJSON_IsString(kind) && !strcmp(kind->valuestring, "compress")) {
-            s->kind = JOB_COMPRESS;
-            return spec_parse_compress(root, &s->compress, field, fsz);
-        }
-        if (cJSON_IsString(kind) && !strcmp(kind->valuestring, "train")) {
-            s->kind = JOB_TRAIN;
-            return spec_parse_train(root, &s->train, field, fsz);
-        }
-        if (cJSON_IsString(kind) && strcmp(kind->valuestring, "lasso")) {
-            snprintf(field, fsz, "/kind");
-            return vv_fail(VV_EINVAL, "/kind: unsupported kind '%.64s' (supported: lasso, "
-                                      "interpolate, bounds_study, neuron_sharing, compress, train)",
-                           kind->valuestring);
-        }
-    }
-    s->kind = JOB_LASSO;
-    return spec_parse_lasso(root, &s->lasso, field, fsz);
+    char names[256] = "";
+    for (int i = 0; i < NKINDS; i++)
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "",
+                 kinds[i].name);
+    snprintf(field, fsz, "/kind");
+    return vv_fail(VV_EINVAL, "/kind: unsupported kind '%.64s' (supported: %s)", kind->valuestring,
+                   names);
 }
 
 int spec_parse_job_text(const char *text, size_t len, job_spec *out, char *field, size_t fsz)
