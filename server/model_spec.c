@@ -10,10 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int bad(char *field, size_t fsz, int err, const char *ptr, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-
-static int bad(char *field, size_t fsz, int err, const char *ptr, const char *fmt, ...)
+int spec_bad(char *field, size_t fsz, int err, const char *ptr, const char *fmt, ...)
 {
     if (field && fsz)
         snprintf(field, fsz, "%s", ptr);
@@ -25,9 +22,8 @@ static int bad(char *field, size_t fsz, int err, const char *ptr, const char *fm
     return vv_fail(err, "%s: %s", ptr, msg);
 }
 
-/* An integer field in [lo, hi]; absent keeps *out. */
-static int opt_int(const cJSON *o, const char *key, const char *ptr, int lo, int hi, int *out,
-                   char *field, size_t fsz)
+int spec_opt_i64(const cJSON *o, const char *key, const char *ptr, int64_t lo, int64_t hi,
+                 int64_t *out, char *field, size_t fsz)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!v)
@@ -35,15 +31,25 @@ static int opt_int(const cJSON *o, const char *key, const char *ptr, int lo, int
     char p[256];
     snprintf(p, sizeof p, "%.200s/%s", ptr, key);
     if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
-        return bad(field, fsz, VV_ETYPE, p, "must be an integer");
+        return spec_bad(field, fsz, VV_ETYPE, p, "must be an integer");
     if (v->valuedouble < lo || v->valuedouble > hi)
-        return bad(field, fsz, VV_EINVAL, p, "must be in [%d, %d], got %g", lo, hi, v->valuedouble);
-    *out = (int)v->valuedouble;
+        return spec_bad(field, fsz, VV_EINVAL, p, "must be in [%lld, %lld], got %g", (long long)lo,
+                        (long long)hi, v->valuedouble);
+    *out = (int64_t)v->valuedouble;
     return 0;
 }
 
-static int opt_bool(const cJSON *o, const char *key, const char *ptr, int *out, char *field,
-                    size_t fsz)
+int spec_opt_int(const cJSON *o, const char *key, const char *ptr, int lo, int hi, int *out,
+                 char *field, size_t fsz)
+{
+    int64_t v = *out;
+    int rc = spec_opt_i64(o, key, ptr, lo, hi, &v, field, fsz);
+    *out = (int)v;
+    return rc;
+}
+
+int spec_opt_bool(const cJSON *o, const char *key, const char *ptr, int *out, char *field,
+                  size_t fsz)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!v)
@@ -51,14 +57,13 @@ static int opt_bool(const cJSON *o, const char *key, const char *ptr, int *out, 
     char p[256];
     snprintf(p, sizeof p, "%.200s/%s", ptr, key);
     if (!cJSON_IsBool(v))
-        return bad(field, fsz, VV_ETYPE, p, "must be a boolean");
+        return spec_bad(field, fsz, VV_ETYPE, p, "must be a boolean");
     *out = cJSON_IsTrue(v);
     return 0;
 }
 
 /* Every member of o must be one of allowed (NULL-ended). */
-static int only(const cJSON *o, const char *ptr, const char *const *allowed, char *field,
-                size_t fsz)
+int spec_only(const cJSON *o, const char *ptr, const char *const *allowed, char *field, size_t fsz)
 {
     for (const cJSON *m = o->child; m; m = m->next) {
         int ok = 0;
@@ -70,93 +75,16 @@ static int only(const cJSON *o, const char *ptr, const char *const *allowed, cha
             for (int i = 0; allowed[i]; i++)
                 snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
                          allowed[i]);
-            return bad(field, fsz, VV_EUNKNOWN, p, "unknown field (allowed: %s)", list);
+            return spec_bad(field, fsz, VV_EUNKNOWN, p, "unknown field (allowed: %s)", list);
         }
         for (const cJSON *o2 = o->child; o2 != m; o2 = o2->next)
             if (!strcmp(o2->string, m->string)) {
                 char p[256];
                 snprintf(p, sizeof p, "%.200s/%s", ptr, m->string);
-                return bad(field, fsz, VV_EINVAL, p, "appears twice");
+                return spec_bad(field, fsz, VV_EINVAL, p, "appears twice");
             }
     }
     return 0;
-}
-
-/* ---- Preprocessing ------------------------------------------------------------------ */
-
-static int float_list(const cJSON *v, const char *ptr, float *out, int max, int *n, char *field,
-                      size_t fsz)
-{
-    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) < 1 || cJSON_GetArraySize(v) > max)
-        return bad(field, fsz, VV_ETYPE, ptr, "must be an array of 1 to %d numbers", max);
-    int i = 0;
-    for (const cJSON *x = v->child; x; x = x->next, i++) {
-        if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble)) {
-            char p[256];
-            snprintf(p, sizeof p, "%.200s/%d", ptr, i);
-            return bad(field, fsz, VV_ETYPE, p, "must be a finite number");
-        }
-        out[i] = (float)x->valuedouble;
-    }
-    *n = i;
-    return 0;
-}
-
-int preprocess_parse(const cJSON *j, const char *ptr, vv_preprocess *pp, char *field, size_t fsz)
-{
-    static const char *const allowed[] = {"resize", "crop", "mean", "std", "scale255", NULL};
-    memset(pp, 0, sizeof *pp);
-    if (!cJSON_IsObject(j))
-        return bad(field, fsz, VV_ETYPE, ptr, "must be an object {resize, crop, mean, std}");
-    int rc = only(j, ptr, allowed, field, fsz);
-    if (rc == 0)
-        rc = opt_int(j, "resize", ptr, 1, 4096, &pp->resize, field, fsz);
-    if (rc == 0)
-        rc = opt_int(j, "crop", ptr, 1, 4096, &pp->crop, field, fsz);
-    if (rc == 0)
-        rc = opt_bool(j, "scale255", ptr, &pp->scale255, field, fsz);
-    if (rc < 0)
-        return rc;
-    const cJSON *mean = cJSON_GetObjectItemCaseSensitive(j, "mean"),
-                *std = cJSON_GetObjectItemCaseSensitive(j, "std");
-    char p[256];
-    if (!mean != !std)
-        return bad(field, fsz, VV_EMISSING, ptr, "give mean and std together");
-    if (mean) {
-        int nm, ns;
-        snprintf(p, sizeof p, "%.200s/mean", ptr);
-        if ((rc = float_list(mean, p, pp->mean, 4, &nm, field, fsz)) < 0)
-            return rc;
-        snprintf(p, sizeof p, "%.200s/std", ptr);
-        if ((rc = float_list(std, p, pp->std, 4, &ns, field, fsz)) < 0)
-            return rc;
-        if (nm != ns)
-            return bad(field, fsz, VV_EINVAL, p, "has %d values but mean has %d", ns, nm);
-        for (int i = 0; i < ns; i++)
-            if (!(pp->std[i] > 0))
-                return bad(field, fsz, VV_EINVAL, p, "values must be > 0");
-        pp->nnorm = nm;
-    }
-    return 0;
-}
-
-cJSON *preprocess_json(const vv_preprocess *pp)
-{
-    cJSON *o = cJSON_CreateObject();
-    if (pp->resize)
-        cJSON_AddNumberToObject(o, "resize", pp->resize);
-    if (pp->crop)
-        cJSON_AddNumberToObject(o, "crop", pp->crop);
-    if (pp->scale255)
-        cJSON_AddBoolToObject(o, "scale255", 1);
-    if (pp->nnorm) {
-        cJSON *m = cJSON_AddArrayToObject(o, "mean"), *s = cJSON_AddArrayToObject(o, "std");
-        for (int i = 0; i < pp->nnorm; i++) {
-            cJSON_AddItemToArray(m, cJSON_CreateNumber(pp->mean[i]));
-            cJSON_AddItemToArray(s, cJSON_CreateNumber(pp->std[i]));
-        }
-    }
-    return o;
 }
 
 /* ---- Architectures ------------------------------------------------------------------ */
@@ -165,18 +93,20 @@ static int parse_layer(const cJSON *j, const char *ptr, vv_layer *l, char *field
 {
     memset(l, 0, sizeof *l);
     if (!cJSON_IsObject(j))
-        return bad(field, fsz, VV_ETYPE, ptr, "a layer must be an object with a \"type\"");
+        return spec_bad(field, fsz, VV_ETYPE, ptr, "a layer must be an object with a \"type\"");
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "type");
     char p[256];
     snprintf(p, sizeof p, "%.200s/type", ptr);
     if (!cJSON_IsString(t))
-        return bad(field, fsz, t ? VV_ETYPE : VV_EMISSING, p, "a layer type string is required");
+        return spec_bad(field, fsz, t ? VV_ETYPE : VV_EMISSING, p,
+                        "a layer type string is required");
     l->type = vv_layer_type_from_name(t->valuestring);
     if (!l->type)
-        return bad(field, fsz, VV_EINVAL, p,
-                   "unknown layer type '%.64s' (conv2d, batchnorm2d, relu, maxpool2d, avgpool2d, "
-                   "adaptive_avgpool2d, flatten, linear, dropout)",
-                   t->valuestring);
+        return spec_bad(
+            field, fsz, VV_EINVAL, p,
+            "unknown layer type '%.64s' (conv2d, batchnorm2d, relu, maxpool2d, avgpool2d, "
+            "adaptive_avgpool2d, flatten, linear, dropout)",
+            t->valuestring);
     static const char *const conv[] = {"type",         "name",        "in_channels",
                                        "out_channels", "kernel_size", "stride",
                                        "padding",      "bias",        NULL};
@@ -193,28 +123,28 @@ static int parse_layer(const cJSON *j, const char *ptr, vv_layer *l, char *field
     case VV_LAYER_CONV2D:
         allowed = conv;
         l->stride = 1;
-        rc |= opt_int(j, "in_channels", ptr, 1, big, &l->in_ch, field, fsz);
+        rc |= spec_opt_int(j, "in_channels", ptr, 1, big, &l->in_ch, field, fsz);
         if (rc == 0)
-            rc = opt_int(j, "out_channels", ptr, 1, big, &l->out_ch, field, fsz);
+            rc = spec_opt_int(j, "out_channels", ptr, 1, big, &l->out_ch, field, fsz);
         if (rc == 0)
-            rc = opt_int(j, "kernel_size", ptr, 1, 1024, &l->kernel, field, fsz);
+            rc = spec_opt_int(j, "kernel_size", ptr, 1, 1024, &l->kernel, field, fsz);
         if (rc == 0)
-            rc = opt_int(j, "stride", ptr, 1, 1024, &l->stride, field, fsz);
+            rc = spec_opt_int(j, "stride", ptr, 1, 1024, &l->stride, field, fsz);
         if (rc == 0)
-            rc = opt_int(j, "padding", ptr, 0, 1024, &l->pad, field, fsz);
+            rc = spec_opt_int(j, "padding", ptr, 0, 1024, &l->pad, field, fsz);
         if (rc == 0)
-            rc = opt_bool(j, "bias", ptr, &l->bias, field, fsz);
+            rc = spec_opt_bool(j, "bias", ptr, &l->bias, field, fsz);
         break;
     case VV_LAYER_BATCHNORM2D:
         allowed = bn;
         l->eps = 1e-5f;
-        rc = opt_int(j, "num_features", ptr, 1, big, &l->in_ch, field, fsz);
+        rc = spec_opt_int(j, "num_features", ptr, 1, big, &l->in_ch, field, fsz);
         l->out_ch = l->in_ch;
         if (rc == 0 && cJSON_GetObjectItemCaseSensitive(j, "eps")) {
             const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "eps");
             snprintf(p, sizeof p, "%.200s/eps", ptr);
             if (!cJSON_IsNumber(e) || !(e->valuedouble > 0))
-                rc = bad(field, fsz, VV_EINVAL, p, "must be a number > 0");
+                rc = spec_bad(field, fsz, VV_EINVAL, p, "must be a number > 0");
             else
                 l->eps = (float)e->valuedouble;
         }
@@ -222,11 +152,11 @@ static int parse_layer(const cJSON *j, const char *ptr, vv_layer *l, char *field
     case VV_LAYER_MAXPOOL2D:
     case VV_LAYER_AVGPOOL2D:
         allowed = pool;
-        rc = opt_int(j, "kernel_size", ptr, 1, 1024, &l->kernel, field, fsz);
+        rc = spec_opt_int(j, "kernel_size", ptr, 1, 1024, &l->kernel, field, fsz);
         if (rc == 0)
-            rc = opt_int(j, "stride", ptr, 1, 1024, &l->stride, field, fsz);
+            rc = spec_opt_int(j, "stride", ptr, 1, 1024, &l->stride, field, fsz);
         if (rc == 0)
-            rc = opt_int(j, "padding", ptr, 0, 512, &l->pad, field, fsz);
+            rc = spec_opt_int(j, "padding", ptr, 0, 512, &l->pad, field, fsz);
         break;
     case VV_LAYER_ADAPTIVE_AVGPOOL2D: {
         allowed = apool;
@@ -240,19 +170,19 @@ static int parse_layer(const cJSON *j, const char *ptr, vv_layer *l, char *field
             l->out_h = (int)cJSON_GetArrayItem(o, 0)->valuedouble;
             l->out_w = (int)cJSON_GetArrayItem(o, 1)->valuedouble;
         } else
-            rc = bad(field, fsz, o ? VV_ETYPE : VV_EMISSING, p,
-                     "must be an integer or [height, width]");
+            rc = spec_bad(field, fsz, o ? VV_ETYPE : VV_EMISSING, p,
+                          "must be an integer or [height, width]");
         if (rc == 0 && (l->out_h < 1 || l->out_w < 1 || l->out_h > 4096 || l->out_w > 4096))
-            rc = bad(field, fsz, VV_EINVAL, p, "sizes must be in [1, 4096]");
+            rc = spec_bad(field, fsz, VV_EINVAL, p, "sizes must be in [1, 4096]");
         break;
     }
     case VV_LAYER_LINEAR:
         allowed = lin;
-        rc = opt_int(j, "in_features", ptr, 1, big, &l->in_ch, field, fsz);
+        rc = spec_opt_int(j, "in_features", ptr, 1, big, &l->in_ch, field, fsz);
         if (rc == 0)
-            rc = opt_int(j, "out_features", ptr, 1, big, &l->out_ch, field, fsz);
+            rc = spec_opt_int(j, "out_features", ptr, 1, big, &l->out_ch, field, fsz);
         if (rc == 0)
-            rc = opt_bool(j, "bias", ptr, &l->bias, field, fsz);
+            rc = spec_opt_bool(j, "bias", ptr, &l->bias, field, fsz);
         break;
     case VV_LAYER_DROPOUT: {
         allowed = drop;
@@ -260,7 +190,7 @@ static int parse_layer(const cJSON *j, const char *ptr, vv_layer *l, char *field
         const cJSON *o = cJSON_GetObjectItemCaseSensitive(j, "p");
         snprintf(p, sizeof p, "%.200s/p", ptr);
         if (o && (!cJSON_IsNumber(o) || o->valuedouble < 0 || o->valuedouble >= 1))
-            rc = bad(field, fsz, VV_EINVAL, p, "must be a number in [0, 1)");
+            rc = spec_bad(field, fsz, VV_EINVAL, p, "must be a number in [0, 1)");
         else if (o)
             l->p = (float)o->valuedouble;
         break;
@@ -270,7 +200,7 @@ static int parse_layer(const cJSON *j, const char *ptr, vv_layer *l, char *field
     }
     if (rc < 0)
         return rc;
-    if ((rc = only(j, ptr, allowed, field, fsz)) < 0)
+    if ((rc = spec_only(j, ptr, allowed, field, fsz)) < 0)
         return rc;
     static const char *const req_conv[] = {"name", "in_channels", "out_channels", "kernel_size",
                                            NULL};
@@ -286,15 +216,16 @@ static int parse_layer(const cJSON *j, const char *ptr, vv_layer *l, char *field
     for (int i = 0; req && req[i]; i++)
         if (!cJSON_GetObjectItemCaseSensitive(j, req[i])) {
             snprintf(p, sizeof p, "%.200s/%s", ptr, req[i]);
-            return bad(field, fsz, VV_EMISSING, p, "is required for a %s layer",
-                       vv_layer_type_name(l->type));
+            return spec_bad(field, fsz, VV_EMISSING, p, "is required for a %s layer",
+                            vv_layer_type_name(l->type));
         }
     const cJSON *nm = cJSON_GetObjectItemCaseSensitive(j, "name");
     if (nm) {
         snprintf(p, sizeof p, "%.200s/name", ptr);
         if (!cJSON_IsString(nm) || !nm->valuestring[0] || strlen(nm->valuestring) >= sizeof l->name)
-            return bad(field, fsz, VV_ETYPE, p, "must be a non-empty string of at most %d bytes",
-                       (int)sizeof l->name - 1);
+            return spec_bad(field, fsz, VV_ETYPE, p,
+                            "must be a non-empty string of at most %d bytes",
+                            (int)sizeof l->name - 1);
         snprintf(l->name, sizeof l->name, "%s", nm->valuestring);
     }
     return 0;
@@ -304,14 +235,14 @@ static int input_shape(const cJSON *j, const char *ptr, int *c, int *h, int *w, 
                        size_t fsz)
 {
     if (!cJSON_IsArray(j) || cJSON_GetArraySize(j) != 3)
-        return bad(field, fsz, j ? VV_ETYPE : VV_EMISSING, ptr,
-                   "must be [channels, height, width]");
+        return spec_bad(field, fsz, j ? VV_ETYPE : VV_EMISSING, ptr,
+                        "must be [channels, height, width]");
     int v[3];
     for (int i = 0; i < 3; i++) {
         const cJSON *x = cJSON_GetArrayItem(j, i);
         if (!cJSON_IsNumber(x) || x->valuedouble < 1 || x->valuedouble > 16384 ||
             x->valuedouble != floor(x->valuedouble))
-            return bad(field, fsz, VV_EINVAL, ptr, "sizes must be integers in [1, 16384]");
+            return spec_bad(field, fsz, VV_EINVAL, ptr, "sizes must be integers in [1, 16384]");
         v[i] = (int)x->valuedouble;
     }
     *c = v[0];
@@ -329,8 +260,9 @@ static int build(const cJSON *a, const char *ptr, vv_model *m, vv_preprocess *pp
     if (pp)
         memset(pp, 0, sizeof *pp);
     if (!cJSON_IsObject(a))
-        return bad(field, fsz, VV_ETYPE, ptr,
-                   "an architecture must be an object: {\"arch\": ...} or {\"input\", \"layers\"}");
+        return spec_bad(
+            field, fsz, VV_ETYPE, ptr,
+            "an architecture must be an object: {\"arch\": ...} or {\"input\", \"layers\"}");
     const cJSON *pre = cJSON_GetObjectItemCaseSensitive(a, "preprocess");
     int rc = 0;
     if (pre) {
@@ -343,14 +275,14 @@ static int build(const cJSON *a, const char *ptr, vv_model *m, vv_preprocess *pp
     if (arch) {
         static const char *const allowed[] = {"arch",  "width_div",  "classes", "input",
                                               "sizes", "preprocess", NULL};
-        if ((rc = only(a, ptr, allowed, field, fsz)) < 0)
+        if ((rc = spec_only(a, ptr, allowed, field, fsz)) < 0)
             return rc;
         snprintf(p, sizeof p, "%.200s/arch", ptr);
         if (!cJSON_IsString(arch))
-            return bad(field, fsz, VV_ETYPE, p, "must be a string");
+            return spec_bad(field, fsz, VV_ETYPE, p, "must be a string");
         int div = 1, classes = 10;
-        if ((rc = opt_int(a, "width_div", ptr, 1, 64, &div, field, fsz)) < 0 ||
-            (rc = opt_int(a, "classes", ptr, 2, 100000, &classes, field, fsz)) < 0)
+        if ((rc = spec_opt_int(a, "width_div", ptr, 1, 64, &div, field, fsz)) < 0 ||
+            (rc = spec_opt_int(a, "classes", ptr, 2, 100000, &classes, field, fsz)) < 0)
             return rc;
         const char *name = arch->valuestring;
         int is_mlp = !strcmp(name, "mlp");
@@ -358,12 +290,12 @@ static int build(const cJSON *a, const char *ptr, vv_model *m, vv_preprocess *pp
                         cJSON_GetObjectItemCaseSensitive(a, "input"))) {
             snprintf(p, sizeof p, "%.200s/%s", ptr,
                      cJSON_GetObjectItemCaseSensitive(a, "sizes") ? "sizes" : "input");
-            return bad(field, fsz, VV_EINVAL, p, "only applies to arch mlp");
+            return spec_bad(field, fsz, VV_EINVAL, p, "only applies to arch mlp");
         }
         if (!strcmp(name, "vgg19_cifar") || !strcmp(name, "alexnet_cifar64")) {
             if (64 % div) {
                 snprintf(p, sizeof p, "%.200s/width_div", ptr);
-                return bad(field, fsz, VV_EINVAL, p, "must divide 64, got %d", div);
+                return spec_bad(field, fsz, VV_EINVAL, p, "must divide 64, got %d", div);
             }
             rc = name[0] == 'v' ? vv_model_vgg19_cifar(m, div, classes)
                                 : vv_model_alexnet_cifar64(m, div, classes);
@@ -372,20 +304,23 @@ static int build(const cJSON *a, const char *ptr, vv_model *m, vv_preprocess *pp
                 cJSON_GetObjectItemCaseSensitive(a, "classes")) {
                 snprintf(p, sizeof p, "%.200s/%s", ptr,
                          cJSON_GetObjectItemCaseSensitive(a, "classes") ? "classes" : "width_div");
-                return bad(field, fsz, VV_EINVAL, p,
-                           "does not apply to arch mlp (give sizes: [in, hidden..., classes])");
+                return spec_bad(
+                    field, fsz, VV_EINVAL, p,
+                    "does not apply to arch mlp (give sizes: [in, hidden..., classes])");
             }
             const cJSON *sz = cJSON_GetObjectItemCaseSensitive(a, "sizes");
             snprintf(p, sizeof p, "%.200s/sizes", ptr);
             int n = cJSON_GetArraySize(sz), sizes[64];
             if (!cJSON_IsArray(sz) || n < 2 || n > 64)
-                return bad(field, fsz, sz ? VV_ETYPE : VV_EMISSING, p,
-                           "must be an array of 2 to 64 layer widths [in, hidden..., classes]");
+                return spec_bad(
+                    field, fsz, sz ? VV_ETYPE : VV_EMISSING, p,
+                    "must be an array of 2 to 64 layer widths [in, hidden..., classes]");
             for (int i = 0; i < n; i++) {
                 const cJSON *x = cJSON_GetArrayItem(sz, i);
                 if (!cJSON_IsNumber(x) || x->valuedouble < 1 || x->valuedouble > (1 << 20) ||
                     x->valuedouble != floor(x->valuedouble))
-                    return bad(field, fsz, VV_EINVAL, p, "widths must be integers in [1, 2^20]");
+                    return spec_bad(field, fsz, VV_EINVAL, p,
+                                    "widths must be integers in [1, 2^20]");
                 sizes[i] = (int)x->valuedouble;
             }
             int c = 1, h = 1, w = sizes[0];
@@ -394,19 +329,21 @@ static int build(const cJSON *a, const char *ptr, vv_model *m, vv_preprocess *pp
             if (in && (rc = input_shape(in, p, &c, &h, &w, field, fsz)) < 0)
                 return rc;
             if ((int64_t)c * h * w != sizes[0])
-                return bad(field, fsz, VV_ESHAPE, p, "%dx%dx%d = %lld values but sizes[0] is %d", c,
-                           h, w, (long long)c * h * w, sizes[0]);
+                return spec_bad(field, fsz, VV_ESHAPE, p,
+                                "%dx%dx%d = %lld values but sizes[0] is %d", c, h, w,
+                                (long long)c * h * w, sizes[0]);
             rc = vv_model_mlp(m, c, h, w, sizes, n);
         } else {
-            return bad(field, fsz, VV_EINVAL, p,
-                       "unknown architecture '%.64s' (vgg19_cifar, alexnet_cifar64, mlp)", name);
+            return spec_bad(field, fsz, VV_EINVAL, p,
+                            "unknown architecture '%.64s' (vgg19_cifar, alexnet_cifar64, mlp)",
+                            name);
         }
         if (rc < 0)
-            return bad(field, fsz, rc, ptr, "%s", vv_err_detail());
+            return spec_bad(field, fsz, rc, ptr, "%s", vv_err_detail());
         return 0; /* the zoo returns finished models */
     }
     static const char *const allowed[] = {"input", "layers", "preprocess", NULL};
-    if ((rc = only(a, ptr, allowed, field, fsz)) < 0)
+    if ((rc = spec_only(a, ptr, allowed, field, fsz)) < 0)
         return rc;
     int c, h, w;
     snprintf(p, sizeof p, "%.200s/input", ptr);
@@ -416,8 +353,8 @@ static int build(const cJSON *a, const char *ptr, vv_model *m, vv_preprocess *pp
     const cJSON *layers = cJSON_GetObjectItemCaseSensitive(a, "layers");
     snprintf(p, sizeof p, "%.200s/layers", ptr);
     if (!cJSON_IsArray(layers) || cJSON_GetArraySize(layers) < 1)
-        return bad(field, fsz, layers ? VV_ETYPE : VV_EMISSING, p,
-                   "must be a non-empty array of layers");
+        return spec_bad(field, fsz, layers ? VV_ETYPE : VV_EMISSING, p,
+                        "must be a non-empty array of layers");
     vv_model_init(m, c, h, w);
     int i = 0;
     for (const cJSON *l = layers->child; l; l = l->next, i++) {
@@ -442,7 +379,7 @@ static int build(const cJSON *a, const char *ptr, vv_model *m, vv_preprocess *pp
             snprintf(p, sizeof p, "%.200s/layers/%d", ptr, at);
         else
             snprintf(p, sizeof p, "%.200s/layers", ptr);
-        rc = bad(field, fsz, rc, p, "%s", d);
+        rc = spec_bad(field, fsz, rc, p, "%s", d);
         vv_model_free(m);
     }
     return rc;
@@ -540,17 +477,17 @@ int model_ref_parse(const cJSON *j, const char *ptr, model_ref *r, char *field, 
     char p[256];
     if (cJSON_IsString(j)) {
         if (!j->valuestring[0] || strlen(j->valuestring) > 64)
-            return bad(field, fsz, VV_EINVAL, ptr, "a model name has 1 to 64 characters");
+            return spec_bad(field, fsz, VV_EINVAL, ptr, "a model name has 1 to 64 characters");
         r->resident = strdup(j->valuestring);
         return r->resident ? 0 : vv_fail(VV_ENOMEM, "out of memory");
     }
     if (!cJSON_IsObject(j))
-        return bad(field, fsz, j ? VV_ETYPE : VV_EMISSING, ptr,
-                   "must be a resident model's name or an object {\"arch\" | \"spec\", "
-                   "\"weights\"}");
+        return spec_bad(field, fsz, j ? VV_ETYPE : VV_EMISSING, ptr,
+                        "must be a resident model's name or an object {\"arch\" | \"spec\", "
+                        "\"weights\"}");
     static const char *const allowed[] = {"arch", "width_div", "classes", "input",      "sizes",
                                           "spec", "weights",   "seed",    "preprocess", NULL};
-    int rc = only(j, ptr, allowed, field, fsz);
+    int rc = spec_only(j, ptr, allowed, field, fsz);
     if (rc < 0)
         return rc;
     const cJSON *spec = cJSON_GetObjectItemCaseSensitive(j, "spec");
@@ -559,12 +496,12 @@ int model_ref_parse(const cJSON *j, const char *ptr, model_ref *r, char *field, 
     const cJSON *seed = cJSON_GetObjectItemCaseSensitive(j, "seed");
     const cJSON *pre = cJSON_GetObjectItemCaseSensitive(j, "preprocess");
     if (!spec == !arch)
-        return bad(field, fsz, spec ? VV_EINVAL : VV_EMISSING, ptr,
-                   "give exactly one of arch (a built-in architecture) or spec");
+        return spec_bad(field, fsz, spec ? VV_EINVAL : VV_EMISSING, ptr,
+                        "give exactly one of arch (a built-in architecture) or spec");
     if (w) {
         snprintf(p, sizeof p, "%.200s/weights", ptr);
         if (!cJSON_IsString(w) || !w->valuestring[0])
-            return bad(field, fsz, VV_ETYPE, p, "must be the path of a .safetensors file");
+            return spec_bad(field, fsz, VV_ETYPE, p, "must be the path of a .safetensors file");
         if (!(r->weights = strdup(w->valuestring)))
             return vv_fail(VV_ENOMEM, "out of memory");
     }
@@ -572,7 +509,7 @@ int model_ref_parse(const cJSON *j, const char *ptr, model_ref *r, char *field, 
         snprintf(p, sizeof p, "%.200s/seed", ptr);
         if (!cJSON_IsNumber(seed) || seed->valuedouble < 0 ||
             seed->valuedouble != floor(seed->valuedouble) || seed->valuedouble > 9007199254740992.0)
-            return bad(field, fsz, VV_EINVAL, p, "must be a non-negative integer");
+            return spec_bad(field, fsz, VV_EINVAL, p, "must be a non-negative integer");
         r->seed = (uint64_t)seed->valuedouble;
     }
     if (arch) {
@@ -580,14 +517,14 @@ int model_ref_parse(const cJSON *j, const char *ptr, model_ref *r, char *field, 
         cJSON_DeleteItemFromObjectCaseSensitive(r->arch, "weights");
         cJSON_DeleteItemFromObjectCaseSensitive(r->arch, "seed");
     } else {
-        static const char *const spec_only[] = {"spec", "weights", "seed", "preprocess", NULL};
-        if ((rc = only(j, ptr, spec_only, field, fsz)) < 0)
+        static const char *const spec_fields_only[] = {"spec", "weights", "seed", "preprocess", NULL};
+        if ((rc = spec_only(j, ptr, spec_fields_only, field, fsz)) < 0)
             return rc;
         snprintf(p, sizeof p, "%.200s/spec", ptr);
         if (cJSON_IsString(spec)) {
             /* Read by model_ref_resolve, once the path has been checked. */
             if (!spec->valuestring[0])
-                return bad(field, fsz, VV_EINVAL, p, "must be a .json path");
+                return spec_bad(field, fsz, VV_EINVAL, p, "must be a .json path");
             if (!(r->spec_path = strdup(spec->valuestring)) ||
                 (pre && !(r->spec_pre = cJSON_Duplicate(pre, 1))))
                 return vv_fail(VV_ENOMEM, "out of memory");
@@ -596,7 +533,8 @@ int model_ref_parse(const cJSON *j, const char *ptr, model_ref *r, char *field, 
         } else if (cJSON_IsObject(spec)) {
             r->arch = cJSON_Duplicate(spec, 1);
         } else {
-            return bad(field, fsz, VV_ETYPE, p, "must be an architecture object or a .json path");
+            return spec_bad(field, fsz, VV_ETYPE, p,
+                            "must be an architecture object or a .json path");
         }
         if (pre) {
             cJSON_DeleteItemFromObjectCaseSensitive(r->arch, "preprocess");
@@ -619,12 +557,12 @@ int model_ref_resolve(model_ref *r, char *field, size_t fsz)
     size_t len = 0;
     char *txt = read_text(r->spec_path, &len);
     if (!txt)
-        return bad(field, fsz, VV_ENOFILE, r->spec_ptr, "cannot read the spec file %s",
-                   r->spec_path);
+        return spec_bad(field, fsz, VV_ENOFILE, r->spec_ptr, "cannot read the spec file %s",
+                        r->spec_path);
     r->arch = cJSON_ParseWithLength(txt, len);
     free(txt);
     if (!r->arch)
-        return bad(field, fsz, VV_EJSON, r->spec_ptr, "%s is not valid JSON", r->spec_path);
+        return spec_bad(field, fsz, VV_EJSON, r->spec_ptr, "%s is not valid JSON", r->spec_path);
     if (r->spec_pre) {
         cJSON_DeleteItemFromObjectCaseSensitive(r->arch, "preprocess");
         cJSON_AddItemToObject(r->arch, "preprocess", cJSON_Duplicate(r->spec_pre, 1));
@@ -668,198 +606,4 @@ int model_ref_load(model_ref *r, const char *ptr, vv_model *m, vv_preprocess *pp
         vv_model_init_params(m, r->seed);
     }
     return rc;
-}
-
-/* ---- Data sets ----------------------------------------------------------------------- */
-
-const char *data_fashion_mnist_dir(void)
-{
-    const char *d = getenv("VV_FASHION_MNIST_DIR");
-    return d && d[0] ? d : "/usr/share/datasets/fashion-mnist";
-}
-
-static int split(const cJSON *o, const char *ptr, char **images, char **labels, char *field,
-                 size_t fsz)
-{
-    static const char *const allowed[] = {"images", "labels", NULL};
-    if (!cJSON_IsObject(o))
-        return bad(field, fsz, VV_ETYPE, ptr, "must be an object {\"images\", \"labels\"}");
-    int rc = only(o, ptr, allowed, field, fsz);
-    if (rc < 0)
-        return rc;
-    const char *keys[] = {"images", "labels"};
-    char **outs[] = {images, labels};
-    for (int i = 0; i < 2; i++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, keys[i]);
-        char p[256];
-        snprintf(p, sizeof p, "%.200s/%s", ptr, keys[i]);
-        if (!cJSON_IsString(v) || !v->valuestring[0])
-            return bad(field, fsz, v ? VV_ETYPE : VV_EMISSING, p, "a file path is required");
-        if (!(*outs[i] = strdup(v->valuestring)))
-            return vv_fail(VV_ENOMEM, "out of memory");
-    }
-    return 0;
-}
-
-static int set_fashion(data_spec *d)
-{
-    const char *dir = data_fashion_mnist_dir();
-    const char *names[] = {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                           "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"};
-    char **outs[] = {&d->train_images, &d->train_labels, &d->test_images, &d->test_labels};
-    d->format = DATA_IDX;
-    for (int i = 0; i < 4; i++) {
-        char buf[4096];
-        snprintf(buf, sizeof buf, "%s/%s", dir, names[i]);
-        if (!(*outs[i] = strdup(buf)))
-            return vv_fail(VV_ENOMEM, "out of memory");
-    }
-    return 0;
-}
-
-static int opt_count(const cJSON *o, const char *key, const char *ptr, int64_t *out, char *field,
-                     size_t fsz)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!v)
-        return 0;
-    char p[256];
-    snprintf(p, sizeof p, "%.200s/%s", ptr, key);
-    if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble > 1e12 ||
-        v->valuedouble != floor(v->valuedouble))
-        return bad(field, fsz, VV_EINVAL, p, "must be a positive integer");
-    *out = (int64_t)v->valuedouble;
-    return 0;
-}
-
-int data_spec_parse(const cJSON *j, const char *ptr, data_spec *d, char *field, size_t fsz)
-{
-    memset(d, 0, sizeof *d);
-    if (cJSON_IsString(j)) {
-        if (strcmp(j->valuestring, "fashion-mnist"))
-            return bad(field, fsz, VV_EINVAL, ptr,
-                       "unknown data set '%.64s' (the built-in one is fashion-mnist; others are "
-                       "objects {\"format\": \"idx\" | \"cifar10\" | \"npy\", ...})",
-                       j->valuestring);
-        return set_fashion(d);
-    }
-    if (!cJSON_IsObject(j))
-        return bad(field, fsz, j ? VV_ETYPE : VV_EMISSING, ptr,
-                   "must be \"fashion-mnist\" or an object {\"format\", ...}");
-    static const char *const allowed[] = {"format",     "train",     "test",     "dir",
-                                          "preprocess", "max_train", "max_test", NULL};
-    int rc = only(j, ptr, allowed, field, fsz);
-    if (rc < 0)
-        return rc;
-    const cJSON *f = cJSON_GetObjectItemCaseSensitive(j, "format");
-    char p[256];
-    snprintf(p, sizeof p, "%.200s/format", ptr);
-    if (!cJSON_IsString(f))
-        return bad(field, fsz, f ? VV_ETYPE : VV_EMISSING, p,
-                   "must be one of fashion-mnist, idx, cifar10, npy");
-    const cJSON *train = cJSON_GetObjectItemCaseSensitive(j, "train"),
-                *test = cJSON_GetObjectItemCaseSensitive(j, "test"),
-                *dir = cJSON_GetObjectItemCaseSensitive(j, "dir");
-    if (!strcmp(f->valuestring, "fashion-mnist")) {
-        if (train || test || dir) {
-            snprintf(p, sizeof p, "%.200s/%s", ptr, train ? "train" : test ? "test" : "dir");
-            return bad(field, fsz, VV_EINVAL, p, "does not apply to the built-in fashion-mnist");
-        }
-        rc = set_fashion(d);
-    } else if (!strcmp(f->valuestring, "idx") || !strcmp(f->valuestring, "npy")) {
-        d->format = f->valuestring[0] == 'i' ? DATA_IDX : DATA_NPY;
-        if (dir) {
-            snprintf(p, sizeof p, "%.200s/dir", ptr);
-            return bad(field, fsz, VV_EINVAL, p, "only applies to format cifar10");
-        }
-        snprintf(p, sizeof p, "%.200s/train", ptr);
-        if (!train)
-            return bad(field, fsz, VV_EMISSING, p, "is required: {\"images\", \"labels\"}");
-        rc = split(train, p, &d->train_images, &d->train_labels, field, fsz);
-        if (rc == 0 && test) {
-            snprintf(p, sizeof p, "%.200s/test", ptr);
-            rc = split(test, p, &d->test_images, &d->test_labels, field, fsz);
-        }
-    } else if (!strcmp(f->valuestring, "cifar10")) {
-        d->format = DATA_CIFAR10;
-        snprintf(p, sizeof p, "%.200s/dir", ptr);
-        if (!cJSON_IsString(dir) || !dir->valuestring[0])
-            return bad(field, fsz, dir ? VV_ETYPE : VV_EMISSING, p,
-                       "the folder of data_batch_1..5.bin and test_batch.bin is required");
-        if (train || test) {
-            snprintf(p, sizeof p, "%.200s/%s", ptr, train ? "train" : "test");
-            return bad(field, fsz, VV_EINVAL, p, "does not apply to format cifar10 (give dir)");
-        }
-        if (!(d->dir = strdup(dir->valuestring)))
-            return vv_fail(VV_ENOMEM, "out of memory");
-    } else {
-        return bad(field, fsz, VV_EINVAL, p,
-                   "unknown format '%.64s' (fashion-mnist, idx, cifar10, npy)", f->valuestring);
-    }
-    if (rc < 0)
-        return rc;
-    const cJSON *pre = cJSON_GetObjectItemCaseSensitive(j, "preprocess");
-    if (pre) {
-        snprintf(p, sizeof p, "%.200s/preprocess", ptr);
-        if ((rc = preprocess_parse(pre, p, &d->pp, field, fsz)) < 0)
-            return rc;
-        d->has_pp = 1;
-    }
-    if ((rc = opt_count(j, "max_train", ptr, &d->max_train, field, fsz)) < 0)
-        return rc;
-    return opt_count(j, "max_test", ptr, &d->max_test, field, fsz);
-}
-
-void data_spec_free(data_spec *d)
-{
-    if (!d)
-        return;
-    free(d->train_images);
-    free(d->train_labels);
-    free(d->test_images);
-    free(d->test_labels);
-    free(d->dir);
-    memset(d, 0, sizeof *d);
-}
-
-int data_open(const data_spec *d, int test, vv_dataset **out, char *field, size_t fsz)
-{
-    *out = NULL;
-    int rc = 0;
-    const char *img = test ? d->test_images : d->train_images;
-    const char *lab = test ? d->test_labels : d->train_labels;
-    if (d->format == DATA_CIFAR10) {
-        char paths[5][4200];
-        const char *ps[5];
-        int n = test ? 1 : 5;
-        for (int i = 0; i < n; i++) {
-            if (test)
-                snprintf(paths[i], sizeof paths[i], "%s/test_batch.bin", d->dir);
-            else
-                snprintf(paths[i], sizeof paths[i], "%s/data_batch_%d.bin", d->dir, i + 1);
-            ps[i] = paths[i];
-        }
-        rc = vv_dataset_open_cifar10(ps, n, out);
-        if (rc < 0 && field && fsz)
-            snprintf(field, fsz, "/data/dir");
-        return rc;
-    }
-    if (!img)
-        return 0;
-    rc = d->format == DATA_IDX ? vv_dataset_open_idx(img, lab, out)
-                               : vv_dataset_open_npy(img, lab, out);
-    if (rc < 0 && field && fsz)
-        snprintf(field, fsz, "/data/%s/%s", test ? "test" : "train",
-                 strstr(vv_err_detail(), lab) ? "labels" : "images");
-    return rc;
-}
-
-int data_paths(const data_spec *d, const char **paths, int max)
-{
-    int n = 0;
-    const char *all[] = {d->train_images, d->train_labels, d->test_images, d->test_labels, d->dir};
-    for (int i = 0; i < 5 && n < max; i++)
-        if (all[i])
-            paths[n++] = all[i];
-    return n;
 }

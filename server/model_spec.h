@@ -47,16 +47,15 @@ int model_build(const cJSON *arch, const char *ptr, vv_model *m, vv_preprocess *
 
 /* Builds and loads (or initialises) the model of a parsed reference
  * (resolving a spec file first). */
-int model_ref_load(model_ref *r, const char *ptr, vv_model *m, vv_preprocess *pp,
-                   char *field, size_t fsz);
+int model_ref_load(model_ref *r, const char *ptr, vv_model *m, vv_preprocess *pp, char *field,
+                   size_t fsz);
 
 /* The layers form of a model's architecture (with preprocess when pp is
  * not NULL): what an exported model's spec file holds. */
 cJSON *model_spec_export(const vv_model *m, const vv_preprocess *pp);
 
 /* Parses {"resize", "crop", "mean", "std", "scale255"} at ptr into *pp. */
-int preprocess_parse(const cJSON *j, const char *ptr, vv_preprocess *pp, char *field,
-                     size_t fsz);
+int preprocess_parse(const cJSON *j, const char *ptr, vv_preprocess *pp, char *field, size_t fsz);
 cJSON *preprocess_json(const vv_preprocess *pp);
 
 /* A data set as a job names it: "fashion-mnist", or {"format":
@@ -68,8 +67,8 @@ typedef enum { DATA_IDX = 1, DATA_CIFAR10, DATA_NPY } data_format;
 typedef struct data_spec {
     data_format format;
     char *train_images, *train_labels, *test_images, *test_labels; /* idx, npy */
-    char *dir;           /* cifar10: data_batch_1..5.bin, test_batch.bin */
-    int has_pp;          /* preprocess given (overrides the model's) */
+    char *dir;  /* cifar10: data_batch_1..5.bin, test_batch.bin */
+    int has_pp; /* preprocess given (overrides the model's) */
     vv_preprocess pp;
     int64_t max_train, max_test; /* 0: all */
 } data_spec;
@@ -88,5 +87,21 @@ int data_open(const data_spec *d, int test, vv_dataset **out, char *field, size_
 /* The paths a data spec reads (for the daemon's data-root checks and the
  * statistics cache key); writes up to max pointers, returns the count. */
 int data_paths(const data_spec *d, const char **paths, int max);
+
+/* ---- JSON helpers shared by model_spec.c and data_spec.c -------------------------- */
+
+/* Sets field to ptr and fails with err and "ptr: message". */
+int spec_bad(char *field, size_t fsz, int err, const char *ptr, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* Optional members of object o at ptr: an integer in [lo, hi], a boolean;
+ * absent keeps *out. */
+int spec_opt_i64(const cJSON *o, const char *key, const char *ptr, int64_t lo, int64_t hi,
+                 int64_t *out, char *field, size_t fsz);
+int spec_opt_int(const cJSON *o, const char *key, const char *ptr, int lo, int hi, int *out,
+                 char *field, size_t fsz);
+int spec_opt_bool(const cJSON *o, const char *key, const char *ptr, int *out, char *field,
+                  size_t fsz);
+/* Every member of o is one of allowed (NULL-ended) and appears once. */
+int spec_only(const cJSON *o, const char *ptr, const char *const *allowed, char *field, size_t fsz);
 
 #endif
