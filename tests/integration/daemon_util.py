@@ -426,3 +426,30 @@ class Daemon:
         self.kill9()
         if self.own_dir and not self.keep_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ---- `vvd run` -------------------------------------------------------------------
+
+
+def vvd_run(vvd, tmp, spec, name, env=None, timeout=900):
+    """Writes spec to tmp/name.json and runs it with `vvd run` into tmp/name:
+    (exit status, the last event line as JSON, every event as JSON)."""
+    path = os.path.join(tmp, name + ".json")
+    with open(path, "w") as f:
+        json.dump(spec, f)
+    e = dict(os.environ)
+    e.update(env or {})
+    out = subprocess.run([vvd, "run", path, "--out", os.path.join(tmp, name)],
+                         capture_output=True, text=True, timeout=timeout, env=e)
+    events = [json.loads(x) for x in out.stdout.strip().splitlines()]
+    return out.returncode, events[-1] if events else {}, events
+
+
+def expect_failure(t, vvd, tmp, spec, name, field, words):
+    """A TAP point: spec fails under `vvd run` with an error at field whose
+    detail holds every one of words."""
+    rc, r, _ = vvd_run(vvd, tmp, spec, name)
+    err = r.get("error", {})
+    return t.ok(rc != 0 and err.get("field") == field and
+                all(w in err.get("detail", "") for w in words),
+                "%s: field %s, detail names %s" % (name, field, words), json.dumps(err))

@@ -22,7 +22,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from daemon_util import Daemon, Tap  # noqa: E402
+from daemon_util import Daemon, Tap, expect_failure, vvd_run  # noqa: E402
 
 t = Tap()
 VVD, FIX = sys.argv[1], sys.argv[2]
@@ -39,14 +39,8 @@ def model(**kw):
     return m
 
 
-def run(tmp, spec, name):
-    path = os.path.join(tmp, name + ".json")
-    with open(path, "w") as f:
-        json.dump(spec, f)
-    out = subprocess.run([VVD, "run", path, "--out", os.path.join(tmp, name)],
-                         capture_output=True, text=True, timeout=600)
-    lines = out.stdout.strip().splitlines()
-    return out.returncode, json.loads(lines[-1]) if lines else {}, lines
+def run(tmp, spec, name, env=None):
+    return vvd_run(VVD, tmp, spec, name, env)
 
 
 # ---- Pure-Python readers and the reference forward pass -------------------------------
@@ -167,8 +161,7 @@ def main_cases(tmp):
     t.ok(0.5 < a["test_acc"] <= 1 and a["latency_ms"] > 0, "accuracy after %.4f (before %.4f)"
          % (a["test_acc"], b["test_acc"]))
     metric_keys = set()
-    for line in lines:
-        ev = json.loads(line)
+    for ev in lines:
         if ev.get("event") == "metric":
             metric_keys.update(ev)
     t.ok({"train_acc", "test_acc", "params", "macs", "latency_ms", "rel_gap"} <= metric_keys,
@@ -277,10 +270,7 @@ def other_formats(tmp):
 
 def bad_input(tmp):
     def expect(spec, name, field, words):
-        rc, r, lines = run(tmp, spec, name)
-        err = r.get("error", {})
-        t.ok(rc != 0 and err.get("field") == field and all(w in err.get("detail", "") for w in words),
-             "%s: field %s, detail names %s" % (name, field, words), json.dumps(err))
+        expect_failure(t, VVD, tmp, spec, name, field, words)
 
     base = {"kind": "compress", "model": model(), "layers": ["fc3"], "lambda_ratio": 0.1,
             "data": {"format": "fashion-mnist", "max_train": 500}}

@@ -20,7 +20,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from daemon_util import Daemon, Tap  # noqa: E402
+from daemon_util import Daemon, Tap, expect_failure, vvd_run  # noqa: E402
 
 t = Tap()
 VVD, FIX = sys.argv[1], sys.argv[2]
@@ -31,15 +31,7 @@ SMALL = {"arch": "mlp", "input": [1, 28, 28], "sizes": [784, 64, 10], "preproces
 
 
 def run(tmp, spec, name, env=None):
-    path = os.path.join(tmp, name + ".json")
-    with open(path, "w") as f:
-        json.dump(spec, f)
-    e = dict(os.environ)
-    e.update(env or {})
-    out = subprocess.run([VVD, "run", path, "--out", os.path.join(tmp, name)],
-                         capture_output=True, text=True, timeout=900, env=e)
-    lines = out.stdout.strip().splitlines()
-    return out.returncode, json.loads(lines[-1]) if lines else {}, [json.loads(x) for x in lines]
+    return vvd_run(VVD, tmp, spec, name, env)
 
 
 def small(**kw):
@@ -103,10 +95,7 @@ def vvd_run_cases(tmp):
              "epoch, and a changed recipe is not installed as the default" % rd.get("test_acc", 0))
 
     def expect(spec, name, field, words):
-        rc, r, _ = run(tmp, spec, name)
-        err = r.get("error", {})
-        t.ok(rc != 0 and err.get("field") == field and all(w in err.get("detail", "") for w in words),
-             "%s: field %s" % (name, field), json.dumps(err))
+        expect_failure(t, VVD, tmp, spec, name, field, words)
     # The paper's recipes run end to end on CIFAR-10 binary batches the test
     # writes (full-size networks, a few images, one epoch).
     if not QUICK:
