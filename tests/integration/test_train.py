@@ -15,7 +15,6 @@ Usage: test_train.py VVD FIXTURES_DIR
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
