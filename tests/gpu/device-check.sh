@@ -17,8 +17,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 B=${BUILD_GPU:-build-gpu-check}
 mkdir -p "$B"
-CUDA=${CUDA_HOME:-/usr/local/cuda}
-NVCC=$(command -v nvcc || echo "$CUDA/bin/nvcc")
+NVCC=/usr/local/cuda/bin/nvcc
+[ -x "$NVCC" ] || NVCC=$(command -v nvcc)
+CUDA=$(python3 gpu/cuda_root.py "$NVCC")
+[ -n "$CUDA" ] || { echo "device-check: no CUDA Toolkit with cublas_v2.h for $NVCC" >&2; exit 1; }
 echo "== machine"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 "$NVCC" --version | tail -1
