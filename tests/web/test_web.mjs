@@ -316,11 +316,27 @@ async function scenarioOpen(browser) {
     });
     await waitText(page, '#run-state', /RUNNING/);
     await shot(page, 'run-live');
-    await step('Run page: Stop ends the run: the state becomes STOPPED (user), and V.npy is offered', async () => {
+    await step('Run page: Stop ends the run: the state becomes STOPPED (user), V.npy is offered, and the reply to Stop (RUNNING, taken before the run stopped) arriving after the stream said STOPPED does not undo it', async () => {
+      // The reply to Stop is held back until the stream has said STOPPED, so
+      // the race a slow reply makes happens every time.
+      let release;
+      const released = new Promise((res) => { release = res; });
+      let replyState = null;
+      await page.route(`**/v1/runs/${long.id}/stop`, async (route) => {
+        const resp = await route.fetch();
+        replyState = (await resp.json()).state;
+        await released;
+        await route.fulfill({response: resp});
+      });
       await page.click('#stop-btn');
       await waitText(page, '#run-state', /STOPPED/);
       await waitText(page, '#run-reason', /user/);
       await page.locator('#run-artifacts a.artifact', {hasText: 'V.npy'}).waitFor();
+      release();
+      await page.waitForSelector('#stop-btn[data-reply]', {state: 'attached'});
+      await page.unroute(`**/v1/runs/${long.id}/stop`);
+      note(`the held reply to Stop said ${replyState}`);
+      if (!(await text(page, '#run-state')).includes('STOPPED')) throw new Error('the late reply moved the state back to ' + (await text(page, '#run-state')));
       const r = await d.req('GET', `/v1/runs/${long.id}`);
       if (r.json.state !== 'STOPPED' || r.json.stop_reason !== 'user') throw new Error('API: ' + r.text.slice(0, 300));
       if (!(await page.locator('#stop-btn').isHidden())) throw new Error('the Stop button is still shown');

@@ -89,6 +89,7 @@ export function mount(root, params, id) {
     stopBtn.textContent = 'Stopping…';
     try {
       const r = await api(`/v1/runs/${id}/stop`, {method: 'POST'});
+      stopBtn.dataset.reply = r.state; // the state the server reported when it took the request
       setRun(r);
     } catch (e) {
       stopBtn.disabled = false;
@@ -102,7 +103,16 @@ export function mount(root, params, id) {
     fill(errBox, h('div', {class: 'banner error'}, text));
   }
 
+  // A run's state only moves forward (QUEUED, RUNNING, then final), but the
+  // snapshots that report it race: the reply to Stop is taken before the run
+  // has stopped and may arrive after the stream said STOPPED. An older
+  // state never replaces a newer one.
+  const stateRank = (s) => (s === 'QUEUED' ? 0 : s === 'RUNNING' ? 1 : 2);
+  let shownState = null;
+
   function setState(state, stopReason) {
+    if (shownState !== null && stateRank(state) < stateRank(shownState)) return;
+    shownState = state;
     fill(badge, stateBadge(state));
     reason.textContent = stopReason ? `(${stopReason})` : '';
     const live = state === 'QUEUED' || state === 'RUNNING';
@@ -112,6 +122,7 @@ export function mount(root, params, id) {
   }
 
   function setRun(r) {
+    if (shownState !== null && stateRank(r.state) < stateRank(shownState)) return;
     run = r;
     setState(r.state, r.stop_reason);
     fill(meta,
