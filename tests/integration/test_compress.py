@@ -13,7 +13,6 @@ deleted neurons' columns zero).  Bad specs get clear errors naming the field.
 Usage: test_compress.py VVD FIXTURES_DIR
 """
 import json
-import math
 import os
 import shutil
 import struct
