@@ -31,7 +31,8 @@ import urllib.request
 VVCTL, VVD = sys.argv[1], sys.argv[2]
 QUICK = {"kind": "lasso", "generate": {"n": 2000, "k": 64, "d": 4, "seed": 1}, "lambda_ratio": 0.1}
 LONG = {"kind": "lasso", "generate": {"n": 20000, "k": 256, "d": 8, "seed": 3},
-        "lambda_ratio": 0.01, "solver": "adam_prox", "mu": 1e-6, "tol": 1e-12, "max_seconds": 120}
+        "lambda_ratio": 0.01, "solver": "adam_prox", "mu": 1e-6, "tol": 1e-12,
+        "max_iter": 1000000000, "max_seconds": 120}  # ends when stopped (or after 120 s)
 FINAL = ("FINISHED", "STOPPED", "FAILED", "CRASHED")
 
 # ---- TAP ----------------------------------------------------------------------

@@ -143,7 +143,7 @@ check "no spec is a usage error (2)" '[ $? = 2 ]'
 # 6. Ctrl-C stops at the next iteration and saves V.
 cat >long.json <<'J'
 {"kind": "lasso", "generate": {"n": 20000, "k": 256, "d": 8, "seed": 3}, "lambda_ratio": 0.01,
- "solver": "adam_prox", "mu": 1e-6, "tol": 1e-12, "max_seconds": 120}
+ "solver": "adam_prox", "mu": 1e-6, "tol": 1e-12, "max_iter": 1000000000, "max_seconds": 120}
 J
 "$VVD" run long.json --out out6 >ev6.ndjson 2>/dev/null &
 pid=$!

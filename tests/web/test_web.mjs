@@ -171,7 +171,7 @@ class Daemon {
 const quick = (seed = 1, ratio = 0.1) => ({kind: 'lasso', generate: {n: 2000, k: 64, d: 4, seed}, lambda_ratio: ratio, tol: 1e-8});
 // A run that cannot converge in the test's time: Adam-prox with a tiny step.
 const longRun = () => ({kind: 'lasso', generate: {n: 20000, k: 256, d: 8, seed: 3}, lambda_ratio: 0.01,
-  solver: 'adam_prox', mu: 1e-6, tol: 1e-12, max_seconds: 120});
+  solver: 'adam_prox', mu: 1e-6, tol: 1e-12, max_iter: 1e9, max_seconds: 120}); // ends when stopped
 
 // The compress result the daemon will produce (the kind is not ready yet).
 const COMPRESS_RUN = {
