@@ -104,8 +104,12 @@ static int cpu_dot(vv_backend *be, int64_t n, const double *x, const double *y, 
 static int cpu_axpby(vv_backend *be, int64_t n, double a, const double *x, double b, double *y)
 {
     (void)be;
-    for (int64_t i = 0; i < n; i++)
-        y[i] = a * x[i] + b * y[i];
+    if (b == 0)
+        for (int64_t i = 0; i < n; i++)
+            y[i] = a * x[i];
+    else
+        for (int64_t i = 0; i < n; i++)
+            y[i] = a * x[i] + b * y[i];
     return 0;
 }
 

@@ -99,6 +99,13 @@ void vv_gram_eval(const vv_stats *s, const double *W, const double *GW, double l
         if (mn > mmax)
             mmax = mn;
     }
+    vv_gram_eval_sums(s, lambda, wb, wgw, gn, mmax, active, e);
+}
+
+void vv_gram_eval_sums(const vv_stats *s, double lambda, double wb, double wgw, double gn,
+                       double mmax, int64_t active, vv_eval *e)
+{
+    double n = (double)s->n;
     double c = s->c;
     double r2 = c - 2 * wb + wgw;
     if (r2 < 0)
@@ -110,7 +117,7 @@ void vv_gram_eval(const vv_stats *s, const double *W, const double *GW, double l
     e->objective = primal;
     e->gap = gap;
     e->rel_gap = c > 0 ? gap / (c / (2 * n)) : (gap > 0 ? gap : 0);
-    e->mse = r2 / (n * (double)d);
+    e->mse = r2 / (n * (double)s->d);
     e->group_norm = gn;
     e->r2 = r2;
     e->dual_scale = sc;

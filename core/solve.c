@@ -92,15 +92,22 @@ int vv_lasso_solve(const vv_stats *s, const vv_lasso_opts *o, double *W, vv_lass
         return vv_fail(VV_EINVAL, "tol must be a non-negative finite number, got %g", o->tol);
     res->lambda = o->lambda;
     double t0 = vv_now();
+    /* On a device backend FISTA runs resident there; the sequential solvers
+     * (bcd, adam_prox) work on host memory, so they get the CPU backend. */
+    int device = o->be && o->be != vv_backend_cpu();
+    int resident = o->resident || device;
+    vv_lasso_opts host = *o;
+    if (device)
+        host.be = NULL;
     int rc;
     switch (o->solver) {
     case VV_SOLVER_FISTA:
-        rc = vv_solve_fista(s, o, W, res);
+        rc = resident ? vv_solve_fista_dev(s, o, W, res) : vv_solve_fista(s, o, W, res);
         break;
     case VV_SOLVER_ADAM_PROX:
         if (!(o->mu > 0) || !isfinite(o->mu))
             return vv_fail(VV_EINVAL, "mu must be a positive finite number, got %g", o->mu);
-        rc = vv_solve_adam(s, o, W, res);
+        rc = vv_solve_adam(s, &host, W, res);
         break;
     case VV_SOLVER_AUTO:
         /* Block coordinate descent updates one neuron at a time with
@@ -109,10 +116,13 @@ int vv_lasso_solve(const vv_stats *s, const vv_lasso_opts *o, double *W, vv_lass
          * default model's fc2 (K = D = 1024, lambda_ratio 0.002) FISTA took
          * 31 s and BCD 298 s to rel_gap 1e-6, while with D = 10 (its fc3, the
          * VGG-like problem) BCD is as fast or faster. */
-        rc = s->d >= VV_AUTO_FISTA_D ? vv_solve_fista(s, o, W, res) : vv_solve_bcd(s, o, W, res);
+        if (s->d < VV_AUTO_FISTA_D)
+            rc = vv_solve_bcd(s, &host, W, res);
+        else
+            rc = resident ? vv_solve_fista_dev(s, o, W, res) : vv_solve_fista(s, o, W, res);
         break;
     case VV_SOLVER_BCD:
-        rc = vv_solve_bcd(s, o, W, res);
+        rc = vv_solve_bcd(s, &host, W, res);
         break;
     default:
         return vv_fail(VV_EINVAL, "unknown solver %d", (int)o->solver);

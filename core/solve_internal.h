@@ -27,6 +27,9 @@ vv_stop_reason vv_progress_step(vv_progress *p, int64_t it, const vv_eval *e, in
 vv_stop_reason vv_progress_poll(vv_progress *p, int64_t it);
 
 int vv_solve_fista(const vv_stats *s, const vv_lasso_opts *o, double *W, vv_lasso_result *res);
+/* FISTA with G, Bt and the iterates in o->be's memory (solve_fista_dev.c). */
+int vv_solve_fista_dev(const vv_stats *s, const vv_lasso_opts *o, double *W,
+                       vv_lasso_result *res);
 int vv_solve_bcd(const vv_stats *s, const vv_lasso_opts *o, double *W, vv_lasso_result *res);
 int vv_solve_adam(const vv_stats *s, const vv_lasso_opts *o, double *W, vv_lasso_result *res);
 

@@ -56,12 +56,12 @@ extern "C" __global__ void vv_group_shrink(int64_t rows, int64_t cols, double *x
         atomicAdd(count, 1ull);
 }
 
-// y = a x + b y.
+// y = a x + b y; y is not read when b == 0.
 extern "C" __global__ void vv_axpby(int64_t n, double a, const double *x, double b, double *y)
 {
     for (int64_t i = blockIdx.x * (int64_t)BLOCK + threadIdx.x; i < n;
          i += (int64_t)gridDim.x * BLOCK)
-        y[i] = a * x[i] + b * y[i];
+        y[i] = b == 0 ? a * x[i] : a * x[i] + b * y[i];
 }
 
 // The unfolding of vv_backend_ops.im2col: one thread per element of col.

@@ -107,6 +107,13 @@ int main(void)
     for (int64_t i = 0; i < m * k; i++)
         ok &= X[i] == 2.0 * B[i] - A[i];
     CHECK(ok, "axpby");
+    for (int64_t i = 0; i < m * k; i++)
+        X[i] = NAN;
+    be->ops->axpby(be, m * k, -3.0, B, 0.0, X);
+    ok = 1;
+    for (int64_t i = 0; i < m * k; i++)
+        ok &= X[i] == -3.0 * B[i];
+    CHECK(ok, "axpby with b = 0 does not read y (NaN there): y = a x exactly");
     /* sgemm against the triple loop, every transpose. */
     {
         int64_t M = 7, N = 5, K = 9;

@@ -97,8 +97,10 @@ static void fixture_cases(cJSON *man)
             double lambda = cJSON_GetObjectItem(pt, "lambda")->valuedouble;
             double skobj = cJSON_GetObjectItem(pt, "objective")->valuedouble;
             int skact = cJSON_GetObjectItem(pt, "active")->valueint;
-            vv_solver solvers[] = {VV_SOLVER_FISTA, VV_SOLVER_BCD, VV_SOLVER_AUTO};
-            for (unsigned s = 0; s < 3; s++) {
+            /* The fourth is FISTA resident in a backend's memory (the device
+             * solver, here on the CPU backend). */
+            vv_solver solvers[] = {VV_SOLVER_FISTA, VV_SOLVER_BCD, VV_SOLVER_AUTO, VV_SOLVER_FISTA};
+            for (unsigned s = 0; s < 4; s++) {
                 vv_lasso_result res;
                 mlog ml = {.increasing = 1};
                 double *W = calloc((size_t)(st.k * st.d), sizeof *W);
@@ -111,8 +113,9 @@ static void fixture_cases(cJSON *man)
                 o.max_seconds = 60;
                 o.on_metric = on_metric;
                 o.ctx = &ml;
+                o.resident = s == 3;
                 int rc = vv_lasso_solve(&st, &o, W, &res);
-                const char *sn = vv_solver_name(solvers[s]);
+                const char *sn = s == 3 ? "fista resident" : vv_solver_name(solvers[s]);
                 CHECKF(rc == 0 && res.stop_reason == VV_STOP_CONVERGED,
                        "%s point %d %s: converged to rel_gap %.2g in %lld iterations", name, i, sn,
                        res.e.rel_gap, (long long)res.iterations);

@@ -39,7 +39,8 @@ typedef struct vv_backend_ops {
                         double eps, int64_t *active);
     /* *out = <x, y> over n entries. */
     int (*dot)(vv_backend *be, int64_t n, const double *x, const double *y, double *out);
-    /* y = a x + b y over n entries. */
+    /* y = a x + b y over n entries; when b == 0, y is not read (as BLAS's beta),
+     * so axpby(n, 1, x, 0, y) copies x into y whatever y held. */
     int (*axpby)(vv_backend *be, int64_t n, double a, const double *x, double b, double *y);
     /* The model runtime (float32): C = alpha op(A) op(B) + beta C, row-major. */
     int (*sgemm)(vv_backend *be, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,

@@ -76,6 +76,12 @@ typedef struct vv_eval {
 void vv_gram_eval(const vv_stats *s, const double *W, const double *GW, double lambda,
                   double *mnorm, vv_eval *e);
 
+/* The same from the sums it is made of, however they were computed:
+ * wb = <W, Bt>, wgw = <W, G W>, gn = sum_k ||w_k||, mmax = max_k ||M_k|| and
+ * active = #{k : ||w_k|| > VV_ACTIVE_TOL}. */
+void vv_gram_eval_sums(const vv_stats *s, double lambda, double wb, double wgw, double gn,
+                       double mmax, int64_t active, vv_eval *e);
+
 /* GW = G W computed from the nonzero rows of W only (O(K |supp W| D)). */
 int vv_gram_apply(const vv_stats *s, vv_backend *be, const double *W, double *GW);
 
@@ -141,6 +147,9 @@ typedef struct vv_lasso_opts {
     vv_metric_fn on_metric;
     void *ctx;
     vv_backend *be;         /* NULL: CPU */
+    int resident;           /* fista: keep G, Bt and the iterates in be's memory and do
+                             * every K x D operation through be's table (the device
+                             * solver); implied when be is not the CPU backend */
     /* bcd */
     int no_screening;       /* disable Gap Safe screening (tests) */
     /* adam_prox: Adam with learning rate mu on the MSE, then group

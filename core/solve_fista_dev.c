@@ -1,0 +1,232 @@
+/* solve_fista_dev.c - FISTA with G, Bt and the iterates resident in a
+ * backend's memory (the device solver).
+ *
+ * The same iteration as solve_fista.c (step 1/L, group soft-threshold,
+ * O'Donoghue-Candes restart), written only in the backend table's
+ * operations, so that on a GPU nothing of size K x D crosses the bus: each
+ * iteration is one K x K x D product (G Wn), a few passes of axpby and dot
+ * over K x D, and two vectors of K row norms brought back for the
+ * certificate (sum_k ||w_k|| and max_k ||Bt_k - (G W)_k||).  Every sum of
+ * the certificate is float64.  With the CPU backend it is the reference the
+ * tests compare with the host solvers.
+ */
+#include "solve_internal.h"
+#include "vv/err.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { NBUF = 8 };
+
+typedef struct dev {
+    vv_backend *be;
+    const vv_backend_ops *op;
+    int64_t k, d;
+    double *G, *Bt;
+    double *buf[NBUF - 2]; /* W, GW, Wn, GWn, Y, GY */
+    double *T;             /* scratch, K x D */
+    double *nrm;           /* K row norms, backend memory */
+    double *h_nrm;         /* the same, host */
+} dev;
+
+static void dev_free(dev *v)
+{
+    if (!v->be)
+        return;
+    v->op->free(v->be, v->G);
+    v->op->free(v->be, v->Bt);
+    for (int i = 0; i < NBUF - 2; i++)
+        v->op->free(v->be, v->buf[i]);
+    v->op->free(v->be, v->T);
+    v->op->free(v->be, v->nrm);
+    free(v->h_nrm);
+}
+
+static int dev_alloc(dev *v, vv_backend *be, const vv_stats *s)
+{
+    memset(v, 0, sizeof *v);
+    v->be = be;
+    v->op = be->ops;
+    v->k = s->k;
+    v->d = s->d;
+    size_t kd = (size_t)(s->k * s->d) * sizeof(double), kk = (size_t)(s->k * s->k) * sizeof(double);
+    int ok = (v->G = v->op->alloc(be, kk)) && (v->Bt = v->op->alloc(be, kd)) &&
+             (v->T = v->op->alloc(be, kd)) &&
+             (v->nrm = v->op->alloc(be, (size_t)s->k * sizeof(double))) &&
+             (v->h_nrm = malloc((size_t)s->k * sizeof(double)));
+    for (int i = 0; ok && i < NBUF - 2; i++)
+        ok = (v->buf[i] = v->op->alloc(be, kd)) != NULL;
+    if (!ok)
+        return vv_fail(VV_ENOMEM,
+                       "fista on %s: cannot hold G and the iterates (K %lld, D %lld: %.1f MiB)",
+                       v->op->name, (long long)s->k, (long long)s->d,
+                       (double)(kk + (size_t)NBUF * kd) / 1048576.0);
+    int rc = v->op->upload(be, v->G, s->G, kk);
+    return rc ? rc : v->op->upload(be, v->Bt, s->Bt, kd);
+}
+
+/* GX = G X. */
+static int apply(dev *v, const double *X, double *GX)
+{
+    return v->op->gemm(v->be, 0, 0, v->k, v->d, v->k, 1.0, v->G, v->k, X, v->d, 0.0, GX, v->d);
+}
+
+/* Row norms of X into h_nrm. */
+static int norms(dev *v, const double *X)
+{
+    int rc = v->op->row_norms(v->be, v->k, v->d, X, v->nrm);
+    return rc ? rc : v->op->download(v->be, v->h_nrm, v->nrm, (size_t)v->k * sizeof(double));
+}
+
+/* The certificate of W given GW (vv_gram_eval, on the backend). */
+static int eval(dev *v, const vv_stats *s, const double *W, const double *GW, double lambda,
+                vv_eval *e)
+{
+    int64_t kd = v->k * v->d;
+    double wb, wgw, gn = 0, mmax = 0;
+    int64_t active = 0;
+    int rc;
+    if ((rc = v->op->dot(v->be, kd, W, v->Bt, &wb)) || (rc = v->op->dot(v->be, kd, W, GW, &wgw)) ||
+        (rc = norms(v, W)))
+        return rc;
+    for (int64_t i = 0; i < v->k; i++) {
+        gn += v->h_nrm[i];
+        active += v->h_nrm[i] > VV_ACTIVE_TOL;
+    }
+    /* T = Bt - G W, the scaled dual point's numerator. */
+    if ((rc = v->op->axpby(v->be, kd, 1.0, v->Bt, 0.0, v->T)) ||
+        (rc = v->op->axpby(v->be, kd, -1.0, GW, 1.0, v->T)) || (rc = norms(v, v->T)))
+        return rc;
+    for (int64_t i = 0; i < v->k; i++)
+        mmax = fmax(mmax, v->h_nrm[i] / (double)s->n);
+    vv_gram_eval_sums(s, lambda, wb, wgw, gn, mmax, active, e);
+    return 0;
+}
+
+/* lambda_max(G) / N by power iteration from vv_lipschitz's start, with the
+ * same stopping rule and margin. */
+static int lipschitz(dev *v, const vv_stats *s, double *L)
+{
+    int64_t k = v->k;
+    double *x = v->T, *y = v->T + k; /* T holds K x D >= 2 K values when D >= 2 */
+    double *h = NULL, *extra = NULL;
+    if (v->d < 2) {
+        if (!(extra = v->op->alloc(v->be, (size_t)(2 * k) * sizeof(double))))
+            return vv_fail(VV_ENOMEM, "fista on %s: out of memory", v->op->name);
+        x = extra;
+        y = extra + k;
+    }
+    int rc = 0;
+    if (!(h = malloc((size_t)k * sizeof *h))) {
+        rc = vv_fail(VV_ENOMEM, "fista: out of memory");
+        goto done;
+    }
+    for (int64_t i = 0; i < k; i++)
+        h[i] = 1.0 + 1e-3 * (double)(i % 7);
+    if ((rc = v->op->upload(v->be, x, h, (size_t)k * sizeof *h)))
+        goto done;
+    double lam = 0, prev = -1;
+    for (int it = 0; it < 1000; it++) {
+        double nx;
+        if ((rc = v->op->dot(v->be, k, x, x, &nx)))
+            goto done;
+        nx = sqrt(nx);
+        if (nx == 0)
+            break;
+        double ray;
+        if ((rc = v->op->axpby(v->be, k, 1.0 / nx, x, 0.0, x)) ||
+            (rc = v->op->gemm(v->be, 0, 0, k, 1, k, 1.0, v->G, k, x, 1, 0.0, y, 1)) ||
+            (rc = v->op->dot(v->be, k, x, y, &ray)))
+            goto done;
+        lam = ray;
+        double *t = x;
+        x = y;
+        y = t;
+        if (it > 5 && fabs(lam - prev) <= 1e-7 * fabs(lam))
+            break;
+        prev = lam;
+    }
+    *L = 1.01 * lam / (double)s->n;
+done:
+    free(h);
+    v->op->free(v->be, extra);
+    return rc;
+}
+
+int vv_solve_fista_dev(const vv_stats *s, const vv_lasso_opts *o, double *W, vv_lasso_result *res)
+{
+    vv_backend *be = o->be ? o->be : vv_backend_cpu();
+    int64_t kd = s->k * s->d;
+    double n = (double)s->n;
+    dev v;
+    int rc = dev_alloc(&v, be, s);
+    if (rc)
+        goto done;
+    const vv_backend_ops *op = v.op;
+    double *Wc = v.buf[0], *GW = v.buf[1], *Wn = v.buf[2], *GWn = v.buf[3], *Y = v.buf[4],
+           *GY = v.buf[5];
+    double L = 0;
+    if ((rc = lipschitz(&v, s, &L)))
+        goto done;
+    if (!(L > 0)) {
+        /* G = 0: every feature is zero and W = 0 is the solution. */
+        memset(W, 0, (size_t)kd * sizeof *W);
+        L = 1;
+    }
+    if ((rc = op->upload(be, Wc, W, (size_t)kd * sizeof *W)) || (rc = apply(&v, Wc, GW)))
+        goto done;
+    vv_progress p;
+    vv_progress_init(&p, s, o);
+    vv_eval e;
+    if ((rc = eval(&v, s, Wc, GW, o->lambda, &e)))
+        goto done;
+    int64_t it = 0;
+    vv_stop_reason why = vv_progress_step(&p, it, &e, 1);
+    if ((rc = op->axpby(be, kd, 1.0, Wc, 0.0, Y)) || (rc = op->axpby(be, kd, 1.0, GW, 0.0, GY)))
+        goto done;
+    double t = 1, step = 1.0 / (n * L);
+    while (why == VV_STOP_NONE) {
+        /* Wn = prox(Y - (GY - Bt) / (N L)). */
+        if ((rc = op->axpby(be, kd, 1.0, Y, 0.0, Wn)) ||
+            (rc = op->axpby(be, kd, -step, GY, 1.0, Wn)) ||
+            (rc = op->axpby(be, kd, step, v.Bt, 1.0, Wn)) ||
+            (rc = op->group_shrink(be, s->k, s->d, Wn, o->lambda / L, 0.0, NULL)) ||
+            (rc = apply(&v, Wn, GWn)))
+            goto done;
+        it++;
+        if ((rc = eval(&v, s, Wn, GWn, o->lambda, &e)))
+            goto done;
+        /* Restart when <Y - Wn, Wn - W> > 0: momentum carried us uphill. */
+        double up_n, up_w;
+        if ((rc = op->axpby(be, kd, 1.0, Y, 0.0, v.T)) ||
+            (rc = op->axpby(be, kd, -1.0, Wn, 1.0, v.T)) ||
+            (rc = op->dot(be, kd, v.T, Wn, &up_n)) || (rc = op->dot(be, kd, v.T, Wc, &up_w)))
+            goto done;
+        double up = up_n - up_w;
+        double tn = up > 0 ? 1.0 : 0.5 * (1 + sqrt(1 + 4 * t * t));
+        double beta = up > 0 ? 0.0 : (t - 1) / tn;
+        /* Y = Wn + beta (Wn - W), and GY likewise by linearity. */
+        if ((rc = op->axpby(be, kd, -beta, Wc, 0.0, Y)) ||
+            (rc = op->axpby(be, kd, 1.0 + beta, Wn, 1.0, Y)) ||
+            (rc = op->axpby(be, kd, -beta, GW, 0.0, GY)) ||
+            (rc = op->axpby(be, kd, 1.0 + beta, GWn, 1.0, GY)))
+            goto done;
+        t = tn;
+        double *sw = Wc;
+        Wc = Wn;
+        Wn = sw;
+        sw = GW;
+        GW = GWn;
+        GWn = sw;
+        why = vv_progress_step(&p, it, &e, 0);
+    }
+    if ((rc = op->download(be, W, Wc, (size_t)kd * sizeof *W)))
+        goto done;
+    res->stop_reason = why;
+    res->iterations = it;
+    res->e = e;
+done:
+    dev_free(&v);
+    return rc;
+}
