@@ -150,3 +150,5 @@ static const vv_backend_ops cpu_ops = {
 static vv_backend cpu_backend = {.ops = &cpu_ops, .impl = NULL};
 
 vv_backend *vv_backend_cpu(void) { return &cpu_backend; }
+
+int vv_backend_is_device(const vv_backend *be) { return be && be != &cpu_backend; }

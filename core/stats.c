@@ -40,6 +40,7 @@ typedef struct pass {
 typedef struct worker {
     pass *p;
     double *G, *Bt, *X, *Y;
+    double *dG, *dBt, *dX, *dY; /* on a device backend: its copies (G, Bt accumulate there) */
     double c;
     pthread_t tid;
 } worker;
@@ -88,8 +89,18 @@ static void *work(void *arg)
         for (int64_t i = 0; i < m * d; i++)
             c += w->Y[i] * w->Y[i];
         w->c += c;
-        if ((rc = p->be->ops->syrk_t(p->be, k, m, 1.0, w->X, k, w->G)) == 0)
-            rc = p->be->ops->gemm(p->be, 1, 0, k, d, m, 1.0, w->X, k, w->Y, d, 1.0, w->Bt, d);
+        double *X = w->X, *Y = w->Y, *G = w->G, *Bt = w->Bt;
+        if (w->dX) {
+            /* A device: the chunk goes up, the products accumulate there. */
+            X = w->dX;
+            Y = w->dY;
+            G = w->dG;
+            Bt = w->dBt;
+            if ((rc = p->be->ops->upload(p->be, X, w->X, (size_t)(m * k) * sizeof *X)) == 0)
+                rc = p->be->ops->upload(p->be, Y, w->Y, (size_t)(m * d) * sizeof *Y);
+        }
+        if (rc == 0 && (rc = p->be->ops->syrk_t(p->be, k, m, 1.0, X, k, G)) == 0)
+            rc = p->be->ops->gemm(p->be, 1, 0, k, d, m, 1.0, X, k, Y, d, 1.0, Bt, d);
         if (rc < 0) {
             pthread_mutex_lock(&p->lock);
             if (p->rc == 0) {
@@ -132,8 +143,8 @@ int vv_stats_compute(vv_rows *phi, vv_rows *psi, const vv_stats_opts *opts, vv_s
      * stay under 2 GiB in all; otherwise one worker with threaded BLAS. */
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     int nw = ncpu < 1 ? 1 : ncpu > 4 ? 4 : (int)ncpu;
-    if (be != vv_backend_cpu() || (double)nw * (double)k * (double)k * 8 > 2e9 ||
-        n < 2 * chunk)
+    int device = be != vv_backend_cpu();
+    if (device || (double)nw * (double)k * (double)k * 8 > 2e9 || n < 2 * chunk)
         nw = 1;
 
     double t0 = vv_now();
@@ -157,6 +168,24 @@ int vv_stats_compute(vv_rows *phi, vv_rows *psi, const vv_stats_opts *opts, vv_s
             goto done;
         }
     }
+    if (device) {
+        /* One worker; G and Bt start as the host's zeros. */
+        worker *w = &ws[0];
+        size_t kk = (size_t)(k * k) * sizeof(double), kd = (size_t)(k * d) * sizeof(double);
+        if (!(w->dG = be->ops->alloc(be, kk)) || !(w->dBt = be->ops->alloc(be, kd)) ||
+            !(w->dX = be->ops->alloc(be, (size_t)(chunk * k) * sizeof(double))) ||
+            !(w->dY = be->ops->alloc(be, (size_t)(chunk * d) * sizeof(double)))) {
+            rc = vv_fail(VV_ENOMEM,
+                         "sufficient statistics on %s: cannot allocate a %lld x %lld Gram matrix "
+                         "(%.1f MiB with Bt and a chunk)",
+                         be->ops->name, (long long)k, (long long)k,
+                         (double)(kk + kd + (size_t)(chunk * (k + d)) * 8) / 1048576.0);
+            goto done;
+        }
+        if ((rc = be->ops->upload(be, w->dG, w->G, kk)) < 0 ||
+            (rc = be->ops->upload(be, w->dBt, w->Bt, kd)) < 0)
+            goto done;
+    }
     if (nw == 1) {
         work(&ws[0]);
     } else {
@@ -176,6 +205,11 @@ int vv_stats_compute(vv_rows *phi, vv_rows *psi, const vv_stats_opts *opts, vv_s
         rc = vv_fail(p.rc, "%s", p.detail);
         goto done;
     }
+    if (device && ((rc = be->ops->download(be, ws[0].G, ws[0].dG,
+                                           (size_t)(k * k) * sizeof(double))) < 0 ||
+                   (rc = be->ops->download(be, ws[0].Bt, ws[0].dBt,
+                                           (size_t)(k * d) * sizeof(double))) < 0))
+        goto done;
     double c = 0;
     for (int i = 0; i < nw; i++) {
         c += ws[i].c;
@@ -204,6 +238,12 @@ int vv_stats_compute(vv_rows *phi, vv_rows *psi, const vv_stats_opts *opts, vv_s
              out->flops / out->seconds * 1e-9, nw);
 done:
     for (int i = 0; i < nw; i++) {
+        if (device) {
+            be->ops->free(be, ws[i].dG);
+            be->ops->free(be, ws[i].dBt);
+            be->ops->free(be, ws[i].dX);
+            be->ops->free(be, ws[i].dY);
+        }
         free(ws[i].G);
         free(ws[i].Bt);
         free(ws[i].X);

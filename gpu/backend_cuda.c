@@ -325,6 +325,10 @@ static int cuda_im2col(vv_backend *be, const float *x, int c, int h, int w, int 
     return rc ? rc : launch(be, impl(be)->f_im2col, (total + BLOCK - 1) / BLOCK, args, "vv_im2col");
 }
 
+static int cuda_info_op(vv_backend *be, char *name, size_t namesz, size_t *free_bytes,
+                        size_t *total_bytes);
+static int cuda_lost_op(const vv_backend *be);
+
 static const vv_backend_ops cuda_ops = {
     .name = "cuda",
     .alloc = cuda_alloc,
@@ -339,6 +343,9 @@ static const vv_backend_ops cuda_ops = {
     .axpby = cuda_axpby,
     .sgemm = cuda_sgemm,
     .im2col = cuda_im2col,
+    .info = cuda_info_op,
+    .lost = cuda_lost_op,
+    .close = vv_backend_cuda_close,
 };
 
 int vv_backend_cuda_count(void)
@@ -443,3 +450,11 @@ int vv_backend_cuda_lost(const vv_backend *be)
 {
     return ((const cuda_impl *)be->impl)->lost;
 }
+
+static int cuda_info_op(vv_backend *be, char *name, size_t namesz, size_t *free_bytes,
+                        size_t *total_bytes)
+{
+    return vv_backend_cuda_info(be, name, namesz, free_bytes, total_bytes);
+}
+
+static int cuda_lost_op(const vv_backend *be) { return vv_backend_cuda_lost(be); }

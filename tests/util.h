@@ -149,4 +149,21 @@ static inline double *solve_tight(const vv_stats *st, vv_solver solver, double l
     return W;
 }
 
+/* A simulated device (vv_backend_sim_open) with 1 GiB, opened once per
+ * test binary; sim_uploads() counts its uploads so far. */
+static inline vv_backend *sim_dev(void)
+{
+    static vv_backend *be;
+    if (!be)
+        vv_backend_sim_open(NULL, &be);
+    return be;
+}
+
+static inline int64_t sim_uploads(void)
+{
+    int64_t n = 0;
+    vv_backend_sim_counts(sim_dev(), &n, NULL);
+    return n;
+}
+
 #endif

@@ -4,6 +4,7 @@
 #include "tap.h"
 #include "util.h"
 #include "vv/backend.h"
+#include "vv/err.h"
 
 static double maxdiff(const double *a, const double *b, int64_t n)
 {
@@ -13,8 +14,69 @@ static double maxdiff(const double *a, const double *b, int64_t n)
     return m;
 }
 
+/* The simulated device: its memory budget, its sticky fault, and the
+ * resident solver failing cleanly on both. */
+static void simulated_device(void)
+{
+    vv_backend *be;
+    vv_sim_opts so = {.memory = 1 << 20};
+    CHECK(vv_backend_sim_open(&so, &be) == 0 && vv_backend_is_device(be) &&
+              !vv_backend_is_device(vv_backend_cpu()),
+          "sim: opens, and is a device (the CPU backend is not)");
+    void *a = be->ops->alloc(be, 600 << 10), *b = be->ops->alloc(be, 600 << 10);
+    CHECK(a && !b && strstr(vv_err_detail(), "sim: out of memory"),
+          "sim: an allocation past the budget fails, saying out of memory");
+    size_t fr = 0, tot = 0;
+    char name[64];
+    CHECK(be->ops->info(be, name, sizeof name, &fr, &tot) == 0 && tot == 1 << 20 &&
+              fr == (1 << 20) - (600 << 10),
+          "sim: info reports total and free memory");
+    be->ops->free(be, a);
+
+    /* A lasso whose G and iterates do not fit: the solve fails with a clear
+     * message and frees what it took. */
+    tprob p;
+    tprob_make(&p, 500, 400, 8, 3, 0); /* G alone is 1.25 MiB */
+    vv_stats st;
+    tprob_stats(&p, 0, &st);
+    double *W = calloc((size_t)(st.k * st.d), sizeof *W);
+    vv_lasso_opts o;
+    vv_lasso_opts_default(&o);
+    o.solver = VV_SOLVER_FISTA;
+    o.lambda = 0.1 * vv_lambda_max(&st);
+    o.be = be;
+    vv_lasso_result res;
+    int rc = vv_lasso_solve(&st, &o, W, &res);
+    size_t used = 1;
+    vv_backend_sim_counts(be, NULL, &used);
+    CHECKF(rc == VV_ENOMEM && strstr(vv_err_detail(), "cannot hold G") && used == 0,
+           "sim: fista with G past the budget fails (%s), nothing left allocated",
+           vv_err_detail());
+    be->ops->close(be);
+
+    /* A sticky fault in the middle of a solve: VV_EDEVICE, the device is lost
+     * and every later operation fails. */
+    so = (vv_sim_opts){.memory = 1 << 30, .fail_after = 200};
+    vv_backend_sim_open(&so, &be);
+    o.be = be;
+    memset(W, 0, (size_t)(st.k * st.d) * sizeof *W);
+    rc = vv_lasso_solve(&st, &o, W, &res);
+    vv_backend_sim_counts(be, NULL, &used);
+    CHECKF(rc == VV_EDEVICE && be->ops->lost(be) && strstr(vv_err_detail(), "illegal") &&
+               used == 0,
+           "sim: a fault mid-solve fails it with VV_EDEVICE (%s); lost; nothing left allocated",
+           vv_err_detail());
+    CHECK(be->ops->alloc(be, 8) == NULL && be->ops->info(be, NULL, 0, NULL, NULL) < 0,
+          "sim: after the fault every operation fails");
+    be->ops->close(be);
+    free(W);
+    vv_stats_free(&st);
+    tprob_free(&p);
+}
+
 int main(void)
 {
+    simulated_device();
     vv_backend *be = vv_backend_cpu();
     CHECK(be && be->ops && !strcmp(be->ops->name, "cpu"), "the CPU backend exists");
     vv_rng r;

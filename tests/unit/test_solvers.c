@@ -155,14 +155,16 @@ static void stopping_rules(void)
     vv_stats big;
     tprob_stats(&pb, 0, &big);
     tprob_free(&pb);
-    vv_solver solvers[] = {VV_SOLVER_FISTA, VV_SOLVER_BCD, VV_SOLVER_ADAM_PROX};
-    for (unsigned s = 0; s < 3; s++) {
-        const char *sn = vv_solver_name(solvers[s]);
+    /* The fourth is FISTA on a device backend (resident there). */
+    vv_solver solvers[] = {VV_SOLVER_FISTA, VV_SOLVER_BCD, VV_SOLVER_ADAM_PROX, VV_SOLVER_FISTA};
+    for (unsigned s = 0; s < 4; s++) {
+        const char *sn = s == 3 ? "fista on a device" : vv_solver_name(solvers[s]);
         double *W = calloc((size_t)(st.k * st.d), sizeof *W);
         vv_lasso_opts o;
         vv_lasso_result res;
         vv_lasso_opts_default(&o);
         o.solver = solvers[s];
+        o.be = s == 3 ? sim_dev() : NULL;
         o.lambda = lambda;
         o.tol = 1e-14;
         volatile int stop = 1;
@@ -186,6 +188,33 @@ static void stopping_rules(void)
         CHECKF(res.stop_reason == VV_STOP_MAX_SECONDS && res.seconds < 1.0,
                "%s: max_seconds stops (%.3f s)", sn, res.seconds);
         free(Wb);
+    }
+    /* On a device backend FISTA (and auto from D = 64 on) runs resident, G
+     * and Bt uploaded; bcd, adam_prox and auto below D = 64 run on the host. */
+    {
+        vv_solver sv[] = {VV_SOLVER_FISTA, VV_SOLVER_AUTO, VV_SOLVER_BCD, VV_SOLVER_ADAM_PROX};
+        int want_up[] = {1, 0, 0, 0};
+        for (unsigned s = 0; s < 4; s++) {
+            double *W = calloc((size_t)(st.k * st.d), sizeof *W);
+            vv_lasso_opts o;
+            vv_lasso_result res;
+            vv_lasso_opts_default(&o);
+            o.solver = sv[s];
+            o.lambda = lambda;
+            o.tol = 1e-8;
+            o.max_iter = 300000;
+            o.max_seconds = 30;
+            o.be = sim_dev();
+            int64_t up0 = sim_uploads();
+            int rc = vv_lasso_solve(&st, &o, W, &res);
+            int ups = (int)(sim_uploads() - up0);
+            CHECKF(rc == 0 && (ups > 0) == want_up[s] &&
+                       (sv[s] == VV_SOLVER_ADAM_PROX || res.stop_reason == VV_STOP_CONVERGED),
+                   "device backend, %s (D = 5): %s (%d uploads), %s", vv_solver_name(sv[s]),
+                   want_up[s] ? "resident" : "on the host", ups,
+                   vv_stop_reason_name(res.stop_reason));
+            free(W);
+        }
     }
     /* Warm start from the solution: converged at once. */
     vv_lasso_result r1, r2;

@@ -53,6 +53,29 @@ int main(void)
         vv_stats_free(&st);
     }
 
+    /* On a device backend (the simulated one) the chunks go up and G, Bt
+     * accumulate there: the same statistics, and nothing left allocated. */
+    {
+        vv_rows *a, *b;
+        vv_rows_from_memory("phi", n, k, p.phi, &a);
+        vv_rows_from_memory("psi", n, d, p.psi, &b);
+        vv_stats_opts o = {.chunk_rows = 100, .bias = p.bias, .be = sim_dev()};
+        vv_stats st;
+        int64_t up0 = sim_uploads();
+        int rc = vv_stats_compute(a, b, &o, &st);
+        size_t used = 1;
+        vv_backend_sim_counts(sim_dev(), NULL, &used);
+        CHECKF(rc == 0 && sim_uploads() - up0 == 2 + 2 * 6 && used == 0,
+               "device backend: G, Bt and 6 chunks of (Phi, Psi) uploaded (%lld uploads), "
+               "%zu bytes left allocated", (long long)(sim_uploads() - up0), used);
+        CHECK(rc == 0 && max_rel_diff(st.G, G, k * k) < 1e-13 &&
+                  max_rel_diff(st.Bt, Bt, k * d) < 1e-13 && fabs(st.c - c) <= 1e-13 * c,
+              "device backend: G, Bt, c as the textbook sums");
+        vv_stats_free(&st);
+        vv_rows_free(a);
+        vv_rows_free(b);
+    }
+
     /* Mismatched N. */
     vv_rows *a, *b;
     vv_rows_from_memory("phi-mem", n, k, p.phi, &a);

@@ -52,6 +52,14 @@ typedef struct vv_backend_ops {
      * x[ci][i stride - pad + ki][j stride - pad + kj] (0 outside the image). */
     int (*im2col)(vv_backend *be, const float *x, int c, int h, int w, int k, int stride, int pad,
                   int oh, int ow, float *col, int64_t ldc);
+    /* A device's state; NULL in the CPU backend.  info: its name and its
+     * free and total memory in bytes.  lost: 1 once a sticky error (a
+     * context CUDA cannot recover) has made it unusable; every operation
+     * fails from then on.  close: releases the backend. */
+    int (*info)(vv_backend *be, char *name, size_t namesz, size_t *free_bytes,
+                size_t *total_bytes);
+    int (*lost)(const vv_backend *be);
+    void (*close)(vv_backend *be);
 } vv_backend_ops;
 
 struct vv_backend {
@@ -61,5 +69,24 @@ struct vv_backend {
 
 /* The process-wide CPU backend (stateless; never NULL). */
 vv_backend *vv_backend_cpu(void);
+
+/* 1 when be is a device backend (anything but the CPU one). */
+int vv_backend_is_device(const vv_backend *be);
+
+/* A simulated device: host memory and the CPU's operations behind a device
+ * backend, with a memory budget (an allocation past it fails, as on a full
+ * GPU) and an optional sticky fault after a number of operations (every
+ * operation fails from then on and lost() is 1, as after CUDA's illegal
+ * address).  It runs the device code paths (uploads, resident statistics
+ * and solver, out-of-memory and lost-device handling) on any machine.
+ * fail_after: operations before the fault, 0 for none. */
+typedef struct vv_sim_opts {
+    size_t memory;
+    int64_t fail_after;
+} vv_sim_opts;
+int vv_backend_sim_open(const vv_sim_opts *o, vv_backend **out);
+
+/* A simulated device's counters: uploads so far, bytes allocated now. */
+void vv_backend_sim_counts(const vv_backend *be, int64_t *uploads, size_t *bytes_in_use);
 
 #endif

@@ -32,7 +32,9 @@ typedef struct vv_stats_opts {
     int64_t chunk_rows;    /* rows per chunk; 0 chooses (about 32 MiB of features) */
     const double *bias;    /* D values subtracted from Psi, or NULL */
     const volatile int *stop; /* polled between chunks; may be NULL */
-    vv_backend *be;        /* NULL: CPU */
+    vv_backend *be;        /* NULL: CPU.  Another backend (a device): each chunk is
+                            * uploaded and G, Bt accumulate in its memory (one
+                            * worker), then come back to the host */
 } vv_stats_opts;
 
 /* One streaming pass over the rows of phi (N x K) and psi (N x D): G, Bt, c
