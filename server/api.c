@@ -1,6 +1,7 @@
 /* api.c - the routes of DESIGN.md section 4. */
 #include "http_util.h"
 
+#include "device.h"
 #include "models.h"
 #include "spec.h"
 #include "vv/blas.h"
@@ -460,9 +461,10 @@ static enum MHD_Result get_health(req *r)
     jobs_stats js;
     jobs_get_stats(r->cfg->jobs, &js);
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "status", "ok");
+    int lost = devices_lost();
+    cJSON_AddStringToObject(o, "status", lost ? "device lost" : "ok");
     cJSON_AddStringToObject(o, "version", "0.1.0");
-    cJSON_AddStringToObject(o, "device", "cpu");
+    cJSON_AddItemToObject(o, "device", devices_describe());
     cJSON_AddStringToObject(o, "blas", vv_blas_corename());
     cJSON_AddNumberToObject(o, "queued", js.queued);
     cJSON_AddNumberToObject(o, "running", js.running);
@@ -470,7 +472,8 @@ static enum MHD_Result get_health(req *r)
     cJSON_AddNumberToObject(o, "models", cJSON_GetArraySize(cJSON_GetObjectItem(ml, "models")));
     cJSON_AddNumberToObject(o, "model_bytes", cJSON_GetNumberValue(cJSON_GetObjectItem(ml, "bytes")));
     cJSON_Delete(ml);
-    return reply_json(r, 200, o);
+    /* A lost device cannot run anything: unhealthy until the restart. */
+    return reply_json(r, lost ? 503 : 200, o);
 }
 
 static enum MHD_Result get_prometheus(req *r)

@@ -1,5 +1,6 @@
 /* api_models.c - resident models: POST /v1/models, GET /v1/models,
  * GET|DELETE /v1/models/{name}. */
+#include "device.h"
 #include "http_util.h"
 
 #include "jobs.h"
@@ -133,6 +134,10 @@ enum MHD_Result api_models(req *r, const char *name)
             cJSON *d = cJSON_AddObjectToObject(o, "default_model");
             cJSON_AddStringToObject(d, "name", MODELS_DEFAULT);
             cJSON_AddBoolToObject(d, "trained", models_default_cached());
+            /* Weights live in host memory (the forward passes run on the CPU);
+             * the device's memory is what a compress job's statistics and
+             * solve have to fit in. */
+            cJSON_AddItemToObject(o, "device", devices_describe());
             return reply_json(r, 200, o);
         }
         vv_fail(VV_EMETHOD, "%s /v1/models: allowed methods are GET, POST", r->method);

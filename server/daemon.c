@@ -1,5 +1,6 @@
 /* daemon.c - `vvd serve`: configuration, start-up, shutdown. */
 #include "daemon.h"
+#include "device.h"
 #include "models.h"
 
 #include "http.h"
@@ -29,7 +30,10 @@ static void serve_usage(FILE *f)
           "  --data-dir DIR       data root: specs' paths resolve inside it, blobs and\n"
           "                       run artifacts live in it, and vvd.db (VVD_DATA_DIR;\n"
           "                       default ./vvd-data)\n"
-          "  --device DEV         cpu or auto (VVD_DEVICE; default auto = cpu in this build)\n"
+          "  --device DEV         where lasso and compress jobs compute (VVD_DEVICE):\n"
+          "                       auto (default: cuda:0 when a GPU is usable, else cpu),\n"
+          "                       cpu, cuda:N, or sim:N (a simulated device for tests:\n"
+          "                       VVD_SIM_MEMORY bytes, VVD_SIM_FAIL_AFTER operations)\n"
           "  --max-queue N        queued runs at most; more get 429 (VVD_MAX_QUEUE; 1000)\n"
           "  --token TOKEN        require 'Authorization: Bearer TOKEN' (VVD_TOKEN)\n"
           "  --token-file FILE    the same, read from FILE (VVD_TOKEN_FILE)\n"
@@ -40,9 +44,18 @@ static void serve_usage(FILE *f)
           "  --port-file FILE     write the bound port to FILE once serving\n"
           "  --help\n"
           "SIGINT/SIGTERM stop the running run (state STOPPED, stop_reason shutdown, V\n"
-          "saved), keep queued runs for the next start, and exit 0.\n",
+          "saved), keep queued runs for the next start, and exit 0.  When the device\n"
+          "is lost (a sticky CUDA error) the run using it fails, /health answers 503,\n"
+          "queued runs stay queued, and 2 s later vvd exits with status 75 to be\n"
+          "restarted.\n",
           f);
 }
+
+/* The exit status after a lost device (EX_TEMPFAIL): restart me. */
+enum { EXIT_DEVICE_LOST = 75, LOST_GRACE_S = 2 };
+
+/* jobs_config.on_device_lost: wakes main's sigwait. */
+static void device_lost(void) { kill(getpid(), SIGUSR1); }
 
 static int is_loopback(const char *host)
 {
@@ -112,9 +125,9 @@ int vvd_serve(int argc, char **argv)
             return 2;
         }
     }
-    if (strcmp(device, "cpu") && strcmp(device, "auto")) {
-        fprintf(stderr, "vvd serve: --device %s is not available in this build (cpu, auto)\n",
-                device);
+    if (!device_name_ok(device)) {
+        fprintf(stderr, "vvd serve: --device %s: unknown device (one of %s)\n", device,
+                device_names());
         return 2;
     }
     if (max_queue < 1 || max_body < 1024 || max_upload < 1 || !(ping > 0)) {
@@ -178,9 +191,15 @@ int vvd_serve(int argc, char **argv)
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGUSR1); /* the compute thread: the device was lost */
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* threads inherit it; main waits */
     signal(SIGPIPE, SIG_IGN);
 
+    if (devices_open(device) < 0) {
+        fprintf(stderr, "vvd serve: --device %s: %s\n", device, vv_err_detail());
+        return 1;
+    }
+    VV_INFO("serve", NULL, "computing on %s", devices_default());
     store *db = NULL;
     char dbpath[PATH_MAX + 16];
     snprintf(dbpath, sizeof dbpath, "%s/vvd.db", root);
@@ -190,7 +209,8 @@ int vvd_serve(int argc, char **argv)
     }
     jobs *jb = NULL;
     models_set_data_dir(root);
-    jobs_config jc = {.db = db, .data_root = root, .max_queue = (int)max_queue};
+    jobs_config jc = {.db = db, .data_root = root, .max_queue = (int)max_queue,
+                      .on_device_lost = device_lost};
     if (jobs_start(&jc, &jb) < 0) {
         fprintf(stderr, "vvd serve: %s\n", vv_err_detail());
         store_close(db);
@@ -219,10 +239,24 @@ int vvd_serve(int argc, char **argv)
     }
     int sig = 0;
     sigwait(&set, &sig);
-    VV_INFO("serve", NULL, "signal %d: shutting down", sig);
+    if (sig == SIGUSR1) {
+        /* Keep answering a moment (503 on /health, the failed run readable)
+         * so that monitors and clients see why before the restart; a
+         * SIGINT/SIGTERM ends the wait. */
+        VV_ERROR("serve", NULL, "the device %s was lost: exiting in %d s to be restarted",
+                 devices_default(), LOST_GRACE_S);
+        sigset_t term;
+        sigemptyset(&term);
+        sigaddset(&term, SIGINT);
+        sigaddset(&term, SIGTERM);
+        struct timespec grace = {LOST_GRACE_S, 0};
+        sigtimedwait(&term, NULL, &grace);
+    } else
+        VV_INFO("serve", NULL, "signal %d: shutting down", sig);
     http_stop(hs);
     jobs_stop(jb);
     store_close(db);
+    devices_close();
     VV_INFO("serve", NULL, "stopped");
-    return 0;
+    return sig == SIGUSR1 ? EXIT_DEVICE_LOST : 0;
 }

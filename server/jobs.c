@@ -1,6 +1,7 @@
 /* jobs.c - queue, compute thread, event hub and the batched SQLite writer. */
 #include "jobs.h"
 
+#include "device.h"
 #include "run.h"
 #include "vv/cpu.h"
 #include "vv/err.h"
@@ -66,6 +67,7 @@ struct jobs {
     char running[32];
     volatile int stop_flag;
     int stopping, writer_done, shutdown_run, closing;
+    int device_lost; /* a sticky device error: no run starts any more */
     int64_t next_run;
     int64_t iterations, last_step;
     double rate, rate_t, rate_it;
@@ -265,7 +267,7 @@ static void *compute_main(void *arg)
     jobs *j = arg;
     for (;;) {
         pthread_mutex_lock(&j->mu);
-        while (!j->qhead && !j->stopping)
+        while ((!j->qhead || j->device_lost) && !j->stopping)
             pthread_cond_wait(&j->cv, &j->mu);
         if (j->stopping) {
             pthread_mutex_unlock(&j->mu);
@@ -286,9 +288,19 @@ static void *compute_main(void *arg)
         pthread_mutex_unlock(&j->mu);
         if (l)
             run_one(j, q, l);
+        int lost = devices_lost();
         pthread_mutex_lock(&j->mu);
         j->running[0] = 0;
+        int first = lost && !j->device_lost;
+        j->device_lost |= lost;
         pthread_mutex_unlock(&j->mu);
+        if (first) {
+            VV_ERROR("jobs", q->id, "the device %s was lost (a sticky error); no run starts "
+                                    "any more, and vvd exits to be restarted",
+                     devices_default());
+            if (j->cfg.on_device_lost)
+                j->cfg.on_device_lost();
+        }
         spec_free_job(&q->spec);
         free(q);
     }
@@ -666,9 +678,12 @@ void jobs_queue_info(jobs *j, const char *id, int *position, char *reason, size_
         if (strcmp(q->id, id))
             continue;
         *position = pos;
-        if (j->running[0])
-            snprintf(reason, reasonsz, "waiting for the cpu device: %s is running%s", j->running,
-                     pos > 1 ? ", and earlier runs are queued" : "");
+        if (j->device_lost)
+            snprintf(reason, reasonsz, "the device %s was lost: vvd is restarting, and runs "
+                                       "after the restart", devices_default());
+        else if (j->running[0])
+            snprintf(reason, reasonsz, "waiting for the %s device: %s is running%s",
+                     devices_default(), j->running, pos > 1 ? ", and earlier runs are queued" : "");
         else
             snprintf(reason, reasonsz, "about to start");
         break;

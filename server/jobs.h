@@ -23,6 +23,10 @@ typedef struct jobs_config {
     store *db;
     const char *data_root; /* absolute, existing */
     int max_queue;         /* QUEUED runs at most (429 beyond) */
+    /* Called once, on the compute thread, when a run left the device lost
+     * (a sticky error): that run is FAILED, no other run starts, and the
+     * daemon must exit so that its service manager restarts it. */
+    void (*on_device_lost)(void);
 } jobs_config;
 
 /* Recovers the store (RUNNING -> CRASHED, QUEUED queued again in order)

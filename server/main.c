@@ -1,5 +1,6 @@
 /* main.c - the vvd executable: `vvd run`, `vvd gen` (the daemon comes later). */
 #include "daemon.h"
+#include "device.h"
 #include "model_spec.h"
 #include "models.h"
 #include "run.h"
@@ -38,7 +39,7 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
     fputs("usage: vvd serve [--listen ADDR:PORT] [--data-dir DIR] ... (vvd serve --help)\n"
-          "       vvd run SPEC.json [--out DIR]\n"
+          "       vvd run SPEC.json [--out DIR] [--device DEV]\n"
           "       vvd gen --n N --k K --d D [--seed S] --out DIR\n"
           "       vvd forward MODEL.json WEIGHTS.safetensors X.npy OUT.npy\n"
           "       vvd version\n"
@@ -47,7 +48,9 @@ static void usage(FILE *f)
           "      on stdout, then one result object as the last line.  Relative paths in\n"
           "      the spec resolve against the current directory.  Artifacts go to DIR\n"
           "      (default vvd-out/<spec name>-<UTC time>).  Ctrl-C stops the solve at\n"
-          "      the next iteration and still saves V (state STOPPED).\n"
+          "      the next iteration and still saves V (state STOPPED).  --device (or\n"
+          "      VVD_DEVICE): cpu, cuda:N, sim:N or auto; default the spec's \"device\",\n"
+          "      else auto (a GPU when one is usable).\n"
           "      Exit status: 0 finished or stopped, 1 the job failed, 2 bad usage or spec.\n"
           "forward  runs a model (an architecture spec such as a compress run's\n"
           "      model.json, and its weights) on X (N x C*H*W float32, preprocessed) and\n"
@@ -144,10 +147,12 @@ static int fail_line(int err, const char *field)
 
 static int cmd_run(int argc, char **argv)
 {
-    const char *spec_path = NULL, *out = NULL;
+    const char *spec_path = NULL, *out = NULL, *device = getenv("VVD_DEVICE");
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--out") && i + 1 < argc)
             out = argv[++i];
+        else if (!strcmp(argv[i], "--device") && i + 1 < argc)
+            device = argv[++i];
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
@@ -165,6 +170,27 @@ static int cmd_run(int argc, char **argv)
     char *text = read_file(spec_path, &len);
     if (!text)
         return fail_line(vv_fail(VV_ENOFILE, "%s", vv_err_detail()), "");
+    /* The device opens before the spec is read, so that the spec's own
+     * "device" is checked against what this process has. */
+    char dev[32] = "auto";
+    cJSON *peek = device ? NULL : cJSON_ParseWithLength(text, len);
+    const cJSON *pd = cJSON_GetObjectItemCaseSensitive(peek, "device");
+    if (device)
+        snprintf(dev, sizeof dev, "%s", device);
+    else if (cJSON_IsString(pd) && device_name_ok(pd->valuestring))
+        snprintf(dev, sizeof dev, "%s", pd->valuestring);
+    cJSON_Delete(peek);
+    if (!device_name_ok(dev)) {
+        free(text);
+        return fail_line(vv_fail(VV_EINVAL, "--device %.64s: unknown device (one of %s)", dev,
+                                 device_names()),
+                         "");
+    }
+    int orc = devices_open(dev);
+    if (orc < 0) {
+        free(text);
+        return fail_line(orc, "/device");
+    }
     job_spec spec;
     char field[256];
     int rc = spec_parse_job_text(text, len, &spec, field, sizeof field);
@@ -201,6 +227,7 @@ static int cmd_run(int argc, char **argv)
     models_set_data_dir(dd && dd[0] ? dd : "vvd-data");
     rc = run_job(&spec, out, &sink, &stop_flag, NULL, &result, field, sizeof field);
     spec_free_job(&spec);
+    devices_close();
     if (rc < 0)
         return fail_line(rc, field);
     print_event(stdout, result);

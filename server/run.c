@@ -1,5 +1,6 @@
 /* run.c - the lasso job: files -> statistics -> solve(s) -> artifacts. */
 #include "run.h"
+#include "device.h"
 
 #include "vv/cpu.h"
 #include "vv/err.h"
@@ -25,6 +26,7 @@ typedef struct job {
     int64_t step;     /* next metric step */
     int64_t iters;    /* total iterations */
     double t0;
+    vv_backend *be;   /* the device: statistics and FISTA run there */
 } job;
 
 static void emit(job *j, cJSON *ev)
@@ -148,6 +150,7 @@ static int solve_point(job *j, double lambda, double *W, vv_lasso_result *res, i
     o.on_metric = on_metric;
     o.ctx = j;
     o.mu = s->mu;
+    o.be = j->be;
     int rc = vv_lasso_solve(j->stp, &o, W, res);
     if (rc < 0)
         return rc;
@@ -462,6 +465,10 @@ int run_select_solve(const lasso_spec *s, const vv_stats *st, cache_entry *ce,
     int64_t k = st->k, d = st->d;
     int rc;
     *lambda = 0;
+    if ((rc = devices_get(s->device, &j.be)) < 0) {
+        set_field(field, fieldsz, "/device");
+        return rc;
+    }
     if (s->path_kind) {
         rc = run_path(&j, W, res, lambda, points);
     } else if (s->target_active) {
@@ -503,6 +510,10 @@ int run_lasso(const lasso_spec *s, const char *out_dir, const run_sink *sink,
     double *bias = NULL, *W = NULL, *init = NULL;
     cJSON *points = NULL;
     int rc;
+    if ((rc = devices_get(s->device, &j.be)) < 0) {
+        set_field(field, fieldsz, "/device");
+        goto done;
+    }
     if (s->generate)
         rc = vv_synth_open(s->gen_n, s->gen_k, s->gen_d, s->gen_seed, &phi, &psi);
     else if ((rc = open_file(&s->phi, &phi, "/phi", field, fieldsz)) == 0)
@@ -583,6 +594,7 @@ int run_lasso(const lasso_spec *s, const char *out_dir, const run_sink *sink,
     cJSON_AddNumberToObject(ev, "d", (double)d);
     cJSON_AddStringToObject(ev, "solver", vv_solver_name(s->solver));
     cJSON_AddStringToObject(ev, "blas", vv_blas_corename());
+    cJSON_AddStringToObject(ev, "device", s->device[0] ? s->device : devices_default());
     emit(&j, ev);
 
     char key[8192] = "";
@@ -591,7 +603,7 @@ int run_lasso(const lasso_spec *s, const char *out_dir, const run_sink *sink,
         j.stp = &ce->st;
         j.cached = 1;
     } else {
-        vv_stats_opts so = {.chunk_rows = s->chunk_rows, .bias = bias, .stop = stop};
+        vv_stats_opts so = {.chunk_rows = s->chunk_rows, .bias = bias, .stop = stop, .be = j.be};
         if ((rc = vv_stats_compute(phi, psi, &so, &j.st)) < 0) {
             const char *det = vv_err_detail();
             if (rc == VV_ESTATE) {

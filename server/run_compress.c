@@ -7,6 +7,7 @@
  * fixed offset; the layer's weight becomes V and the neurons whose columns
  * are zero are deleted from the layer that produces them.  The network is
  * evaluated before and after, and the smaller model is exported. */
+#include "device.h"
 #include "models.h"
 #include "run.h"
 
@@ -257,6 +258,8 @@ static int compress_layer(cctx *c, const vv_model *src, int li, const vv_dataset
         if (rc == 0)
             rc = vv_rows_from_callback(npsi, ntrain, d, read_psi, &f, NULL, &psi);
         vv_stats_opts so = {.chunk_rows = s->lasso.chunk_rows, .bias = bias, .stop = c->stop};
+        if (rc == 0 && (rc = devices_get(s->lasso.device, &so.be)) < 0)
+            set_field(field, fsz, "/device");
         if (rc == 0)
             rc = vv_stats_compute(phi, psi, &so, &st);
         vv_rows_free(phi);

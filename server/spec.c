@@ -1,5 +1,6 @@
 /* spec.c - the lasso job spec parser (schema/lasso.schema.json). */
 #include "spec.h"
+#include "device.h"
 
 #include "vv/err.h"
 
@@ -403,12 +404,19 @@ static int parse_lasso(const cJSON *root, lasso_spec *s, const char *const *fore
         } else if (!strcmp(k, "chunk_rows")) {
             rc = get_int(&c, m, ptr, 1, 1 << 24, &s->chunk_rows);
         } else if (!strcmp(k, "device")) {
+            vv_backend *be;
             if (!cJSON_IsString(m))
                 rc = bad(&c, VV_ETYPE, ptr, "must be a string, got %s", type_name(m));
-            else if (strcmp(m->valuestring, "cpu") && strcmp(m->valuestring, "auto"))
-                rc = bad(&c, VV_EINVAL, ptr,
-                         "device '%.64s' is not available in this build (cpu, auto)",
-                         m->valuestring);
+            else if (!device_name_ok(m->valuestring))
+                rc = bad(&c, VV_EINVAL, ptr, "unknown device '%.64s' (one of %s)",
+                         m->valuestring, device_names());
+            else if (devices_get(m->valuestring, &be) < 0) {
+                char why[256];
+                snprintf(why, sizeof why, "%s", vv_err_detail());
+                rc = bad(&c, VV_EINVAL, ptr, "%s", why);
+            }
+            else if (strcmp(m->valuestring, "auto"))
+                snprintf(s->device, sizeof s->device, "%s", m->valuestring);
         } else {
             rc = bad(&c, VV_EUNKNOWN, ptr, "unknown field");
         }

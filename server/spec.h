@@ -58,6 +58,7 @@ typedef struct lasso_spec {
     int refit;
     int64_t metrics_every;
     int64_t chunk_rows;
+    char device[16]; /* "" (auto: the process's device), "cpu", "cuda:N", "sim:N" */
 } lasso_spec;
 
 /* The exact interpolation problem (kind "interpolate", experiment 2 of the

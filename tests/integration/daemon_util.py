@@ -283,8 +283,9 @@ class Daemon:
     unless given).  Use as a context manager: the process is killed and the
     temporary directory removed on exit, failures included."""
 
-    def __init__(self, vvd, data_dir=None, args=(), token=None, keep_dir=False):
+    def __init__(self, vvd, data_dir=None, args=(), token=None, keep_dir=False, env=None):
         self.vvd = vvd
+        self.env = env
         self.own_dir = data_dir is None
         self.keep_dir = keep_dir
         self.dir = data_dir or tempfile.mkdtemp(prefix="vvd-it-")
@@ -322,8 +323,12 @@ class Daemon:
         if self.token:
             cmd += ["--token", self.token]
         self.log = open(self.log_path, "ab")
+        env = None
+        if self.env:
+            env = dict(os.environ)
+            env.update(self.env)
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log,
-                                     stderr=self.log)
+                                     stderr=self.log, env=env)
         t_end = time.monotonic() + timeout
         while time.monotonic() < t_end:
             if self.proc.poll() is not None:

@@ -64,6 +64,24 @@ int main(void)
               s.path_min_ratio == 0.1,
           "a generated problem with a path grid parses");
     spec_free_lasso(&s);
+    /* device: a name this process has (the CPU here, and auto), else 400 at /device. */
+    const char *devs[] = {"cpu", "auto", "cuda:0", "sim:3", "gpu", "cuda:x", "cuda:64", "7"};
+    int dev_ok[] = {1, 1, 0, 0, 0, 0, 0, 0};
+    for (int i = 0; i < 8; i++) {
+        char text[160];
+        snprintf(text, sizeof text,
+                 i == 7 ? "{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"lambda\":1,\"device\":%s}"
+                        : "{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"lambda\":1,\"device\":\"%s\"}",
+                 devs[i]);
+        rc = parse(text, &s, field);
+        const char *want = i < 2 ? "" : i == 7 ? "INVALID_TYPE" : i < 4 ? "not available" : "unknown device";
+        CHECKF(dev_ok[i] ? rc == 0 && !strcmp(s.device, i == 0 ? "cpu" : "")
+                         : rc < 0 && !strcmp(field, "/device") &&
+                               (i == 7 ? rc == VV_ETYPE : strstr(vv_err_detail(), want) != NULL),
+               "device %s: %s", devs[i], dev_ok[i] ? "accepted" : vv_err_detail());
+        if (rc == 0)
+            spec_free_lasso(&s);
+    }
     rc = parse("{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"target_active\":5}", &s, field);
     CHECK(rc == 0 && s.target_active == 5 && s.tol == 1e-6 && s.solver == VV_SOLVER_AUTO,
           "target_active parses; defaults are documented ones");

@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""The daemon's device handling, on the simulated device (`--device sim:0`):
+host memory behind the device interface, with a memory budget
+(VVD_SIM_MEMORY) and a sticky fault after a number of operations
+(VVD_SIM_FAIL_AFTER), so that what a GPU does to vvd runs on any machine.
+
+Usage: test_device.py VVD   (speaks TAP; exit 0 when all pass)
+
+Scenarios: devices (selection, /health and /v1/models, the same job on the
+device and the CPU), oom (a job past the device's memory fails, the daemon
+serves on), lost (a sticky fault fails the run, /health 503, exit 75,
+queued runs kept for the restart).
+"""
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from daemon_util import Daemon  # noqa: E402
+from test_daemon import main  # noqa: E402
+
+GIB = 1 << 30
+
+
+def lasso(seed=1, k=200, d=80, **extra):
+    """D >= 64: auto picks FISTA, which runs resident on a device."""
+    s = {"kind": "lasso", "generate": {"n": 3000, "k": k, "d": d, "seed": seed},
+         "lambda_ratio": 0.05, "tol": 1e-8}
+    s.update(extra)
+    return s
+
+
+def start_event(stream):
+    for e in stream.of("log"):
+        if isinstance(e["data"], dict) and e["data"].get("event") == "start":
+            return e["data"]
+    return {}
+
+
+def problem(r):
+    try:
+        return r.json()
+    except ValueError:
+        return {}
+
+
+def scenario_devices(t, vvd):
+    with Daemon(vvd, args=["--device", "sim:0"]) as d:
+        h = d.get("/health")
+        dev = h.json().get("device", {}) if h.status == 200 else {}
+        t.ok(h.status == 200 and dev.get("name") == "sim:0" and dev.get("kind") == "sim"
+             and dev.get("memory_total") == GIB and dev.get("memory_free") == GIB
+             and dev.get("lost") is False,
+             "/health: the device sim:0, 1 GiB total and free, not lost", (h.status, dev))
+        m = d.get("/v1/models")
+        t.ok(m.status == 200 and m.json().get("device", {}).get("name") == "sim:0",
+             "/v1/models reports the device too", m)
+
+        a = d.submit(lasso())["id"]
+        sa = d.wait_end(a)
+        ra = d.run(a)
+        b = d.submit(lasso(device="cpu"))["id"]
+        sb = d.wait_end(b)
+        rb = d.run(b)
+        t.ok(start_event(sa).get("device") == "sim:0" and start_event(sb).get("device") == "cpu",
+             "a job without device runs on the daemon's (sim:0); device cpu on the CPU",
+             (start_event(sa), start_event(sb)))
+        res_a, res_b = ra.get("result") or {}, rb.get("result") or {}
+        t.ok(ra["state"] == rb["state"] == "FINISHED"
+             and res_a.get("stop_reason") == res_b.get("stop_reason") == "converged"
+             and res_a.get("rel_gap", 1) <= 1e-8 and res_b.get("rel_gap", 1) <= 1e-8,
+             "both are certified: rel_gap <= 1e-8", (res_a.get("rel_gap"), res_b.get("rel_gap")))
+        oa, ob = res_a.get("objective", 0), res_b.get("objective", 1)
+        t.ok(abs(oa - ob) <= 2e-8 * abs(ob) and res_a.get("active") == res_b.get("active"),
+             "on the device and on the CPU: the same objective (%.12g vs %.12g) and active "
+             "neurons (%s vs %s)" % (oa, ob, res_a.get("active"), res_b.get("active")))
+        h = d.get("/health").json().get("device", {})
+        t.ok(h.get("memory_free") == GIB, "after the jobs the device's memory is all free again",
+             h)
+
+        c = d.submit(lasso(seed=2, d=8, solver="bcd"))["id"]
+        d.wait_end(c)
+        t.eq(d.run(c)["state"], "FINISHED", "bcd on a device daemon runs (on the CPU)")
+
+        for dev_name, want in (("cuda:1", "not available"), ("gpu", "unknown device")):
+            r = d.post("/v1/runs", lasso(device=dev_name))
+            p = problem(r)
+            t.ok(r.status == 400 and p.get("field") == "/device" and want in p.get("detail", "")
+                 and ("sim:0" in p.get("detail", "") or want == "unknown device"),
+                 "device %s: 400 at /device (%s)" % (dev_name, p.get("detail")), r)
+
+
+def scenario_oom(t, vvd):
+    with Daemon(vvd, args=["--device", "sim:0"], env={"VVD_SIM_MEMORY": "4000000"}) as d:
+        big = d.submit(lasso(k=1000))["id"]
+        d.wait_end(big)
+        r = d.run(big)
+        err = r.get("error") or {}
+        t.ok(r["state"] == "FAILED" and err.get("error_code") == "OUT_OF_MEMORY"
+             and "cannot allocate" in err.get("detail", ""),
+             "a job whose Gram matrix (8 MB) exceeds the device (4 MB) fails: %s"
+             % err.get("detail"), r.get("error"))
+        small = d.submit(lasso(k=100))["id"]
+        d.wait_end(small)
+        t.eq(d.run(small)["state"], "FINISHED", "the next job, which fits, runs to the end")
+        h = d.get("/health")
+        t.ok(h.status == 200 and h.json()["device"]["lost"] is False
+             and h.json()["device"]["memory_free"] == 4000000,
+             "out of memory is not a lost device: /health 200, memory all free", h)
+
+
+def scenario_lost(t, vvd):
+    env = {"VVD_SIM_FAIL_AFTER": "2000"}
+    with Daemon(vvd, args=["--device", "sim:0"], env=env) as d:
+        x = d.submit(lasso(tol=1e-13, max_iter=1000000000))["id"]
+        y = d.submit(lasso(seed=3))["id"]
+        s = d.follow(x, deadline=120)
+        r = d.run(x)
+        h = d.try_req("GET", "/health")
+        q = d.run(y)
+        err = r.get("error") or {}
+        t.ok(s.ended and r["state"] == "FAILED" and err.get("error_code") == "UNAVAILABLE"
+             and "illegal memory access" in err.get("detail", ""),
+             "a sticky fault mid-solve fails the run: %s" % err.get("detail"), (s.error, r))
+        t.ok(h.status == 503 and h.json().get("status") == "device lost"
+             and h.json()["device"]["lost"] is True,
+             "/health answers 503, status 'device lost'", h)
+        t.ok(q["state"] == "QUEUED" and "lost" in (q.get("waiting_reason") or ""),
+             "the run queued behind it stays QUEUED: %s" % q.get("waiting_reason"), q)
+        t0 = time.monotonic()
+        try:
+            code = d.proc.wait(30)
+        except Exception:  # noqa: BLE001 - a hang is the finding
+            code = None
+        t.ok(code == 75, "vvd exits with status 75 (after %.1f s) for its service manager to "
+             "restart it" % (time.monotonic() - t0), code)
+        log = d.log_tail()
+        t.ok("was lost" in log, "its log says the device was lost", log[-600:])
+        with Daemon(vvd, data_dir=d.dir, args=["--device", "sim:0"]) as d2:
+            d2.wait_end(y)
+            ry, rx = d2.run(y), d2.run(x)
+            t.ok(ry["state"] == "FINISHED" and rx["state"] == "FAILED",
+                 "after the restart the queued run runs (FINISHED); the failed one stays FAILED",
+                 (ry["state"], rx["state"]))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv, [("devices", scenario_devices), ("oom", scenario_oom),
+                             ("lost", scenario_lost)]))
