@@ -113,6 +113,15 @@ static int cpu_axpby(vv_backend *be, int64_t n, double a, const double *x, doubl
     return 0;
 }
 
+static int cpu_gather_rows(vv_backend *be, const double *src, int64_t cols, const int64_t *idx,
+                           int64_t n, double *dst)
+{
+    (void)be;
+    for (int64_t i = 0; i < n; i++)
+        memcpy(dst + i * cols, src + idx[i] * cols, (size_t)cols * sizeof *dst);
+    return 0;
+}
+
 static int cpu_sgemm(vv_backend *be, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
                      const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
                      float *c, int64_t ldc)
@@ -121,6 +130,44 @@ static int cpu_sgemm(vv_backend *be, int ta, int tb, int64_t m, int64_t n, int64
     if (m > 0 && n > 0)
         vv_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return 0;
+}
+
+/* The CPU's im2col (vv/backend.h), also called directly by the model
+ * runtime (model_internal.h). */
+void vv__im2col(const float *x, int c, int h, int w, int k, int stride, int pad, int oh, int ow,
+                float *col, int64_t ldc)
+{
+    for (int ci = 0; ci < c; ci++)
+        for (int ki = 0; ki < k; ki++)
+            for (int kj = 0; kj < k; kj++) {
+                float *row = col + ((int64_t)(ci * k + ki) * k + kj) * ldc;
+                const float *xc = x + (int64_t)ci * h * w;
+                /* Output columns j whose input column j*stride - pad + kj is
+                 * inside the image: [j0, j1). */
+                int j0 = 0, j1 = ow;
+                while (j0 < ow && j0 * stride - pad + kj < 0)
+                    j0++;
+                while (j1 > j0 && (j1 - 1) * stride - pad + kj >= w)
+                    j1--;
+                for (int i = 0; i < oh; i++) {
+                    int y = i * stride - pad + ki;
+                    float *dst = row + (int64_t)i * ow;
+                    if (y < 0 || y >= h) {
+                        memset(dst, 0, (size_t)ow * sizeof(float));
+                        continue;
+                    }
+                    const float *src = xc + (int64_t)y * w - pad + kj;
+                    for (int j = 0; j < j0; j++)
+                        dst[j] = 0.0f;
+                    if (stride == 1)
+                        memcpy(dst + j0, src + j0, (size_t)(j1 - j0) * sizeof(float));
+                    else
+                        for (int j = j0; j < j1; j++)
+                            dst[j] = src[j * stride];
+                    for (int j = j1; j < ow; j++)
+                        dst[j] = 0.0f;
+                }
+            }
 }
 
 static int cpu_im2col(vv_backend *be, const float *x, int c, int h, int w, int k, int stride,
@@ -143,6 +190,7 @@ static const vv_backend_ops cpu_ops = {
     .group_shrink = cpu_group_shrink,
     .dot = cpu_dot,
     .axpby = cpu_axpby,
+    .gather_rows = cpu_gather_rows,
     .sgemm = cpu_sgemm,
     .im2col = cpu_im2col,
 };

@@ -130,6 +130,13 @@ static int sim_axpby(vv_backend *be, int64_t n, double a, const double *x, doubl
     return rc ? rc : cpu()->axpby(vv_backend_cpu(), n, a, x, b, y);
 }
 
+static int sim_gather_rows(vv_backend *be, const double *src, int64_t cols, const int64_t *idx,
+                           int64_t n, double *dst)
+{
+    int rc = op(be, "gather_rows");
+    return rc ? rc : cpu()->gather_rows(vv_backend_cpu(), src, cols, idx, n, dst);
+}
+
 static int sim_sgemm(vv_backend *be, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
                      const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
                      float *c, int64_t ldc)
@@ -182,6 +189,7 @@ static const vv_backend_ops sim_ops = {
     .group_shrink = sim_group_shrink,
     .dot = sim_dot,
     .axpby = sim_axpby,
+    .gather_rows = sim_gather_rows,
     .sgemm = sim_sgemm,
     .im2col = sim_im2col,
     .info = sim_info,

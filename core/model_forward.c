@@ -17,42 +17,6 @@
  * samples small enough to stay in the caches between layers. */
 #define SCRATCH_FLOATS (4l << 20)
 
-void vv__im2col(const float *x, int c, int h, int w, int k, int stride, int pad, int oh, int ow,
-                float *col, int64_t ldc)
-{
-    for (int ci = 0; ci < c; ci++)
-        for (int ki = 0; ki < k; ki++)
-            for (int kj = 0; kj < k; kj++) {
-                float *row = col + ((int64_t)(ci * k + ki) * k + kj) * ldc;
-                const float *xc = x + (int64_t)ci * h * w;
-                /* Output columns j whose input column j*stride - pad + kj is
-                 * inside the image: [j0, j1). */
-                int j0 = 0, j1 = ow;
-                while (j0 < ow && j0 * stride - pad + kj < 0)
-                    j0++;
-                while (j1 > j0 && (j1 - 1) * stride - pad + kj >= w)
-                    j1--;
-                for (int i = 0; i < oh; i++) {
-                    int y = i * stride - pad + ki;
-                    float *dst = row + (int64_t)i * ow;
-                    if (y < 0 || y >= h) {
-                        memset(dst, 0, (size_t)ow * sizeof(float));
-                        continue;
-                    }
-                    const float *src = xc + (int64_t)y * w - pad + kj;
-                    for (int j = 0; j < j0; j++)
-                        dst[j] = 0.0f;
-                    if (stride == 1)
-                        memcpy(dst + j0, src + j0, (size_t)(j1 - j0) * sizeof(float));
-                    else
-                        for (int j = j0; j < j1; j++)
-                            dst[j] = src[j * stride];
-                    for (int j = j1; j < ow; j++)
-                        dst[j] = 0.0f;
-                }
-            }
-}
-
 /* Convolution of nb samples: x (nb x c x h x w) -> y (nb x oc x oh x ow).
  * col holds ckk x (nb * oh * ow) floats and tmp oc x (nb * oh * ow). */
 /* bn (may be NULL) and relu are a following batch norm and ReLU fused into

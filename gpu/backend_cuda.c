@@ -145,9 +145,11 @@ typedef struct cuda_impl {
     CUdevice dev;
     CUcontext ctx;
     CUmodule mod;
-    CUfunction f_row_norms, f_group_shrink, f_axpby, f_im2col;
+    CUfunction f_row_norms, f_group_shrink, f_axpby, f_im2col, f_gather;
     cublasHandle_t blas;
     CUdeviceptr count; /* group_shrink's counter */
+    CUdeviceptr idx;   /* gather_rows' indices, grown as needed */
+    int64_t idx_cap;
     int lost;
 } cuda_impl;
 
@@ -316,6 +318,28 @@ static int cuda_axpby(vv_backend *be, int64_t n, double a, const double *x, doub
     return rc ? rc : launch(be, impl(be)->f_axpby, (n + BLOCK - 1) / BLOCK, args, "vv_axpby");
 }
 
+static int cuda_gather_rows(vv_backend *be, const double *src, int64_t cols, const int64_t *idx,
+                            int64_t n, double *dst)
+{
+    cuda_impl *im = impl(be);
+    int rc = ready(be);
+    if (rc || n == 0 || cols == 0)
+        return rc;
+    if (n > im->idx_cap) {
+        if (im->idx)
+            cu.MemFree(im->idx);
+        im->idx = 0;
+        im->idx_cap = 0;
+        if ((rc = check(be, cu.MemAlloc(&im->idx, (size_t)n * sizeof *idx), "cuMemAlloc")) < 0)
+            return rc;
+        im->idx_cap = n;
+    }
+    if ((rc = check(be, cu.MemcpyHtoD(im->idx, idx, (size_t)n * sizeof *idx), "cuMemcpyHtoD")) < 0)
+        return rc;
+    void *args[] = {&src, &cols, &im->idx, &n, &dst};
+    return launch(be, im->f_gather, (n * cols + BLOCK - 1) / BLOCK, args, "vv_gather_rows");
+}
+
 static int cuda_im2col(vv_backend *be, const float *x, int c, int h, int w, int k, int stride,
                        int pad, int oh, int ow, float *col, int64_t ldc)
 {
@@ -341,6 +365,7 @@ static const vv_backend_ops cuda_ops = {
     .group_shrink = cuda_group_shrink,
     .dot = cuda_dot,
     .axpby = cuda_axpby,
+    .gather_rows = cuda_gather_rows,
     .sgemm = cuda_sgemm,
     .im2col = cuda_im2col,
     .info = cuda_info_op,
@@ -388,7 +413,8 @@ int vv_backend_cuda_open(int device, vv_backend **out)
     } fns[] = {{&im->f_row_norms, "vv_row_norms"},
                {&im->f_group_shrink, "vv_group_shrink"},
                {&im->f_axpby, "vv_axpby"},
-               {&im->f_im2col, "vv_im2col"}};
+               {&im->f_im2col, "vv_im2col"},
+               {&im->f_gather, "vv_gather_rows"}};
     for (unsigned i = 0; rc == 0 && i < sizeof fns / sizeof *fns; i++)
         rc = check(be, cu.ModuleGetFunction(fns[i].f, im->mod, fns[i].name), fns[i].name);
     if (rc == 0)
@@ -422,6 +448,8 @@ void vv_backend_cuda_close(vv_backend *be)
         cu.blasDestroy(im->blas);
     if (im->count)
         cu.MemFree(im->count);
+    if (im->idx)
+        cu.MemFree(im->idx);
     if (im->mod)
         cu.ModuleUnload(im->mod);
     if (im->ctx)

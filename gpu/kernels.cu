@@ -64,6 +64,18 @@ extern "C" __global__ void vv_axpby(int64_t n, double a, const double *x, double
         y[i] = b == 0 ? a * x[i] : a * x[i] + b * y[i];
 }
 
+// dst (n x cols) = rows idx[0..n) of src; one thread per element.
+extern "C" __global__ void vv_gather_rows(const double *src, int64_t cols, const int64_t *idx,
+                                          int64_t n, double *dst)
+{
+    int64_t total = n * cols;
+    for (int64_t t = blockIdx.x * (int64_t)BLOCK + threadIdx.x; t < total;
+         t += (int64_t)gridDim.x * BLOCK) {
+        int64_t r = t / cols, c = t % cols;
+        dst[t] = src[idx[r] * cols + c];
+    }
+}
+
 // The unfolding of vv_backend_ops.im2col: one thread per element of col.
 extern "C" __global__ void vv_im2col(const float *x, int c, int h, int w, int k, int stride,
                                      int pad, int oh, int ow, float *col, int64_t ldc)

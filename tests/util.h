@@ -149,6 +149,17 @@ static inline double *solve_tight(const vv_stats *st, vv_solver solver, double l
     return W;
 }
 
+/* max |a - b| / max |b| over n values (max |a - b| when b is all zeros). */
+static inline double max_rel_diff(const double *a, const double *b, int64_t n)
+{
+    double m = 0, s = 0;
+    for (int64_t i = 0; i < n; i++)
+        s = fmax(s, fabs(b[i]));
+    for (int64_t i = 0; i < n; i++)
+        m = fmax(m, fabs(a[i] - b[i]));
+    return s > 0 ? m / s : m;
+}
+
 /* A simulated device (vv_backend_sim_open) with 1 GiB, opened once per
  * test binary; sim_uploads() counts its uploads so far. */
 static inline vv_backend *sim_dev(void)

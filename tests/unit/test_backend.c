@@ -176,6 +176,17 @@ int main(void)
     for (int64_t i = 0; i < m * k; i++)
         ok &= X[i] == -3.0 * B[i];
     CHECK(ok, "axpby with b = 0 does not read y (NaN there): y = a x exactly");
+    {
+        int64_t idx[4] = {3, 0, 3, 12};
+        double *G4 = malloc((size_t)(4 * k) * sizeof *G4);
+        be->ops->gather_rows(be, A, k, idx, 4, G4);
+        ok = 1;
+        for (int64_t i = 0; i < 4; i++)
+            for (int64_t j = 0; j < k; j++)
+                ok &= G4[i * k + j] == A[idx[i] * k + j];
+        CHECK(ok, "gather_rows: rows 3, 0, 3, 12 in that order");
+        free(G4);
+    }
     /* sgemm against the triple loop, every transpose. */
     {
         int64_t M = 7, N = 5, K = 9;

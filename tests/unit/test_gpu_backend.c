@@ -1,13 +1,18 @@
 /* test_gpu_backend.c - every operation of the backend table on the CUDA
  * backend against its textbook definition (the loops below, the same
  * definitions test_backend.c holds the CPU backend to), with a tolerance per
- * operation.  Self-contained (the CUDA backend and err.c), so that
+ * operation; then the device path of a lasso (statistics accumulated on the
+ * GPU, FISTA resident there) against plain loops: G, Bt, c, the objective
+ * and the optimality conditions of the returned W.  Nothing here calls the
+ * CPU backend, so no OpenBLAS is needed at run time and
  * tests/gpu/device-check.sh can build it on a GPU machine that has only a C
  * compiler and nvcc.  Skips (exit 77) when vvd is built without CUDA or the
  * machine has no usable GPU. */
 #include "tap.h"
+#include "vv/array.h"
 #include "vv/backend.h"
 #include "vv/err.h"
+#include "vv/lasso.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -85,6 +90,116 @@ static double rel(const double *a, const double *b, int64_t n)
         s = fmax(s, fabs(b[i]));
     }
     return d / (s > 0 ? s : 1);
+}
+
+/* A lasso through the device path: statistics on the GPU (chunks of 300
+ * rows) against the textbook sums, then FISTA resident on the GPU to
+ * rel_gap 1e-10, its W graded by plain loops over the rows: the objective
+ * it reports, and the optimality conditions M_k = lambda w_k / ||w_k|| on
+ * the support and ||M_k|| <= lambda off it (M = Phi^T (Psi - Phi W) / N). */
+static void lasso_on_device(void)
+{
+    int64_t n = 1500, k = 120, d = 70;
+    double *phi = rnd(n * k, 31), *psi = rnd(n * d, 32);
+    for (int64_t i = 0; i < n * k; i++)
+        phi[i] = phi[i] > 0 ? phi[i] : 0; /* post-ReLU */
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t t = 0; t < d; t++)
+            psi[i * d + t] += 2 * phi[i * k + t % 9] - phi[i * k + 40 + t % 5];
+    vv_rows *a, *b;
+    vv_rows_from_memory("phi", n, k, phi, &a);
+    vv_rows_from_memory("psi", n, d, psi, &b);
+    vv_stats_opts so = {.chunk_rows = 300, .be = gpu};
+    vv_stats st;
+    int rc = vv_stats_compute(a, b, &so, &st);
+    CHECKF(rc == 0, "statistics on the GPU: %s", rc ? vv_err_detail() : "computed");
+    if (rc) {
+        vv_rows_free(a);
+        vv_rows_free(b);
+        free(phi);
+        free(psi);
+        return;
+    }
+    double eg = 0, sg = 0, eb = 0, sb = 0, c = 0;
+    for (int64_t p = 0; p < k; p++)
+        for (int64_t q = 0; q < k; q++) {
+            double s = 0;
+            for (int64_t i = 0; i < n; i++)
+                s += phi[i * k + p] * phi[i * k + q];
+            eg = fmax(eg, fabs(st.G[p * k + q] - s));
+            sg = fmax(sg, fabs(s));
+        }
+    for (int64_t p = 0; p < k; p++)
+        for (int64_t t = 0; t < d; t++) {
+            double s = 0;
+            for (int64_t i = 0; i < n; i++)
+                s += phi[i * k + p] * psi[i * d + t];
+            eb = fmax(eb, fabs(st.Bt[p * d + t] - s));
+            sb = fmax(sb, fabs(s));
+        }
+    for (int64_t i = 0; i < n * d; i++)
+        c += psi[i] * psi[i];
+    CHECKF(eg <= 1e-13 * sg && eb <= 1e-13 * sb && fabs(st.c - c) <= 1e-13 * c,
+           "statistics on the GPU = the textbook sums (G %.1e, Bt %.1e relative)", eg / sg,
+           eb / sb);
+
+    double lambda = 0.05 * vv_lambda_max(&st);
+    double *W = calloc((size_t)(k * d), sizeof *W);
+    vv_lasso_opts o;
+    vv_lasso_opts_default(&o);
+    o.solver = VV_SOLVER_FISTA;
+    o.lambda = lambda;
+    o.tol = 1e-10;
+    o.max_iter = 200000;
+    o.max_seconds = 60;
+    o.be = gpu;
+    vv_lasso_result res;
+    rc = vv_lasso_solve(&st, &o, W, &res);
+    CHECKF(rc == 0 && res.stop_reason == VV_STOP_CONVERGED,
+           "FISTA resident on the GPU: %s, rel_gap %.1e in %lld iterations, %lld active",
+           rc ? vv_err_detail() : vv_stop_reason_name(res.stop_reason), res.e.rel_gap,
+           (long long)res.iterations, (long long)res.e.active);
+    /* The residual R = Psi - Phi W and M = Phi^T R / N, by loops. */
+    double *R = malloc((size_t)(n * d) * sizeof *R), r2 = 0, gn = 0, worst = 0;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t t = 0; t < d; t++) {
+            double y = psi[i * d + t];
+            for (int64_t p = 0; p < k; p++)
+                y -= phi[i * k + p] * W[p * d + t];
+            R[i * d + t] = y;
+            r2 += y * y;
+        }
+    for (int64_t p = 0; p < k; p++) {
+        double wn = 0, mn = 0, dev = 0;
+        for (int64_t t = 0; t < d; t++)
+            wn += W[p * d + t] * W[p * d + t];
+        wn = sqrt(wn);
+        gn += wn;
+        for (int64_t t = 0; t < d; t++) {
+            double m = 0;
+            for (int64_t i = 0; i < n; i++)
+                m += phi[i * k + p] * R[i * d + t];
+            m /= (double)n;
+            mn += m * m;
+            if (wn > 0)
+                dev += (m - lambda * W[p * d + t] / wn) * (m - lambda * W[p * d + t] / wn);
+        }
+        worst = fmax(worst, wn > 0 ? sqrt(dev) / lambda : fmax(0, sqrt(mn) / lambda - 1));
+    }
+    double obj = r2 / (2.0 * (double)n) + lambda * gn;
+    CHECKF(fabs(obj - res.e.objective) <= 1e-10 * obj,
+           "its objective from the rows %.12g = the device's %.12g", obj, res.e.objective);
+    CHECKF(worst < 1e-3 && res.e.active > 0 && res.e.active < k,
+           "its W satisfies the optimality conditions (violation %.1e lambda; %lld of %lld "
+           "neurons active)",
+           worst, (long long)res.e.active, (long long)k);
+    free(R);
+    free(W);
+    vv_stats_free(&st);
+    vv_rows_free(a);
+    vv_rows_free(b);
+    free(phi);
+    free(psi);
 }
 
 int main(void)
@@ -265,6 +380,24 @@ int main(void)
         free(col);
         free(colg);
     }
+    /* gather_rows: exact. */
+    {
+        int64_t rows = 50, cols = 77, idx[5] = {49, 0, 7, 7, 20};
+        double *X = rnd(rows * cols, 21), *dX = up(X, rows * cols);
+        double *dG = gpu->ops->alloc(gpu, (size_t)(5 * cols) * sizeof(double));
+        int grc = gpu->ops->gather_rows(gpu, dX, cols, idx, 5, dG);
+        double *g = down(dG, 5 * cols);
+        int ok = grc == 0;
+        for (int64_t i = 0; i < 5; i++)
+            for (int64_t j = 0; j < cols; j++)
+                ok &= g[i * cols + j] == X[idx[i] * cols + j];
+        CHECK(ok, "gather_rows: rows 49, 0, 7, 7, 20 exactly");
+        gpu->ops->free(gpu, dX);
+        gpu->ops->free(gpu, dG);
+        free(X);
+        free(g);
+    }
+    lasso_on_device();
     /* Out of memory is VV_ENOMEM, and the device stays usable. */
     void *huge = gpu->ops->alloc(gpu, (size_t)1 << 50);
     CHECK(!huge && !vv_backend_cuda_lost(gpu),

@@ -3,16 +3,6 @@
 #include "util.h"
 #include "vv/err.h"
 
-static double max_rel_diff(const double *a, const double *b, int64_t n)
-{
-    double m = 0, s = 0;
-    for (int64_t i = 0; i < n; i++)
-        s = fmax(s, fabs(b[i]));
-    for (int64_t i = 0; i < n; i++)
-        m = fmax(m, fabs(a[i] - b[i]));
-    return s > 0 ? m / s : m;
-}
-
 int main(void)
 {
     tprob p;

@@ -42,6 +42,10 @@ typedef struct vv_backend_ops {
     /* y = a x + b y over n entries; when b == 0, y is not read (as BLAS's beta),
      * so axpby(n, 1, x, 0, y) copies x into y whatever y held. */
     int (*axpby)(vv_backend *be, int64_t n, double a, const double *x, double b, double *y);
+    /* dst (n x cols) = the rows idx[0], ..., idx[n-1] of src (row-major, cols
+     * per row); idx is host memory. */
+    int (*gather_rows)(vv_backend *be, const double *src, int64_t cols, const int64_t *idx,
+                       int64_t n, double *dst);
     /* The model runtime (float32): C = alpha op(A) op(B) + beta C, row-major. */
     int (*sgemm)(vv_backend *be, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
                  const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,

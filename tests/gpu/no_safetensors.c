@@ -1,0 +1,15 @@
+/* no_safetensors.c - for tests/gpu/device-check.sh, which builds vvd's core
+ * on a GPU machine that may lack libcjson (the .safetensors header parser's
+ * dependency): the one safetensors entry point core/array.c calls, refusing.
+ * The device check reads no .safetensors file.  Not part of vvd's build. */
+#include "array_internal.h"
+#include "vv/err.h"
+
+int vv__st_probe(const char *path, int fd, uint64_t fsize, const char *tensor, vv__tinfo *ti)
+{
+    (void)fd;
+    (void)fsize;
+    (void)tensor;
+    (void)ti;
+    return vv_fail(VV_EFORMAT, "%s: .safetensors files are not read by the device check", path);
+}
