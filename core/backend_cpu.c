@@ -4,6 +4,7 @@
 #include "vv/blas.h"
 #include "vv/err.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,6 +179,82 @@ static int cpu_im2col(vv_backend *be, const float *x, int c, int h, int w, int k
     return 0;
 }
 
+static int cpu_affine_act(vv_backend *be, const float *x, int64_t xo, int64_t xs, int64_t nb,
+                          int64_t ch, int64_t hw, const float *scale, const float *shift, int relu,
+                          float *y)
+{
+    (void)be;
+    for (int64_t o = 0; o < ch; o++) {
+        float a = scale ? scale[o] : 1.0f, b = shift ? shift[o] : 0.0f;
+        for (int64_t s = 0; s < nb; s++) {
+            const float *src = x + o * xo + s * xs;
+            float *dst = y + (s * ch + o) * hw;
+            if (relu)
+                for (int64_t p = 0; p < hw; p++) {
+                    float v = src[p] * a + b;
+                    dst[p] = v > 0 ? v : 0.0f;
+                }
+            else
+                for (int64_t p = 0; p < hw; p++)
+                    dst[p] = src[p] * a + b;
+        }
+    }
+    return 0;
+}
+
+static int cpu_pool2d(vv_backend *be, const float *x, int64_t planes, int h, int w, int k,
+                      int stride, int pad, int oh, int ow, int is_max, float *y)
+{
+    (void)be;
+    float inv = 1.0f / (float)(k * k);
+    for (int64_t sc = 0; sc < planes; sc++) {
+        const float *src = x + sc * h * w;
+        float *dst = y + sc * oh * ow;
+        for (int i = 0; i < oh; i++)
+            for (int j = 0; j < ow; j++) {
+                int y0 = i * stride - pad, x0 = j * stride - pad;
+                float acc = is_max ? -FLT_MAX : 0.0f;
+                for (int a = y0; a < y0 + k; a++) {
+                    if (a < 0 || a >= h)
+                        continue;
+                    for (int b = x0; b < x0 + k; b++) {
+                        if (b < 0 || b >= w)
+                            continue;
+                        float v = src[a * w + b];
+                        if (is_max)
+                            acc = v > acc || isnan(v) ? v : acc;
+                        else
+                            acc += v;
+                    }
+                }
+                dst[i * ow + j] = is_max ? acc : acc * inv;
+            }
+    }
+    return 0;
+}
+
+static int cpu_adaptive_avg(vv_backend *be, const float *x, int64_t planes, int h, int w, int oh,
+                            int ow, float *y)
+{
+    (void)be;
+    for (int64_t sc = 0; sc < planes; sc++) {
+        const float *src = x + sc * h * w;
+        float *dst = y + sc * oh * ow;
+        for (int i = 0; i < oh; i++) {
+            int h0 = i * h / oh, h1 = ((i + 1) * h + oh - 1) / oh;
+            for (int j = 0; j < ow; j++) {
+                int w0 = j * w / ow, w1 = ((j + 1) * w + ow - 1) / ow;
+                float acc = 0;
+                for (int a = h0; a < h1; a++)
+                    for (int b = w0; b < w1; b++)
+                        acc += src[a * w + b];
+                dst[i * ow + j] = acc / (float)((h1 - h0) * (w1 - w0));
+            }
+        }
+    }
+    return 0;
+}
+
 static const vv_backend_ops cpu_ops = {
     .name = "cpu",
     .alloc = cpu_alloc,
@@ -193,6 +270,9 @@ static const vv_backend_ops cpu_ops = {
     .gather_rows = cpu_gather_rows,
     .sgemm = cpu_sgemm,
     .im2col = cpu_im2col,
+    .affine_act = cpu_affine_act,
+    .pool2d = cpu_pool2d,
+    .adaptive_avg = cpu_adaptive_avg,
 };
 
 static vv_backend cpu_backend = {.ops = &cpu_ops, .impl = NULL};

@@ -154,6 +154,31 @@ static int sim_im2col(vv_backend *be, const float *x, int c, int h, int w, int k
     return rc ? rc : cpu()->im2col(vv_backend_cpu(), x, c, h, w, k, stride, pad, oh, ow, col, ldc);
 }
 
+static int sim_affine_act(vv_backend *be, const float *x, int64_t xo, int64_t xs, int64_t nb,
+                          int64_t ch, int64_t hw, const float *scale, const float *shift, int relu,
+                          float *y)
+{
+    int rc = op(be, "affine_act");
+    return rc ? rc
+              : cpu()->affine_act(vv_backend_cpu(), x, xo, xs, nb, ch, hw, scale, shift, relu, y);
+}
+
+static int sim_pool2d(vv_backend *be, const float *x, int64_t planes, int h, int w, int k,
+                      int stride, int pad, int oh, int ow, int is_max, float *y)
+{
+    int rc = op(be, "pool2d");
+    return rc ? rc
+              : cpu()->pool2d(vv_backend_cpu(), x, planes, h, w, k, stride, pad, oh, ow, is_max,
+                              y);
+}
+
+static int sim_adaptive_avg(vv_backend *be, const float *x, int64_t planes, int h, int w, int oh,
+                            int ow, float *y)
+{
+    int rc = op(be, "adaptive_avg");
+    return rc ? rc : cpu()->adaptive_avg(vv_backend_cpu(), x, planes, h, w, oh, ow, y);
+}
+
 static int sim_info(vv_backend *be, char *name, size_t namesz, size_t *free_bytes,
                     size_t *total_bytes)
 {
@@ -192,6 +217,9 @@ static const vv_backend_ops sim_ops = {
     .gather_rows = sim_gather_rows,
     .sgemm = sim_sgemm,
     .im2col = sim_im2col,
+    .affine_act = sim_affine_act,
+    .pool2d = sim_pool2d,
+    .adaptive_avg = sim_adaptive_avg,
     .info = sim_info,
     .lost = sim_lost,
     .close = sim_close,

@@ -6,8 +6,10 @@
 #include <math.h>
 #include <stdlib.h>
 
-int vv_model_evaluate(const vv_model *m, const vv_dataset *ds, const vv_preprocess *pp, int64_t n,
-                      int64_t batch, const volatile int *stop, double *acc, double *loss)
+/* The forward pass on md's device when md is not NULL, else on the CPU. */
+static int evaluate(const vv_model *m, vv_model_dev *md, const vv_dataset *ds,
+                    const vv_preprocess *pp, int64_t n, int64_t batch, const volatile int *stop,
+                    double *acc, double *loss)
 {
     int c, h, w;
     vv_preprocess_shape(ds, pp, &c, &h, &w);
@@ -25,7 +27,8 @@ int vv_model_evaluate(const vv_model *m, const vv_dataset *ds, const vv_preproce
         }
         int64_t nb = n - s0 < batch ? n - s0 : batch;
         if ((rc = vv_dataset_batch(ds, pp, NULL, s0, nb, NULL, x, lab)) < 0 ||
-            (rc = vv_model_forward_parallel(m, 0, m->n, x, nb, y, 0)) < 0)
+            (rc = md ? vv_model_forward_dev(md, 0, m->n, x, nb, y)
+                     : vv_model_forward_parallel(m, 0, m->n, x, nb, y, 0)) < 0)
             break;
         for (int64_t i = 0; i < nb; i++) {
             const float *z = y + i * k;
@@ -59,4 +62,17 @@ int vv_model_evaluate(const vv_model *m, const vv_dataset *ds, const vv_preproce
         *loss = n ? total / (double)n : 0;
     }
     return rc;
+}
+
+int vv_model_evaluate(const vv_model *m, const vv_dataset *ds, const vv_preprocess *pp, int64_t n,
+                      int64_t batch, const volatile int *stop, double *acc, double *loss)
+{
+    return evaluate(m, NULL, ds, pp, n, batch, stop, acc, loss);
+}
+
+int vv_model_evaluate_dev(const vv_model *m, vv_model_dev *md, const vv_dataset *ds,
+                          const vv_preprocess *pp, int64_t n, int64_t batch,
+                          const volatile int *stop, double *acc, double *loss)
+{
+    return evaluate(m, md, ds, pp, n, batch, stop, acc, loss);
 }

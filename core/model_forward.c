@@ -71,50 +71,15 @@ static void batchnorm(const vv_layer *l, const float *x, int64_t nb, float *y)
 
 static void pool(const vv_layer *l, const float *x, int64_t nb, float *y)
 {
-    int is_max = l->type == VV_LAYER_MAXPOOL2D;
-    float inv = 1.0f / (float)(l->kernel * l->kernel);
-    for (int64_t sc = 0; sc < nb * l->c; sc++) {
-        const float *src = x + sc * l->h * l->w;
-        float *dst = y + sc * l->oh * l->ow;
-        for (int i = 0; i < l->oh; i++)
-            for (int j = 0; j < l->ow; j++) {
-                int y0 = i * l->stride - l->pad, x0 = j * l->stride - l->pad;
-                float acc = is_max ? -FLT_MAX : 0.0f;
-                for (int a = y0; a < y0 + l->kernel; a++) {
-                    if (a < 0 || a >= l->h)
-                        continue;
-                    for (int b = x0; b < x0 + l->kernel; b++) {
-                        if (b < 0 || b >= l->w)
-                            continue;
-                        float v = src[a * l->w + b];
-                        if (is_max)
-                            acc = v > acc || isnan(v) ? v : acc;
-                        else
-                            acc += v;
-                    }
-                }
-                dst[i * l->ow + j] = is_max ? acc : acc * inv;
-            }
-    }
+    vv_backend *be = vv_backend_cpu();
+    be->ops->pool2d(be, x, nb * l->c, l->h, l->w, l->kernel, l->stride, l->pad, l->oh, l->ow,
+                    l->type == VV_LAYER_MAXPOOL2D, y);
 }
 
 static void adaptive_avg(const vv_layer *l, const float *x, int64_t nb, float *y)
 {
-    for (int64_t sc = 0; sc < nb * l->c; sc++) {
-        const float *src = x + sc * l->h * l->w;
-        float *dst = y + sc * l->oh * l->ow;
-        for (int i = 0; i < l->oh; i++) {
-            int h0 = i * l->h / l->oh, h1 = ((i + 1) * l->h + l->oh - 1) / l->oh;
-            for (int j = 0; j < l->ow; j++) {
-                int w0 = j * l->w / l->ow, w1 = ((j + 1) * l->w + l->ow - 1) / l->ow;
-                float acc = 0;
-                for (int a = h0; a < h1; a++)
-                    for (int b = w0; b < w1; b++)
-                        acc += src[a * l->w + b];
-                dst[i * l->ow + j] = acc / (float)((h1 - h0) * (w1 - w0));
-            }
-        }
-    }
+    vv_backend *be = vv_backend_cpu();
+    be->ops->adaptive_avg(be, x, nb * l->c, l->h, l->w, l->oh, l->ow, y);
 }
 
 static void linear(const vv_layer *l, const float *x, int64_t nb, float *y)

@@ -145,7 +145,8 @@ typedef struct cuda_impl {
     CUdevice dev;
     CUcontext ctx;
     CUmodule mod;
-    CUfunction f_row_norms, f_group_shrink, f_axpby, f_im2col, f_gather;
+    CUfunction f_row_norms, f_group_shrink, f_axpby, f_im2col, f_gather, f_affine, f_pool,
+        f_adaptive;
     cublasHandle_t blas;
     CUdeviceptr count; /* group_shrink's counter */
     CUdeviceptr idx;   /* gather_rows' indices, grown as needed */
@@ -349,6 +350,38 @@ static int cuda_im2col(vv_backend *be, const float *x, int c, int h, int w, int 
     return rc ? rc : launch(be, impl(be)->f_im2col, (total + BLOCK - 1) / BLOCK, args, "vv_im2col");
 }
 
+static int cuda_affine_act(vv_backend *be, const float *x, int64_t xo, int64_t xs, int64_t nb,
+                           int64_t ch, int64_t hw, const float *scale, const float *shift,
+                           int relu, float *y)
+{
+    int rc = ready(be);
+    int64_t total = nb * ch * hw;
+    void *args[] = {&x, &xo, &xs, &nb, &ch, &hw, &scale, &shift, &relu, &y};
+    return rc ? rc
+              : launch(be, impl(be)->f_affine, (total + BLOCK - 1) / BLOCK, args,
+                       "vv_affine_act");
+}
+
+static int cuda_pool2d(vv_backend *be, const float *x, int64_t planes, int h, int w, int k,
+                       int stride, int pad, int oh, int ow, int is_max, float *y)
+{
+    int rc = ready(be);
+    int64_t total = planes * oh * ow;
+    void *args[] = {&x, &planes, &h, &w, &k, &stride, &pad, &oh, &ow, &is_max, &y};
+    return rc ? rc : launch(be, impl(be)->f_pool, (total + BLOCK - 1) / BLOCK, args, "vv_pool2d");
+}
+
+static int cuda_adaptive_avg(vv_backend *be, const float *x, int64_t planes, int h, int w, int oh,
+                             int ow, float *y)
+{
+    int rc = ready(be);
+    int64_t total = planes * oh * ow;
+    void *args[] = {&x, &planes, &h, &w, &oh, &ow, &y};
+    return rc ? rc
+              : launch(be, impl(be)->f_adaptive, (total + BLOCK - 1) / BLOCK, args,
+                       "vv_adaptive_avg");
+}
+
 static int cuda_info_op(vv_backend *be, char *name, size_t namesz, size_t *free_bytes,
                         size_t *total_bytes);
 static int cuda_lost_op(const vv_backend *be);
@@ -368,6 +401,9 @@ static const vv_backend_ops cuda_ops = {
     .gather_rows = cuda_gather_rows,
     .sgemm = cuda_sgemm,
     .im2col = cuda_im2col,
+    .affine_act = cuda_affine_act,
+    .pool2d = cuda_pool2d,
+    .adaptive_avg = cuda_adaptive_avg,
     .info = cuda_info_op,
     .lost = cuda_lost_op,
     .close = vv_backend_cuda_close,
@@ -414,7 +450,10 @@ int vv_backend_cuda_open(int device, vv_backend **out)
                {&im->f_group_shrink, "vv_group_shrink"},
                {&im->f_axpby, "vv_axpby"},
                {&im->f_im2col, "vv_im2col"},
-               {&im->f_gather, "vv_gather_rows"}};
+               {&im->f_gather, "vv_gather_rows"},
+               {&im->f_affine, "vv_affine_act"},
+               {&im->f_pool, "vv_pool2d"},
+               {&im->f_adaptive, "vv_adaptive_avg"}};
     for (unsigned i = 0; rc == 0 && i < sizeof fns / sizeof *fns; i++)
         rc = check(be, cu.ModuleGetFunction(fns[i].f, im->mod, fns[i].name), fns[i].name);
     if (rc == 0)

@@ -1,6 +1,7 @@
 // kernels.cu - the CUDA kernels of the backend table (gpu/backend_cuda.c
 // loads them from an embedded fatbin with the driver API).  Row-major
 // buffers, as in core/include/vv/backend.h.
+#include <float.h>
 #include <stdint.h>
 
 #define BLOCK 256
@@ -89,5 +90,67 @@ extern "C" __global__ void vv_im2col(const float *x, int c, int h, int w, int k,
         int y = i * stride - pad + ki, xx = j * stride - pad + kj;
         col[row * ldc + p] =
             y >= 0 && y < h && xx >= 0 && xx < w ? x[((int64_t)ci * h + y) * w + xx] : 0.0f;
+    }
+}
+
+// vv_backend_ops.affine_act: one thread per element of y.
+extern "C" __global__ void vv_affine_act(const float *x, int64_t xo, int64_t xs, int64_t nb,
+                                         int64_t ch, int64_t hw, const float *scale,
+                                         const float *shift, int relu, float *y)
+{
+    int64_t total = nb * ch * hw;
+    for (int64_t t = blockIdx.x * (int64_t)BLOCK + threadIdx.x; t < total;
+         t += (int64_t)gridDim.x * BLOCK) {
+        int64_t p = t % hw, o = (t / hw) % ch, s = t / (hw * ch);
+        float v = x[o * xo + s * xs + p] * (scale ? scale[o] : 1.0f) + (shift ? shift[o] : 0.0f);
+        y[t] = relu && !(v > 0) ? 0.0f : v;
+    }
+}
+
+// vv_backend_ops.pool2d: one thread per output element.
+extern "C" __global__ void vv_pool2d(const float *x, int64_t planes, int h, int w, int k,
+                                     int stride, int pad, int oh, int ow, int is_max, float *y)
+{
+    int64_t total = planes * oh * ow;
+    float inv = 1.0f / (float)(k * k);
+    for (int64_t t = blockIdx.x * (int64_t)BLOCK + threadIdx.x; t < total;
+         t += (int64_t)gridDim.x * BLOCK) {
+        int j = (int)(t % ow), i = (int)((t / ow) % oh);
+        const float *src = x + (t / ((int64_t)oh * ow)) * h * w;
+        int y0 = i * stride - pad, x0 = j * stride - pad;
+        float acc = is_max ? -FLT_MAX : 0.0f;
+        for (int a = y0; a < y0 + k; a++) {
+            if (a < 0 || a >= h)
+                continue;
+            for (int b = x0; b < x0 + k; b++) {
+                if (b < 0 || b >= w)
+                    continue;
+                float v = src[a * w + b];
+                if (is_max)
+                    acc = v > acc || isnan(v) ? v : acc;
+                else
+                    acc += v;
+            }
+        }
+        y[t] = is_max ? acc : acc * inv;
+    }
+}
+
+// vv_backend_ops.adaptive_avg: one thread per output element.
+extern "C" __global__ void vv_adaptive_avg(const float *x, int64_t planes, int h, int w, int oh,
+                                           int ow, float *y)
+{
+    int64_t total = planes * oh * ow;
+    for (int64_t t = blockIdx.x * (int64_t)BLOCK + threadIdx.x; t < total;
+         t += (int64_t)gridDim.x * BLOCK) {
+        int j = (int)(t % ow), i = (int)((t / ow) % oh);
+        const float *src = x + (t / ((int64_t)oh * ow)) * h * w;
+        int h0 = i * h / oh, h1 = ((i + 1) * h + oh - 1) / oh;
+        int w0 = j * w / ow, w1 = ((j + 1) * w + ow - 1) / ow;
+        float acc = 0;
+        for (int a = h0; a < h1; a++)
+            for (int b = w0; b < w1; b++)
+                acc += src[a * w + b];
+        y[t] = acc / (float)((h1 - h0) * (w1 - w0));
     }
 }

@@ -28,6 +28,7 @@ typedef struct cctx {
     const volatile int *stop;
     double t0;
     int64_t step, iters;
+    vv_backend *be; /* the job's device; NULL: the CPU (forward passes too) */
 } cctx;
 
 static void emit(cctx *c, cJSON *ev)
@@ -51,15 +52,20 @@ typedef struct evals {
     int have_test;
 } evals;
 
-/* Median time of 3 forward passes of one batch of zeros, in milliseconds. */
-static double latency_ms(const vv_model *m, int64_t batch)
+/* Median time of 3 forward passes of one batch of zeros, in milliseconds
+ * (on md's device when md is not NULL, inputs and outputs crossing the bus
+ * included). */
+static double latency_ms(const vv_model *m, vv_model_dev *md, int64_t batch)
 {
     int64_t in = vv_model_size(m, -1), k = vv_model_size(m, m->n - 1);
     float *x = calloc((size_t)(batch * in), sizeof(float)), *y = malloc((size_t)(batch * k) * 4);
     double t[3] = {0, 0, 0};
     for (int r = 0; r < 3 && x && y; r++) {
         double t0 = vv_now();
-        vv_model_forward(m, 0, m->n, x, batch, y);
+        if (md)
+            vv_model_forward_dev(md, 0, m->n, x, batch, y);
+        else
+            vv_model_forward(m, 0, m->n, x, batch, y);
         t[r] = (vv_now() - t0) * 1e3;
     }
     free(x);
@@ -73,14 +79,21 @@ static int eval_all(cctx *c, const vv_model *m, vv_dataset *train, vv_dataset *t
 {
     memset(e, 0, sizeof *e);
     int64_t b = c->spec->batch_size;
-    int rc = vv_model_evaluate(m, train, pp, ntrain, b, c->stop, &e->train_acc, &e->train_loss);
+    vv_model_dev *md = NULL;
+    int rc = c->be ? vv_model_dev_open(m, c->be, &md) : 0;
+    if (rc == 0)
+        rc = vv_model_evaluate_dev(m, md, train, pp, ntrain, b, c->stop, &e->train_acc,
+                                   &e->train_loss);
     if (rc == 0 && test) {
-        rc = vv_model_evaluate(m, test, pp, ntest, b, c->stop, &e->test_acc, &e->test_loss);
+        rc = vv_model_evaluate_dev(m, md, test, pp, ntest, b, c->stop, &e->test_acc,
+                                   &e->test_loss);
         e->have_test = 1;
     }
     e->params = vv_model_params(m);
     e->macs = vv_model_macs(m);
-    e->latency_ms = latency_ms(m, b);
+    if (rc == 0)
+        e->latency_ms = latency_ms(m, md, b);
+    vv_model_dev_close(md);
     return rc;
 }
 
@@ -117,6 +130,7 @@ static void emit_evals(cctx *c, const evals *e, const char *phase)
  * its Psi under one lock for sources like these). */
 typedef struct feats {
     const vv_model *m;
+    vv_model_dev *md; /* m's weights on the job's device; NULL: the CPU */
     int li;
     const vv_dataset *ds;
     const vv_preprocess *pp;
@@ -141,11 +155,13 @@ static int feats_fill(feats *f, int64_t r0, int64_t n)
     }
     int rc = vv_dataset_batch(f->ds, f->pp, NULL, r0, n, NULL, f->x, NULL);
     if (rc == 0 && f->li > 0)
-        rc = vv_model_forward(f->m, 0, f->li, f->x, n, f->phi);
+        rc = f->md ? vv_model_forward_dev(f->md, 0, f->li, f->x, n, f->phi)
+                   : vv_model_forward(f->m, 0, f->li, f->x, n, f->phi);
     else if (rc == 0)
         memcpy(f->phi, f->x, (size_t)(n * f->k) * sizeof(float));
     if (rc == 0)
-        rc = vv_model_forward(f->m, f->li, f->li + 1, f->phi, n, f->psi);
+        rc = f->md ? vv_model_forward_dev(f->md, f->li, f->li + 1, f->phi, n, f->psi)
+                   : vv_model_forward(f->m, f->li, f->li + 1, f->phi, n, f->psi);
     f->r0 = rc == 0 ? r0 : -1;
     f->n = rc == 0 ? n : 0;
     return rc;
@@ -250,20 +266,23 @@ static int compress_layer(cctx *c, const vv_model *src, int li, const vv_dataset
                    .k = k,
                    .d = d,
                    .r0 = -1};
+        if (c->be)
+            rc = vv_model_dev_open(src, c->be, &f.md);
         vv_rows *phi = NULL, *psi = NULL;
         char nphi[128], npsi[128];
         snprintf(nphi, sizeof nphi, "input of %s", L->name);
         snprintf(npsi, sizeof npsi, "output of %s", L->name);
-        rc = vv_rows_from_callback(nphi, ntrain, k, read_phi, &f, NULL, &phi);
+        if (rc == 0)
+            rc = vv_rows_from_callback(nphi, ntrain, k, read_phi, &f, NULL, &phi);
         if (rc == 0)
             rc = vv_rows_from_callback(npsi, ntrain, d, read_psi, &f, NULL, &psi);
-        vv_stats_opts so = {.chunk_rows = s->lasso.chunk_rows, .bias = bias, .stop = c->stop};
-        if (rc == 0 && (rc = devices_get(s->lasso.device, &so.be)) < 0)
-            set_field(field, fsz, "/device");
+        vv_stats_opts so = {.chunk_rows = s->lasso.chunk_rows, .bias = bias, .stop = c->stop,
+                            .be = c->be};
         if (rc == 0)
             rc = vv_stats_compute(phi, psi, &so, &st);
         vv_rows_free(phi);
         vv_rows_free(psi);
+        vv_model_dev_close(f.md);
         feats_free(&f);
         if (rc == 0 && keyed && (ce = cache_add(cache, key, &st)) != NULL)
             stp = cache_stats(ce);
@@ -405,6 +424,12 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
     char model_id[4400] = "";
     cJSON *r = NULL;
     int rc;
+    vv_backend *be;
+    if ((rc = devices_get(s->lasso.device, &be)) < 0) {
+        set_field(field, fsz, "/device");
+        return rc;
+    }
+    c.be = vv_backend_is_device(be) ? be : NULL;
 
     /* The model. */
     if (s->model.resident && !strcmp(s->model.resident, MODELS_DEFAULT) &&
@@ -486,6 +511,7 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
     cJSON_AddNumberToObject(ev, "n_train", (double)ntrain);
     cJSON_AddNumberToObject(ev, "n_test", (double)ntest);
     cJSON_AddStringToObject(ev, "blas", vv_blas_corename());
+    cJSON_AddStringToObject(ev, "device", s->lasso.device[0] ? s->lasso.device : devices_default());
     emit(&c, ev);
 
     evals before, after;
@@ -619,6 +645,7 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
     cJSON_AddNumberToObject(r, "iterations", (double)c.iters);
     cJSON_AddNumberToObject(r, "seconds", vv_now() - c.t0);
     cJSON_AddStringToObject(r, "blas", vv_blas_corename());
+    cJSON_AddStringToObject(r, "device", s->lasso.device[0] ? s->lasso.device : devices_default());
 
     cJSON *outs = cJSON_AddObjectToObject(r, "outputs");
     char path[4400];

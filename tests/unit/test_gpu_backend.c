@@ -380,6 +380,94 @@ int main(void)
         free(col);
         free(colg);
     }
+    /* affine_act, pool2d and adaptive_avg (the forward pass's other layers)
+     * against their definitions. */
+    {
+        int64_t nb = 3, ch = 5, hw = 49, nx = nb * ch * hw;
+        float *x = malloc((size_t)nx * 4), *ref = malloc((size_t)nx * 4), sc[5], sh[5];
+        for (int64_t i = 0; i < nx; i++)
+            x[i] = (float)((i * 37) % 101) / 50.0f - 1;
+        for (int o = 0; o < 5; o++)
+            sc[o] = 0.5f + 0.25f * (float)o, sh[o] = 0.1f * (float)o - 0.2f;
+        float *dx = gpu->ops->alloc(gpu, (size_t)nx * 4), *dy = gpu->ops->alloc(gpu, (size_t)nx * 4),
+              *dsc = gpu->ops->alloc(gpu, 20), *dsh = gpu->ops->alloc(gpu, 20);
+        gpu->ops->upload(gpu, dx, x, (size_t)nx * 4);
+        gpu->ops->upload(gpu, dsc, sc, 20);
+        gpu->ops->upload(gpu, dsh, sh, 20);
+        /* x read in the sgemm's layout: channel o, sample s at o (nb hw) + s hw. */
+        for (int64_t s = 0; s < nb; s++)
+            for (int64_t o = 0; o < ch; o++)
+                for (int64_t p = 0; p < hw; p++) {
+                    float v = x[o * nb * hw + s * hw + p] * sc[o] + sh[o];
+                    ref[(s * ch + o) * hw + p] = v > 0 ? v : 0;
+                }
+        int frc = gpu->ops->affine_act(gpu, dx, nb * hw, hw, nb, ch, hw, dsc, dsh, 1, dy);
+        float *got = malloc((size_t)nx * 4);
+        gpu->ops->download(gpu, got, dy, (size_t)nx * 4);
+        double e = 0;
+        for (int64_t i = 0; i < nx; i++)
+            e = fmax(e, fabs(got[i] - ref[i]));
+        CHECKF(frc == 0 && e <= 1e-6, "affine_act (conv layout, scale, shift, ReLU): max err %.1e",
+               e);
+        /* Pools of 5 x 5 planes (h = w = 7 here: planes of 49), 3 x 3 windows,
+         * stride 2, padding 1. */
+        int64_t planes = nb * ch;
+        int h = 7, w = 7, kw = 3, st = 2, pad = 1, oh = 4, ow = 4;
+        for (int is_max = 0; is_max < 2; is_max++) {
+            float *pr = malloc((size_t)(planes * oh * ow) * 4), *pg = malloc((size_t)(planes * oh * ow) * 4);
+            for (int64_t q = 0; q < planes; q++)
+                for (int i = 0; i < oh; i++)
+                    for (int j = 0; j < ow; j++) {
+                        float acc = is_max ? -INFINITY : 0;
+                        for (int a = 0; a < kw; a++)
+                            for (int b = 0; b < kw; b++) {
+                                int yy = i * st - pad + a, xx = j * st - pad + b;
+                                if (yy < 0 || yy >= h || xx < 0 || xx >= w)
+                                    continue;
+                                float v = x[q * h * w + yy * w + xx];
+                                acc = is_max ? fmaxf(acc, v) : acc + v;
+                            }
+                        pr[(q * oh + i) * ow + j] = is_max ? acc : acc / (float)(kw * kw);
+                    }
+            frc = gpu->ops->pool2d(gpu, dx, planes, h, w, kw, st, pad, oh, ow, is_max, dy);
+            gpu->ops->download(gpu, pg, dy, (size_t)(planes * oh * ow) * 4);
+            e = 0;
+            for (int64_t i = 0; i < planes * oh * ow; i++)
+                e = fmax(e, fabs(pg[i] - pr[i]));
+            CHECKF(frc == 0 && e <= 1e-6, "pool2d %s (3x3, stride 2, pad 1): max err %.1e",
+                   is_max ? "max" : "avg", e);
+            free(pr);
+            free(pg);
+        }
+        /* Adaptive average pooling 7 x 7 -> 3 x 3 (overlapping windows). */
+        {
+            float pr[15 * 9], pg[15 * 9];
+            for (int64_t q = 0; q < planes; q++)
+                for (int i = 0; i < 3; i++)
+                    for (int j = 0; j < 3; j++) {
+                        int h0 = (i * 7) / 3, h1 = ((i + 1) * 7 + 2) / 3;
+                        int w0 = (j * 7) / 3, w1 = ((j + 1) * 7 + 2) / 3;
+                        double acc = 0;
+                        for (int a = h0; a < h1; a++)
+                            for (int b = w0; b < w1; b++)
+                                acc += x[q * 49 + a * 7 + b];
+                        pr[(q * 3 + i) * 3 + j] = (float)(acc / ((h1 - h0) * (w1 - w0)));
+                    }
+            frc = gpu->ops->adaptive_avg(gpu, dx, planes, 7, 7, 3, 3, dy);
+            gpu->ops->download(gpu, pg, dy, sizeof pg);
+            e = 0;
+            for (int i = 0; i < 15 * 9; i++)
+                e = fmax(e, fabs(pg[i] - pr[i]));
+            CHECKF(frc == 0 && e <= 1e-6, "adaptive_avg 7x7 -> 3x3: max err %.1e", e);
+        }
+        gpu->ops->free(gpu, dx);
+        gpu->ops->free(gpu, dy);
+        gpu->ops->free(gpu, dsc);
+        gpu->ops->free(gpu, dsh);
+        free(x);
+        free(ref);
+        free(got);
+    }
     /* gather_rows: exact. */
     {
         int64_t rows = 50, cols = 77, idx[5] = {49, 0, 7, 7, 20};

@@ -5,6 +5,7 @@
 #include "file_util.h"
 #include "tap.h"
 #include "vv/array.h"
+#include "vv/backend.h"
 #include "vv/err.h"
 #include "vv/model.h"
 
@@ -67,6 +68,42 @@ static void against_torch(const char *name, vv_model *m)
         same &= rel_err(o1, out + s * k, k) < 1e-6;
     }
     CHECKF(same, "%s: per-sample passes equal the batched pass", name);
+
+    /* On a device (the simulated one): weights uploaded once, the same
+     * logits; split at the first batch norm (the conv's pass alone, then
+     * the batch norm alone) or at the last linear layer's input. */
+    vv_backend *sim;
+    vv_backend_sim_open(NULL, &sim);
+    vv_model_dev *md;
+    rc = vv_model_dev_open(m, sim, &md);
+    float *outd = malloc((size_t)(n * k) * sizeof(float));
+    CHECKF(rc == 0 && vv_model_dev_bytes(md) >= (size_t)vv_model_bytes(m) &&
+               vv_model_forward_dev(md, 0, m->n, xa.data, n, outd) == 0,
+           "%s: on a device, weights up (%zu bytes) and a forward pass", name,
+           rc ? 0 : vv_model_dev_bytes(md));
+    double ed = rel_err(outd, ya.data, n * k), ec = rel_err(outd, out, n * k);
+    CHECKF(ed < 1e-4 && ec < 1e-5,
+           "%s: device logits equal PyTorch's (%.1e) and the CPU pass's (%.1e)", name, ed, ec);
+    int split = L;
+    for (int i = 1; i < m->n; i++)
+        if (m->layers[i].type == VV_LAYER_BATCHNORM2D) {
+            split = i;
+            break;
+        }
+    int64_t ks = vv_model_size(m, split - 1);
+    float *mid = malloc((size_t)(n * ks) * sizeof(float));
+    CHECKF(vv_model_forward_dev(md, 0, split, xa.data, n, mid) == 0 &&
+               vv_model_forward_dev(md, split, m->n, mid, n, out2) == 0 &&
+               rel_err(out2, out, n * k) < 1e-5,
+           "%s: on the device, [0,%d) then [%d,n) (%s first) equals the CPU pass", name, split,
+           split, split == L ? "the last linear layer" : "a batch norm alone");
+    free(mid);
+    free(outd);
+    vv_model_dev_close(md);
+    size_t used = 1;
+    vv_backend_sim_counts(sim, NULL, &used);
+    CHECKF(used == 0, "%s: closing frees the device memory (%zu bytes left)", name, used);
+    sim->ops->close(sim);
     free(phi);
     free(out2);
     free(out);

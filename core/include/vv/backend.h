@@ -56,6 +56,23 @@ typedef struct vv_backend_ops {
      * x[ci][i stride - pad + ki][j stride - pad + kj] (0 outside the image). */
     int (*im2col)(vv_backend *be, const float *x, int c, int h, int w, int k, int stride, int pad,
                   int oh, int ow, float *col, int64_t ldc);
+    /* The rest of the forward pass (float32).  affine_act: for s < nb, o < ch,
+     * p < hw, y[(s ch + o) hw + p] = f(x[o xo + s xs + p] scale[o] + shift[o])
+     * with scale, shift NULL meaning 1, 0 and f = ReLU when relu, else the
+     * identity (a conv's output from the sgemm layout with its bias, batch
+     * norm and ReLU; a batch norm; a ReLU; a linear layer's bias); y may be x
+     * when xo = hw and xs = ch hw. */
+    int (*affine_act)(vv_backend *be, const float *x, int64_t xo, int64_t xs, int64_t nb,
+                      int64_t ch, int64_t hw, const float *scale, const float *shift, int relu,
+                      float *y);
+    /* Pooling of planes x (planes x h x w) into y (planes x oh x ow): k x k
+     * windows at stride, zero padding pad; max (PyTorch's: padding never
+     * wins) or average (padding counted, PyTorch's count_include_pad). */
+    int (*pool2d)(vv_backend *be, const float *x, int64_t planes, int h, int w, int k, int stride,
+                  int pad, int oh, int ow, int is_max, float *y);
+    /* PyTorch's adaptive average pooling of planes to oh x ow. */
+    int (*adaptive_avg)(vv_backend *be, const float *x, int64_t planes, int h, int w, int oh,
+                        int ow, float *y);
     /* A device's state; NULL in the CPU backend.  info: its name and its
      * free and total memory in bytes.  lost: 1 once a sticky error (a
      * context CUDA cannot recover) has made it unusable; every operation

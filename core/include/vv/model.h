@@ -19,6 +19,7 @@
 
 #include "vv/err.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -133,6 +134,23 @@ int vv_model_forward(const vv_model *m, int from, int to, const float *x, int64_
 int vv_model_forward_parallel(const vv_model *m, int from, int to, const float *x, int64_t n,
                               float *y, int threads);
 
+/* A model's weights resident on a device backend (vv/backend.h), for the
+ * forward pass there: conv and linear weights and biases, and batch norms
+ * folded into per-channel scale and shift, uploaded once by open.  The
+ * model must outlive it and not change.  One thread at a time. */
+typedef struct vv_model_dev vv_model_dev;
+struct vv_backend;
+int vv_model_dev_open(const vv_model *m, struct vv_backend *be, vv_model_dev **out);
+void vv_model_dev_close(vv_model_dev *md);
+/* Device memory its weights take (the batch buffers not counted). */
+size_t vv_model_dev_bytes(const vv_model_dev *md);
+struct vv_backend *vv_model_dev_backend(const vv_model_dev *md);
+
+/* vv_model_forward on the device: x and y are host memory; batches of up
+ * to 256 samples go up, through layers [from, to) and back.  Fails with
+ * the backend's errors (VV_ENOMEM when a batch does not fit). */
+int vv_model_forward_dev(vv_model_dev *md, int from, int to, const float *x, int64_t n, float *y);
+
 /* Accuracy (argmax, first on ties) and mean cross-entropy of the logits of
  * m in eval mode on images [0, n) of ds, preprocessed by pp, in batches of
  * `batch` (the forward pass split over cores).  Fails with the data set's
@@ -143,6 +161,12 @@ struct vv_preprocess;
 int vv_model_evaluate(const vv_model *m, const struct vv_dataset *ds,
                       const struct vv_preprocess *pp, int64_t n, int64_t batch,
                       const volatile int *stop, double *acc, double *loss);
+
+/* The same with the forward pass on md's device (md holds m's weights;
+ * NULL: the CPU, as vv_model_evaluate). */
+int vv_model_evaluate_dev(const vv_model *m, vv_model_dev *md, const struct vv_dataset *ds,
+                          const struct vv_preprocess *pp, int64_t n, int64_t batch,
+                          const volatile int *stop, double *acc, double *loss);
 
 /* The layer chain feeding layer i: the index of the nearest earlier linear
  * layer when only relu and dropout layers lie between it and layer i (so
