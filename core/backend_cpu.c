@@ -171,11 +171,13 @@ void vv__im2col(const float *x, int c, int h, int w, int k, int stride, int pad,
             }
 }
 
-static int cpu_im2col(vv_backend *be, const float *x, int c, int h, int w, int k, int stride,
-                      int pad, int oh, int ow, float *col, int64_t ldc)
+static int cpu_im2col(vv_backend *be, const float *x, int64_t nb, int c, int h, int w, int k,
+                      int stride, int pad, int oh, int ow, float *col, int64_t ldc)
 {
     (void)be;
-    vv__im2col(x, c, h, w, k, stride, pad, oh, ow, col, ldc);
+    int64_t in_sz = (int64_t)c * h * w, ohw = (int64_t)oh * ow;
+    for (int64_t s = 0; s < nb; s++)
+        vv__im2col(x + s * in_sz, c, h, w, k, stride, pad, oh, ow, col + s * ohw, ldc);
     return 0;
 }
 

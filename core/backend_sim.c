@@ -147,11 +147,12 @@ static int sim_sgemm(vv_backend *be, int ta, int tb, int64_t m, int64_t n, int64
                              ldc);
 }
 
-static int sim_im2col(vv_backend *be, const float *x, int c, int h, int w, int k, int stride,
-                      int pad, int oh, int ow, float *col, int64_t ldc)
+static int sim_im2col(vv_backend *be, const float *x, int64_t nb, int c, int h, int w, int k,
+                      int stride, int pad, int oh, int ow, float *col, int64_t ldc)
 {
     int rc = op(be, "im2col");
-    return rc ? rc : cpu()->im2col(vv_backend_cpu(), x, c, h, w, k, stride, pad, oh, ow, col, ldc);
+    return rc ? rc
+              : cpu()->im2col(vv_backend_cpu(), x, nb, c, h, w, k, stride, pad, oh, ow, col, ldc);
 }
 
 static int sim_affine_act(vv_backend *be, const float *x, int64_t xo, int64_t xs, int64_t nb,

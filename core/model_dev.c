@@ -1,8 +1,8 @@
 /* model_dev.c - a model's weights resident on a device, and the eval-mode
  * forward pass there (vv/model.h).
  *
- * The same schedule as model_forward.c: a convolution is im2col (one call
- * per sample into a batch-wide matrix) and one sgemm, with its bias, a
+ * The same schedule as model_forward.c: a convolution is im2col (the whole
+ * batch into one matrix) and one sgemm, with its bias, a
  * following batch norm and ReLU applied by one affine_act pass that also
  * reorders the sgemm's (channel x sample) layout into (sample x channel);
  * a batch norm alone or a ReLU alone is an affine_act in place; pools and
@@ -180,9 +180,8 @@ static int layer(vv_model_dev *md, int i, const dev_layer *d, int fuse_bn, int r
         int64_t ohw = (int64_t)l->oh * l->ow, ncol = nb * ohw;
         int64_t ckk = (int64_t)l->in_ch * l->kernel * l->kernel;
         float *col = md->col, *tmp = md->col + ckk * ncol;
-        for (int64_t s = 0; s < nb && rc == 0; s++)
-            rc = op->im2col(be, x + s * in_sz, l->c, l->h, l->w, l->kernel, l->stride, l->pad,
-                            l->oh, l->ow, col + s * ohw, ncol);
+        rc = op->im2col(be, x, nb, l->c, l->h, l->w, l->kernel, l->stride, l->pad, l->oh, l->ow,
+                        col, ncol);
         if (rc == 0)
             rc = op->sgemm(be, 0, 0, l->oc, ncol, ckk, 1.0f, d->weight, ckk, col, ncol, 0.0f, tmp,
                            ncol);

@@ -26,11 +26,9 @@ static void conv(const vv_layer *l, const float *x, int64_t nb, float *y, float 
 {
     int64_t ohw = (int64_t)l->oh * l->ow, ncol = nb * ohw;
     int64_t ckk = (int64_t)l->in_ch * l->kernel * l->kernel;
-    int64_t in_sz = (int64_t)l->c * l->h * l->w;
     vv_backend *be = vv_backend_cpu();
-    for (int64_t s = 0; s < nb; s++)
-        be->ops->im2col(be, x + s * in_sz, l->c, l->h, l->w, l->kernel, l->stride, l->pad, l->oh,
-                        l->ow, col + s * ohw, ncol);
+    be->ops->im2col(be, x, nb, l->c, l->h, l->w, l->kernel, l->stride, l->pad, l->oh, l->ow, col,
+                    ncol);
     be->ops->sgemm(be, 0, 0, l->oc, ncol, ckk, 1.0f, l->weight, ckk, col, ncol, 0.0f, tmp, ncol);
     for (int o = 0; o < l->oc; o++) {
         /* y = (conv + b - mean) * scale + beta = conv * scale + shift */

@@ -341,12 +341,12 @@ static int cuda_gather_rows(vv_backend *be, const double *src, int64_t cols, con
     return launch(be, im->f_gather, (n * cols + BLOCK - 1) / BLOCK, args, "vv_gather_rows");
 }
 
-static int cuda_im2col(vv_backend *be, const float *x, int c, int h, int w, int k, int stride,
-                       int pad, int oh, int ow, float *col, int64_t ldc)
+static int cuda_im2col(vv_backend *be, const float *x, int64_t nb, int c, int h, int w, int k,
+                       int stride, int pad, int oh, int ow, float *col, int64_t ldc)
 {
     int rc = ready(be);
-    int64_t total = (int64_t)c * k * k * oh * ow;
-    void *args[] = {&x, &c, &h, &w, &k, &stride, &pad, &oh, &ow, &col, &ldc};
+    int64_t total = nb * c * k * k * oh * ow;
+    void *args[] = {&x, &nb, &c, &h, &w, &k, &stride, &pad, &oh, &ow, &col, &ldc};
     return rc ? rc : launch(be, impl(be)->f_im2col, (total + BLOCK - 1) / BLOCK, args, "vv_im2col");
 }
 

@@ -77,19 +77,22 @@ extern "C" __global__ void vv_gather_rows(const double *src, int64_t cols, const
     }
 }
 
-// The unfolding of vv_backend_ops.im2col: one thread per element of col.
-extern "C" __global__ void vv_im2col(const float *x, int c, int h, int w, int k, int stride,
-                                     int pad, int oh, int ow, float *col, int64_t ldc)
+// The unfolding of vv_backend_ops.im2col: one thread per element of col,
+// nb images at once (image s in columns s oh ow ...).
+extern "C" __global__ void vv_im2col(const float *x, int64_t nb, int c, int h, int w, int k,
+                                     int stride, int pad, int oh, int ow, float *col, int64_t ldc)
 {
-    int64_t total = (int64_t)c * k * k * oh * ow;
+    int64_t ohw = (int64_t)oh * ow, per = (int64_t)c * k * k * ohw, total = nb * per;
     for (int64_t t = blockIdx.x * (int64_t)BLOCK + threadIdx.x; t < total;
          t += (int64_t)gridDim.x * BLOCK) {
-        int64_t p = t % ((int64_t)oh * ow), row = t / ((int64_t)oh * ow);
+        int64_t s = t / per, r = t % per;
+        int64_t p = r % ohw, row = r / ohw;
         int i = (int)(p / ow), j = (int)(p % ow);
         int kj = (int)(row % k), ki = (int)((row / k) % k), ci = (int)(row / ((int64_t)k * k));
         int y = i * stride - pad + ki, xx = j * stride - pad + kj;
-        col[row * ldc + p] =
-            y >= 0 && y < h && xx >= 0 && xx < w ? x[((int64_t)ci * h + y) * w + xx] : 0.0f;
+        const float *img = x + s * (int64_t)c * h * w;
+        col[row * ldc + s * ohw + p] =
+            y >= 0 && y < h && xx >= 0 && xx < w ? img[((int64_t)ci * h + y) * w + xx] : 0.0f;
     }
 }
 

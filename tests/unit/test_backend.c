@@ -222,7 +222,7 @@ int main(void)
         float img[CC * H * W], col[CC * KK * KK * 12];
         for (int i = 0; i < CC * H * W; i++)
             img[i] = (float)i + 1;
-        be->ops->im2col(be, img, CC, H, W, KK, ST, P, oh, ow, col, oh * ow);
+        be->ops->im2col(be, img, 1, CC, H, W, KK, ST, P, oh, ow, col, oh * ow);
         int same = 1;
         for (int ci = 0; ci < CC; ci++)
             for (int ki = 0; ki < KK; ki++)

@@ -365,9 +365,29 @@ int main(void)
                             col[((ci * KK + ki) * KK + kj) * oh * ow + i * ow + j] =
                                 y >= 0 && y < H && x >= 0 && x < W ? img[(ci * H + y) * W + x] : 0;
                         }
-        rc = gpu->ops->im2col(gpu, dimg, CC, H, W, KK, ST, P, oh, ow, dcol, oh * ow);
+        rc = gpu->ops->im2col(gpu, dimg, 1, CC, H, W, KK, ST, P, oh, ow, dcol, oh * ow);
         gpu->ops->download(gpu, colg, dcol, (size_t)nc * 4);
         CHECK(rc == 0 && !memcmp(col, colg, (size_t)nc * 4), "im2col: identical");
+        /* Two images at once (the same one twice): each in its own columns. */
+        {
+            float *dimg2 = gpu->ops->alloc(gpu, 2 * sizeof img),
+                  *dcol2 = gpu->ops->alloc(gpu, (size_t)(2 * nc) * 4),
+                  *col2 = malloc((size_t)(2 * nc) * 4);
+            gpu->ops->upload(gpu, dimg2, img, sizeof img);
+            gpu->ops->upload(gpu, dimg2 + CC * H * W, img, sizeof img);
+            int64_t ohw = (int64_t)oh * ow;
+            int irc = gpu->ops->im2col(gpu, dimg2, 2, CC, H, W, KK, ST, P, oh, ow, dcol2, 2 * ohw);
+            gpu->ops->download(gpu, col2, dcol2, (size_t)(2 * nc) * 4);
+            int same = irc == 0;
+            for (int64_t r = 0; r < CC * KK * KK; r++)
+                for (int64_t p = 0; p < ohw; p++)
+                    same &= col2[r * 2 * ohw + p] == col[r * ohw + p] &&
+                            col2[r * 2 * ohw + ohw + p] == col[r * ohw + p];
+            CHECK(same, "im2col of 2 images at once: each image's columns as alone");
+            gpu->ops->free(gpu, dimg2);
+            gpu->ops->free(gpu, dcol2);
+            free(col2);
+        }
         gpu->ops->free(gpu, da);
         gpu->ops->free(gpu, db);
         gpu->ops->free(gpu, dc);

@@ -50,12 +50,13 @@ typedef struct vv_backend_ops {
     int (*sgemm)(vv_backend *be, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
                  const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                  int64_t ldc);
-    /* Unfolds one image x (c x h x w) for a k x k convolution with stride and
-     * zero padding into col: (c k k) rows of oh ow values, leading dimension
-     * ldc; row (ci k + ki) k + kj, column i ow + j holds
-     * x[ci][i stride - pad + ki][j stride - pad + kj] (0 outside the image). */
-    int (*im2col)(vv_backend *be, const float *x, int c, int h, int w, int k, int stride, int pad,
-                  int oh, int ow, float *col, int64_t ldc);
+    /* Unfolds nb images x (each c x h x w, one after another) for a k x k
+     * convolution with stride and zero padding into col: (c k k) rows of
+     * nb oh ow values, leading dimension ldc; row (ci k + ki) k + kj, column
+     * s oh ow + i ow + j holds image s's x[ci][i stride - pad + ki][j stride -
+     * pad + kj] (0 outside the image). */
+    int (*im2col)(vv_backend *be, const float *x, int64_t nb, int c, int h, int w, int k,
+                  int stride, int pad, int oh, int ow, float *col, int64_t ldc);
     /* The rest of the forward pass (float32).  affine_act: for s < nb, o < ch,
      * p < hw, y[(s ch + o) hw + p] = f(x[o xo + s xs + p] scale[o] + shift[o])
      * with scale, shift NULL meaning 1, 0 and f = ReLU when relu, else the
