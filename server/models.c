@@ -1,5 +1,6 @@
 /* models.c - the registry of resident models (models.h). */
 #include "models.h"
+#include "device.h"
 
 #include "vv/cpu.h"
 #include "vv/err.h"
@@ -21,6 +22,7 @@ static void unref_locked(resident *r)
 {
     if (--r->refs > 0)
         return;
+    vv_model_dev_close(r->dev);
     vv_model_free(&r->m);
     cJSON_Delete(r->spec);
     free(r->weights);
@@ -120,6 +122,21 @@ void models_release(resident *r)
     pthread_mutex_unlock(&mu);
 }
 
+int models_device(resident *r, vv_backend *be, vv_model_dev **out)
+{
+    pthread_mutex_lock(&mu);
+    int rc = 0;
+    if (r->dev && vv_model_dev_backend(r->dev) != be) {
+        vv_model_dev_close(r->dev);
+        r->dev = NULL;
+    }
+    if (!r->dev)
+        rc = vv_model_dev_open(&r->m, be, &r->dev);
+    *out = r->dev;
+    pthread_mutex_unlock(&mu);
+    return rc;
+}
+
 int models_delete(const char *name)
 {
     pthread_mutex_lock(&mu);
@@ -158,7 +175,10 @@ cJSON *models_json(const resident *r, int held)
     cJSON_AddNumberToObject(o, "loaded_at", r->loaded_at);
     cJSON_AddNumberToObject(o, "load_seconds", r->load_seconds);
     cJSON_AddNumberToObject(o, "in_use", r->refs - 1 - held);
-    cJSON_AddStringToObject(o, "device", "cpu");
+    /* Where its weights are: host memory always, and the device once a run
+     * used them there. */
+    cJSON_AddStringToObject(o, "device", r->dev ? devices_default() : "cpu");
+    cJSON_AddNumberToObject(o, "device_bytes", (double)vv_model_dev_bytes(r->dev));
     return o;
 }
 

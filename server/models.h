@@ -19,6 +19,8 @@ typedef struct resident {
     double load_seconds;
     int refs;            /* registry + runs */
     int deleted;
+    vv_model_dev *dev;   /* its weights on the process's device, made by the first
+                          * run there (models_device) and kept with the model */
 } resident;
 
 /* Loads a model under name (1-64 characters of [A-Za-z0-9._-]).
@@ -29,6 +31,10 @@ int models_load(const char *name, model_ref *ref, char *field, size_t fsz);
  * name); release it with models_release. */
 resident *models_acquire(const char *name);
 void models_release(resident *r);
+
+/* r's weights on the device be (the process's device), uploaded the first
+ * time and kept until the model is unloaded.  Compute thread only. */
+int models_device(resident *r, struct vv_backend *be, vv_model_dev **out);
 
 /* Removes a model from the registry (runs holding it keep it until they
  * release it).  VV_ENOTFOUND when none has that name. */

@@ -29,7 +29,26 @@ typedef struct cctx {
     double t0;
     int64_t step, iters;
     vv_backend *be; /* the job's device; NULL: the CPU (forward passes too) */
+    const vv_model *res_m; /* a resident model's network, whose weights stay on */
+    vv_model_dev *res_md;  /* the device between runs (models_device) */
 } cctx;
+
+/* m's weights on the job's device (*md NULL on the CPU): the resident copy
+ * when m is the resident model's network, else a fresh upload, *own set:
+ * close it after use. */
+static int dev_for(cctx *c, const vv_model *m, vv_model_dev **md, int *own)
+{
+    *md = NULL;
+    *own = 0;
+    if (!c->be)
+        return 0;
+    if (m == c->res_m && c->res_md) {
+        *md = c->res_md;
+        return 0;
+    }
+    *own = 1;
+    return vv_model_dev_open(m, c->be, md);
+}
 
 static void emit(cctx *c, cJSON *ev)
 {
@@ -79,8 +98,9 @@ static int eval_all(cctx *c, const vv_model *m, vv_dataset *train, vv_dataset *t
 {
     memset(e, 0, sizeof *e);
     int64_t b = c->spec->batch_size;
-    vv_model_dev *md = NULL;
-    int rc = c->be ? vv_model_dev_open(m, c->be, &md) : 0;
+    vv_model_dev *md;
+    int own;
+    int rc = dev_for(c, m, &md, &own);
     if (rc == 0)
         rc = vv_model_evaluate_dev(m, md, train, pp, ntrain, b, c->stop, &e->train_acc,
                                    &e->train_loss);
@@ -93,7 +113,8 @@ static int eval_all(cctx *c, const vv_model *m, vv_dataset *train, vv_dataset *t
     e->macs = vv_model_macs(m);
     if (rc == 0)
         e->latency_ms = latency_ms(m, md, b);
-    vv_model_dev_close(md);
+    if (own)
+        vv_model_dev_close(md);
     return rc;
 }
 
@@ -266,8 +287,8 @@ static int compress_layer(cctx *c, const vv_model *src, int li, const vv_dataset
                    .k = k,
                    .d = d,
                    .r0 = -1};
-        if (c->be)
-            rc = vv_model_dev_open(src, c->be, &f.md);
+        int own_md;
+        rc = dev_for(c, src, &f.md, &own_md);
         vv_rows *phi = NULL, *psi = NULL;
         char nphi[128], npsi[128];
         snprintf(nphi, sizeof nphi, "input of %s", L->name);
@@ -282,7 +303,8 @@ static int compress_layer(cctx *c, const vv_model *src, int li, const vv_dataset
             rc = vv_stats_compute(phi, psi, &so, &st);
         vv_rows_free(phi);
         vv_rows_free(psi);
-        vv_model_dev_close(f.md);
+        if (own_md)
+            vv_model_dev_close(f.md);
         feats_free(&f);
         if (rc == 0 && keyed && (ce = cache_add(cache, key, &st)) != NULL)
             stp = cache_stats(ce);
@@ -442,6 +464,11 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
         }
         orig = &res->m;
         pp = res->pp;
+        if (c.be && (rc = models_device(res, c.be, &c.res_md)) < 0) {
+            models_release(res);
+            return rc;
+        }
+        c.res_m = orig;
         snprintf(model_id, sizeof model_id, "resident:%s@%.0f", res->name, res->loaded_at);
     } else {
         if ((rc = model_ref_load(&s->model, "/model", &own, &pp, field, fsz)) < 0)

@@ -127,6 +127,7 @@ def main():
         other_formats(tmp)
         bad_input(tmp)
         daemon_cases(tmp)
+        device_cases(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return t.done()
@@ -350,6 +351,40 @@ def daemon_cases(tmp):
         t.ok(r.status == 400 and r.json().get("field") == "/model",
              "a run naming a deleted model is a 400 naming /model")
         t.ok(d.get("/health").json().get("models") == 0, "/health counts resident models")
+
+
+def device_cases(tmp):
+    """A resident model's weights go to the device with its first run there
+    and stay: the second run reuses them (the device's free memory does not
+    move), and deleting the model frees them."""
+    with Daemon(VVD, args=["--device", "sim:0"]) as d:
+        shutil.copy(WEIGHTS, os.path.join(d.dir, "mlp.safetensors"))
+        r = d.post("/v1/models", {"name": "fm", "arch": "mlp", "input": [1, 28, 28],
+                                  "sizes": [784, 128, 64, 10], "weights": "mlp.safetensors",
+                                  "preprocess": PRE})
+        m0 = d.get("/v1/models").json()["models"][0]
+        t.ok(r.status == 201 and m0["device"] == "cpu" and m0["device_bytes"] == 0,
+             "a model just loaded is in host memory only", m0)
+        spec = {"kind": "compress", "model": "fm", "layers": ["fc2", "fc3"], "lambda_ratio": 0.05,
+                "data": {"format": "fashion-mnist", "max_train": 2000, "max_test": 1000}}
+        free = []
+        for ratio in (0.05, 0.1):
+            i = d.submit(dict(spec, lambda_ratio=ratio))["id"]
+            d.wait_end(i, deadline=300)
+            run = d.run(i)
+            free.append(d.get("/health").json()["device"]["memory_free"])
+            t.ok(run["state"] == "FINISHED" and (run["result"] or {}).get("device") == "sim:0",
+                 "compress on the device, lambda_ratio %g: FINISHED" % ratio, run.get("error"))
+        m1 = d.get("/v1/models").json()["models"][0]
+        t.ok(m1["device"] == "sim:0" and m1["device_bytes"] == 4 * 109386,
+             "after a run the model's weights are on the device too (%s bytes)"
+             % m1["device_bytes"], m1)
+        t.ok(free[0] == free[1] and free[0] < 1 << 30,
+             "the second run reuses them: the device's free memory is the same after both "
+             "(%s bytes)" % free)
+        d.req("DELETE", "/v1/models/fm")
+        h = d.get("/health").json()["device"]
+        t.eq(h["memory_free"], h["memory_total"], "deleting the model frees its device memory")
 
 
 if __name__ == "__main__":
