@@ -74,7 +74,7 @@ static const struct {
      "  --target-active N      bisection on lambda for a neuron budget\n"
      "Options: --solver auto|fista|bcd|adam_prox  --tol T  --max-iter N\n"
      "  --max-seconds S  --mu M  --init zeros|random|FILE  --seed N  --refit\n"
-     "  --metrics-every N  --name NAME\n"
+     "  --metrics-every N  --name NAME  --device cpu|cuda:N|sim:N (default: the daemon's)\n"
      "  --upload    upload --phi/--psi/--bias/--init files first (see vvctl help submit)\n"
      "  --watch     follow the run until it ends\n"
      "  --dry-run   print the spec and exit\n"},

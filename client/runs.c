@@ -129,7 +129,8 @@ static const vc_optdef lasso_defs[] = {{"phi", 1},          {"psi", 1},
                                        {"seed", 1},         {"refit", 0},
                                        {"name", 1},         {"metrics-every", 1},
                                        {"watch", 0},        {"upload", 0},
-                                       {"dry-run", 0},      {NULL, 0}};
+                                       {"dry-run", 0},      {"device", 1},
+                                       {NULL, 0}};
 
 /* Adds a number option to the spec; VC_USAGE when it is not a number. */
 static int add_number(cJSON *spec, const vc_args *a, const char *opt, const char *field,
@@ -229,6 +230,9 @@ static cJSON *lasso_spec(const vc_args *a)
     const char *init = vc_arg(lasso_defs, a, "init");
     if (!rc && init)
         cJSON_AddStringToObject(spec, "init", init);
+    const char *device = vc_arg(lasso_defs, a, "device");
+    if (!rc && device)
+        cJSON_AddStringToObject(spec, "device", device);
     if (!rc)
         rc = add_number(spec, a, "seed", "seed", 1);
     if (!rc && vc_arg(lasso_defs, a, "refit"))

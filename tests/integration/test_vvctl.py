@@ -292,10 +292,10 @@ def test_lasso_flags(d, tmp):
     rc, out, err = vvctl(["lasso", "--generate", "100,8,2,5", "--lambda-paper", "0.5", "--bias",
                           "0.5,-1", "--solver", "fista", "--tol", "1e-8", "--max-iter", "50",
                           "--max-seconds", "9", "--mu", "0.01", "--refit", "--name", "x",
-                          "--dry-run"])
+                          "--device", "cpu", "--dry-run"])
     want = {"kind": "lasso", "name": "x", "generate": {"n": 100, "k": 8, "d": 2, "seed": 5},
             "bias": [0.5, -1], "lambda_paper": 0.5, "solver": "fista", "tol": 1e-8,
-            "max_iter": 50, "max_seconds": 9, "mu": 0.01, "refit": True}
+            "max_iter": 50, "max_seconds": 9, "mu": 0.01, "refit": True, "device": "cpu"}
     ok(rc == 0 and json.loads(out) == want, "lasso --dry-run builds the spec from flags", out + err)
     # A server-side refusal: one line, exit 1.
     rc, out, err = vvctl(["lasso", "--generate", "100,8,2", "--lambda", "-1"], server=d.url)
