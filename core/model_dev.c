@@ -8,6 +8,7 @@
  * a batch norm alone or a ReLU alone is an affine_act in place; pools and
  * linear layers are one operation each.  Batch norms are folded into
  * per-channel scale and shift once, at upload. */
+#include "model_internal.h"
 #include "vv/backend.h"
 #include "vv/err.h"
 #include "vv/model.h"
@@ -88,18 +89,13 @@ int vv_model_dev_open(const vv_model *m, vv_backend *be, vv_model_dev **out)
             d->bias = up(md, l->bias_v, l->oc, &rc);
             if (i + 1 < m->n && m->layers[i + 1].type == VV_LAYER_BATCHNORM2D) {
                 /* As model_forward.c's conv: y = conv * scale + shift. */
-                const vv_layer *bn = &m->layers[i + 1];
                 sc = malloc((size_t)l->oc * sizeof *sc);
                 sh = malloc((size_t)l->oc * sizeof *sh);
                 if (!sc || !sh) {
                     rc = vv_fail(VV_ENOMEM, "out of memory");
                     break;
                 }
-                for (int o = 0; o < l->oc; o++) {
-                    float b = l->bias_v ? l->bias_v[o] : 0.0f;
-                    sc[o] = bn->weight[o] / sqrtf(bn->running_var[o] + bn->eps);
-                    sh[o] = (b - bn->running_mean[o]) * sc[o] + bn->bias_v[o];
-                }
+                vv__conv_affine(l, &m->layers[i + 1], sc, sh);
                 d->scale = up(md, sc, l->oc, &rc);
                 d->shift = up(md, sh, l->oc, &rc);
                 free(sc);

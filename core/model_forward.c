@@ -18,38 +18,37 @@
 #define SCRATCH_FLOATS (4l << 20)
 
 /* Convolution of nb samples: x (nb x c x h x w) -> y (nb x oc x oh x ow).
- * col holds ckk x (nb * oh * ow) floats and tmp oc x (nb * oh * ow). */
+ * col holds ckk x (nb * oh * ow) floats and tmp oc x (nb * oh * ow), then
+ * the 2 oc of the output affine (vv__scratch_sizes counts them). */
+void vv__conv_affine(const vv_layer *l, const vv_layer *bn, float *scale, float *shift)
+{
+    for (int o = 0; o < l->oc; o++) {
+        /* y = (conv + b - mean) * scale + beta = conv * scale + shift */
+        float b = l->bias_v ? l->bias_v[o] : 0.0f;
+        scale[o] = 1.0f;
+        shift[o] = b;
+        if (bn) {
+            scale[o] = bn->weight[o] / sqrtf(bn->running_var[o] + bn->eps);
+            shift[o] = (b - bn->running_mean[o]) * scale[o] + bn->bias_v[o];
+        }
+    }
+}
+
 /* bn (may be NULL) and relu are a following batch norm and ReLU fused into
- * the conv's output pass. */
+ * the conv's output pass (affine_act, which also reorders the sgemm's
+ * channel-major output into sample-major). */
 static void conv(const vv_layer *l, const float *x, int64_t nb, float *y, float *col, float *tmp,
                  const vv_layer *bn, int relu)
 {
     int64_t ohw = (int64_t)l->oh * l->ow, ncol = nb * ohw;
     int64_t ckk = (int64_t)l->in_ch * l->kernel * l->kernel;
+    float *sc = tmp + (int64_t)l->oc * ncol;
+    vv__conv_affine(l, bn, sc, sc + l->oc);
     vv_backend *be = vv_backend_cpu();
     be->ops->im2col(be, x, nb, l->c, l->h, l->w, l->kernel, l->stride, l->pad, l->oh, l->ow, col,
                     ncol);
     be->ops->sgemm(be, 0, 0, l->oc, ncol, ckk, 1.0f, l->weight, ckk, col, ncol, 0.0f, tmp, ncol);
-    for (int o = 0; o < l->oc; o++) {
-        /* y = (conv + b - mean) * scale + beta = conv * scale + shift */
-        float b = l->bias_v ? l->bias_v[o] : 0.0f, scale = 1.0f, shift = b;
-        if (bn) {
-            scale = bn->weight[o] / sqrtf(bn->running_var[o] + bn->eps);
-            shift = (b - bn->running_mean[o]) * scale + bn->bias_v[o];
-        }
-        for (int64_t s = 0; s < nb; s++) {
-            const float *src = tmp + (int64_t)o * ncol + s * ohw;
-            float *dst = y + (s * l->oc + o) * ohw;
-            if (relu)
-                for (int64_t p = 0; p < ohw; p++) {
-                    float v = src[p] * scale + shift;
-                    dst[p] = v > 0 ? v : 0.0f;
-                }
-            else
-                for (int64_t p = 0; p < ohw; p++)
-                    dst[p] = src[p] * scale + shift;
-        }
-    }
+    be->ops->affine_act(be, tmp, ncol, ohw, nb, l->oc, ohw, sc, sc + l->oc, relu, y);
 }
 
 static void batchnorm(const vv_layer *l, const float *x, int64_t nb, float *y)
@@ -128,7 +127,7 @@ void vv__scratch_sizes(const vv_layer *l, int64_t nb, int64_t *col, int64_t *tmp
     if (l->type == VV_LAYER_CONV2D) {
         int64_t ncol = nb * l->oh * l->ow;
         *col = (int64_t)l->in_ch * l->kernel * l->kernel * ncol;
-        *tmp = (int64_t)l->oc * ncol;
+        *tmp = (int64_t)l->oc * ncol + 2 * (int64_t)l->oc;
     }
 }
 

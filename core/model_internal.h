@@ -16,6 +16,10 @@ int64_t vv__weight_count(const vv_layer *l);
 
 /* Unfolds one sample x (c x h x w) into col rows (c k k) x (oh ow) with
  * leading dimension ldc (zero padding outside the image). */
+/* A conv's output affine: scale 1 and shift its bias, or with a following
+ * batch norm bn (may be NULL) folded in (oc values each). */
+void vv__conv_affine(const vv_layer *l, const vv_layer *bn, float *scale, float *shift);
+
 void vv__im2col(const float *x, int c, int h, int w, int k, int stride, int pad, int oh, int ow,
                 float *col, int64_t ldc);
 

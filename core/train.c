@@ -18,6 +18,14 @@
  * floats (about 64 MiB): a conv layer runs in groups of samples that fit. */
 #define SCRATCH_FLOATS (16l << 20)
 
+/* Scratch floats of a group of g samples through conv layer l: its im2col
+ * columns and gemm output (forward and backward), then the forward's 2 oc
+ * of output affine (vv__scratch_sizes). */
+static int64_t group_scratch(const vv_layer *l, int64_t g)
+{
+    return l->type == VV_LAYER_CONV2D ? g * vv__backward_scratch(l) + 2 * (int64_t)l->oc : 0;
+}
+
 /* One trainable tensor: a layer's weight or bias. */
 typedef struct {
     int layer, is_bias, decay;
@@ -177,8 +185,8 @@ int64_t vv_trainer_bytes(const vv_model *m, const vv_train_opts *o, int64_t n)
             bytes += n * sz;
         if (l->type == VV_LAYER_BATCHNORM2D)
             bytes += l->c * (int64_t)(2 * sizeof(float) + sizeof(double));
-        if (g && (g < n ? g : n) * vv__backward_scratch(l) > ns)
-            ns = (g < n ? g : n) * vv__backward_scratch(l);
+        if (g && group_scratch(l, g < n ? g : n) > ns)
+            ns = group_scratch(l, g < n ? g : n);
     }
     floats += 2 * n * widest + ns;
     return bytes + floats * (int64_t)sizeof(float);
@@ -292,8 +300,8 @@ static int grow(vv_trainer *t, int64_t n)
             ok &= (t->keep[i] = malloc(sz)) != NULL;
         if (t->group[i]) {
             int64_t g = t->group[i] < n ? t->group[i] : n;
-            if (g * vv__backward_scratch(l) > ns)
-                ns = g * vv__backward_scratch(l);
+            if (group_scratch(l, g) > ns)
+                ns = group_scratch(l, g);
         }
     }
     if (ok) {
