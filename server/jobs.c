@@ -227,7 +227,6 @@ static void finish_run(jobs *j, live *l, const char *state, const char *stop_rea
 /* Runs one queued run to its end on the compute thread. */
 static void run_one(jobs *j, qitem *q, live *l)
 {
-    store_run_set_state(j->cfg.db, q->id, "RUNNING", NULL, NULL, NULL, wall());
     VV_INFO("jobs", q->id, "running");
     char out[4096];
     snprintf(out, sizeof out, "%s/runs/%s", j->cfg.data_root, q->id);
@@ -280,6 +279,11 @@ static void *compute_main(void *arg)
         j->queued--;
         snprintf(j->running, sizeof j->running, "%s", q->id);
         j->stop_flag = 0;
+        pthread_mutex_unlock(&j->mu);
+        /* Stored before it is announced: a client that reads the run when
+         * the RUNNING event arrives finds it RUNNING. */
+        store_run_set_state(j->cfg.db, q->id, "RUNNING", NULL, NULL, NULL, wall());
+        pthread_mutex_lock(&j->mu);
         live *l = find_live(j, q->id);
         if (!l)
             l = add_live(j, q->id, 0);

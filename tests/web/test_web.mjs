@@ -331,6 +331,8 @@ async function scenarioOpen(browser) {
       await page.click('#stop-btn');
       await waitText(page, '#run-state', /STOPPED/);
       await waitText(page, '#run-reason', /user/);
+      // The final run (its artifacts) is read when the stream ends; only then
+      // does the stale reply arrive.
       await page.locator('#run-artifacts a.artifact', {hasText: 'V.npy'}).waitFor();
       release();
       await page.waitForSelector('#stop-btn[data-reply]', {state: 'attached'});

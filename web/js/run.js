@@ -263,7 +263,10 @@ export function mount(root, params, id) {
     if (ev.event === 'metric' && ev.data && typeof ev.data === 'object') addMetric(ev.data);
     else if (ev.event === 'state' && ev.data?.state) {
       setState(ev.data.state, ev.data.stop_reason);
-      if (FINAL_STATES.includes(ev.data.state) || ev.data.state === 'RUNNING') reload();
+      // The result and artifacts of a final state are read when the stream
+      // ends: the daemon ends it once that state is stored, while a GET at
+      // the event itself may still find the run RUNNING.
+      if (ev.data.state === 'RUNNING') reload();
     } else if (ev.event === 'log' && ev.data) {
       const d = ev.data;
       const text = typeof d === 'object' ? Object.entries(d).filter(([k]) => k !== 'event')
@@ -289,7 +292,10 @@ export function mount(root, params, id) {
       onStatus: (s, e) => {
         streamStatus.textContent = s === 'live' ? 'live' : s === 'ended' ? 'run ended' : s === 'reconnecting' ? 'reconnecting…' : 'stream error: ' + (e?.message || '');
         streamStatus.className = 'live ' + (s === 'live' ? 'on' : s === 'ended' ? 'done' : 'off');
-        if (s === 'ended') flush();
+        if (s === 'ended') {
+          flush();
+          reload();
+        }
       },
     });
   }
