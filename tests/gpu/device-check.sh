@@ -61,17 +61,7 @@ if [ "$erc" != 0 ] || grep -q '^not ok' "$log/equivalence.tap"; then
   exit 1
 fi
 
-echo "== AlexNet-first-layer lasso: from the rows to rel_gap 1e-6 on the device"
 rc=0
-"$B/lasso_bench" --write "$B/data" | tee "$log/lasso_bench.txt" || rc=$?
-
-echo "== the paper's Adam-prox in PyTorch on the same data and GPU (${ADAM_SECONDS} s)"
-if python3 -c 'import torch, numpy' 2>/dev/null; then
-  python3 tests/gpu/adam_prox_torch.py "$B/data" --seconds "$ADAM_SECONDS" \
-    --json "$log/adam_prox.json" | tee "$log/adam_prox.txt" || echo "device-check: Adam-prox failed"
-else
-  echo "device-check: no torch/numpy here: Adam-prox comparison skipped"
-fi
-rm -f "$B/data/phi.f32" "$B/data/psi.f32"
+OUT=$log bash bench/bench_gpu.sh "$B/lasso_bench" "$B/data" "$ADAM_SECONDS" || rc=$?
 [ "$rc" = 0 ] || { echo "device-check: the lasso benchmark FAILED (exit $rc)"; exit 1; }
 echo "device-check: passed"
