@@ -244,6 +244,11 @@ int vv_backend_sim_open(const vv_sim_opts *o, vv_backend **out)
     return 0;
 }
 
+void vv_backend_sim_fail_after(vv_backend *be, int64_t ops)
+{
+    S(be)->fail_after = ops > 0 ? S(be)->ops + ops : 0;
+}
+
 void vv_backend_sim_counts(const vv_backend *be, int64_t *uploads, size_t *bytes_in_use)
 {
     if (uploads)

@@ -7,7 +7,7 @@ host memory behind the device interface, with a memory budget
 Usage: test_device.py VVD   (speaks TAP; exit 0 when all pass)
 
 Scenarios: devices (selection, /health and /v1/models, the same job on the
-device and the CPU), oom (a job past the device's memory fails, the daemon
+device and the CPU), selftest (a device is checked at start-up), oom (a job past the device's memory fails, the daemon
 serves on), lost (a sticky fault fails the run, /health 503, exit 75,
 queued runs kept for the restart).
 """
@@ -91,6 +91,28 @@ def scenario_devices(t, vvd):
                  "device %s: 400 at /device (%s)" % (dev_name, p.get("detail")), r)
 
 
+def scenario_selftest(t, vvd):
+    """A device is checked before it is trusted: a small lasso and a narrow
+    VGG-19's forward pass on it must agree with the CPU."""
+    with Daemon(vvd, args=["--device", "sim:0"]) as d:
+        log = d.log_tail()
+        t.ok("sim:0 passed its self-test" in log, "at start-up the device passes its self-test",
+             log[-400:])
+    d = Daemon(vvd, args=["--device", "sim:0"], env={"VVD_SIM_MEMORY": "100000"})
+    try:
+        d.start()
+        started, msg = True, ""
+    except RuntimeError as e:
+        started, msg = False, str(e)
+    finally:
+        code = d.proc.returncode if d.proc else None
+        d.close()
+    t.ok(not started and code == 1 and "sim:0 failed its self-test" in msg
+         and "cannot allocate" in msg,
+         "a device that fails it (too little memory) stops vvd serve: exit 1, saying why",
+         (started, code, msg[-300:]))
+
+
 def scenario_oom(t, vvd):
     with Daemon(vvd, args=["--device", "sim:0"], env={"VVD_SIM_MEMORY": "4000000"}) as d:
         big = d.submit(lasso(k=1000))["id"]
@@ -146,5 +168,5 @@ def scenario_lost(t, vvd):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv, [("devices", scenario_devices), ("oom", scenario_oom),
-                             ("lost", scenario_lost)]))
+    sys.exit(main(sys.argv, [("devices", scenario_devices), ("selftest", scenario_selftest),
+                             ("oom", scenario_oom), ("lost", scenario_lost)]))

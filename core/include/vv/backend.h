@@ -108,6 +108,10 @@ typedef struct vv_sim_opts {
 } vv_sim_opts;
 int vv_backend_sim_open(const vv_sim_opts *o, vv_backend **out);
 
+/* Arms a simulated device's sticky fault: it fails for good after ops more
+ * operations from now (0 disarms it). */
+void vv_backend_sim_fail_after(vv_backend *be, int64_t ops);
+
 /* A simulated device's counters: uploads so far, bytes allocated now. */
 void vv_backend_sim_counts(const vv_backend *be, int64_t *uploads, size_t *bytes_in_use);
 
