@@ -453,7 +453,7 @@ cJSON *run_error_object(int err, const char *field)
     return o;
 }
 
-int run_select_solve(const lasso_spec *s, const vv_stats *st, cache_entry *ce,
+int run_select_solve(const lasso_spec *s, vv_backend *be, const vv_stats *st, cache_entry *ce,
                      const run_sink *sink, const volatile int *stop, const char *out_dir,
                      double t0, double deadline, int64_t *step, int64_t *iters, double *W,
                      double *lambda, vv_lasso_result *res, cJSON *points, char *field,
@@ -461,14 +461,10 @@ int run_select_solve(const lasso_spec *s, const vv_stats *st, cache_entry *ce,
 {
     job j = {.spec = s, .sink = sink, .stop = stop, .out_dir = out_dir, .stp = st,
              .cached = ce != NULL, .lambda_max = vv_lambda_max(st), .deadline = deadline,
-             .step = *step, .iters = *iters, .t0 = t0};
+             .step = *step, .iters = *iters, .t0 = t0, .be = be};
     int64_t k = st->k, d = st->d;
     int rc;
     *lambda = 0;
-    if ((rc = devices_get(s->device, &j.be)) < 0) {
-        set_field(field, fieldsz, "/device");
-        return rc;
-    }
     if (s->path_kind) {
         rc = run_path(&j, W, res, lambda, points);
     } else if (s->target_active) {
@@ -632,8 +628,8 @@ int run_lasso(const lasso_spec *s, const char *out_dir, const run_sink *sink,
     vv_lasso_result res = {0};
     points = cJSON_CreateArray();
     double ts = vv_now();
-    rc = run_select_solve(s, j.stp, ce, sink, stop, out_dir, j.t0, j.deadline, &j.step, &j.iters,
-                          W, &lambda, &res, points, field, fieldsz);
+    rc = run_select_solve(s, j.be, j.stp, ce, sink, stop, out_dir, j.t0, j.deadline, &j.step,
+                          &j.iters, W, &lambda, &res, points, field, fieldsz);
     if (rc < 0)
         goto done;
     double solve_seconds = vv_now() - ts;

@@ -42,8 +42,9 @@ void cache_add_solution(cache_entry *e, double lambda, const double *W, int64_t 
  * out_dir/path) or a neuron budget (bisection).  W (K x D) is the start and
  * receives the solution; *lambda the lambda solved last; points gets the
  * path or search points.  Metric events go to sink with steps from *step,
- * which is advanced, as is *iters.  Returns 0 or a negative vv_err. */
-int run_select_solve(const lasso_spec *s, const vv_stats *st, cache_entry *ce,
+ * which is advanced, as is *iters.  be: the job's device (NULL: the CPU).
+ * Returns 0 or a negative vv_err. */
+int run_select_solve(const lasso_spec *s, vv_backend *be, const vv_stats *st, cache_entry *ce,
                      const run_sink *sink, const volatile int *stop, const char *out_dir,
                      double t0, double deadline, int64_t *step, int64_t *iters, double *W,
                      double *lambda, vv_lasso_result *res, cJSON *points, char *field,

@@ -334,8 +334,9 @@ static int compress_layer(cctx *c, const vv_model *src, int li, const vv_dataset
     vv_lasso_init(s->lasso.init, s->lasso.seed, k, d, lo->W);
     double deadline = s->lasso.max_seconds > 0 ? vv_now() + s->lasso.max_seconds : 0;
     lo->search = cJSON_CreateArray();
-    rc = run_select_solve(&s->lasso, stp, ce, c->sink, c->stop, out_dir, c->t0, deadline, &c->step,
-                          &c->iters, lo->W, &lo->lambda, &lo->res, lo->search, field, fsz);
+    rc = run_select_solve(&s->lasso, c->be, stp, ce, c->sink, c->stop, out_dir, c->t0, deadline,
+                          &c->step, &c->iters, lo->W, &lo->lambda, &lo->res, lo->search, field,
+                          fsz);
     if (rc < 0)
         goto done;
     lo->kept = vv_lasso_support(lo->W, k, d, lo->keep);
