@@ -9,6 +9,7 @@
 #define VV_TAP_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -42,6 +43,19 @@ static inline int tap_close(double a, double b, double tol)
 {
     double s = fabs(b) > 1 ? fabs(b) : 1;
     return fabs(a - b) <= tol * s && !isnan(a);
+}
+
+/* max |a - b| / max |b| over n floats (1 in place of a zero max |b|); a
+ * NaN difference makes it NaN, which fails every "<" check. */
+static inline double rel_err(const float *a, const float *b, int64_t n)
+{
+    double d = 0, s = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - b[i]);
+        d = e > d || isnan(e) ? e : d;
+        s = fabs(b[i]) > s ? fabs(b[i]) : s;
+    }
+    return d / (s > 0 ? s : 1);
 }
 
 static inline int tap_done(void)

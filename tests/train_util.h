@@ -79,15 +79,5 @@ static inline double rel_err_fd(const float *a, const double *b, int64_t n)
     return d / (s > 0 ? s : 1);
 }
 
-static inline double rel_err(const float *a, const float *b, int64_t n)
-{
-    double d = 0, s = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double e = fabs((double)a[i] - b[i]);
-        d = e > d || isnan(e) ? e : d;
-        s = fabs(b[i]) > s ? fabs(b[i]) : s;
-    }
-    return d / (s > 0 ? s : 1);
-}
 
 #endif
