@@ -458,3 +458,17 @@ def expect_failure(t, vvd, tmp, spec, name, field, words):
     return t.ok(rc != 0 and err.get("field") == field and
                 all(w in err.get("detail", "") for w in words),
                 "%s: field %s, detail names %s" % (name, field, words), json.dumps(err))
+
+
+def write_cifar10(cdir, per_batch, n_test, seed):
+    """CIFAR-10 binary batches of random pixels and labels in cdir (made):
+    data_batch_1..5.bin with per_batch images each, test_batch.bin with
+    n_test; each record is a label byte and 3072 pixel bytes."""
+    import random
+    rnd = random.Random(seed)
+    os.makedirs(cdir)
+    for name, n in [("data_batch_%d.bin" % i, per_batch) for i in range(1, 6)] + [
+            ("test_batch.bin", n_test)]:
+        with open(os.path.join(cdir, name), "wb") as f:
+            for _ in range(n):
+                f.write(bytes([rnd.randrange(10)]) + bytes(rnd.randrange(256) for _ in range(3072)))

@@ -21,7 +21,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from daemon_util import Daemon, Tap, expect_failure, vvd_run  # noqa: E402
+from daemon_util import Daemon, Tap, expect_failure, vvd_run, write_cifar10  # noqa: E402
 
 t = Tap()
 VVD, FIX = sys.argv[1], sys.argv[2]
@@ -234,14 +234,8 @@ def other_formats(tmp):
     """A narrow VGG-19 on CIFAR-10 binary batches and on .npy arrays that the
     test writes (random pixels, seeded initialisation): the convolutional path
     through a whole compress run."""
-    import random
-    rnd = random.Random(4)
     cdir = os.path.join(tmp, "cifar")
-    os.makedirs(cdir)
-    for name, n in [("data_batch_%d.bin" % i, 40) for i in range(1, 6)] + [("test_batch.bin", 30)]:
-        with open(os.path.join(cdir, name), "wb") as f:
-            for _ in range(n):
-                f.write(bytes([rnd.randrange(10)]) + bytes(rnd.randrange(256) for _ in range(3072)))
+    write_cifar10(cdir, 40, 30, seed=4)
     vgg = {"arch": "vgg19_cifar", "width_div": 16, "seed": 2,
            "preprocess": {"mean": [0.49, 0.48, 0.45], "std": [0.25, 0.24, 0.26]}}
     rc, r, lines = run(tmp, {"kind": "compress", "model": vgg, "layers": "all_linear",

@@ -19,7 +19,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from daemon_util import Daemon, Tap, expect_failure, vvd_run  # noqa: E402
+from daemon_util import Daemon, Tap, expect_failure, vvd_run, write_cifar10  # noqa: E402
 
 t = Tap()
 VVD, FIX = sys.argv[1], sys.argv[2]
@@ -98,14 +98,8 @@ def vvd_run_cases(tmp):
     # The paper's recipes run end to end on CIFAR-10 binary batches the test
     # writes (full-size networks, a few images, one epoch).
     if not QUICK:
-        import random
-        rnd = random.Random(9)
         cdir = os.path.join(tmp, "cifar")
-        os.makedirs(cdir)
-        for name, n in [("data_batch_%d.bin" % i, 16) for i in range(1, 6)] + [("test_batch.bin", 16)]:
-            with open(os.path.join(cdir, name), "wb") as f:
-                for _ in range(n):
-                    f.write(bytes([rnd.randrange(10)]) + bytes(rnd.randrange(256) for _ in range(3072)))
+        write_cifar10(cdir, 16, 16, seed=9)
         for preset in ("alexnet_cifar64", "vgg19_cifar"):
             rc, rp, evs = run(tmp, {"kind": "train", "preset": preset, "epochs": 1, "batch_size": 16,
                                     "data": {"format": "cifar10", "dir": cdir, "max_train": 32}},
