@@ -111,6 +111,21 @@ static int pool_out(int in, int k, int s, int p)
     return (in + 2 * p - k) / s + 1;
 }
 
+/* The output size of a sliding k x k window (conv or pool) on layer i's
+ * padded input; VV_ESHAPE when the window does not fit. */
+static int window_out(vv_model *m, int i)
+{
+    vv_layer *l = &m->layers[i];
+    char b[128];
+    if (l->h + 2 * l->pad < l->kernel || l->w + 2 * l->pad < l->kernel)
+        return vv_fail(VV_ESHAPE, "%s: kernel %d is larger than its padded %dx%d input",
+                       vv__layer_who(m, i, b, sizeof b), l->kernel, l->h + 2 * l->pad,
+                       l->w + 2 * l->pad);
+    l->oh = pool_out(l->h, l->kernel, l->stride, l->pad);
+    l->ow = pool_out(l->w, l->kernel, l->stride, l->pad);
+    return 0;
+}
+
 /* Derives layer i's output shape from its input shape (l->c, h, w). */
 static int derive(vv_model *m, int i)
 {
@@ -130,14 +145,8 @@ static int derive(vv_model *m, int i)
             return vv_fail(VV_EINVAL,
                            "%s: out_channels, kernel and stride must be >= 1, padding >= 0",
                            vv__layer_who(m, i, b, sizeof b));
-        if (l->h + 2 * l->pad < l->kernel || l->w + 2 * l->pad < l->kernel)
-            return vv_fail(VV_ESHAPE, "%s: kernel %d is larger than its padded %dx%d input",
-                           vv__layer_who(m, i, b, sizeof b), l->kernel, l->h + 2 * l->pad,
-                           l->w + 2 * l->pad);
         l->oc = l->out_ch;
-        l->oh = pool_out(l->h, l->kernel, l->stride, l->pad);
-        l->ow = pool_out(l->w, l->kernel, l->stride, l->pad);
-        return 0;
+        return window_out(m, i);
     case VV_LAYER_BATCHNORM2D:
         if (l->in_ch != l->c)
             return vv_fail(VV_ESHAPE, "%s: num_features is %d but its input has %d channels",
@@ -154,13 +163,7 @@ static int derive(vv_model *m, int i)
             return vv_fail(VV_EINVAL,
                            "%s: kernel and stride must be >= 1 and padding at most half the kernel",
                            vv__layer_who(m, i, b, sizeof b));
-        if (l->h + 2 * l->pad < l->kernel || l->w + 2 * l->pad < l->kernel)
-            return vv_fail(VV_ESHAPE, "%s: kernel %d is larger than its padded %dx%d input",
-                           vv__layer_who(m, i, b, sizeof b), l->kernel, l->h + 2 * l->pad,
-                           l->w + 2 * l->pad);
-        l->oh = pool_out(l->h, l->kernel, l->stride, l->pad);
-        l->ow = pool_out(l->w, l->kernel, l->stride, l->pad);
-        return 0;
+        return window_out(m, i);
     case VV_LAYER_ADAPTIVE_AVGPOOL2D:
         if (l->out_h < 1 || l->out_w < 1)
             return vv_fail(VV_EINVAL, "%s: output size must be >= 1",
