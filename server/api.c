@@ -468,10 +468,11 @@ static enum MHD_Result get_health(req *r)
     cJSON_AddStringToObject(o, "blas", vv_blas_corename());
     cJSON_AddNumberToObject(o, "queued", js.queued);
     cJSON_AddNumberToObject(o, "running", js.running);
-    cJSON *ml = models_list();
-    cJSON_AddNumberToObject(o, "models", cJSON_GetArraySize(cJSON_GetObjectItem(ml, "models")));
-    cJSON_AddNumberToObject(o, "model_bytes", cJSON_GetNumberValue(cJSON_GetObjectItem(ml, "bytes")));
-    cJSON_Delete(ml);
+    int nmodels;
+    double model_bytes;
+    models_totals(&nmodels, &model_bytes);
+    cJSON_AddNumberToObject(o, "models", nmodels);
+    cJSON_AddNumberToObject(o, "model_bytes", model_bytes);
     /* A lost device cannot run anything: unhealthy until the restart. */
     return reply_json(r, lost ? 503 : 200, o);
 }

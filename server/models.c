@@ -197,6 +197,19 @@ cJSON *models_list(void)
     return o;
 }
 
+void models_totals(int *count, double *bytes)
+{
+    *count = 0;
+    *bytes = 0;
+    pthread_mutex_lock(&mu);
+    for (int i = 0; i < MAX_MODELS; i++)
+        if (table[i]) {
+            ++*count;
+            *bytes += (double)vv_model_bytes(&table[i]->m);
+        }
+    pthread_mutex_unlock(&mu);
+}
+
 static char data_dir[4096] = "vvd-data";
 
 void models_set_data_dir(const char *dir)

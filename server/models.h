@@ -43,6 +43,8 @@ int models_delete(const char *name);
 /* {"models": [{"name", "params", "bytes", "macs", "input", "weights",
  * "loaded_at", "load_seconds", "in_use"}], "bytes": total}. */
 cJSON *models_list(void);
+/* The number of resident models and the bytes of their weights. */
+void models_totals(int *count, double *bytes);
 /* One model; held: references the caller holds (not counted as in use). */
 cJSON *models_json(const resident *r, int held);
 
