@@ -74,15 +74,21 @@ static void load(void)
         VV_CUDA_LIBDIR "/libcublas.so.13", VV_CUDA_LIBDIR "/libcublas.so.12",
 #endif
         "libcublas.so.13", "libcublas.so.12", "libcublas.so"};
-    void *hd = open_first(drv, 2);
+    /* VVD_CUDA_DRIVER and VVD_CUBLAS name the libraries to load instead
+     * (another toolkit's cuBLAS; tests/gpu/emu's emulator). */
+    const char *env_drv = getenv("VVD_CUDA_DRIVER"), *env_blas = getenv("VVD_CUBLAS");
+    void *hd = env_drv && *env_drv ? open_first(&env_drv, 1) : open_first(drv, 2);
     if (!hd) {
-        snprintf(load_msg, sizeof load_msg, "no CUDA driver (libcuda.so.1): %s", dlerror());
+        snprintf(load_msg, sizeof load_msg, "no CUDA driver (%s): %s",
+                 env_drv && *env_drv ? env_drv : "libcuda.so.1", dlerror());
         load_rc = VV_EDEVICE;
         return;
     }
-    void *hb = open_first(blas, (int)(sizeof blas / sizeof *blas));
+    void *hb = env_blas && *env_blas ? open_first(&env_blas, 1)
+                                     : open_first(blas, (int)(sizeof blas / sizeof *blas));
     if (!hb) {
-        snprintf(load_msg, sizeof load_msg, "no cuBLAS (libcublas.so.13): %s", dlerror());
+        snprintf(load_msg, sizeof load_msg, "no cuBLAS (%s): %s",
+                 env_blas && *env_blas ? env_blas : "libcublas.so.13", dlerror());
         load_rc = VV_EDEVICE;
         return;
     }
@@ -152,6 +158,7 @@ typedef struct cuda_impl {
     CUdeviceptr idx;   /* gather_rows' indices, grown as needed */
     int64_t idx_cap;
     int lost;
+    char lost_why[256]; /* the error that lost it */
 } cuda_impl;
 
 static cuda_impl *impl(vv_backend *be)
@@ -168,12 +175,16 @@ static int check(vv_backend *be, CUresult r, const char *what)
     cu.GetErrorString(r, &m);
     if (r == CUDA_ERROR_OUT_OF_MEMORY)
         return vv_fail(VV_ENOMEM, "cuda: %s: %s", what, m ? m : "out of memory");
-    if (be && (r == CUDA_ERROR_ILLEGAL_ADDRESS || r == CUDA_ERROR_LAUNCH_FAILED ||
-               r == CUDA_ERROR_ECC_UNCORRECTABLE || r == CUDA_ERROR_HARDWARE_STACK_ERROR ||
-               r == CUDA_ERROR_ILLEGAL_INSTRUCTION || r == CUDA_ERROR_MISALIGNED_ADDRESS ||
-               r == CUDA_ERROR_INVALID_PC || r == CUDA_ERROR_CONTEXT_IS_DESTROYED))
+    int rc = vv_fail(VV_EDEVICE, "cuda: %s: %s (%d)", what, m ? m : "error", (int)r);
+    if (be && !impl(be)->lost &&
+        (r == CUDA_ERROR_ILLEGAL_ADDRESS || r == CUDA_ERROR_LAUNCH_FAILED ||
+         r == CUDA_ERROR_ECC_UNCORRECTABLE || r == CUDA_ERROR_HARDWARE_STACK_ERROR ||
+         r == CUDA_ERROR_ILLEGAL_INSTRUCTION || r == CUDA_ERROR_MISALIGNED_ADDRESS ||
+         r == CUDA_ERROR_INVALID_PC || r == CUDA_ERROR_CONTEXT_IS_DESTROYED)) {
         impl(be)->lost = 1;
-    return vv_fail(VV_EDEVICE, "cuda: %s: %s (%d)", what, m ? m : "error", (int)r);
+        snprintf(impl(be)->lost_why, sizeof impl(be)->lost_why, "%s", vv_err_detail());
+    }
+    return rc;
 }
 
 static int check_blas(vv_backend *be, cublasStatus_t s, const char *what)
@@ -182,15 +193,20 @@ static int check_blas(vv_backend *be, cublasStatus_t s, const char *what)
         return 0;
     if (s == CUBLAS_STATUS_ALLOC_FAILED)
         return vv_fail(VV_ENOMEM, "cublas: %s: out of memory", what);
-    if (s == CUBLAS_STATUS_EXECUTION_FAILED || s == CUBLAS_STATUS_INTERNAL_ERROR)
+    int rc = vv_fail(VV_EDEVICE, "cublas: %s failed (status %d)", what, (int)s);
+    if (!impl(be)->lost &&
+        (s == CUBLAS_STATUS_EXECUTION_FAILED || s == CUBLAS_STATUS_INTERNAL_ERROR)) {
         impl(be)->lost = 1;
-    return vv_fail(VV_EDEVICE, "cublas: %s failed (status %d)", what, (int)s);
+        snprintf(impl(be)->lost_why, sizeof impl(be)->lost_why, "%s", vv_err_detail());
+    }
+    return rc;
 }
 
 static int ready(vv_backend *be)
 {
     if (impl(be)->lost)
-        return vv_fail(VV_EDEVICE, "cuda: the device was lost after an earlier error");
+        return vv_fail(VV_EDEVICE, "the device was lost after an earlier error (%s)",
+                       impl(be)->lost_why);
     return check(be, cu.CtxSetCurrent(impl(be)->ctx), "cuCtxSetCurrent");
 }
 
@@ -458,6 +474,11 @@ int vv_backend_cuda_open(int device, vv_backend **out)
         rc = check(be, cu.ModuleGetFunction(fns[i].f, im->mod, fns[i].name), fns[i].name);
     if (rc == 0)
         rc = check(be, cu.MemAlloc(&im->count, sizeof(unsigned long long)), "cuMemAlloc");
+    /* gather_rows' indices: room for the blocks of 1024 rows that the
+     * resident FISTA gathers, so that a job leaves the device's free memory
+     * as it found it. */
+    if (rc == 0 && (rc = check(be, cu.MemAlloc(&im->idx, 1024 * sizeof(int64_t)), "cuMemAlloc")) == 0)
+        im->idx_cap = 1024;
     if (rc == 0)
         rc = check_blas(be, cu.blasCreate(&im->blas), "cublasCreate");
     /* Results of dot come back to host memory; no TF32 anywhere: every
