@@ -477,7 +477,8 @@ int vv_backend_cuda_open(int device, vv_backend **out)
     /* gather_rows' indices: room for the blocks of 1024 rows that the
      * resident FISTA gathers, so that a job leaves the device's free memory
      * as it found it. */
-    if (rc == 0 && (rc = check(be, cu.MemAlloc(&im->idx, 1024 * sizeof(int64_t)), "cuMemAlloc")) == 0)
+    if (rc == 0 &&
+        (rc = check(be, cu.MemAlloc(&im->idx, 1024 * sizeof(int64_t)), "cuMemAlloc")) == 0)
         im->idx_cap = 1024;
     if (rc == 0)
         rc = check_blas(be, cu.blasCreate(&im->blas), "cublasCreate");

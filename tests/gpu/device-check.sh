@@ -15,7 +15,10 @@
 #   4. the paper's Adam-prox loop on the same data in PyTorch on the same
 #      GPU, its certificate printed as it goes (ADAM_SECONDS of Adam time).
 # Exit status 0 when 2 and 3 passed.  Logs go to $OUT when set; the 2.6 GB
-# of rows stay in the build folder.  About 5 minutes on an H200.
+# of rows stay in the build folder.  About 5 minutes on an H200.  The tests
+# run it small on the CUDA emulator (tests/gpu/emu: VVD_CUDA_DRIVER,
+# VVD_CUBLAS, LASSO_ARGS="--n 3000 --k 128 --d 64", ADAM_SECONDS=3), so it
+# is known to work before a GPU is lent.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 B=${BUILD_GPU:-build-gpu-check}
