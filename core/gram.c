@@ -1,4 +1,6 @@
 /* gram.c - objective, duality gap, screening and constants on (G, Bt, c, N). */
+#include "solve_internal.h"
+#include "vv/backend.h"
 #include "vv/err.h"
 #include "vv/lasso.h"
 
@@ -20,47 +22,31 @@ double vv_lambda_max(const vv_stats *s)
     return sqrt(best) / (double)s->n;
 }
 
-double vv_lipschitz(const vv_stats *s)
+int vv__power_lipschitz(vv_backend *be, const double *G, int64_t k, int64_t n, double *x,
+                        double *y, double *L)
 {
-    int64_t k = s->k;
-    double *x = malloc((size_t)k * sizeof *x), *y = malloc((size_t)k * sizeof *y);
-    if (!x || !y) {
-        free(x);
-        free(y);
-        /* Gershgorin bound: max row sum of |G|, always safe. */
-        double best = 0;
-        for (int64_t i = 0; i < k; i++) {
-            double r = 0;
-            for (int64_t j = 0; j < k; j++)
-                r += fabs(s->G[i * k + j]);
-            best = r > best ? r : best;
-        }
-        return best / (double)s->n;
-    }
+    const vv_backend_ops *op = be->ops;
     /* A start with positive entries: G of post-ReLU features is entrywise
      * non-negative, so this has a large component on the top eigenvector. */
+    double *h = malloc((size_t)k * sizeof *h);
+    if (!h)
+        return vv_fail(VV_ENOMEM, "power iteration: out of memory");
     for (int64_t i = 0; i < k; i++)
-        x[i] = 1.0 + 1e-3 * (double)(i % 7);
+        h[i] = 1.0 + 1e-3 * (double)(i % 7);
+    int rc = op->upload(be, x, h, (size_t)k * sizeof *h);
+    free(h);
     double lam = 0, prev = -1;
-    for (int it = 0; it < 1000; it++) {
-        double nx = 0;
-        for (int64_t i = 0; i < k; i++)
-            nx += x[i] * x[i];
+    for (int it = 0; rc == 0 && it < 1000; it++) {
+        double nx, ray;
+        if ((rc = op->dot(be, k, x, x, &nx)))
+            break;
         nx = sqrt(nx);
         if (nx == 0)
             break;
-        for (int64_t i = 0; i < k; i++)
-            x[i] /= nx;
-        for (int64_t i = 0; i < k; i++) {
-            const double *g = s->G + i * k;
-            double acc = 0;
-            for (int64_t j = 0; j < k; j++)
-                acc += g[j] * x[j];
-            y[i] = acc;
-        }
-        double ray = 0;
-        for (int64_t i = 0; i < k; i++)
-            ray += x[i] * y[i];
+        if ((rc = op->axpby(be, k, 1.0 / nx, x, 0.0, x)) ||
+            (rc = op->gemm(be, 0, 0, k, 1, k, 1.0, G, k, x, 1, 0.0, y, 1)) ||
+            (rc = op->dot(be, k, x, y, &ray)))
+            break;
         lam = ray;
         double *t = x;
         x = y;
@@ -69,9 +55,29 @@ double vv_lipschitz(const vv_stats *s)
             break;
         prev = lam;
     }
+    if (rc == 0)
+        *L = 1.01 * lam / (double)n;
+    return rc;
+}
+
+double vv_lipschitz(const vv_stats *s)
+{
+    int64_t k = s->k;
+    double *x = malloc((size_t)k * sizeof *x), *y = malloc((size_t)k * sizeof *y), L = 0;
+    int rc = x && y ? vv__power_lipschitz(vv_backend_cpu(), s->G, k, s->n, x, y, &L) : -1;
     free(x);
     free(y);
-    return 1.01 * lam / (double)s->n;
+    if (rc == 0)
+        return L;
+    /* Out of memory: the Gershgorin bound, max row sum of |G|, always safe. */
+    double best = 0;
+    for (int64_t i = 0; i < k; i++) {
+        double r = 0;
+        for (int64_t j = 0; j < k; j++)
+            r += fabs(s->G[i * k + j]);
+        best = r > best ? r : best;
+    }
+    return best / (double)s->n;
 }
 
 void vv_gram_eval(const vv_stats *s, const double *W, const double *GW, double lambda,

@@ -141,52 +141,19 @@ static int eval(dev *v, const vv_stats *s, const double *W, const double *GW, do
     return 0;
 }
 
-/* lambda_max(G) / N by power iteration from vv_lipschitz's start, with the
- * same stopping rule and margin. */
+/* lambda_max(G) / N: vv_lipschitz's power iteration on the device. */
 static int lipschitz(dev *v, const vv_stats *s, double *L)
 {
     int64_t k = v->k;
     double *x = v->T, *y = v->T + k; /* T holds K x D >= 2 K values when D >= 2 */
-    double *h = NULL, *extra = NULL;
+    double *extra = NULL;
     if (v->d < 2) {
         if (!(extra = v->op->alloc(v->be, (size_t)(2 * k) * sizeof(double))))
             return vv_fail(VV_ENOMEM, "fista on %s: out of memory", v->op->name);
         x = extra;
         y = extra + k;
     }
-    int rc = 0;
-    if (!(h = malloc((size_t)k * sizeof *h))) {
-        rc = vv_fail(VV_ENOMEM, "fista: out of memory");
-        goto done;
-    }
-    for (int64_t i = 0; i < k; i++)
-        h[i] = 1.0 + 1e-3 * (double)(i % 7);
-    if ((rc = v->op->upload(v->be, x, h, (size_t)k * sizeof *h)))
-        goto done;
-    double lam = 0, prev = -1;
-    for (int it = 0; it < 1000; it++) {
-        double nx;
-        if ((rc = v->op->dot(v->be, k, x, x, &nx)))
-            goto done;
-        nx = sqrt(nx);
-        if (nx == 0)
-            break;
-        double ray;
-        if ((rc = v->op->axpby(v->be, k, 1.0 / nx, x, 0.0, x)) ||
-            (rc = v->op->gemm(v->be, 0, 0, k, 1, k, 1.0, v->G, k, x, 1, 0.0, y, 1)) ||
-            (rc = v->op->dot(v->be, k, x, y, &ray)))
-            goto done;
-        lam = ray;
-        double *t = x;
-        x = y;
-        y = t;
-        if (it > 5 && fabs(lam - prev) <= 1e-7 * fabs(lam))
-            break;
-        prev = lam;
-    }
-    *L = 1.01 * lam / (double)s->n;
-done:
-    free(h);
+    int rc = vv__power_lipschitz(v->be, v->G, k, s->n, x, y, L);
     v->op->free(v->be, extra);
     return rc;
 }

@@ -2,6 +2,7 @@
 #ifndef VV_SOLVE_INTERNAL_H
 #define VV_SOLVE_INTERNAL_H
 
+#include "vv/backend.h"
 #include "vv/lasso.h"
 
 /* The bookkeeping of one solve. */
@@ -25,6 +26,13 @@ vv_stop_reason vv_progress_step(vv_progress *p, int64_t it, const vv_eval *e, in
 
 /* The stop checks alone (user flag, time, iterations), for inner loops. */
 vv_stop_reason vv_progress_poll(vv_progress *p, int64_t it);
+
+/* lambda_max(G) / N by power iteration in be's operations (G: K x K in be's
+ * memory, n the number of samples), scaled up by 1% (vv_lipschitz): the
+ * host solvers and the resident one share it.  x, y: K doubles of scratch
+ * in be's memory. */
+int vv__power_lipschitz(vv_backend *be, const double *G, int64_t k, int64_t n, double *x,
+                        double *y, double *L);
 
 int vv_solve_fista(const vv_stats *s, const vv_lasso_opts *o, double *W, vv_lasso_result *res);
 /* FISTA with G, Bt and the iterates in o->be's memory (solve_fista_dev.c). */
