@@ -13,6 +13,7 @@
 #define VV_ERR_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 /*      name           value http error_code                  message */
 #define VV_ERR_TABLE(X)                                                                 \
@@ -39,7 +40,8 @@
     X(VV_EDEVICE,     -20,  503, "UNAVAILABLE",              "device unavailable")      \
     X(VV_ENUMERIC,    -21,  422, "NUMERICAL_FAILURE",        "numerical failure")      \
     X(VV_EAUTH,       -22,  401, "UNAUTHENTICATED",          "missing or wrong bearer token") \
-    X(VV_EMETHOD,     -23,  405, "METHOD_NOT_ALLOWED",       "method not allowed")
+    X(VV_EMETHOD,     -23,  405, "METHOD_NOT_ALLOWED",       "method not allowed")     \
+    X(VV_ENOSPACE,    -24,  507, "INSUFFICIENT_STORAGE",     "no space left on the device")
 
 typedef enum {
 #define VV_ERR_ENUM(name, value, http, code, msg) name = value,
@@ -55,13 +57,21 @@ const char *vv_err_code(int err);
 const char *vv_err_name(int err);
 
 /* Records a detail message for the calling thread and returns err, so that
- * a failure is reported as `return vv_fail(VV_EFORMAT, "%s: bad magic", p);`. */
+ * a failure is reported as `return vv_fail(VV_EFORMAT, "%s: bad magic", p);`.
+ * The detail is stored escaped: bytes that are not valid UTF-8 and control
+ * characters become \xNN, so a detail is always valid UTF-8 whatever a file
+ * or a request put in the arguments; an argument may be vv_err_detail()
+ * itself. */
 int vv_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int vv_failv(int err, const char *fmt, va_list ap);
 
 /* The calling thread's last detail; "" when none.  Valid until the next
  * vv_fail on this thread. */
 const char *vv_err_detail(void);
+
+/* Copies src into dst (cap bytes, NUL-terminated, cut at a character) with
+ * the escaping of details: for text from outside that goes into JSON. */
+void vv_escape_text(char *dst, size_t cap, const char *src);
 void vv_err_clear(void);
 
 #endif
