@@ -55,8 +55,9 @@ static const struct {
      "  --watch    follow the run until it ends (as vvctl watch)\n"
      "  --upload   first upload the local files the spec names (phi, psi, bias,\n"
      "             init) with PUT /v1/blobs/BASENAME and reference them by that\n"
-     "             name: each lands at the top of the data root, replacing a blob\n"
-     "             of the same name\n"
+     "             name: each lands in the data root's blobs folder\n"
+     "             (DATA/blobs/BASENAME), replacing a blob of the same name; a\n"
+     "             spec names a blob BASENAME or blobs/BASENAME\n"
      "  --dry-run  print the spec that would be sent and exit\n"
      "With --json: prints the run object (or, with --watch, the watch output).\n"},
     {"lasso", vc_cmd_lasso,

@@ -175,7 +175,8 @@ int vv__write_atomic(const char *path, const vv__piece *pieces, int n)
     }
     int rc = 0;
     if (!ok) {
-        rc = vv_fail(VV_EIO, "%s: %s of %s failed: %s", path, what, tmp, strerror(e));
+        rc = vv_fail(e == ENOSPC || e == EDQUOT ? VV_ENOSPACE : VV_EIO, "%s: %s of %s failed: %s",
+                     path, what, tmp, strerror(e));
         unlink(tmp);
     }
     free(tmp);

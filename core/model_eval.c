@@ -8,7 +8,7 @@
 
 /* The forward pass on md's device when md is not NULL, else on the CPU. */
 static int evaluate(const vv_model *m, vv_model_dev *md, const vv_dataset *ds,
-                    const vv_preprocess *pp, int64_t n, int64_t batch, const volatile int *stop,
+                    const vv_preprocess *pp, int64_t n, int64_t batch, const atomic_int *stop,
                     double *acc, double *loss)
 {
     int c, h, w;
@@ -21,7 +21,7 @@ static int evaluate(const vv_model *m, vv_model_dev *md, const vv_dataset *ds,
     int64_t correct = 0;
     double total = 0;
     for (int64_t s0 = 0; s0 < n && rc == 0; s0 += batch) {
-        if (stop && *stop) {
+        if (stop && atomic_load_explicit(stop, memory_order_relaxed)) {
             rc = VV_ESTATE;
             break;
         }
@@ -65,14 +65,14 @@ static int evaluate(const vv_model *m, vv_model_dev *md, const vv_dataset *ds,
 }
 
 int vv_model_evaluate(const vv_model *m, const vv_dataset *ds, const vv_preprocess *pp, int64_t n,
-                      int64_t batch, const volatile int *stop, double *acc, double *loss)
+                      int64_t batch, const atomic_int *stop, double *acc, double *loss)
 {
     return evaluate(m, NULL, ds, pp, n, batch, stop, acc, loss);
 }
 
 int vv_model_evaluate_dev(const vv_model *m, vv_model_dev *md, const vv_dataset *ds,
-                          const vv_preprocess *pp, int64_t n, int64_t batch,
-                          const volatile int *stop, double *acc, double *loss)
+                          const vv_preprocess *pp, int64_t n, int64_t batch, const atomic_int *stop,
+                          double *acc, double *loss)
 {
     return evaluate(m, md, ds, pp, n, batch, stop, acc, loss);
 }

@@ -291,7 +291,8 @@ static inline __attribute__((always_inline)) float run_steps_body(net *t, const 
 }
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
-    !defined(__SANITIZE_ADDRESS__) && !defined(VV_SHALLOW_NO_CLONES)
+    !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__) &&                   \
+    !defined(VV_SHALLOW_NO_CLONES)
 #define VV_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define VV_CLONES
@@ -554,7 +555,7 @@ int vv_shallow_train(const vv_shallow_data *data, const vv_shallow_opts *opts, v
     int reason = VV_SHALLOW_DONE;
     while (s < o.steps) {
         if (s % POLL_EVERY == 0) {
-            if (o.stop && *o.stop) {
+            if (o.stop && atomic_load_explicit(o.stop, memory_order_relaxed)) {
                 reason = VV_SHALLOW_USER;
                 break;
             }

@@ -288,7 +288,7 @@ int vv_socp_brute(int64_t n, int64_t k, int64_t d, const double *phi, const doub
         for (int64_t c = 0; c < m; c++)
             idx[c] = c;
         do {
-            if (o.stop && *o.stop) {
+            if (o.stop && atomic_load_explicit(o.stop, memory_order_relaxed)) {
                 rc = vv_fail(VV_ESTATE, "socp brute: stopped after %lld subproblems",
                              (long long)res->subproblems);
                 goto done;

@@ -487,7 +487,7 @@ static int ipm_run(ipm *p, const vv_socp_opts *o, int *iters)
             status = VV_SOCP_MAX_ITER;
             break;
         }
-        if (o->stop && *o->stop) {
+        if (o->stop && atomic_load_explicit(o->stop, memory_order_relaxed)) {
             rc = vv_fail(VV_ESTATE, "socp: stopped after %d iterations", it);
             break;
         }

@@ -55,7 +55,7 @@ void vv_progress_init(vv_progress *p, const vv_stats *s, const vv_lasso_opts *o)
 
 vv_stop_reason vv_progress_poll(vv_progress *p, int64_t it)
 {
-    if (p->o->stop && *p->o->stop)
+    if (p->o->stop && atomic_load_explicit(p->o->stop, memory_order_relaxed))
         return VV_STOP_USER;
     if (it >= p->max_iter)
         return VV_STOP_MAX_ITER;

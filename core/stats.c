@@ -54,7 +54,8 @@ static void *work(void *arg)
         pthread_mutex_lock(&p->lock);
         int64_t r0 = p->next;
         int rc = p->rc;
-        if (rc == 0 && r0 < p->n && p->o->stop && *p->o->stop) {
+        if (rc == 0 && r0 < p->n && p->o->stop &&
+            atomic_load_explicit(p->o->stop, memory_order_relaxed)) {
             rc = p->rc = VV_ESTATE;
             snprintf(p->detail, sizeof p->detail, "stopped during the statistics pass");
         }

@@ -2,7 +2,11 @@
 #include "http_util.h"
 
 #include "device.h"
+#include "kinds.h"
+#include "state.h"
+#include "json_check.h"
 #include "models.h"
+#include "paths.h"
 #include "spec.h"
 #include "vv/blas.h"
 #include "vv/cpu.h"
@@ -22,8 +26,10 @@
 
 enum { MAX_SWEEP_POINTS = 10000 };
 
-static const char *const states[] = {"QUEUED", "RUNNING", "FINISHED", "STOPPED", "FAILED",
-                                     "CRASHED"};
+/* The largest event id or step a request may name (2^53, the largest
+ * integer every JSON reader keeps exactly): far from INT64_MAX, so that
+ * "the next one" (+ 1) never overflows. */
+#define EVENT_ID_MAX (INT64_C(1) << 53)
 
 /* ---- Run objects ----------------------------------------------------------------- */
 
@@ -83,7 +89,7 @@ cJSON *api_run_json(req *r, const run_row *row)
     cJSON_AddNumberToObject(o, "heartbeat", row->heartbeat);
     int pos = 0;
     char reason[256] = "";
-    if (!strcmp(row->state, "QUEUED"))
+    if (!strcmp(row->state, run_state_name(RUN_QUEUED)))
         jobs_queue_info(r->cfg->jobs, row->id, &pos, reason, sizeof reason);
     cJSON_AddNumberToObject(o, "queue_position", pos);
     cJSON_AddStringToObject(o, "waiting_reason", reason);
@@ -130,64 +136,27 @@ static enum MHD_Result reply_run(req *r, unsigned status, const char *id)
 
 /* ---- Specs ---------------------------------------------------------------------- */
 
-/* Checks every file of a spec inside the data root (the daemon's working
- * directory), keeping the given (relative or absolute) names. */
-static int check_files(req *r, const job_spec *js, char *field, size_t fsz)
-{
-    const spec_file none = {0};
-    const lasso_spec *s = &js->lasso;
-    const interp_spec *t = &js->interp;
-    int lasso = js->kind == JOB_LASSO;
-    const struct {
-        const spec_file *f;
-        const char *name;
-    } files[] = {{lasso ? &s->phi : &t->phi, "/phi"},
-                 {lasso ? &s->psi : &t->psi, "/psi"},
-                 {lasso ? &s->bias_file : &none, "/bias"},
-                 {lasso ? &s->init_file : &none, "/init"}};
-    for (unsigned i = 0; i < sizeof files / sizeof *files; i++) {
-        if (!files[i].f->path)
-            continue;
-        char abs[PATH_MAX];
-        int rc = resolve_in_root(r->cfg->data_root, files[i].f->path, 1, abs, sizeof abs);
-        if (rc < 0) {
-            snprintf(field, fsz, "%s", files[i].name);
-            return rc;
-        }
-    }
-    return 0;
-}
-
-/* Parses and checks a spec given as JSON; field gets the JSON pointer of a
+/* Parses a spec given as JSON and confines every path it names to the data
+ * root (kinds.h); a model reference is then checked (a resident model's
+ * existence, a spec file's contents).  field gets the JSON pointer of a
  * problem. */
 int api_prepare_spec(req *r, const cJSON *json, job_spec *s, char *field, size_t fsz)
 {
     int rc = spec_parse_job(json, s, field, fsz);
-    if (rc < 0)
-        return rc;
-    if (s->kind == JOB_COMPRESS) {
-        const char *paths[8];
-        int n = data_paths(&s->compress.data, paths, 8);
-        for (int i = 0; i < n; i++) {
-            char abs[PATH_MAX];
-            /* The built-in Fashion-MNIST lives outside the data root. */
-            char real[PATH_MAX], dir[PATH_MAX];
-            size_t dl;
-            if (realpath(paths[i], real) && realpath(data_fashion_mnist_dir(), dir) &&
-                !strncmp(real, dir, dl = strlen(dir)) && real[dl] == '/')
-                continue;
-            if ((rc = resolve_in_root(r->cfg->data_root, paths[i], 1, abs, sizeof abs)) < 0) {
-                snprintf(field, fsz, "/data");
-                return rc;
-            }
-        }
-        return api_check_model_files(r, &s->compress.model, "/model", field, fsz);
-    }
-    return check_files(r, s, field, fsz);
+    if (rc == 0)
+        rc = kinds_confine(s, r->cfg->data_root, field, fsz);
+    if (rc == 0 && s->kind == JOB_COMPRESS)
+        rc = api_check_model_files(r, &s->compress.model, "/model", field, fsz);
+    if (rc == 0 && s->kind == JOB_TRAIN && s->train.model.spec_path)
+        rc = model_ref_resolve(&s->train.model, field, fsz);
+    return rc;
 }
 
-cJSON *api_parse_body(req *r)
+cJSON *api_parse_body(req *r, int *err, char *field, size_t fsz)
 {
+    if (fsz)
+        field[0] = 0;
+    *err = VV_EJSON;
     if (!r->body || !r->body_len) {
         vv_fail(VV_EJSON, "the request body must be JSON");
         return NULL;
@@ -206,17 +175,24 @@ cJSON *api_parse_body(req *r)
                     (size_t)(p - r->body));
             return NULL;
         }
+    int rc = json_check_tree(json, field, fsz);
+    if (rc < 0) {
+        cJSON_Delete(json);
+        *err = rc;
+        return NULL;
+    }
     return json;
 }
 
 static enum MHD_Result post_run(req *r)
 {
-    cJSON *json = api_parse_body(r);
-    if (!json)
-        return reply_problem(r, VV_EJSON, "");
     job_spec s;
     char field[256] = "";
-    int rc = api_prepare_spec(r, json, &s, field, sizeof field);
+    int rc;
+    cJSON *json = api_parse_body(r, &rc, field, sizeof field);
+    if (!json)
+        return reply_problem(r, rc, field);
+    rc = api_prepare_spec(r, json, &s, field, sizeof field);
     char *text = rc == 0 ? cJSON_PrintUnformatted(json) : NULL;
     cJSON_Delete(json);
     char id[32];
@@ -235,32 +211,25 @@ static enum MHD_Result post_run(req *r)
 static enum MHD_Result list_runs(req *r)
 {
     const char *state = query(r, "state"), *kind = query(r, "kind"), *sweep = query(r, "sweep");
-    const char *ps = query(r, "page_size"), *tok = query(r, "page_token");
+    const char *tok = query(r, "page_token");
     if (state) {
         int ok = 0;
         for (int i = 0; i < 6; i++)
-            ok |= !strcmp(state, states[i]);
+            ok |= !strcmp(state, run_state_name((run_state)i));
         if (!ok) {
             vv_fail(VV_EINVAL, "state: one of QUEUED, RUNNING, FINISHED, STOPPED, FAILED, CRASHED");
             return reply_problem(r, VV_EINVAL, "/query/state");
         }
     }
-    int page = 50;
-    if (ps) {
-        char *e;
-        long v = strtol(ps, &e, 10);
-        if (*e || e == ps || v < 1 || v > 1000) {
-            vv_fail(VV_EINVAL, "page_size: an integer from 1 to 1000, got '%.40s'", ps);
-            return reply_problem(r, VV_EINVAL, "/query/page_size");
-        }
-        page = (int)v;
-    }
+    int64_t page = 50;
+    if (query_int(r, "page_size", 1, 1000, 50, &page) < 0)
+        return reply_problem(r, VV_EINVAL, "/query/page_size");
     run_row *rows = NULL;
     int n = 0;
     char next[64] = "";
     int rc = store_runs_list(r->cfg->db, state, kind && kind[0] ? kind : NULL,
-                             sweep && sweep[0] ? sweep : NULL, page, tok && tok[0] ? tok : NULL,
-                             &rows, &n, next);
+                             sweep && sweep[0] ? sweep : NULL, (int)page,
+                             tok && tok[0] ? tok : NULL, &rows, &n, next);
     if (rc < 0)
         return reply_problem(r, rc, rc == VV_EINVAL ? "/query/page_token" : "");
     cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "runs");
@@ -317,16 +286,11 @@ static enum MHD_Result get_metrics(req *r, const char *id)
     run_row_free(&row);
     if (rc < 0)
         return reply_problem(r, rc, "");
-    const char *keys_q = query(r, "keys"), *after_q = query(r, "after_step"), *fmt = query(r, "format");
+    const char *keys_q = query(r, "keys"), *fmt = query(r, "format");
+    /* -1, the default, is "from the first step". */
     int64_t after = -1;
-    if (after_q) {
-        char *e;
-        after = strtoll(after_q, &e, 10);
-        if (*e || e == after_q) {
-            vv_fail(VV_EINVAL, "after_step: an integer, got '%.40s'", after_q);
-            return reply_problem(r, VV_EINVAL, "/query/after_step");
-        }
-    }
+    if (query_int(r, "after_step", -1, EVENT_ID_MAX, -1, &after) < 0)
+        return reply_problem(r, VV_EINVAL, "/query/after_step");
     if (fmt && strcmp(fmt, "json") && strcmp(fmt, "csv")) {
         vv_fail(VV_EINVAL, "format: json or csv");
         return reply_problem(r, VV_EINVAL, "/query/format");
@@ -429,30 +393,18 @@ static enum MHD_Result get_artifact(req *r, const char *id, const char *name)
 
 /* ---- Blobs, health, metrics, static files ----------------------------------------- */
 
+/* PUT /v1/blobs/NAME: the body is stored as DATA/blobs/NAME (see paths.h);
+ * specs name it NAME or blobs/NAME. */
 static enum MHD_Result put_blob(req *r)
 {
-    if (r->upload_err) {
-        vv_fail(r->upload_err, "%s", r->upload_detail);
-        return reply_problem(r, r->upload_err, r->upload_field);
-    }
-    if (r->upload_fd < 0) {
-        vv_fail(VV_EINTERNAL, "upload not started");
-        return reply_problem(r, VV_EINTERNAL, "");
-    }
-    if (fsync(r->upload_fd) < 0 || close(r->upload_fd) < 0) {
-        r->upload_fd = -1;
-        vv_fail(VV_EIO, "writing the upload: %s", strerror(errno));
-        return reply_problem(r, VV_EIO, "");
-    }
-    r->upload_fd = -1;
-    if (rename(r->upload_tmp, r->upload_path) < 0) {
-        vv_fail(VV_EIO, "storing the upload: %s", strerror(errno));
-        return reply_problem(r, VV_EIO, "");
-    }
+    const char *field = "";
+    int rc = upload_commit(r, &field);
+    if (rc < 0)
+        return reply_problem(r, rc, field);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", r->url + 10);
     cJSON_AddNumberToObject(o, "bytes", (double)r->upload_bytes);
-    VV_INFO("http", NULL, "blob %s: %lld bytes", r->url + 10, (long long)r->upload_bytes);
+    VV_INFO("http", NULL, "blob %s: %lld bytes", r->upload_path, (long long)r->upload_bytes);
     return reply_json(r, 201, o);
 }
 
@@ -491,14 +443,22 @@ static enum MHD_Result get_prometheus(req *r)
                      "# HELP vvd_runs Runs in the store by state.\n# TYPE vvd_runs gauge\n",
                      js.queued);
     for (int i = 0; i < 6; i++)
-        n += snprintf(buf + n, sizeof buf - (size_t)n, "vvd_runs{state=\"%s\"} %lld\n", states[i],
+        n += snprintf(buf + n, sizeof buf - (size_t)n, "vvd_runs{state=\"%s\"} %lld\n",
+                      run_state_name((run_state)i),
                       (long long)counts[i]);
     snprintf(buf + n, sizeof buf - (size_t)n,
              "# HELP vvd_iterations_total Solver iterations since start.\n"
              "# TYPE vvd_iterations_total counter\nvvd_iterations_total %lld\n"
              "# HELP vvd_iterations_per_second Solver iterations per second, last second.\n"
-             "# TYPE vvd_iterations_per_second gauge\nvvd_iterations_per_second %.3f\n",
-             (long long)js.iterations, js.iterations_per_s);
+             "# TYPE vvd_iterations_per_second gauge\nvvd_iterations_per_second %.3f\n"
+             "# HELP vvd_events_coalesced_total Metric events merged while the store was behind.\n"
+             "# TYPE vvd_events_coalesced_total counter\nvvd_events_coalesced_total %lld\n"
+             "# HELP vvd_events_bytes Memory held by live events.\n"
+             "# TYPE vvd_events_bytes gauge\nvvd_events_bytes %lld\n"
+             "# HELP vvd_store_errors_total Failed store transactions (retried).\n"
+             "# TYPE vvd_store_errors_total counter\nvvd_store_errors_total %lld\n",
+             (long long)js.iterations, js.iterations_per_s, (long long)js.events_coalesced,
+             (long long)js.events_bytes, (long long)js.store_errors);
     return reply_text(r, 200, "text/plain; version=0.0.4", buf);
 }
 
@@ -592,17 +552,14 @@ enum MHD_Result api_dispatch(req *r)
             run_row_free(&row);
             if (rc < 0)
                 return reply_problem(r, rc, "");
-            const char *last = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Last-Event-ID");
-            if (!last)
-                last = query(r, "after");
+            /* Last-Event-ID (a reconnecting EventSource) wins over ?after=;
+             * the cap keeps after + 1 from overflowing in the event hub. */
             int64_t after = 0;
-            if (last) {
-                char *e;
-                after = strtoll(last, &e, 10);
-                if (*e || e == last || after < 0) {
-                    vv_fail(VV_EINVAL, "Last-Event-ID: a non-negative integer, got '%.40s'", last);
+            if (MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Last-Event-ID")) {
+                if (header_int(r, "Last-Event-ID", 0, EVENT_ID_MAX, 0, &after) < 0)
                     return reply_problem(r, VV_EINVAL, "/header/Last-Event-ID");
-                }
+            } else if (query_int(r, "after", 0, EVENT_ID_MAX, 0, &after) < 0) {
+                return reply_problem(r, VV_EINVAL, "/query/after");
             }
             return reply_events(r, id, after);
         }

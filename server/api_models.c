@@ -4,7 +4,10 @@
 #include "http_util.h"
 
 #include "jobs.h"
+#include "kinds.h"
 #include "models.h"
+#include "state.h"
+#include "paths.h"
 #include "store.h"
 #include "vv/err.h"
 #include "vv/log.h"
@@ -25,7 +28,7 @@ int api_ensure_default(req *r, char *field, size_t fsz)
     if (default_run[0]) {
         run_row row = {0};
         if (store_run_get(r->cfg->db, default_run, &row) == 0)
-            pending = !strcmp(row.state, "QUEUED") || !strcmp(row.state, "RUNNING");
+            pending = !run_state_final((run_state)run_state_parse(row.state));
         run_row_free(&row);
     }
     int rc = 0;
@@ -47,21 +50,13 @@ int api_ensure_default(req *r, char *field, size_t fsz)
     return rc;
 }
 
-/* Checks a model reference's files inside the data root. */
+/* Checks a model reference's files inside the data root (rewriting them to
+ * their absolute real paths). */
 int api_check_model_files(req *r, model_ref *m, const char *ptr, char *field, size_t fsz)
 {
-    const char *files[] = {m->weights, m->spec_path};
-    const char *names[] = {"weights", "spec"};
-    for (int i = 0; i < 2; i++) {
-        if (!files[i])
-            continue;
-        char abs[PATH_MAX];
-        int rc = resolve_in_root(r->cfg->data_root, files[i], 1, abs, sizeof abs);
-        if (rc < 0) {
-            snprintf(field, fsz, "%s/%s", ptr, names[i]);
-            return rc;
-        }
-    }
+    int rc = kinds_confine_model(m, r->cfg->data_root, ptr, field, fsz);
+    if (rc < 0)
+        return rc;
     if (m->resident && !strcmp(m->resident, MODELS_DEFAULT) && !models_default_cached())
         return api_ensure_default(r, field, fsz);
     if (m->resident) {
@@ -80,10 +75,11 @@ int api_check_model_files(req *r, model_ref *m, const char *ptr, char *field, si
 
 static enum MHD_Result post_model(req *r)
 {
-    cJSON *body = api_parse_body(r);
-    if (!body)
-        return reply_problem(r, VV_EJSON, "");
     char field[256] = "";
+    int perr;
+    cJSON *body = api_parse_body(r, &perr, field, sizeof field);
+    if (!body)
+        return reply_problem(r, perr, field);
     model_ref ref = {0};
     int rc = 0;
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(body, "name");

@@ -7,6 +7,8 @@
  * so every attempt stays in the sweep and the constraint still holds.
  */
 #include "http_util.h"
+#include "kinds.h"
+#include "state.h"
 
 #include "spec.h"
 #include "vv/err.h"
@@ -24,8 +26,6 @@ enum { MAX_SWEEP_POINTS = 10000, MAX_AXES = 16 };
  * queue or stop some: one at a time, so two resumes never race. */
 static pthread_mutex_t sweep_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static const char *const states[] = {"QUEUED", "RUNNING", "FINISHED", "STOPPED", "FAILED",
-                                     "CRASHED"};
 
 /* The distinct points of a sweep request, validated. */
 typedef struct points {
@@ -124,11 +124,8 @@ static int expand(req *r, const cJSON *json, points *out, char *field, size_t fs
     for (const cJSON *a = grid->child; a; a = a->next) {
         snprintf(field, fsz, "/grid/%s", a->string);
         const cJSON *bk = cJSON_GetObjectItemCaseSensitive(base, "kind");
-        job_kind kind = !cJSON_IsString(bk)                         ? JOB_LASSO
-                        : !strcmp(bk->valuestring, "interpolate")  ? JOB_INTERPOLATE
-                        : !strcmp(bk->valuestring, "bounds_study") ? JOB_BOUNDS
-                        : !strcmp(bk->valuestring, "neuron_sharing") ? JOB_SHARING
-                                                                   : JOB_LASSO;
+        const kind_def *kd = cJSON_IsString(bk) ? kind_named(bk->valuestring) : kind_of(JOB_LASSO);
+        job_kind kind = kd ? kd->kind : JOB_LASSO; /* an unknown kind: the base's parser says so */
         int known = 0;
         for (const char *const *f = spec_fields(kind); *f; f++)
             known |= !strcmp(*f, a->string);
@@ -220,10 +217,11 @@ static int64_t next_sweep_id(store *db)
 
 enum MHD_Result api_sweep_post(req *r)
 {
-    cJSON *json = api_parse_body(r);
-    if (!json)
-        return reply_problem(r, VV_EJSON, "");
     char field[256] = "";
+    int perr;
+    cJSON *json = api_parse_body(r, &perr, field, sizeof field);
+    if (!json)
+        return reply_problem(r, perr, field);
     points pts;
     int rc = cJSON_IsObject(json) ? expand(r, json, &pts, field, sizeof field)
                                   : vv_fail(VV_ETYPE, "a sweep request must be an object");
@@ -336,7 +334,7 @@ enum MHD_Result api_sweep_get(req *r, const char *id, int stop)
     rc = list_all(r, id, runs);
     if (rc == 0 && stop) {
         for (cJSON *run = runs->child; run; run = run->next)
-            if (!strcmp(str(run, "state"), "QUEUED") || !strcmp(str(run, "state"), "RUNNING"))
+            if (!run_state_final((run_state)run_state_parse(str(run, "state"))))
                 jobs_stop_run(r->cfg->jobs, str(run, "id"));
         store_sweep_set_state(r->cfg->db, id, "STOPPED");
         cJSON_Delete(runs);
@@ -358,7 +356,7 @@ enum MHD_Result api_sweep_get(req *r, const char *id, int stop)
     for (cJSON *run = runs->child; run; run = run->next)
         if (cJSON_IsTrue(cJSON_GetObjectItem(run, "latest")))
             for (int i = 0; i < 6; i++)
-                counts[i] += !strcmp(str(run, "state"), states[i]);
+                counts[i] += !strcmp(str(run, "state"), run_state_name((run_state)i));
     const char *state = sw.state;
     /* A sweep whose points have all ended is finished. */
     if (!strcmp(state, "ACTIVE") && counts[0] == 0 && counts[1] == 0 &&
@@ -372,7 +370,7 @@ enum MHD_Result api_sweep_get(req *r, const char *id, int stop)
     cJSON_AddItemToObject(o, "request", req_json ? req_json : cJSON_CreateNull());
     cJSON *c = cJSON_AddObjectToObject(o, "counts");
     for (int i = 0; i < 6; i++)
-        cJSON_AddNumberToObject(c, states[i], counts[i]);
+        cJSON_AddNumberToObject(c, run_state_name((run_state)i), counts[i]);
     cJSON_AddItemToObject(o, "runs", runs);
     sweep_row_free(&sw);
     return reply_json(r, 200, o);
@@ -445,8 +443,8 @@ enum MHD_Result api_sweep_resume(req *r, const char *id)
         attempt_ref *hit = bsearch(&key, lat, (size_t)nlat, sizeof *lat, cmp_ref_point);
         attempt[p] = hit ? hit->attempt : 0;
         was[p] = hit ? hit->state : "MISSING";
-        int again = !hit || !strcmp(was[p], "FAILED") || !strcmp(was[p], "CRASHED") ||
-                    !strcmp(was[p], "STOPPED");
+        int st = hit ? run_state_parse(was[p]) : -1;
+        int again = !hit || st == RUN_FAILED || st == RUN_CRASHED || st == RUN_STOPPED;
         if (!again)
             attempt[p] = -1;
         needed += again;

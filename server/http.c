@@ -1,5 +1,6 @@
 /* http.c - libmicrohttpd glue: requests, bodies, uploads, replies, SSE. */
 #include "http_util.h"
+#include "paths.h"
 
 #include "vv/err.h"
 #include "vv/log.h"
@@ -10,6 +11,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +23,7 @@
 struct http_server {
     http_config cfg;
     struct MHD_Daemon *mhd;
-    volatile int closing;
+    atomic_int closing; /* set by http_stop, read by the SSE readers */
 };
 
 /* ---- Replies ---------------------------------------------------------------- */
@@ -71,7 +73,9 @@ enum MHD_Result reply_problem(req *r, int err, const char *field)
     cJSON_AddStringToObject(o, "detail", vv_err_detail()[0] ? vv_err_detail() : vv_err_message(err));
     cJSON_AddStringToObject(o, "error_code", vv_err_code(err));
     cJSON_AddStringToObject(o, "field", field ? field : "");
-    cJSON_AddStringToObject(o, "instance", r->url);
+    char instance[1024];
+    vv_escape_text(instance, sizeof instance, r->url); /* the URL's bytes are the client's */
+    cJSON_AddStringToObject(o, "instance", instance);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     enum MHD_Result ret = send_buf(r, (unsigned)status, "application/problem+json", s, strlen(s));
@@ -84,60 +88,6 @@ enum MHD_Result reply_problem(req *r, int err, const char *field)
 const char *query(req *r, const char *name)
 {
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
-}
-
-/* ---- Paths -------------------------------------------------------------------- */
-
-int resolve_in_root(const char *root, const char *path, int must_exist, char *out, size_t outsz)
-{
-    char cand[PATH_MAX], real[PATH_MAX];
-    if (!path[0])
-        return vv_fail(VV_EINVAL, "empty path");
-    /* No ".." component anywhere, whatever it would resolve to. */
-    for (const char *p = path; *p;) {
-        const char *e = strchr(p, '/');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        if (n == 2 && p[0] == '.' && p[1] == '.')
-            return vv_fail(VV_EPATH, "%s: '..' is not allowed in paths", path);
-        p += n + (e != NULL);
-    }
-    int n = path[0] == '/' ? snprintf(cand, sizeof cand, "%s", path)
-                           : snprintf(cand, sizeof cand, "%s/%s", root, path);
-    if (n < 0 || (size_t)n >= sizeof cand)
-        return vv_fail(VV_EINVAL, "%s: path too long", path);
-    size_t rl = strlen(root);
-    if (realpath(cand, real)) {
-        if (strncmp(real, root, rl) || (real[rl] != '/' && real[rl] != 0))
-            return vv_fail(VV_EPATH, "%s: outside the data root", path);
-        if (snprintf(out, outsz, "%s", real) >= (int)outsz)
-            return vv_fail(VV_EINVAL, "%s: path too long", path);
-        return 0;
-    }
-    if (errno != ENOENT)
-        return vv_fail(VV_EIO, "%s: %s", path, strerror(errno));
-    if (must_exist) {
-        /* Say "outside" rather than "missing" for absolute paths elsewhere. */
-        if (path[0] == '/' && (strncmp(cand, root, rl) || cand[rl] != '/'))
-            return vv_fail(VV_EPATH, "%s: outside the data root", path);
-        return vv_fail(VV_ENOFILE, "%s: no such file in the data root", path);
-    }
-    /* A file to create: its directory must resolve inside the root. */
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", cand);
-    char *slash = strrchr(dir, '/');
-    if (!slash)
-        return vv_fail(VV_EPATH, "%s: outside the data root", path);
-    *slash = 0;
-    if (!realpath(dir, real)) {
-        if (errno == ENOENT)
-            return vv_fail(VV_ENOFILE, "%s: directory does not exist", path);
-        return vv_fail(VV_EIO, "%s: %s", path, strerror(errno));
-    }
-    if (strncmp(real, root, rl) || (real[rl] != '/' && real[rl] != 0))
-        return vv_fail(VV_EPATH, "%s: outside the data root", path);
-    if (snprintf(out, outsz, "%s/%s", real, slash + 1) >= (int)outsz)
-        return vv_fail(VV_EINVAL, "%s: path too long", path);
-    return 0;
 }
 
 /* ---- Server-Sent Events ------------------------------------------------------ */
@@ -174,7 +124,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max)
     sse *s = cls;
     if (s->off == s->len) {
         s->off = s->len = 0;
-        if (s->ended || s->srv->closing)
+        if (s->ended || atomic_load(&s->srv->closing))
             return MHD_CONTENT_READER_END_OF_STREAM;
         if (!s->started) {
             s->started = 1;
@@ -257,41 +207,62 @@ static int upload_fail(req *r, int err, const char *fmt, ...)
     return err;
 }
 
+/* Closes and removes the upload's temporary file, if any; the folder stays
+ * open for the answer.  Safe to call more than once. */
+static void upload_discard(req *r)
+{
+    if (r->upload_fd >= 0) {
+        close(r->upload_fd);
+        r->upload_fd = -1;
+    }
+    if (r->upload_tmp[0] && r->upload_dirfd >= 0)
+        unlinkat(r->upload_dirfd, r->upload_tmp, 0);
+    r->upload_tmp[0] = 0;
+}
+
+/* The vv_err of a failed write, sync or create: a full disk or quota is
+ * VV_ENOSPACE (507), anything else VV_EIO. */
+static int upload_errno(int e)
+{
+    return e == ENOSPC || e == EDQUOT ? VV_ENOSPACE : VV_EIO;
+}
+
+/* Starts PUT /v1/blobs/NAME: checks the name, opens (creating) its folder
+ * inside DATA/blobs and creates the temporary file there.  A refusal is kept
+ * in r->upload_err and answered once the body has been read; nothing is
+ * created for a refused name. */
 static void upload_begin(req *r)
 {
-    const char *name = r->url + 10;
-    r->upload_fd = -1;
-    int ok = name[0] != 0;
-    for (const char *p = name; *p; p++)
-        ok &= (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '.' || *p == '_' || *p == '-' || *p == '/';
-    if (!ok || name[0] == '/' || name[strlen(name) - 1] == '/') {
-        r->upload_err = upload_fail(r, VV_EINVAL, "blob names are made of letters, digits, '.', '_', "
-                                           "'-' and '/' between them, got '%.200s'",
-                                name);
-        snprintf(r->upload_field, sizeof r->upload_field, "/name");
-        return;
-    }
-    /* Folders in the name are created inside the root (".." was refused above
-     * or is refused by resolve_in_root). */
-    char dir[PATH_MAX];
-    for (const char *p = strchr(name, '/'); p; p = strchr(p + 1, '/')) {
-        if (snprintf(dir, sizeof dir, "%s/%.*s", r->cfg->data_root, (int)(p - name), name) <
-                (int)sizeof dir &&
-            !strstr(dir, "/../") && strcmp(dir + strlen(dir) - 3, "/.."))
-            mkdir(dir, 0755);
-    }
-    int rc = resolve_in_root(r->cfg->data_root, name, 0, r->upload_path, sizeof r->upload_path);
+    static atomic_uint seq;
+    const char *name = r->url + 10, *rel = NULL, *leaf = NULL;
+    r->upload_fd = r->upload_dirfd = -1;
+    int rc = data_blob_name(name, &rel);
+    if (rc == 0 && snprintf(r->upload_path, sizeof r->upload_path, DATA_BLOBS "/%s", rel) >=
+                       (int)sizeof r->upload_path)
+        rc = vv_fail(VV_EINVAL, "blob name '%.200s' is too long", name);
+    if (rc == 0)
+        rc = data_blob_open_dir(r->cfg->data_root, rel, &r->upload_dirfd, &leaf);
     if (rc < 0) {
         r->upload_err = upload_fail(r, rc, "%s", vv_err_detail());
-        snprintf(r->upload_field, sizeof r->upload_field, "/name");
+        snprintf(r->upload_field, sizeof r->upload_field, rc == VV_ENOSPACE ? "" : "/name");
         return;
     }
-    snprintf(r->upload_tmp, sizeof r->upload_tmp, "%s.upload.%lx", r->upload_path,
-             (unsigned long)(uintptr_t)r);
-    r->upload_fd = open(r->upload_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (r->upload_fd < 0)
-        r->upload_err = upload_fail(r, VV_EIO, "%s: cannot create: %s", name, strerror(errno));
+    snprintf(r->upload_leaf, sizeof r->upload_leaf, "%s", leaf);
+    /* ".upload-" names are refused as blob names: no collision with a blob. */
+    for (int i = 0; i < 100 && r->upload_fd < 0; i++) {
+        snprintf(r->upload_tmp, sizeof r->upload_tmp, ".upload-%ld-%u", (long)getpid(),
+                 atomic_fetch_add(&seq, 1));
+        r->upload_fd = openat(r->upload_dirfd, r->upload_tmp,
+                              O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (r->upload_fd < 0 && errno != EEXIST)
+            break;
+    }
+    if (r->upload_fd < 0) {
+        int e = errno;
+        r->upload_tmp[0] = 0;
+        r->upload_err = upload_fail(r, upload_errno(e), "blob %s: cannot create its file: %s",
+                                    r->upload_path, strerror(e));
+    }
 }
 
 static void upload_chunk(req *r, const char *data, size_t n)
@@ -300,11 +271,9 @@ static void upload_chunk(req *r, const char *data, size_t n)
         return;
     if (r->upload_bytes + (int64_t)n > r->cfg->max_upload) {
         r->upload_err = upload_fail(r, VV_ETOOLARGE, "uploads are limited to %lld bytes",
-                                (long long)r->cfg->max_upload);
+                                    (long long)r->cfg->max_upload);
         r->too_large = 1;
-        close(r->upload_fd);
-        r->upload_fd = -1;
-        unlink(r->upload_tmp);
+        upload_discard(r);
         return;
     }
     while (n > 0) {
@@ -312,13 +281,49 @@ static void upload_chunk(req *r, const char *data, size_t n)
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0) {
-            r->upload_err = upload_fail(r, VV_EIO, "writing the upload: %s", strerror(errno));
+            int e = errno;
+            r->upload_err = upload_fail(r, upload_errno(e), "blob %s: writing byte %lld: %s",
+                                        r->upload_path, (long long)r->upload_bytes, strerror(e));
+            /* At once, so that a full disk gets its space back. */
+            upload_discard(r);
             return;
         }
         data += w;
         n -= (size_t)w;
         r->upload_bytes += w;
     }
+}
+
+int upload_commit(req *r, const char **field)
+{
+    *field = "";
+    if (r->upload_err) {
+        *field = r->upload_field;
+        upload_discard(r);
+        return vv_fail(r->upload_err, "%s", r->upload_detail);
+    }
+    if (r->upload_fd < 0 || r->upload_dirfd < 0 || !r->upload_tmp[0])
+        return vv_fail(VV_EINTERNAL, "upload not started");
+    int fd = r->upload_fd;
+    r->upload_fd = -1;
+    if (fsync(fd) < 0 || close(fd) < 0) {
+        int e = errno;
+        upload_discard(r);
+        return vv_fail(upload_errno(e), "blob %s: writing its file: %s", r->upload_path,
+                       strerror(e));
+    }
+    if (renameat(r->upload_dirfd, r->upload_tmp, r->upload_dirfd, r->upload_leaf) < 0) {
+        int e = errno;
+        upload_discard(r);
+        if (e == EISDIR || e == ENOTEMPTY || e == EEXIST || e == ENOTDIR) {
+            *field = "/name";
+            return vv_fail(VV_ECONFLICT, "blob %s: a folder of that name exists", r->upload_path);
+        }
+        return vv_fail(upload_errno(e), "blob %s: storing it: %s", r->upload_path, strerror(e));
+    }
+    r->upload_tmp[0] = 0;
+    fsync(r->upload_dirfd); /* the new name survives a crash; best effort */
+    return 0;
 }
 
 static int check_token(req *r)
@@ -369,7 +374,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->srv = h;
         r->method = method;
         r->url = url;
-        r->upload_fd = -1;
+        r->upload_fd = r->upload_dirfd = -1;
         *con_cls = r;
         if (is_blob_put(method, url) && check_token(r))
             upload_begin(r);
@@ -415,10 +420,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     req *r = *con_cls;
     if (!r)
         return;
-    if (r->upload_fd >= 0) {
-        close(r->upload_fd);
-        unlink(r->upload_tmp); /* renamed away when the upload succeeded */
-    }
+    /* Every way an upload ends without upload_commit() renaming its file
+     * (a refusal, a client that went away) removes the temporary file. */
+    upload_discard(r);
+    if (r->upload_dirfd >= 0)
+        close(r->upload_dirfd);
     free(r->body);
     free(r);
     *con_cls = NULL;
@@ -468,7 +474,7 @@ void http_stop(http_server *h)
 {
     if (!h)
         return;
-    h->closing = 1;
+    atomic_store(&h->closing, 1);
     jobs_wake(h->cfg.jobs);
     MHD_stop_daemon(h->mhd);
     free(h);

@@ -17,9 +17,14 @@ typedef struct req {
     const char *url;
     char *body;       /* NUL-terminated, may be NULL */
     size_t body_len;
-    /* PUT /v1/blobs upload state */
+    /* PUT /v1/blobs upload state: the body goes to upload_tmp, a temporary
+     * file of the folder upload_dirfd (inside DATA/blobs), renamed to
+     * upload_leaf by upload_commit(); upload_path is the blob's name relative
+     * to the data root (blobs/NAME). */
     int upload_fd;
-    char upload_tmp[4200];
+    int upload_dirfd;
+    char upload_tmp[64];   /* "" when there is no temporary file */
+    char upload_leaf[256];
     char upload_path[4096];
     int64_t upload_bytes;
     int upload_err;   /* a vv_err met while receiving, answered at the end */
@@ -36,17 +41,31 @@ enum MHD_Result reply_problem(req *r, int err, const char *field);
 /* Query parameter or NULL. */
 const char *query(req *r, const char *name);
 
-/* Resolves a path from a spec or URL inside the data root: relative to it,
- * no "..", no symlink leading out; writes the absolute path.  VV_EPATH when
- * it escapes, VV_ENOFILE when must_exist and it does not. */
-int resolve_in_root(const char *root, const char *path, int must_exist, char *out, size_t outsz);
+/* The integer query parameter name (http_query.c): *out = def and 0 when
+ * it is absent; otherwise it must be a decimal integer in [lo, hi], an
+ * optional '-' and digits and nothing else (no white space, no '+'), or
+ * the call returns VV_EINVAL with a detail naming the parameter, and the
+ * caller answers 400 with field "/query/NAME". */
+int query_int(req *r, const char *name, int64_t lo, int64_t hi, int64_t def, int64_t *out);
+/* The same for the request header name; the field is "/header/NAME". */
+int header_int(req *r, const char *name, int64_t lo, int64_t hi, int64_t def, int64_t *out);
+
+/* Completes PUT /v1/blobs/NAME once its whole body has arrived: syncs the
+ * temporary file and renames it into place.  Returns 0, or the vv_err of the
+ * upload (met while receiving or now) with its detail recorded and *field set
+ * to the JSON pointer at fault ("" or "/name"); the temporary file is then
+ * removed.  Must be called on the request's own thread. */
+int upload_commit(req *r, const char **field);
 
 /* The route table and run objects (api.c). */
 enum MHD_Result api_dispatch(req *r);
 cJSON *api_run_json(req *r, const run_row *row);
-/* The body as one JSON value with nothing but white space after it; NULL
- * with a detail (VV_EJSON) otherwise. */
-cJSON *api_parse_body(req *r);
+/* The body as one JSON value with nothing but white space after it, whose
+ * strings and keys are valid UTF-8 and whose objects repeat no key (see
+ * json_check.h).  Otherwise NULL, with *err the vv_err (VV_EJSON, or
+ * VV_EINVAL for a repeated key), a detail, and field (fsz bytes) the JSON
+ * pointer of the bad value ("" when the text does not parse). */
+cJSON *api_parse_body(req *r, int *err, char *field, size_t fsz);
 /* Parses a spec and checks its files inside the data root. */
 int api_prepare_spec(req *r, const cJSON *json, job_spec *s, char *field, size_t fsz);
 

@@ -1,12 +1,15 @@
-/* jobs.h - the job queue, the compute thread and the live event hub.
+/* jobs.h - the job pipeline: the run queue (jobs.c), the compute thread
+ * (compute.c), the live event hub (hub.c) and the writer (writer.c).
  *
- * HTTP threads submit parsed specs and read events; they never compute.
- * One compute thread (the CPU device) takes runs from a FIFO queue and
- * runs them; its metric callbacks append events to the run's in-memory
- * log and return at once, so a slow subscriber or disk never slows the
- * solver.  A writer thread moves events and metrics to SQLite in batches
- * and records the final state of a run only after all its events are
- * stored.  All functions are thread-safe.
+ * HTTP threads submit parsed, confined specs and read events; they never
+ * compute.  One compute thread (the device's) takes runs from a FIFO queue
+ * and runs them through the table of kinds (kinds.h); it hands the hub
+ * typed events (metrics, states, logs) and returns at once, so a slow
+ * subscriber or disk never slows the solver (the hub's memory is bounded:
+ * see hub.h).  The writer moves events and metrics to SQLite in batches and
+ * stores a run's final state in one transaction with its last events; only
+ * then is that state announced.  A state this module reports is a state
+ * the store holds.  All functions are thread-safe.
  */
 #ifndef VV_JOBS_H
 #define VV_JOBS_H
@@ -29,8 +32,10 @@ typedef struct jobs_config {
     void (*on_device_lost)(void);
 } jobs_config;
 
-/* Recovers the store (RUNNING -> CRASHED, QUEUED queued again in order)
- * and starts the compute and writer threads. */
+/* Recovers the store (RUNNING -> CRASHED, QUEUED queued again in order,
+ * their specs confined to the data root again: one that fails is FAILED)
+ * and starts the compute and writer threads.  On failure nothing is left
+ * running or allocated. */
 int jobs_start(const jobs_config *cfg, jobs **out);
 
 /* Stops accepting work, stops the running run (state STOPPED, stop_reason
@@ -46,9 +51,10 @@ int jobs_submit(jobs *j, job_spec *spec, const char *spec_json, const char *swee
                 const char *config_hash, char *id);
 
 /* Stops a run: a QUEUED run becomes STOPPED (stop_reason user) without
- * starting; a RUNNING one is asked to stop at its next iteration; a STOPPED
- * run is left as it is (idempotent).  VV_ENOTFOUND for an unknown id,
- * VV_ESTATE for a run that already ended otherwise. */
+ * starting, stored before this returns; a RUNNING one is asked to stop at
+ * its next iteration; a STOPPED run is left as it is (idempotent).
+ * VV_ENOTFOUND for an unknown id, VV_ESTATE for a run that already ended
+ * otherwise. */
 int jobs_stop_run(jobs *j, const char *id);
 
 /* Queue position (1 = next) and why the run waits, for a QUEUED run; 0 and
@@ -59,7 +65,9 @@ typedef struct jobs_stats {
     int queued, running;
     int64_t iterations;       /* solver iterations since start */
     double iterations_per_s;  /* over the last few seconds */
-    int64_t events_dropped;   /* always 0: events are never dropped */
+    int64_t events_coalesced; /* metrics merged because the store was behind */
+    int64_t events_bytes;     /* memory the live events hold now */
+    int64_t store_errors;     /* failed store transactions (retried) */
 } jobs_stats;
 
 void jobs_get_stats(jobs *j, jobs_stats *st);

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,18 +23,21 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile int stop_flag;
+/* Set by the signal handler, polled by the running job.  A lock-free
+ * atomic is async-signal-safe to load and store in a handler. */
+static atomic_int stop_flag;
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "the stop flag must be lock-free");
 
 static void on_signal(int sig)
 {
     (void)sig;
-    if (stop_flag) {
+    if (atomic_load(&stop_flag)) {
         /* A second interrupt: leave now. */
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
         raise(sig);
     }
-    stop_flag = 1;
+    atomic_store(&stop_flag, 1);
 }
 
 static void usage(FILE *f)
@@ -63,6 +67,7 @@ static void usage(FILE *f)
           f);
 }
 
+/* The NDJSON printer of `vvd run`: one event a line on the FILE ctx. */
 static void print_event(void *ctx, const cJSON *ev)
 {
     FILE *f = ctx;
@@ -73,6 +78,14 @@ static void print_event(void *ctx, const cJSON *ev)
         fflush(f);
         free(s);
     }
+}
+
+static void print_metric(void *ctx, const run_metric *m)
+{
+    cJSON *ev = run_metric_json(m);
+    if (ev)
+        print_event(ctx, ev);
+    cJSON_Delete(ev);
 }
 
 /* Loads OpenBLAS with the kernels this CPU needs when the user has not
@@ -98,40 +111,71 @@ static int choose_blas_kernels(void)
     return 0;
 }
 
-static char *read_file(const char *path, size_t *len)
+/* The largest spec file `vvd run` reads. */
+#define SPEC_MAX_BYTES ((size_t)64 << 20)
+
+/* Reads the spec file path whole into a malloc'ed buffer (*len bytes, not
+ * NUL-terminated) the caller frees.  On failure returns NULL with *err and a
+ * detail naming the file and what happened: VV_ENOFILE when it is missing,
+ * a directory, or cannot be opened or read (with strerror), VV_ETOOLARGE
+ * when it is larger than SPEC_MAX_BYTES, VV_ENOMEM. */
+static char *read_file(const char *path, size_t *len, int *err)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        vv_fail(errno == ENOENT ? VV_ENOFILE : VV_EIO, "%s: %s", path, strerror(errno));
+        int e = errno;
+        *err = vv_fail(VV_ENOFILE,
+                       e == ENOENT ? "%s: no such spec file (%s)"
+                                   : "%s: cannot open the spec file: %s",
+                       path, strerror(e));
         return NULL;
     }
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
+    struct stat st;
+    int known = fstat(fileno(f), &st) == 0;
+    if (known && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        *err = vv_fail(VV_ENOFILE, "%s: is a directory, not a spec file", path);
+        return NULL;
+    }
+    if (known && S_ISREG(st.st_mode) && (size_t)st.st_size > SPEC_MAX_BYTES) {
+        fclose(f);
+        *err = vv_fail(VV_ETOOLARGE, "%s: %lld bytes, larger than the %zu MiB limit of a spec file",
+                       path, (long long)st.st_size, SPEC_MAX_BYTES >> 20);
+        return NULL;
+    }
+    /* Read to the end (a pipe or a device has no size to check first). */
+    size_t cap = 0, n = 0;
+    char *buf = NULL;
+    *err = 0;
+    for (;;) {
+        if (n > SPEC_MAX_BYTES) {
+            *err = vv_fail(VV_ETOOLARGE, "%s: larger than the %zu MiB limit of a spec file", path,
+                           SPEC_MAX_BYTES >> 20);
+            break;
+        }
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 4096;
+            nc = nc > SPEC_MAX_BYTES + 1 ? SPEC_MAX_BYTES + 1 : nc;
+            char *nb = realloc(buf, nc);
+            if (!nb) {
+                *err = vv_fail(VV_ENOMEM, "%s: out of memory reading the spec file", path);
+                break;
+            }
+            buf = nb;
+            cap = nc;
+        }
         size_t got = fread(buf + n, 1, cap - n, f);
+        if (got == 0)
+            break;
         n += got;
-        if (n < cap)
-            break;
-        if (cap >= (64u << 20)) {
-            free(buf);
-            buf = NULL;
-            vv_fail(VV_ETOOLARGE, "%s: a spec larger than 64 MiB", path);
-            break;
-        }
-        char *nb = realloc(buf, cap * 2);
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-        }
-        buf = nb;
-        cap *= 2;
     }
-    if (buf && ferror(f)) {
-        vv_fail(VV_EIO, "%s: read error", path);
-        free(buf);
-        buf = NULL;
-    }
+    if (*err == 0 && ferror(f))
+        *err = vv_fail(VV_ENOFILE, "%s: cannot read the spec file: %s", path, strerror(errno));
     fclose(f);
+    if (*err < 0) {
+        free(buf);
+        return NULL;
+    }
     *len = n;
     return buf;
 }
@@ -167,9 +211,10 @@ static int cmd_run(int argc, char **argv)
         return 2;
     }
     size_t len = 0;
-    char *text = read_file(spec_path, &len);
+    int ferr = 0;
+    char *text = read_file(spec_path, &len, &ferr);
     if (!text)
-        return fail_line(vv_fail(VV_ENOFILE, "%s", vv_err_detail()), "");
+        return fail_line(ferr, "");
     /* The device opens before the spec is read, so that the spec's own
      * "device" is checked against what this process has. */
     char dev[32] = "auto";
@@ -220,7 +265,7 @@ static int cmd_run(int argc, char **argv)
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    run_sink sink = {print_event, stdout};
+    run_sink sink = {print_metric, print_event, stdout};
     cJSON *result = NULL;
     /* The default model's cache: the daemon's data directory. */
     const char *dd = getenv("VVD_DATA_DIR");

@@ -2,6 +2,8 @@
  * job specs (model_spec.h). */
 #include "model_spec.h"
 
+#include "json_check.h"
+
 #include "vv/err.h"
 
 #include <math.h>
@@ -563,6 +565,13 @@ int model_ref_resolve(model_ref *r, char *field, size_t fsz)
     free(txt);
     if (!r->arch)
         return spec_bad(field, fsz, VV_EJSON, r->spec_ptr, "%s is not valid JSON", r->spec_path);
+    char sub[256];
+    if (json_check_tree(r->arch, sub, sizeof sub) < 0) {
+        /* Its text would be echoed by GET /v1/models: only valid UTF-8. */
+        char detail[512];
+        snprintf(detail, sizeof detail, "%s", vv_err_detail());
+        return spec_bad(field, fsz, VV_EJSON, r->spec_ptr, "%s: %s", r->spec_path, detail);
+    }
     if (r->spec_pre) {
         cJSON_DeleteItemFromObjectCaseSensitive(r->arch, "preprocess");
         cJSON_AddItemToObject(r->arch, "preprocess", cJSON_Duplicate(r->spec_pre, 1));

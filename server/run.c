@@ -1,5 +1,6 @@
 /* run.c - the lasso job: files -> statistics -> solve(s) -> artifacts. */
 #include "run.h"
+#include "state.h"
 #include "device.h"
 
 #include "vv/cpu.h"
@@ -16,7 +17,7 @@
 typedef struct job {
     const lasso_spec *spec;
     const run_sink *sink;
-    const volatile int *stop;
+    const atomic_int *stop;
     const char *out_dir;
     vv_stats st;       /* computed here when there is no cache */
     const vv_stats *stp; /* the statistics in use: &st or a cache entry's */
@@ -28,13 +29,6 @@ typedef struct job {
     double t0;
     vv_backend *be;   /* the device: statistics and FISTA run there */
 } job;
-
-static void emit(job *j, cJSON *ev)
-{
-    if (j->sink && j->sink->event)
-        j->sink->event(j->sink->ctx, ev);
-    cJSON_Delete(ev);
-}
 
 static void set_field(char *field, size_t fieldsz, const char *ptr)
 {
@@ -55,13 +49,15 @@ static void put_eval(cJSON *o, const vv_eval *e)
 static int on_metric(void *ctx, const vv_metrics *m)
 {
     job *j = ctx;
-    cJSON *ev = cJSON_CreateObject();
-    cJSON_AddStringToObject(ev, "event", "metric");
-    cJSON_AddNumberToObject(ev, "step", (double)m->step);
-    cJSON_AddNumberToObject(ev, "time", vv_now() - j->t0);
-    cJSON_AddNumberToObject(ev, "lambda", m->lambda);
-    put_eval(ev, &m->e);
-    emit(j, ev);
+    run_metric rm = {.step = m->step, .time = vv_now() - j->t0};
+    run_metric_set(&rm, RM_lambda, m->lambda);
+    run_metric_set(&rm, RM_objective, m->e.objective);
+    run_metric_set(&rm, RM_gap, m->e.gap);
+    run_metric_set(&rm, RM_rel_gap, m->e.rel_gap);
+    run_metric_set(&rm, RM_active, (double)m->e.active);
+    run_metric_set(&rm, RM_mse, m->e.mse);
+    run_metric_set(&rm, RM_group_norm, m->e.group_norm);
+    run_emit_metric(j->sink, &rm);
     j->step = m->step + 1;
     return 0;
 }
@@ -158,7 +154,7 @@ static int solve_point(job *j, double lambda, double *W, vv_lasso_result *res, i
     if (index >= 0) {
         cJSON *ev = point_json(index, lambda, j->lambda_max, res, vfile);
         cJSON_AddStringToObject(ev, "event", "point");
-        emit(j, ev);
+        run_emit_log(j->sink, ev);
     }
     return 0;
 }
@@ -443,7 +439,7 @@ cJSON *run_error_object(int err, const char *field)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "event", "result");
-    cJSON_AddStringToObject(o, "state", "FAILED");
+    cJSON_AddStringToObject(o, "state", run_state_name(RUN_FAILED));
     cJSON *e = cJSON_AddObjectToObject(o, "error");
     cJSON_AddStringToObject(e, "title", vv_err_message(err));
     cJSON_AddNumberToObject(e, "status", vv_err_http_status(err));
@@ -454,7 +450,7 @@ cJSON *run_error_object(int err, const char *field)
 }
 
 int run_select_solve(const lasso_spec *s, vv_backend *be, const vv_stats *st, cache_entry *ce,
-                     const run_sink *sink, const volatile int *stop, const char *out_dir,
+                     const run_sink *sink, const atomic_int *stop, const char *out_dir,
                      double t0, double deadline, int64_t *step, int64_t *iters, double *W,
                      double *lambda, vv_lasso_result *res, cJSON *points, char *field,
                      size_t fieldsz)
@@ -494,8 +490,7 @@ int run_select_solve(const lasso_spec *s, vv_backend *be, const vv_stats *st, ca
 }
 
 int run_lasso(const lasso_spec *s, const char *out_dir, const run_sink *sink,
-              const volatile int *stop, run_cache *cache, cJSON **result, char *field,
-              size_t fieldsz)
+              const atomic_int *stop, run_cache *cache, cJSON **result, char *field, size_t fieldsz)
 {
     *result = NULL;
     set_field(field, fieldsz, "");
@@ -591,7 +586,7 @@ int run_lasso(const lasso_spec *s, const char *out_dir, const run_sink *sink,
     cJSON_AddStringToObject(ev, "solver", vv_solver_name(s->solver));
     cJSON_AddStringToObject(ev, "blas", vv_blas_corename());
     cJSON_AddStringToObject(ev, "device", s->device[0] ? s->device : devices_default());
-    emit(&j, ev);
+    run_emit_log(sink, ev);
 
     char key[8192] = "";
     cache_entry *ce = cache ? cache_find(cache, cache_key(s, key, sizeof key)) : NULL;
@@ -622,7 +617,7 @@ int run_lasso(const lasso_spec *s, const char *out_dir, const run_sink *sink,
     cJSON_AddBoolToObject(ev, "cached", j.cached);
     cJSON_AddNumberToObject(ev, "lambda_max", j.lambda_max);
     cJSON_AddNumberToObject(ev, "c", j.stp->c);
-    emit(&j, ev);
+    run_emit_log(sink, ev);
 
     double lambda = 0;
     vv_lasso_result res = {0};
@@ -652,7 +647,7 @@ int run_lasso(const lasso_spec *s, const char *out_dir, const run_sink *sink,
 
     cJSON *r = cJSON_CreateObject();
     cJSON_AddStringToObject(r, "event", "result");
-    cJSON_AddStringToObject(r, "state", res.stop_reason == VV_STOP_USER ? "STOPPED" : "FINISHED");
+    cJSON_AddStringToObject(r, "state", res.stop_reason == VV_STOP_USER ? run_state_name(RUN_STOPPED) : run_state_name(RUN_FINISHED));
     cJSON_AddStringToObject(r, "stop_reason", vv_stop_reason_name(res.stop_reason));
     if (s->name)
         cJSON_AddStringToObject(r, "name", s->name);

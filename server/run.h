@@ -6,14 +6,58 @@
 #include "spec.h"
 
 #include <cjson/cJSON.h>
+#include <stdatomic.h>
+#include <stdint.h>
 
-/* Where a running job sends its events (start, stats, metric, point, log).
- * The callback gets a JSON object it must not keep; it runs on the job's
- * thread, so it must be quick. */
+/* The metric keys of DESIGN.md section 3, one X-macro table: a metric
+ * event carries any subset of them. */
+#define RUN_METRIC_KEYS(X)                                                                   \
+    X(objective) X(gap) X(rel_gap) X(active) X(mse) X(group_norm) X(lambda) X(vv_norm)       \
+    X(train_acc) X(test_acc) X(train_loss) X(test_loss) X(params) X(macs) X(latency_ms)      \
+    X(loss) X(lr) X(epoch)
+
+typedef enum {
+#define RUN_METRIC_ENUM(k) RM_##k,
+    RUN_METRIC_KEYS(RUN_METRIC_ENUM)
+#undef RUN_METRIC_ENUM
+    RM_COUNT
+} run_metric_key;
+
+/* The key's name ("rel_gap"); NULL for a value out of range. */
+const char *run_metric_name(run_metric_key k);
+
+/* One metric event as the compute side hands it on: a step, seconds since
+ * the run started, the keys it has (bit k of have for values[k]) and an
+ * optional phase tag (compress: "before", "after", ...).  No JSON: the
+ * printers at the edges (NDJSON, the store, SSE) format it. */
+typedef struct run_metric {
+    int64_t step;
+    double time;
+    uint32_t have;
+    double values[RM_COUNT];
+    char phase[24];
+} run_metric;
+
+/* Sets key k of m to v (non-finite values are kept out, as JSON has none). */
+void run_metric_set(run_metric *m, run_metric_key k, double v);
+
+/* Where a running job sends its events.  metric gets a typed metric; log
+ * gets every other event (start, stats, point, panel, ...: a JSON object
+ * with an "event" member) that it must not keep.  Both run on the job's
+ * thread, so they must be quick; either may be NULL. */
 typedef struct run_sink {
-    void (*event)(void *ctx, const cJSON *ev);
+    void (*metric)(void *ctx, const run_metric *m);
+    void (*log)(void *ctx, const cJSON *ev);
     void *ctx;
 } run_sink;
+
+/* Hand an event to a sink (which may be NULL); run_emit_log frees ev. */
+void run_emit_metric(const run_sink *sink, const run_metric *m);
+void run_emit_log(const run_sink *sink, cJSON *ev);
+
+/* The JSON object of a metric event ({"event": "metric", "step", "time",
+ * its keys, "phase" when set}); NULL when out of memory.  For the edges. */
+cJSON *run_metric_json(const run_metric *m);
 
 /* Sufficient statistics kept between runs, keyed by what they were computed
  * from (file path, device, inode, size and modification time of phi, psi and
@@ -45,7 +89,7 @@ void cache_add_solution(cache_entry *e, double lambda, const double *W, int64_t 
  * which is advanced, as is *iters.  be: the job's device (NULL: the CPU).
  * Returns 0 or a negative vv_err. */
 int run_select_solve(const lasso_spec *s, vv_backend *be, const vv_stats *st, cache_entry *ce,
-                     const run_sink *sink, const volatile int *stop, const char *out_dir,
+                     const run_sink *sink, const atomic_int *stop, const char *out_dir,
                      double t0, double deadline, int64_t *step, int64_t *iters, double *W,
                      double *lambda, vv_lasso_result *res, cJSON *points, char *field,
                      size_t fieldsz);
@@ -62,7 +106,7 @@ int run_select_solve(const lasso_spec *s, vv_backend *be, const vv_stats *st, ca
  * with field set to the JSON pointer of the input at fault ("" if none)
  * and *result NULL. */
 int run_lasso(const lasso_spec *spec, const char *out_dir, const run_sink *sink,
-              const volatile int *stop, run_cache *cache, cJSON **result, char *field,
+              const atomic_int *stop, run_cache *cache, cJSON **result, char *field,
               size_t fieldsz);
 
 /* Runs an interpolate job (run_interp.c): the exact problem by the
@@ -70,18 +114,18 @@ int run_lasso(const lasso_spec *spec, const char *out_dir, const run_sink *sink,
  * force.  Writes V.npy (D x K float64), Y.npy (the dual certificate, N x D
  * float64), kept.npy and result.json.  Contract as run_lasso. */
 int run_interpolate(const interp_spec *spec, const char *out_dir, const run_sink *sink,
-                    const volatile int *stop, cJSON **result, char *field, size_t fieldsz);
+                    const atomic_int *stop, cJSON **result, char *field, size_t fieldsz);
 
 /* Runs a bounds_study job (run_bounds.c): instances of the paper's Fig. 3,
  * 4 or 5, their counts of nonzero columns, histograms against the bounds
  * (result.json, histograms.svg).  Contract as run_lasso. */
 int run_bounds(const bounds_spec *spec, const char *out_dir, const run_sink *sink,
-               const volatile int *stop, cJSON **result, char *field, size_t fieldsz);
+               const atomic_int *stop, cJSON **result, char *field, size_t fieldsz);
 
 /* Runs a neuron_sharing job (run_sharing.c): experiment 1 of the paper;
  * weights.safetensors (PyTorch layout), neurons.svg, result.json. */
 int run_sharing(const sharing_spec *spec, const char *out_dir, const run_sink *sink,
-                const volatile int *stop, cJSON **result, char *field, size_t fieldsz);
+                const atomic_int *stop, cJSON **result, char *field, size_t fieldsz);
 
 /* Runs a compress job (run_compress.c): experiment 3 of the paper on a
  * model (resident, or loaded from its spec and weights) and a data set;
@@ -89,7 +133,7 @@ int run_sharing(const sharing_spec *spec, const char *out_dir, const run_sink *s
  * kept.json (the kept neurons of each layer) and result.json.  Contract as
  * run_lasso; the statistics of each layer are cached like a lasso run's. */
 int run_compress(compress_spec *spec, const char *out_dir, const run_sink *sink,
-                 const volatile int *stop, run_cache *cache, cJSON **result, char *field,
+                 const atomic_int *stop, run_cache *cache, cJSON **result, char *field,
                  size_t fieldsz);
 
 /* Runs a train job (run_train.c): mini-batch training with a checkpoint
@@ -98,11 +142,11 @@ int run_compress(compress_spec *spec, const char *out_dir, const run_sink *sink,
  * result.json.  The preset fmnist-mlp installs its model as the embedded
  * default (models.h).  Contract as run_lasso. */
 int run_train(train_spec *spec, const char *out_dir, const run_sink *sink,
-              const volatile int *stop, cJSON **result, char *field, size_t fieldsz);
+              const atomic_int *stop, cJSON **result, char *field, size_t fieldsz);
 
 /* Runs a job of any kind. */
 int run_job(job_spec *spec, const char *out_dir, const run_sink *sink,
-            const volatile int *stop, run_cache *cache, cJSON **result, char *field,
+            const atomic_int *stop, run_cache *cache, cJSON **result, char *field,
             size_t fieldsz);
 
 /* ---- Shared by the kinds (run_common.c) ----------------------------------------- */

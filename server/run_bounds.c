@@ -1,5 +1,6 @@
 /* run_bounds.c - the "bounds_study" job: the paper's Figs. 3-5. */
 #include "run.h"
+#include "state.h"
 #include "svg.h"
 
 #include "vv/cpu.h"
@@ -12,13 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void emit(const run_sink *sink, cJSON *ev)
-{
-    if (sink && sink->event)
-        sink->event(sink->ctx, ev);
-    cJSON_Delete(ev);
-}
-
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -28,7 +22,7 @@ static int cmp_i64(const void *a, const void *b)
 /* One instance: the count of nonzero columns (of the sparsest optimal
  * solution for fig5), or -1 when the solve did not reach its tolerance. */
 static int one_instance(const bounds_spec *s, int64_t value, uint64_t seed, double *phi,
-                        double *psi, const volatile int *stop, int64_t *count, double *objective,
+                        double *psi, const atomic_int *stop, int64_t *count, double *objective,
                         double *rel_gap)
 {
     int64_t n = s->figure == FIG3 ? value : s->n;
@@ -66,7 +60,7 @@ static int one_instance(const bounds_spec *s, int64_t value, uint64_t seed, doub
 }
 
 int run_bounds(const bounds_spec *s, const char *out_dir, const run_sink *sink,
-               const volatile int *stop, cJSON **result, char *field, size_t fsz)
+               const atomic_int *stop, cJSON **result, char *field, size_t fsz)
 {
     *result = NULL;
     if (field && fsz)
@@ -113,7 +107,7 @@ int run_bounds(const bounds_spec *s, const char *out_dir, const run_sink *sink,
         int64_t *c = counts + (size_t)p * (size_t)s->instances;
         int got = 0, failed = 0;
         for (int64_t i = 0; i < s->instances; i++) {
-            if (stop && *stop) {
+            if (stop && atomic_load(stop)) {
                 stopped = 1;
                 break;
             }
@@ -121,7 +115,7 @@ int run_bounds(const bounds_spec *s, const char *out_dir, const run_sink *sink,
             int64_t cnt;
             double obj, rg;
             rc = one_instance(s, v, seed, phi, psi, stop, &cnt, &obj, &rg);
-            if (rc == VV_ESTATE && stop && *stop) {
+            if (rc == VV_ESTATE && stop && atomic_load(stop)) {
                 stopped = 1;
                 rc = 0;
                 break;
@@ -136,14 +130,11 @@ int run_bounds(const bounds_spec *s, const char *out_dir, const run_sink *sink,
             }
             c[got++] = cnt;
             violations += cnt < lower || cnt > upper;
-            cJSON *ev = cJSON_CreateObject();
-            cJSON_AddStringToObject(ev, "event", "metric");
-            cJSON_AddNumberToObject(ev, "step", (double)step++);
-            cJSON_AddNumberToObject(ev, "time", vv_now() - t0);
-            cJSON_AddNumberToObject(ev, "active", (double)cnt);
-            cJSON_AddNumberToObject(ev, "objective", obj);
-            cJSON_AddNumberToObject(ev, "rel_gap", rg);
-            emit(sink, ev);
+            run_metric rm = {.step = step++, .time = vv_now() - t0};
+            run_metric_set(&rm, RM_active, (double)cnt);
+            run_metric_set(&rm, RM_objective, obj);
+            run_metric_set(&rm, RM_rel_gap, rg);
+            run_emit_metric(sink, &rm);
         }
         failed_total += failed;
         qsort(c, (size_t)got, sizeof *c, cmp_i64);
@@ -200,11 +191,11 @@ int run_bounds(const bounds_spec *s, const char *out_dir, const run_sink *sink,
         cJSON_AddStringToObject(ev, "title", titles[p]);
         cJSON_AddNumberToObject(ev, "mean", mean);
         cJSON_AddNumberToObject(ev, "instances", got);
-        emit(sink, ev);
+        run_emit_log(sink, ev);
     }
     int npanels = cJSON_GetArraySize(pan);
-    cJSON_AddStringToObject(r, "state", stopped ? "STOPPED" : "FINISHED");
-    cJSON_AddStringToObject(r, "stop_reason", stopped ? "user" : "converged");
+    cJSON_AddStringToObject(r, "state", stopped ? run_state_name(RUN_STOPPED) : run_state_name(RUN_FINISHED));
+    cJSON_AddStringToObject(r, "stop_reason", stop_reason_name(stopped ? STOP_USER : STOP_CONVERGED));
     cJSON_AddNumberToObject(r, "instances", (double)step);
     cJSON_AddNumberToObject(r, "failed", (double)failed_total);
     cJSON_AddNumberToObject(r, "violations", (double)violations);

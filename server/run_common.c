@@ -1,15 +1,75 @@
-/* run_common.c - what the job kinds share: writing artifacts, and opening
- * the data set of a model job (compress, train). */
+/* run_common.c - what the job kinds share: metric and log events, writing
+ * artifacts, and opening the data set of a model job (compress, train). */
 #include "run.h"
 
 #include "vv/err.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* ---- Events ------------------------------------------------------------------------ */
+
+_Static_assert(RM_COUNT <= 32, "run_metric.have holds a bit per key");
+
+static const char *const metric_names[RM_COUNT] = {
+#define RUN_METRIC_NAME(k) #k,
+    RUN_METRIC_KEYS(RUN_METRIC_NAME)
+#undef RUN_METRIC_NAME
+};
+
+const char *run_metric_name(run_metric_key k)
+{
+    return (unsigned)k < RM_COUNT ? metric_names[k] : NULL;
+}
+
+void run_metric_set(run_metric *m, run_metric_key k, double v)
+{
+    if ((unsigned)k >= RM_COUNT || !isfinite(v))
+        return;
+    m->values[k] = v;
+    m->have |= UINT32_C(1) << k;
+}
+
+void run_emit_metric(const run_sink *sink, const run_metric *m)
+{
+    if (sink && sink->metric)
+        sink->metric(sink->ctx, m);
+}
+
+void run_emit_log(const run_sink *sink, cJSON *ev)
+{
+    if (ev && sink && sink->log)
+        sink->log(sink->ctx, ev);
+    cJSON_Delete(ev);
+}
+
+cJSON *run_metric_json(const run_metric *m)
+{
+    cJSON *o = cJSON_CreateObject();
+    int ok = o && cJSON_AddStringToObject(o, "event", "metric") &&
+             cJSON_AddNumberToObject(o, "step", (double)m->step) &&
+             cJSON_AddNumberToObject(o, "time", m->time);
+    for (int k = 0; k < RM_COUNT && ok; k++)
+        if (m->have & (UINT32_C(1) << k))
+            ok = cJSON_AddNumberToObject(o, metric_names[k], m->values[k]) != NULL;
+    if (ok && m->phase[0]) {
+        char phase[sizeof m->phase + 1];
+        snprintf(phase, sizeof phase, "%.*s", (int)sizeof m->phase, m->phase);
+        ok = cJSON_AddStringToObject(o, "phase", phase) != NULL;
+    }
+    if (!ok) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* ---- Artifacts ---------------------------------------------------------------------- */
 
 int run_mkdir_p(const char *dir)
 {

@@ -10,6 +10,7 @@
 #include "device.h"
 #include "models.h"
 #include "run.h"
+#include "state.h"
 
 #include "vv/blas.h"
 #include "vv/cpu.h"
@@ -25,7 +26,7 @@
 typedef struct cctx {
     const compress_spec *spec;
     const run_sink *sink;
-    const volatile int *stop;
+    const atomic_int *stop;
     double t0;
     int64_t step, iters;
     vv_backend *be; /* the job's device; NULL: the CPU (forward passes too) */
@@ -48,13 +49,6 @@ static int dev_for(cctx *c, const vv_model *m, vv_model_dev **md, int *own)
     }
     *own = 1;
     return vv_model_dev_open(m, c->be, md);
-}
-
-static void emit(cctx *c, cJSON *ev)
-{
-    if (c->sink && c->sink->event)
-        c->sink->event(c->sink->ctx, ev);
-    cJSON_Delete(ev);
 }
 
 static void set_field(char *field, size_t fsz, const char *ptr)
@@ -135,12 +129,18 @@ static cJSON *evals_json(const evals *e)
 
 static void emit_evals(cctx *c, const evals *e, const char *phase)
 {
-    cJSON *ev = evals_json(e);
-    cJSON_AddStringToObject(ev, "event", "metric");
-    cJSON_AddNumberToObject(ev, "step", (double)c->step++);
-    cJSON_AddNumberToObject(ev, "time", vv_now() - c->t0);
-    cJSON_AddStringToObject(ev, "phase", phase);
-    emit(c, ev);
+    run_metric rm = {.step = c->step++, .time = vv_now() - c->t0};
+    run_metric_set(&rm, RM_train_acc, e->train_acc);
+    run_metric_set(&rm, RM_train_loss, e->train_loss);
+    if (e->have_test) {
+        run_metric_set(&rm, RM_test_acc, e->test_acc);
+        run_metric_set(&rm, RM_test_loss, e->test_loss);
+    }
+    run_metric_set(&rm, RM_params, (double)e->params);
+    run_metric_set(&rm, RM_macs, (double)e->macs);
+    run_metric_set(&rm, RM_latency_ms, e->latency_ms);
+    snprintf(rm.phase, sizeof rm.phase, "%s", phase);
+    run_emit_metric(c->sink, &rm);
 }
 
 /* ---- Features as row sources --------------------------------------------------------- */
@@ -323,7 +323,7 @@ static int compress_layer(cctx *c, const vv_model *src, int li, const vv_dataset
     cJSON_AddNumberToObject(ev, "seconds", lo->stats_seconds);
     cJSON_AddBoolToObject(ev, "cached", lo->cached);
     cJSON_AddNumberToObject(ev, "lambda_max", lo->lambda_max);
-    emit(c, ev);
+    run_emit_log(c->sink, ev);
 
     if (s->lasso.target_active > k) {
         set_field(field, fsz, "/target_active");
@@ -389,20 +389,32 @@ static int apply(vv_model *m, const layer_out *lo, int *pruned)
     return j >= 0 ? vv_model_prune(m, j, lo->li, lo->keep, lo->kept) : 0;
 }
 
-/* Events of the in-process training of the default model, passed on with
- * "phase": "train_default" and metrics renamed "train_metric" (they are not
- * this run's metrics). */
-static void train_event(void *ctx, const cJSON *ev)
+/* Events of the in-process training of the default model, passed on to the
+ * run's sink as log events with "phase": "train_default", metrics renamed
+ * "train_metric" and results "train_result" (they are not this run's). */
+static void train_pass_on(cctx *c, cJSON *e)
 {
-    cctx *c = ctx;
-    cJSON *e = cJSON_Duplicate(ev, 1);
     cJSON *k = cJSON_GetObjectItemCaseSensitive(e, "event");
     if (cJSON_IsString(k) &&
         (!strcmp(k->valuestring, "metric") || !strcmp(k->valuestring, "result")))
         cJSON_SetValuestring(k,
                              !strcmp(k->valuestring, "metric") ? "train_metric" : "train_result");
     cJSON_AddStringToObject(e, "phase", "train_default");
-    emit(c, e);
+    run_emit_log(c->sink, e);
+}
+
+static void train_metric(void *ctx, const run_metric *m)
+{
+    cJSON *e = run_metric_json(m);
+    if (e)
+        train_pass_on(ctx, e);
+}
+
+static void train_log(void *ctx, const cJSON *ev)
+{
+    cJSON *e = cJSON_Duplicate(ev, 1);
+    if (e)
+        train_pass_on(ctx, e);
 }
 
 /* The default model is trained on first use (and cached in the data
@@ -416,11 +428,11 @@ static int train_default(cctx *c, const char *out_dir, char *field, size_t fsz)
     snprintf(dir, sizeof dir, "%s/default-model", out_dir);
     int rc = spec_parse_job_text(text, strlen(text), &js, field, fsz);
     cJSON *res = NULL;
-    run_sink sink = {train_event, c};
+    run_sink sink = {train_metric, train_log, c};
     if (rc == 0)
         rc = run_train(&js.train, dir, &sink, c->stop, &res, field, fsz);
     if (rc == 0 && !models_default_cached())
-        rc = vv_fail(c->stop && *c->stop ? VV_ESTATE : VV_EINTERNAL,
+        rc = vv_fail(c->stop && atomic_load(c->stop) ? VV_ESTATE : VV_EINTERNAL,
                      "the default model %s was not trained", MODELS_DEFAULT);
     cJSON_Delete(res);
     spec_free_job(&js);
@@ -430,8 +442,7 @@ static int train_default(cctx *c, const char *out_dir, char *field, size_t fsz)
 }
 
 int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
-                 const volatile int *stop, run_cache *cache, cJSON **result, char *field,
-                 size_t fsz)
+                 const atomic_int *stop, run_cache *cache, cJSON **result, char *field, size_t fsz)
 {
     *result = NULL;
     set_field(field, fsz, "");
@@ -540,7 +551,7 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
     cJSON_AddNumberToObject(ev, "n_test", (double)ntest);
     cJSON_AddStringToObject(ev, "blas", vv_blas_corename());
     cJSON_AddStringToObject(ev, "device", s->lasso.device[0] ? s->lasso.device : devices_default());
-    emit(&c, ev);
+    run_emit_log(sink, ev);
 
     evals before, after;
     if ((rc = eval_all(&c, orig, train, test, &pp, ntrain, ntest, &before)) < 0)
@@ -560,7 +571,7 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
         if ((rc = compress_layer(&c, src, idx[t], train, &pp, ntrain, cache, id, out_dir, &los[t],
                                  field, fsz)) < 0) {
             cJSON_Delete(lj);
-            if (rc == VV_ESTATE && stop && *stop) {
+            if (rc == VV_ESTATE && stop && atomic_load(stop)) {
                 stopped = 1;
                 rc = 0;
                 lj = NULL;
@@ -613,8 +624,8 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
         /* Stopped before any layer was solved: a stopped run with no model. */
         r = cJSON_CreateObject();
         cJSON_AddStringToObject(r, "event", "result");
-        cJSON_AddStringToObject(r, "state", "STOPPED");
-        cJSON_AddStringToObject(r, "stop_reason", "user");
+        cJSON_AddStringToObject(r, "state", run_state_name(RUN_STOPPED));
+        cJSON_AddStringToObject(r, "stop_reason", stop_reason_name(STOP_USER));
         cJSON_AddStringToObject(r, "kind", "compress");
         cJSON_AddItemToObject(r, "before", evals_json(&before));
         cJSON_Delete(lj);
@@ -623,7 +634,7 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
         goto done;
     }
     /* After: evaluate even when stopped (the layers solved so far are in). */
-    volatile int no_stop = 0;
+    atomic_int no_stop = 0;
     c.stop = &no_stop;
     if ((rc = eval_all(&c, &cur, train, test, &pp, ntrain, ntest, &after)) < 0) {
         cJSON_Delete(lj);
@@ -633,7 +644,7 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
 
     r = cJSON_CreateObject();
     cJSON_AddStringToObject(r, "event", "result");
-    cJSON_AddStringToObject(r, "state", stopped ? "STOPPED" : "FINISHED");
+    cJSON_AddStringToObject(r, "state", stopped ? run_state_name(RUN_STOPPED) : run_state_name(RUN_FINISHED));
     int all_conv = 1;
     for (int t = 0; t < done_layers; t++)
         all_conv &= los[t].res.stop_reason == VV_STOP_CONVERGED;

@@ -1,6 +1,7 @@
 /* run_interp.c - the "interpolate" job: min sum_k ||v_k|| s.t. Phi V^T = Psi
- * with a dual certificate, and the job dispatch over kinds. */
+ * with a dual certificate. */
 #include "run.h"
+#include "state.h"
 
 #include "vv/cpu.h"
 #include "vv/err.h"
@@ -12,15 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void emit(const run_sink *sink, cJSON *ev)
-{
-    if (sink && sink->event)
-        sink->event(sink->ctx, ev);
-    cJSON_Delete(ev);
-}
-
 int run_interpolate(const interp_spec *s, const char *out_dir, const run_sink *sink,
-                    const volatile int *stop, cJSON **result, char *field, size_t fsz)
+                    const atomic_int *stop, cJSON **result, char *field, size_t fsz)
 {
     *result = NULL;
     if (field && fsz)
@@ -63,7 +57,7 @@ int run_interpolate(const interp_spec *s, const char *out_dir, const run_sink *s
     cJSON_AddNumberToObject(ev, "n", (double)n);
     cJSON_AddNumberToObject(ev, "k", (double)k);
     cJSON_AddNumberToObject(ev, "d", (double)d);
-    emit(sink, ev);
+    run_emit_log(sink, ev);
 
     V = malloc((size_t)(d * k) * sizeof *V);
     Y = malloc((size_t)(n * d) * sizeof *Y);
@@ -86,7 +80,7 @@ int run_interpolate(const interp_spec *s, const char *out_dir, const run_sink *s
     cJSON *r = cJSON_CreateObject();
     cJSON_AddStringToObject(r, "event", "result");
     int optimal = res.status == VV_SOCP_OPTIMAL;
-    cJSON_AddStringToObject(r, "state", "FINISHED");
+    cJSON_AddStringToObject(r, "state", run_state_name(RUN_FINISHED));
     cJSON_AddStringToObject(r, "stop_reason", optimal                            ? "converged"
                                               : res.status == VV_SOCP_MAX_ITER   ? "max_iter"
                                                                                  : "numerical");
@@ -175,20 +169,4 @@ done:
     free(support);
     free(kept);
     return rc;
-}
-
-int run_job(job_spec *s, const char *out_dir, const run_sink *sink, const volatile int *stop,
-            run_cache *cache, cJSON **result, char *field, size_t fsz)
-{
-    if (s->kind == JOB_TRAIN)
-        return run_train(&s->train, out_dir, sink, stop, result, field, fsz);
-    if (s->kind == JOB_COMPRESS)
-        return run_compress(&s->compress, out_dir, sink, stop, cache, result, field, fsz);
-    if (s->kind == JOB_INTERPOLATE)
-        return run_interpolate(&s->interp, out_dir, sink, stop, result, field, fsz);
-    if (s->kind == JOB_BOUNDS)
-        return run_bounds(&s->bounds, out_dir, sink, stop, result, field, fsz);
-    if (s->kind == JOB_SHARING)
-        return run_sharing(&s->sharing, out_dir, sink, stop, result, field, fsz);
-    return run_lasso(&s->lasso, out_dir, sink, stop, cache, result, field, fsz);
 }

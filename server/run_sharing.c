@@ -1,5 +1,6 @@
 /* run_sharing.c - the "neuron_sharing" job: experiment 1 of the paper. */
 #include "run.h"
+#include "state.h"
 
 #include "vv/cpu.h"
 #include "vv/err.h"
@@ -12,28 +13,23 @@
 
 typedef struct sctx {
     const run_sink *sink;
-    const volatile int *stop;
+    const atomic_int *stop;
 } sctx;
 
 static int on_metrics(const vv_shallow_metrics *m, void *user)
 {
     sctx *c = user;
-    cJSON *ev = cJSON_CreateObject();
-    cJSON_AddStringToObject(ev, "event", "metric");
-    cJSON_AddNumberToObject(ev, "step", (double)m->step);
-    cJSON_AddNumberToObject(ev, "time", m->seconds);
-    cJSON_AddNumberToObject(ev, "mse", m->mse);
-    cJSON_AddNumberToObject(ev, "active", m->active);
-    cJSON_AddNumberToObject(ev, "vv_norm", m->vv_norm);
-    cJSON_AddNumberToObject(ev, "group_norm", m->group_norm);
-    if (c->sink && c->sink->event)
-        c->sink->event(c->sink->ctx, ev);
-    cJSON_Delete(ev);
-    return c->stop && *c->stop;
+    run_metric rm = {.step = m->step, .time = m->seconds};
+    run_metric_set(&rm, RM_mse, m->mse);
+    run_metric_set(&rm, RM_active, m->active);
+    run_metric_set(&rm, RM_vv_norm, m->vv_norm);
+    run_metric_set(&rm, RM_group_norm, m->group_norm);
+    run_emit_metric(c->sink, &rm);
+    return c->stop && atomic_load(c->stop);
 }
 
 int run_sharing(const sharing_spec *s, const char *out_dir, const run_sink *sink,
-                const volatile int *stop, cJSON **result, char *field, size_t fsz)
+                const atomic_int *stop, cJSON **result, char *field, size_t fsz)
 {
     *result = NULL;
     if (field && fsz)
@@ -69,7 +65,7 @@ int run_sharing(const sharing_spec *s, const char *out_dir, const run_sink *sink
     cJSON *r = cJSON_CreateObject();
     cJSON_AddStringToObject(r, "event", "result");
     int user = res.stop_reason == VV_SHALLOW_USER;
-    cJSON_AddStringToObject(r, "state", user ? "STOPPED" : "FINISHED");
+    cJSON_AddStringToObject(r, "state", user ? run_state_name(RUN_STOPPED) : run_state_name(RUN_FINISHED));
     cJSON_AddStringToObject(r, "stop_reason", vv_shallow_stop_name(res.stop_reason));
     cJSON_AddStringToObject(r, "kind", "neuron_sharing");
     if (s->name)

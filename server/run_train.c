@@ -8,6 +8,7 @@
  * exactly as the uninterrupted run would have. */
 #include "models.h"
 #include "run.h"
+#include "state.h"
 
 #include "vv/blas.h"
 #include "vv/cpu.h"
@@ -20,13 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static void emit(const run_sink *sink, cJSON *ev)
-{
-    if (sink && sink->event)
-        sink->event(sink->ctx, ev);
-    cJSON_Delete(ev);
-}
 
 static void set_field(char *field, size_t fsz, const char *ptr)
 {
@@ -52,7 +46,7 @@ static uint64_t mix(uint64_t seed, int64_t epoch, uint64_t stream)
     return seed * 0x9E3779B97F4A7C15ull + (uint64_t)epoch * 0xBF58476D1CE4E5B9ull + stream;
 }
 
-int run_train(train_spec *s, const char *out_dir, const run_sink *sink, const volatile int *stop,
+int run_train(train_spec *s, const char *out_dir, const run_sink *sink, const atomic_int *stop,
               cJSON **result, char *field, size_t fsz)
 {
     *result = NULL;
@@ -159,7 +153,7 @@ int run_train(train_spec *s, const char *out_dir, const run_sink *sink, const vo
     cJSON_AddNumberToObject(ev, "epochs", (double)s->epochs);
     cJSON_AddNumberToObject(ev, "first_epoch", (double)epoch0);
     cJSON_AddStringToObject(ev, "blas", vv_blas_corename());
-    emit(sink, ev);
+    run_emit_log(sink, ev);
 
     int64_t in = (int64_t)c * h * w;
     x = malloc((size_t)(bs * in) * sizeof *x);
@@ -190,7 +184,7 @@ int run_train(train_spec *s, const char *out_dir, const run_sink *sink, const vo
         /* The last partial batch is dropped (as drop_last=True), so every
          * step sees a full batch. */
         for (int64_t b0 = 0; b0 + bs <= ntrain; b0 += bs) {
-            if (stop && *stop) {
+            if (stop && atomic_load_explicit(stop, memory_order_relaxed)) {
                 stopped = 1;
                 break;
             }
@@ -207,15 +201,11 @@ int run_train(train_spec *s, const char *out_dir, const run_sink *sink, const vo
             seen += bs;
             step++;
             if (step % s->log_every == 0) {
-                ev = cJSON_CreateObject();
-                cJSON_AddStringToObject(ev, "event", "metric");
-                cJSON_AddNumberToObject(ev, "step", (double)step);
-                cJSON_AddNumberToObject(ev, "time", vv_now() - t0);
-                cJSON_AddNumberToObject(ev, "loss", st.loss);
-                cJSON_AddNumberToObject(ev, "lr", lr);
-                cJSON_AddNumberToObject(ev, "epoch",
-                                        (double)epoch + (double)(b0 + bs) / (double)ntrain);
-                emit(sink, ev);
+                run_metric rm = {.step = step, .time = vv_now() - t0};
+                run_metric_set(&rm, RM_loss, st.loss);
+                run_metric_set(&rm, RM_lr, lr);
+                run_metric_set(&rm, RM_epoch, (double)epoch + (double)(b0 + bs) / (double)ntrain);
+                run_emit_metric(sink, &rm);
             }
         }
         if (stopped || timed_out)
@@ -227,16 +217,19 @@ int run_train(train_spec *s, const char *out_dir, const run_sink *sink, const vo
         if (test &&
             (rc = vv_model_evaluate(&m, test, &pp, ntest, 512, NULL, &test_acc, &test_loss)) < 0)
             goto done;
-        ev = cJSON_CreateObject();
-        cJSON_AddStringToObject(ev, "event", "metric");
-        cJSON_AddNumberToObject(ev, "step", (double)step);
-        cJSON_AddNumberToObject(ev, "time", vv_now() - t0);
-        cJSON_AddNumberToObject(ev, "epoch", (double)(epoch + 1));
-        cJSON_AddNumberToObject(ev, "train_acc", train_acc);
-        cJSON_AddNumberToObject(ev, "train_loss", train_loss);
+        run_metric em = {.step = step, .time = vv_now() - t0};
+        run_metric_set(&em, RM_epoch, (double)(epoch + 1));
+        run_metric_set(&em, RM_train_acc, train_acc);
+        run_metric_set(&em, RM_train_loss, train_loss);
         if (test) {
-            cJSON_AddNumberToObject(ev, "test_acc", test_acc);
-            cJSON_AddNumberToObject(ev, "test_loss", test_loss);
+            run_metric_set(&em, RM_test_acc, test_acc);
+            run_metric_set(&em, RM_test_loss, test_loss);
+        }
+        /* The history keeps the epoch's metric event as JSON (state.json and
+         * result.json carry it). */
+        if (!(ev = run_metric_json(&em))) {
+            rc = vv_fail(VV_ENOMEM, "train: out of memory");
+            goto done;
         }
         cJSON_AddItemToArray(hist, ev);
         /* The checkpoint survives a crash at any point: the epoch's files
@@ -271,7 +264,7 @@ int run_train(train_spec *s, const char *out_dir, const run_sink *sink, const vo
         }
         /* The epoch's metrics go out once its checkpoint is on disk, so a
          * client that saw them can count on resuming from that epoch. */
-        emit(sink, cJSON_Duplicate(ev, 1));
+        run_emit_metric(sink, &em);
     }
 
     /* The model as it is now (a stopped run keeps its partial epoch). */
@@ -287,7 +280,7 @@ int run_train(train_spec *s, const char *out_dir, const run_sink *sink, const vo
         goto done;
     r = cJSON_CreateObject();
     cJSON_AddStringToObject(r, "event", "result");
-    cJSON_AddStringToObject(r, "state", stopped ? "STOPPED" : "FINISHED");
+    cJSON_AddStringToObject(r, "state", stopped ? run_state_name(RUN_STOPPED) : run_state_name(RUN_FINISHED));
     cJSON_AddStringToObject(r, "stop_reason",
                             stopped     ? "user"
                             : timed_out ? "max_seconds"

@@ -164,17 +164,8 @@ int store_run_insert(store *s, const char *id, const char *kind, const char *spe
 int store_run_set_state(store *s, const char *id, const char *state, const char *stop_reason,
                         const char *result, const char *error, double now)
 {
-    int known = 0;
-    for (int i = 0; state && i < 6; i++)
-        known |= strcmp(state, run_states[i]) == 0;
-    if (!id || !known)
-        return vv_fail(VV_EINVAL, "store_run_set_state: bad run state %s",
-                       state ? state : "(null)");
     lock(s);
-    int err = exec_q(s, Q_RUN_SET_STATE, "setting a run's state", "tttttd", id, state, stop_reason,
-                     result, error, now);
-    if (!err && sqlite3_changes(s->db) == 0)
-        err = vv_fail(VV_ENOTFOUND, "run %s does not exist", id);
+    int err = set_state_locked(s, id, state, stop_reason, result, error, now);
     unlock(s);
     return err;
 }

@@ -106,6 +106,13 @@ typedef struct metric_row {
 int store_append(store *s, const char *run_id, const event_row *ev, int nev,
                  const metric_row *m, int nm);
 
+/* store_append and store_run_set_state in ONE transaction: a run's last
+ * events and its final state (with its stop_reason, result and error) are
+ * stored together or not at all.  VV_ENOSPACE when the disk is full. */
+int store_append_final(store *s, const char *run_id, const event_row *ev, int nev,
+                       const metric_row *m, int nm, const char *state, const char *stop_reason,
+                       const char *result, const char *error, double now);
+
 /* Calls fn for the events of run_id with seq > after_seq, in order, at most
  * limit (0: all); stops early when fn returns non-zero. */
 int store_events_after(store *s, const char *run_id, int64_t after_seq, int limit,

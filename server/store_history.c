@@ -284,6 +284,31 @@ int store_append(store *s, const char *run_id, const event_row *ev, int nev, con
     return err;
 }
 
+int store_append_final(store *s, const char *run_id, const event_row *ev, int nev,
+                       const metric_row *m, int nm, const char *state, const char *stop_reason,
+                       const char *result, const char *error, double now)
+{
+    if (!run_id || !state || nev < 0 || nm < 0 || (nev && !ev) || (nm && !m))
+        return vv_fail(VV_EINVAL, "store_append_final: bad arguments");
+    for (int i = 0; i < nev; i++)
+        if (!ev[i].type || !ev[i].data || (i > 0 && ev[i].seq <= ev[i - 1].seq))
+            return vv_fail(VV_EINVAL, "store_append_final: event %d is malformed or out of order",
+                           i);
+    for (int i = 0; i < nm; i++)
+        if (!m[i].key)
+            return vv_fail(VV_EINVAL, "store_append_final: metric %d lacks a key", i);
+    lock(s);
+    int err = begin(s);
+    if (!err) {
+        int e2 = append_locked(s, run_id, ev, nev, m, nm);
+        if (!e2)
+            e2 = set_state_locked(s, run_id, state, stop_reason, result, error, now);
+        err = finish(s, e2);
+    }
+    unlock(s);
+    return err;
+}
+
 int store_events_after(store *s, const char *run_id, int64_t after_seq, int limit,
                        int (*fn)(void *ctx, int64_t seq, const char *type, const char *data),
                        void *ctx)

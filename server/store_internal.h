@@ -129,6 +129,8 @@ static inline int db_err(store *s, int rc, const char *what)
     }
     if ((rc & 0xff) == SQLITE_NOMEM)
         return vv_fail(VV_ENOMEM, "%s: %s", what, msg);
+    if ((rc & 0xff) == SQLITE_FULL)
+        return vv_fail(VV_ENOSPACE, "%s: %s: %s", s->path, what, msg);
     return vv_fail(VV_EIO, "%s: %s: %s", s->path, what, msg);
 }
 
@@ -280,6 +282,25 @@ static inline int run_exists(store *s, const char *id)
     err = step(s, st, "looking up a run");
     reset(st);
     return err == 0 ? vv_fail(VV_ENOTFOUND, "run %s does not exist", id) : err < 0 ? err : 0;
+}
+
+/* The body of store_run_set_state, with the lock held (and possibly inside
+ * a transaction). */
+static inline int set_state_locked(store *s, const char *id, const char *state,
+                                   const char *stop_reason, const char *result,
+                                   const char *error, double now)
+{
+    int known = 0;
+    for (int i = 0; state && i < 6; i++)
+        known |= strcmp(state, run_states[i]) == 0;
+    if (!id || !known)
+        return vv_fail(VV_EINVAL, "store_run_set_state: bad run state %s",
+                       state ? state : "(null)");
+    int err = exec_q(s, Q_RUN_SET_STATE, "setting a run's state", "tttttd", id, state, stop_reason,
+                     result, error, now);
+    if (!err && sqlite3_changes(s->db) == 0)
+        err = vv_fail(VV_ENOTFOUND, "run %s does not exist", id);
+    return err;
 }
 
 #endif

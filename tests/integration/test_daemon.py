@@ -764,6 +764,8 @@ def _scenario_bad(t, d, outside):
         f.write(b"this is not a npy file at all" * 4)
     os.symlink(os.path.join(outside, "x.npy"), os.path.join(d.dir, "escape.npy"))
     os.symlink(outside, os.path.join(d.dir, "outdir"))
+    # Uploads go to DATA/blobs/: a symlinked folder there must not lead them out.
+    os.symlink(outside, os.path.join(d.dir, "blobs", "outdir"))
 
     good = d.post("/v1/runs", {"kind": "lasso", "phi": "phi.npy", "psi": "psi.npy", "lambda": 0.1})
     t.eq(good.status, 201, "a spec of uploaded files is accepted (201)")
@@ -946,8 +948,10 @@ def _scenario_bad(t, d, outside):
     r = d.try_req("PUT", "/v1/blobs/huge.npy", b"\0" * 10000,
               headers={"Content-Type": "application/octet-stream"})
     check_problem(t, r, 413, "TOO_LARGE", desc="PUT a 10 kB blob over --max-upload 4096: 413")
-    left = [f for f in os.listdir(d.dir) if f.startswith("huge.npy")]
-    t.eq(left, [], "the refused upload leaves no file behind")
+    left = [os.path.join(dp, f) for dp, _, fs in os.walk(d.dir) for f in fs
+            if f.startswith("huge.npy") or f.startswith(".upload-")]
+    t.eq(left, [], "the refused upload leaves no file behind (no DATA/blobs/huge.npy, no "
+         "temporary file anywhere in the data root)")
 
     # Run-time failures: NaN in a file, a file that is not .npy, mismatched rows.
     def fails(spec_, code, desc):
@@ -1043,7 +1047,8 @@ def scenario_token(t, vvd):
         r = noauth("PUT", "/v1/blobs/sneaky.npy", b"data" * 10,
                    {"Content-Type": "application/octet-stream"})
         check_problem(t, r, 401, "UNAUTHENTICATED", desc="PUT a blob without a token: 401")
-        t.ok(not os.path.exists(os.path.join(d.dir, "sneaky.npy")),
+        t.ok(not os.path.exists(os.path.join(d.dir, "sneaky.npy")) and
+             not os.path.exists(os.path.join(d.dir, "blobs", "sneaky.npy")),
              "the unauthenticated upload stored nothing")
         t.ok("bearer" in r.headers.get("www-authenticate", "").lower(),
              "401 answers carry WWW-Authenticate: Bearer", r.headers.get("www-authenticate"))

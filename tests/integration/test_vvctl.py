@@ -319,8 +319,10 @@ def test_lasso_flags(d, tmp):
     rid = out.split()[0] if out else ""
     run = d.run(rid) if rid.startswith("r-") else {}
     ok(rc == 0 and run.get("state") == "FINISHED" and run["spec"]["phi"] == "feats.npy" and
-       os.path.exists(os.path.join(d.dir, "data", "outs.npy")),
-       "lasso --upload: files land as blobs, the run uses them and finishes", out + err)
+       os.path.exists(os.path.join(d.dir, "data", "blobs", "outs.npy")) and
+       not os.path.exists(os.path.join(d.dir, "data", "outs.npy")),
+       "lasso --upload: files land as blobs in DATA/blobs/, the run uses them and finishes",
+       out + err)
 
 
 def test_submit_watch(d, tmp):

@@ -8,6 +8,7 @@
 #include "vv/shallow.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -264,7 +265,7 @@ static void test_stop_and_errors(void)
     vv_shallow_opts o;
     vv_shallow_opts_default(&o);
     vv_shallow_result r;
-    volatile int stop = 1;
+    atomic_int stop = 1;
     o.stop = &stop;
     int rc = vv_shallow_train(&d, &o, NULL, NULL, &r);
     CHECK(rc == 0 && r.steps == 0 && r.stop_reason == VV_SHALLOW_USER && r.w1 != NULL,

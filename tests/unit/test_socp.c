@@ -10,6 +10,7 @@
 #include "vv/socp.h"
 
 #include <cjson/cJSON.h>
+#include <stdatomic.h>
 #include <string.h>
 
 /* ---- Independent checks ---------------------------------------------------- */
@@ -431,7 +432,7 @@ static void fig5(void)
 
 /* ---- Options, errors, edge cases --------------------------------------------- */
 
-static int stop_flag;
+static atomic_int stop_flag;
 
 static void options_and_errors(void)
 {

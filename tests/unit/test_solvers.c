@@ -5,6 +5,7 @@
 #include "util.h"
 
 #include <cjson/cJSON.h>
+#include <stdatomic.h>
 
 static cJSON *load_manifest(void)
 {
@@ -209,7 +210,7 @@ static void stopping_rules(void)
         o.be = s == 3 ? sim_dev() : NULL;
         o.lambda = lambda;
         o.tol = 1e-14;
-        volatile int stop = 1;
+        atomic_int stop = 1;
         o.stop = &stop;
         vv_lasso_solve(&st, &o, W, &res);
         CHECKF(res.stop_reason == VV_STOP_USER && res.iterations == 0,

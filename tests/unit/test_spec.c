@@ -1,5 +1,6 @@
 /* test_spec.c - the lasso spec parser: good specs, every kind of bad one
  * (each with its error code and field), and agreement with the schema. */
+#include "json_check.h"
 #include "spec.h"
 #include "tap.h"
 #include "vv/err.h"
@@ -251,6 +252,107 @@ int main(void)
     CHECK(rc == 0 && js.kind == JOB_BOUNDS && js.bounds.nvalues == 2 && js.bounds.k == 500 &&
               js.bounds.d == 10 && js.bounds.instances == 5,
           "bounds_study: the paper's defaults with overrides");
+    spec_free_job(&js);
+
+    /* json_check_tree: UTF-8 and repeated keys at any depth. */
+    struct {
+        const char *json;
+        int rc;
+        const char *field;
+        const char *what;
+    } jc[] = {
+        {"{\"a\":{\"b\":1,\"b\":2}}", VV_EINVAL, "/a/b", "a key repeated in a nested object"},
+        {"{\"a\":[{\"x\":1},{\"y\":1,\"z\":0,\"y\":2}]}", VV_EINVAL, "/a/1/y",
+         "a key repeated in an object inside an array"},
+        {"{\"a/b~c\":{\"k\":1,\"k\":2}}", VV_EINVAL, "/a~1b~0c/k",
+         "the pointer escapes '/' as ~1 and '~' as ~0"},
+        {"{\"k\":1,\"k\":2}", VV_EINVAL, "/k", "a key repeated at the top level"},
+        {"{\"name\":\"x\xff\"}", VV_EJSON, "/name", "invalid UTF-8 in a value"},
+        {"{\"a\":{\"b\xff"
+         "c\":1}}",
+         VV_EJSON, "/a/b\\xffc", "invalid UTF-8 in a key, escaped in the pointer"},
+        {"{\"a\":[1,\"\x80\"]}", VV_EJSON, "/a/1", "a stray continuation byte"},
+        {"{\"s\":\"\xc0\xaf\"}", VV_EJSON, "/s", "an overlong 2-byte form (C0 AF)"},
+        {"{\"s\":\"\xe0\x80\xaf\"}", VV_EJSON, "/s", "an overlong 3-byte form (E0 80 AF)"},
+        {"{\"s\":\"\xf0\x80\x80\xaf\"}", VV_EJSON, "/s", "an overlong 4-byte form"},
+        {"{\"s\":\"\xed\xa0\x80\"}", VV_EJSON, "/s", "a surrogate (ED A0 80)"},
+        {"{\"s\":\"\xed\xbf\xbf\"}", VV_EJSON, "/s", "a surrogate (ED BF BF)"},
+        {"{\"s\":\"\xf4\x90\x80\x80\"}", VV_EJSON, "/s", "a code point above U+10FFFF"},
+        {"{\"s\":\"\xf5\x80\x80\x80\"}", VV_EJSON, "/s", "a byte F5"},
+        {"{\"s\":\"ab\xe2\x82\"}", VV_EJSON, "/s", "a sequence cut by the string's end"},
+        {"{\"s\":\"\xe2\x82"
+         "a\"}",
+         VV_EJSON, "/s", "a sequence cut by an ASCII byte"},
+        {"\"\xff\"", VV_EJSON, "", "a top-level string"},
+        {"{\"s\":\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xce\xbb \xed\x9f\xbf \xee\x80\x80 "
+         "\xf4\x8f\xbf\xbf\",\"\xce\xbb\":[\"\xc3\xa9\",{\"\xe2\x82\xac\":1}]}",
+         0, "", "valid multi-byte text (up to U+10FFFF, around the surrogates) passes"},
+        {"{\"a\":{\"b\":1},\"c\":{\"b\":2},\"d\":[{\"b\":3},{\"b\":4}]}", 0, "",
+         "the same key in different objects passes"},
+    };
+    for (unsigned i = 0; i < sizeof jc / sizeof *jc; i++) {
+        cJSON *j = cJSON_Parse(jc[i].json);
+        strcpy(field, "junk");
+        rc = j ? json_check_tree(j, field, sizeof field) : 1;
+        CHECKF(rc == jc[i].rc && !strcmp(field, jc[i].field),
+               "json_check_tree: %s: rc %d field '%s'", jc[i].what, rc, field);
+        cJSON_Delete(j);
+    }
+    {
+        cJSON *j = cJSON_Parse("{\"a\":{\"b\":1,\"b\":2}}");
+        json_check_tree(j, field, sizeof field);
+        CHECK(strstr(vv_err_detail(), "/a/b") && strstr(vv_err_detail(), "twice"),
+              "json_check_tree: the detail names the pointer and says what is wrong");
+        cJSON_Delete(j);
+    }
+    {
+        /* Many members: the repeat found first in document order. */
+        char big[2048];
+        int bn = snprintf(big, sizeof big, "{");
+        for (int i = 0; i < 40; i++)
+            bn += snprintf(big + bn, sizeof big - (size_t)bn, "\"k%d\":%d,", i, i);
+        snprintf(big + bn, sizeof big - (size_t)bn, "\"k20\":0,\"k3\":0}");
+        cJSON *j = cJSON_Parse(big);
+        rc = json_check_tree(j, field, sizeof field);
+        CHECK(rc == VV_EINVAL && !strcmp(field, "/k20"),
+              "json_check_tree: 42 members, the first repeat in document order (/k20)");
+        cJSON_Delete(j);
+        big[bn - 1] = '}';
+        big[bn] = 0;
+        j = cJSON_Parse(big);
+        rc = json_check_tree(j, field, sizeof field);
+        CHECK(j && rc == 0 && field[0] == 0, "json_check_tree: 40 distinct members pass");
+        cJSON_Delete(j);
+    }
+    {
+        /* A pointer cut to the field's size is cut between characters. */
+        cJSON *j = cJSON_Parse("{\"\xc3\xa9\xc3\xa9\xc3\xa9\":{\"x\":1,\"x\":2}}");
+        char small[6];
+        rc = json_check_tree(j, small, sizeof small);
+        CHECK(rc == VV_EINVAL && !strcmp(small, "/\xc3\xa9\xc3\xa9"),
+              "json_check_tree: a pointer cut to 6 bytes keeps whole characters");
+        rc = json_check_tree(j, NULL, 0);
+        CHECK(rc == VV_EINVAL, "json_check_tree: no field buffer is fine");
+        cJSON_Delete(j);
+    }
+    /* Job specs (vvd run, specs re-read from the store) go through it. */
+    const char *uj = "{\"kind\":\"lasso\",\"name\":\"r\xff\",\"generate\":{\"n\":100,\"k\":8,"
+                     "\"d\":2},\"lambda_ratio\":0.1}";
+    rc = spec_parse_job_text(uj, strlen(uj), &js, field, sizeof field);
+    CHECK(rc == VV_EJSON && !strcmp(field, "/name"),
+          "spec_parse_job_text: a name of invalid UTF-8 is refused at /name");
+    spec_free_job(&js);
+    uj = "{\"kind\":\"lasso\",\"generate\":{\"n\":100,\"k\":8,\"d\":2,\"n\":50},"
+         "\"lambda_ratio\":0.1}";
+    rc = spec_parse_job_text(uj, strlen(uj), &js, field, sizeof field);
+    CHECK(rc == VV_EINVAL && !strcmp(field, "/generate/n"),
+          "spec_parse_job_text: a key repeated inside generate is refused at /generate/n");
+    spec_free_job(&js);
+    uj = "{\"kind\":\"lasso\",\"name\":\"\xce\xbb run \xe2\x82\xac\",\"generate\":{\"n\":100,"
+         "\"k\":8,\"d\":2},\"lambda_ratio\":0.1}";
+    rc = spec_parse_job_text(uj, strlen(uj), &js, field, sizeof field);
+    CHECK(rc == 0 && js.lasso.name && !strcmp(js.lasso.name, "\xce\xbb run \xe2\x82\xac"),
+          "spec_parse_job_text: a multi-byte name is accepted as it is");
     spec_free_job(&js);
     return tap_done();
 }

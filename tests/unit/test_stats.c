@@ -3,6 +3,8 @@
 #include "util.h"
 #include "vv/err.h"
 
+#include <stdatomic.h>
+
 int main(void)
 {
     tprob p;
@@ -86,7 +88,7 @@ int main(void)
     p.psi[300 * d + 2] = 0;
 
     /* Stop flag. */
-    volatile int stop = 1;
+    atomic_int stop = 1;
     vv_stats_opts o = {.stop = &stop};
     rc = vv_stats_compute(a, b, &o, &st);
     CHECK(rc == VV_ESTATE, "a set stop flag ends the pass");

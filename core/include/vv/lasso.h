@@ -15,6 +15,7 @@
 #include "vv/array.h"
 #include "vv/backend.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 /* ---- Sufficient statistics ---------------------------------------------- */
@@ -29,12 +30,12 @@ typedef struct vv_stats {
 } vv_stats;
 
 typedef struct vv_stats_opts {
-    int64_t chunk_rows;    /* rows per chunk; 0 chooses (about 32 MiB of features) */
-    const double *bias;    /* D values subtracted from Psi, or NULL */
-    const volatile int *stop; /* polled between chunks; may be NULL */
-    vv_backend *be;        /* NULL: CPU.  Another backend (a device): each chunk is
-                            * uploaded and G, Bt accumulate in its memory (one
-                            * worker), then come back to the host */
+    int64_t chunk_rows;     /* rows per chunk; 0 chooses (about 32 MiB of features) */
+    const double *bias;     /* D values subtracted from Psi, or NULL */
+    const atomic_int *stop; /* polled between chunks; may be NULL */
+    vv_backend *be;         /* NULL: CPU.  Another backend (a device): each chunk is
+                             * uploaded and G, Bt accumulate in its memory (one
+                             * worker), then come back to the host */
 } vv_stats_opts;
 
 /* One streaming pass over the rows of phi (N x K) and psi (N x D): G, Bt, c
@@ -141,7 +142,7 @@ typedef struct vv_lasso_opts {
     int64_t max_iter;       /* epochs / iterations; 0: 100000 */
     double max_seconds;     /* 0: unlimited */
     double deadline;        /* absolute vv_now() limit, 0: none (set by the caller for paths) */
-    const volatile int *stop; /* external stop flag, polled every iteration; may be NULL */
+    const atomic_int *stop; /* external stop flag, polled every iteration; may be NULL */
     int64_t metrics_every;  /* report every this many iterations; 0: auto, i.e. every
                              * iteration but at most one per VV_REPORT_GAP seconds (the
                              * first, outer-loop and last reports are always made) */

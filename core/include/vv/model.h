@@ -19,6 +19,7 @@
 
 #include "vv/err.h"
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -160,13 +161,13 @@ struct vv_dataset;
 struct vv_preprocess;
 int vv_model_evaluate(const vv_model *m, const struct vv_dataset *ds,
                       const struct vv_preprocess *pp, int64_t n, int64_t batch,
-                      const volatile int *stop, double *acc, double *loss);
+                      const atomic_int *stop, double *acc, double *loss);
 
 /* The same with the forward pass on md's device (md holds m's weights;
  * NULL: the CPU, as vv_model_evaluate). */
 int vv_model_evaluate_dev(const vv_model *m, vv_model_dev *md, const struct vv_dataset *ds,
                           const struct vv_preprocess *pp, int64_t n, int64_t batch,
-                          const volatile int *stop, double *acc, double *loss);
+                          const atomic_int *stop, double *acc, double *loss);
 
 /* The layer chain feeding layer i: the index of the nearest earlier linear
  * layer when only relu and dropout layers lie between it and layer i (so

@@ -46,6 +46,7 @@
 #ifndef VV_SHALLOW_H
 #define VV_SHALLOW_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 /* A neuron k counts as active when ||v_k||_2 > VV_SHALLOW_ACTIVE_TOL, and
@@ -128,7 +129,7 @@ typedef struct vv_shallow_opts {
     /* Polled every 4096 steps (and before the first); when it becomes
      * non-zero the run ends with stop_reason VV_SHALLOW_USER and its
      * current weights.  May be NULL. */
-    const volatile int *stop;
+    const atomic_int *stop;
     /* Initial weights in the layout of the top (width x d_in, width,
      * d_out x width), e.g. a PyTorch student's; when all three are
      * non-NULL they replace the seeded draw (per_output must then be 0 and

@@ -42,6 +42,7 @@
 #ifndef VV_SOCP_H
 #define VV_SOCP_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 /* ---- The interpolation problem ------------------------------------------ */
@@ -76,7 +77,7 @@ typedef struct vv_socp_opts {
     double feas_tol;
     /* Polled every iteration; when it becomes non-zero the solve ends with
      * VV_ESTATE.  May be NULL. */
-    const volatile int *stop;
+    const atomic_int *stop;
 } vv_socp_opts;
 
 /* Fills o with the defaults named above and no stop flag. */
@@ -151,7 +152,7 @@ typedef struct vv_socp_brute_opts {
      * the paper's script does, so that GL* is the minimum over all of
      * them. */
     int exhaustive;
-    const volatile int *stop; /* polled between subproblems; may be NULL */
+    const atomic_int *stop; /* polled between subproblems; may be NULL */
 } vv_socp_brute_opts;
 
 /* Fills o with opt_tol 1e-6, budget 1e6, not exhaustive, the default socp

@@ -1,0 +1,175 @@
+/* compute.c - the compute thread: takes runs from the queue and runs them
+ * on the device, handing their events to the hub as C structs. */
+#include "jobs_internal.h"
+
+#include "device.h"
+#include "kinds.h"
+#include "state.h"
+#include "vv/cpu.h"
+#include "vv/err.h"
+#include "vv/log.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+typedef struct sink_ctx {
+    jobs *j;
+    const char *id;
+} sink_ctx;
+
+static void on_metric(void *ctx, const run_metric *m)
+{
+    sink_ctx *c = ctx;
+    long long last = atomic_load(&c->j->last_step);
+    if (m->step > last)
+        atomic_fetch_add(&c->j->iterations, m->step - last);
+    atomic_store(&c->j->last_step, m->step);
+    hub_publish_metric(c->j->hub, c->id, m);
+}
+
+static void on_log(void *ctx, const cJSON *ev)
+{
+    sink_ctx *c = ctx;
+    hub_publish_log(c->j->hub, c->id, cJSON_PrintUnformatted(ev));
+}
+
+/* Records the files a run wrote (its artifacts), recursing one level. */
+static void add_artifacts(jobs *j, const char *id, const char *dir, const char *prefix)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.' || strstr(de->d_name, ".tmp."))
+            continue;
+        char path[4096], name[512];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        snprintf(name, sizeof name, "%s%s", prefix, de->d_name);
+        struct stat st;
+        if (stat(path, &st) < 0)
+            continue;
+        if (S_ISDIR(st.st_mode) && !prefix[0]) {
+            char sub[512];
+            snprintf(sub, sizeof sub, "%s/", de->d_name);
+            add_artifacts(j, id, path, sub);
+        } else if (S_ISREG(st.st_mode)) {
+            store_artifact_add(j->cfg.db, id, name, path, (int64_t)st.st_size);
+        }
+    }
+    closedir(d);
+}
+
+/* Runs one queued run to its end and hands its final state to the hub (the
+ * writer stores it, then it is announced). */
+static void run_one(jobs *j, qitem *q)
+{
+    VV_INFO("jobs", q->id, "running");
+    char out[4096];
+    snprintf(out, sizeof out, "%s/runs/%s", j->cfg.data_root, q->id);
+    sink_ctx sc = {j, q->id};
+    run_sink sink = {on_metric, on_log, &sc};
+    cJSON *result = NULL;
+    char field[256] = "";
+    int rc = run_job(&q->spec, out, &sink, &j->stop_flag, j->cache, &result, field, sizeof field);
+    add_artifacts(j, q->id, out, "");
+    int shutdown = atomic_load(&j->shutdown_run);
+    if (rc < 0) {
+        /* Stopped during the statistics pass: there is no V to keep. */
+        int stopped = rc == VV_ESTATE && atomic_load(&j->stop_flag);
+        char *etext = NULL;
+        if (!stopped) {
+            cJSON *err = run_error_object(rc, field);
+            cJSON *e = cJSON_DetachItemFromObject(err, "error");
+            etext = cJSON_PrintUnformatted(e);
+            cJSON_Delete(e);
+            cJSON_Delete(err);
+            VV_WARN("jobs", q->id, "failed: %s", vv_err_detail());
+        }
+        hub_finish(j->hub, q->id, stopped ? RUN_STOPPED : RUN_FAILED,
+                   stopped ? (shutdown ? STOP_SHUTDOWN : STOP_USER) : STOP_NONE, NULL, etext);
+        return;
+    }
+    const cJSON *js = cJSON_GetObjectItemCaseSensitive(result, "state");
+    const cJSON *jw = cJSON_GetObjectItemCaseSensitive(result, "stop_reason");
+    int st = run_state_parse(cJSON_IsString(js) ? js->valuestring : NULL);
+    int why = stop_reason_parse(cJSON_IsString(jw) ? jw->valuestring : NULL);
+    if (st < 0 || why < 0) {
+        VV_ERROR("jobs", q->id, "the result's state or stop_reason is unknown");
+        st = st < 0 ? RUN_FINISHED : st;
+        why = why < 0 ? STOP_NONE : why;
+    }
+    if (shutdown && st == RUN_STOPPED)
+        why = STOP_SHUTDOWN;
+    char *rtext = cJSON_PrintUnformatted(result);
+    cJSON_Delete(result);
+    VV_INFO("jobs", q->id, "%s (%s)", run_state_name((run_state)st),
+            stop_reason_name((stop_reason)why));
+    hub_finish(j->hub, q->id, (run_state)st, (stop_reason)why, rtext, NULL);
+}
+
+/* Stores RUNNING before it is announced; a store that cannot take it
+ * (after a few tries) fails the run instead. */
+static int mark_running(jobs *j, const char *id)
+{
+    for (int attempt = 0; attempt < 5; attempt++) {
+        if (store_run_set_state(j->cfg.db, id, run_state_name(RUN_RUNNING), NULL, NULL, NULL,
+                                jobs_wall()) == 0)
+            return 0;
+        VV_ERROR("jobs", id, "cannot store RUNNING: %s", vv_err_detail());
+        struct timespec ts = {0, 50000000L << attempt};
+        nanosleep(&ts, NULL);
+    }
+    return -1;
+}
+
+void *jobs_compute_main(void *arg)
+{
+    jobs *j = arg;
+    for (;;) {
+        pthread_mutex_lock(&j->mu);
+        while ((!j->qhead || j->device_lost) && !j->stopping)
+            pthread_cond_wait(&j->cv, &j->mu);
+        if (j->stopping) {
+            pthread_mutex_unlock(&j->mu);
+            return NULL;
+        }
+        qitem *q = j->qhead;
+        j->qhead = q->next;
+        if (!j->qhead)
+            j->qtail = NULL;
+        j->queued--;
+        snprintf(j->running, sizeof j->running, "%s", q->id);
+        atomic_store(&j->stop_flag, 0);
+        pthread_mutex_unlock(&j->mu);
+        if (mark_running(j, q->id) == 0) {
+            hub_publish_state(j->hub, q->id, RUN_RUNNING);
+            run_one(j, q);
+        } else {
+            char *e = strdup("{\"type\":\"about:blank\",\"title\":\"input/output error\","
+                             "\"status\":500,\"error_code\":\"IO_ERROR\",\"detail\":\"the run "
+                             "could not be marked RUNNING in the store\",\"field\":\"\"}");
+            hub_finish(j->hub, q->id, RUN_FAILED, STOP_NONE, NULL, e);
+        }
+        int lost = devices_lost();
+        pthread_mutex_lock(&j->mu);
+        j->running[0] = 0;
+        int first = lost && !j->device_lost;
+        j->device_lost |= lost;
+        pthread_mutex_unlock(&j->mu);
+        if (first) {
+            VV_ERROR("jobs", q->id,
+                     "the device %s was lost (a sticky error); no run starts "
+                     "any more, and vvd exits to be restarted",
+                     devices_default());
+            if (j->cfg.on_device_lost)
+                j->cfg.on_device_lost();
+        }
+        spec_free_job(&q->spec);
+        free(q);
+    }
+}
