@@ -8,6 +8,9 @@ pkgs=(
   build-essential meson ninja-build pkg-config
   libopenblas-dev libcjson-dev libmicrohttpd-dev libsqlite3-dev libcurl4-openssl-dev
   python3 python3-numpy zlib1g-dev
+  # The Python package (python/): its tests run Debian's torch under
+  # /usr/bin/python3 and `pip install ./python` into a venv.
+  python3-torch python3-pip python3-venv
   dataset-fashion-mnist
 )
 # The dashboard's uPlot comes from npm (VV_WEB_DEPS=0: no dashboard); its
@@ -19,7 +22,7 @@ if [ "${VV_WEB_DEPS:-1}" = 1 ]; then
 fi
 # Optional: reference tools used by bench/ and to regenerate test fixtures.
 if [ "${VV_BENCH_DEPS:-0}" = 1 ]; then
-  pkgs+=(python3-sklearn python3-torch python3-cvxopt)
+  pkgs+=(python3-sklearn python3-cvxopt)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
