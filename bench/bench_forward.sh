@@ -21,7 +21,7 @@ mkdir -p "$OUT"
 [ -f build/build.ninja ] || meson setup build >/dev/null
 ninja -C build >/dev/null
 gcc -O2 -std=gnu11 -D_GNU_SOURCE -Icore/include bench/forward_driver.c build/libvv.a \
-  -lcjson -lz -lm -ldl -lpthread -o "$OUT/forward_driver"
+  -lcjson -lz $(pkg-config --libs openblas) -lm -lpthread -o "$OUT/forward_driver"
 kernel() { OPENBLAS_VERBOSE=2 "$@" 2>&1 | grep -o 'Core: [A-Za-z0-9]*' | head -1 | cut -d' ' -f2; }
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "OpenBLAS $(dpkg-query -W -f='${Version}' libopenblas0-pthread 2>/dev/null); OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"

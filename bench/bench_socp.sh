@@ -28,7 +28,7 @@ if ! nm build/libvv.a 2>/dev/null | grep -q ' T vv_socp_solve$'; then
   extra=(core/socp.c core/socp_ipm.c core/socp_brute.c)   # not in libvv.a yet
 fi
 gcc -O2 -std=gnu11 -D_GNU_SOURCE -Icore/include bench/socp_driver.c "${extra[@]}" build/libvv.a \
-  -lcjson -lm -ldl -lpthread -o "$OUT/socp_driver"
+  -lcjson $(pkg-config --libs openblas) -lm -lpthread -o "$OUT/socp_driver"
 DRV=$OUT/socp_driver
 
 jget() { "$PY" -c 'import json,sys; d=json.loads(sys.stdin.read().strip().splitlines()[-1]); print(d'"$1"')'; }

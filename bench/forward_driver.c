@@ -29,7 +29,6 @@ int main(int argc, char **argv)
     const char *arch = argv[1], *dir = argv[5];
     int div = atoi(argv[2]);
     int64_t n = atoll(argv[3]), batch = atoll(argv[4]);
-    vv_blas_load(NULL);
     vv_model m;
     int rc = !strcmp(arch, "vgg19_cifar") ? vv_model_vgg19_cifar(&m, div, 10)
                                           : vv_model_alexnet_cifar64(&m, div, 10);

@@ -7,6 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifndef VVCTL_VERSION
+#define VVCTL_VERSION "unknown"
+#endif
+
 static const char global_help[] =
     "usage: vvctl [--server URL] [--token T] [--json] COMMAND [ARGS]\n"
     "\n"
@@ -24,6 +28,8 @@ static const char global_help[] =
     "  metrics ID [--keys a,b] [--csv] a run's full metric history\n"
     "  get ID ARTIFACT [-o FILE]       download an artifact (V.npy, result.json, ...)\n"
     "  sweep SPEC.json --grid F=V ...  queue a grid of runs; sweep status|stop|resume|watch ID\n"
+    "  upload FILE [NAME]              upload a file (or folder) into the daemon's blobs\n"
+    "  models [ls|load NAME ...|rm NAME]  the daemon's resident models\n"
     "  help [COMMAND]                  this text, or a command's\n"
     "\n"
     "Global options (anywhere on the line):\n"
@@ -31,6 +37,7 @@ static const char global_help[] =
     "  --token T      bearer token (env VVD_TOKEN)\n"
     "  --json         print the server's JSON answers as they are (watch: one JSON\n"
     "                 object per event line)\n"
+    "  --version      print vvctl's version and exit\n"
     "\n"
     "Exit status:\n"
     "  0    success; for watch, the run FINISHED or was STOPPED\n"
@@ -53,11 +60,16 @@ static const struct {
      "schema/lasso.schema.json) with POST /v1/runs and prints its id.  Paths in the\n"
      "spec resolve inside the daemon's data root.\n"
      "  --watch    follow the run until it ends (as vvctl watch)\n"
-     "  --upload   first upload the local files the spec names (phi, psi, bias,\n"
-     "             init) with PUT /v1/blobs/BASENAME and reference them by that\n"
-     "             name: each lands in the data root's blobs folder\n"
-     "             (DATA/blobs/BASENAME), replacing a blob of the same name; a\n"
-     "             spec names a blob BASENAME or blobs/BASENAME\n"
+     "  --upload   first upload every local file the spec names with\n"
+     "             PUT /v1/blobs/BASENAME and rewrite the spec to blobs/BASENAME:\n"
+     "             phi, psi, bias, init; model.weights, model.spec (a file);\n"
+     "             data.train/test images and labels; data.dir (every file in\n"
+     "             the folder, as blobs/DIRNAME/FILE).  Each lands in the data\n"
+     "             root's blobs folder (DATA/blobs/), replacing a blob of the same\n"
+     "             name; two files of one base name get their folder's name in\n"
+     "             front (blobs/train/x.npy, blobs/test/x.npy).  A path that is not\n"
+     "             a local file is an error (without --upload, paths name files in\n"
+     "             the daemon's data root)\n"
      "  --dry-run  print the spec that would be sent and exit\n"
      "With --json: prints the run object (or, with --watch, the watch output).\n"},
     {"lasso", vc_cmd_lasso,
@@ -168,6 +180,38 @@ static const struct {
      "            then the status table.  Exit 1 if a point FAILED or CRASHED.\n"
      "            Ctrl-C detaches (exit 130).\n"
      "A spec file named like a subcommand must be given as ./status etc.\n"},
+    {"upload", vc_cmd_upload,
+     "usage: vvctl upload FILE [NAME]\n"
+     "\n"
+     "Uploads a local file into the daemon's blobs (PUT /v1/blobs/NAME; NAME\n"
+     "defaults to the file's base name and may have folders, a/b.npy) and prints\n"
+     "the name specs use for it: blobs/NAME.  A folder uploads every file inside\n"
+     "it, keeping their names under NAME (blobs/NAME/FILE): a CIFAR-10 folder\n"
+     "for data.dir, say.  A blob of the same name is replaced.  Names are made of\n"
+     "letters, digits, '.', '_' and '-'.  --json: {\"name\": \"blobs/NAME\"}.\n"},
+    {"models", vc_cmd_models,
+     "usage: vvctl models [ls]\n"
+     "       vvctl models load NAME (--arch A [--width-div N] [--classes N] [--input C,H,W]\n"
+     "                         [--sizes a,b,...] | --spec MODEL.json) [--weights W.safetensors]\n"
+     "                         [--preprocess JSON] [--seed N] [--dry-run]\n"
+     "       vvctl models rm NAME\n"
+     "\n"
+     "The models resident in the daemon, loaded once and named by compress runs\n"
+     "(\"model\": \"NAME\").\n"
+     "ls     a table of them (GET /v1/models): parameters, memory, input shape,\n"
+     "       device, runs using each, linear layers and weights; then whether the\n"
+     "       embedded default model is trained.\n"
+     "load   loads one (POST /v1/models): a built-in architecture (--arch\n"
+     "       vgg19_cifar, alexnet_cifar64, mlp with --input and --sizes) or an\n"
+     "       architecture spec file (a run's model.json), and its weights (without\n"
+     "       them: a seeded initialisation).  --spec and --weights that are local\n"
+     "       files are uploaded first (blobs/BASENAME); other paths name files in\n"
+     "       the daemon's data root.  --preprocess: the input preprocessing the\n"
+     "       model was trained with, e.g. '{\"mean\": [0.286], \"std\": [0.353]}'.\n"
+     "       A torch.save file as weights is refused with how to export it.\n"
+     "rm     unloads one (DELETE /v1/models/NAME); runs using it keep it until\n"
+     "       they end.\n"
+     "--json prints the daemon's answers.\n"},
 };
 
 enum { NCOMMANDS = sizeof commands / sizeof *commands };
@@ -200,6 +244,10 @@ int main(int argc, char **argv)
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h"))
             return vc_help(NULL);
+        if (!strcmp(a, "--version")) {
+            printf("vvctl %s\n", VVCTL_VERSION);
+            return VC_OK;
+        }
         if (!strcmp(a, "--json")) {
             vc_opt.json = 1;
         } else if (!strcmp(a, "--server") || !strcmp(a, "--token")) {

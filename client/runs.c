@@ -6,57 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-
-/* ---- Uploading the files a spec names ---------------------------------------- */
-
-/* The path of a file field (a string, or an object with "path"); NULL when
- * the field is absent or is not a file (inline bias, init "zeros"). */
-static cJSON *file_item(cJSON *spec, const char *field)
-{
-    cJSON *f = cJSON_GetObjectItemCaseSensitive(spec, field);
-    if (cJSON_IsObject(f))
-        f = cJSON_GetObjectItemCaseSensitive(f, "path");
-    if (!cJSON_IsString(f))
-        return NULL;
-    if (!strcmp(field, "init") &&
-        (!strcmp(f->valuestring, "zeros") || !strcmp(f->valuestring, "random")))
-        return NULL;
-    return f;
-}
-
-int vc_upload_spec_files(cJSON *spec)
-{
-    static const char *const fields[] = {"phi", "psi", "bias", "init"};
-    for (unsigned i = 0; i < sizeof fields / sizeof *fields; i++) {
-        cJSON *f = file_item(spec, fields[i]);
-        if (!f)
-            continue;
-        const char *local = f->valuestring;
-        struct stat st;
-        if (stat(local, &st) < 0 || !S_ISREG(st.st_mode)) {
-            fprintf(stderr, "vvctl: --upload: /%s: '%s' is not a local file\n", fields[i], local);
-            return VC_USAGE;
-        }
-        const char *base = strrchr(local, '/');
-        base = base ? base + 1 : local;
-        for (const char *p = base; *p; p++)
-            if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                  (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' || *p == '-')) {
-                fprintf(stderr,
-                        "vvctl: --upload: '%s': blob names are letters, digits, '.', '_' and "
-                        "'-'; rename the file\n",
-                        base);
-                return VC_USAGE;
-            }
-        int rc = vc_upload(local, base);
-        if (rc)
-            return rc;
-        cJSON_SetValuestring(f, base);
-    }
-    return VC_OK;
-}
 
 /* ---- submit and lasso ---------------------------------------------------------- */
 

@@ -212,6 +212,8 @@ int vc_cmd_show(int argc, char **argv);
 int vc_cmd_metrics(int argc, char **argv);
 int vc_cmd_get(int argc, char **argv);
 int vc_cmd_sweep(int argc, char **argv);
+int vc_cmd_upload(int argc, char **argv);
+int vc_cmd_models(int argc, char **argv);
 
 /* Follows run id to its end (watch.c).  Returns the watch exit code. */
 int vc_watch_run(const char *id);
@@ -224,8 +226,18 @@ void vc_print_run_summary(const cJSON *run);
  * returns VC_USAGE for an unknown command (main.c). */
 int vc_help(const char *cmd);
 
-/* Uploads the local files a spec names when asked (--upload) and rewrites
- * the spec to reference them by their blob names (runs.c). */
+/* Uploads every local file a spec names (--upload of submit, lasso and
+ * sweep) and rewrites each to the name of its blob, "blobs/NAME": phi, psi,
+ * bias and init (a path, or {"path": ...}), the model's weights and spec
+ * file, the data set's train/test images and labels, and its dir (every
+ * file inside, as blobs/DIRNAME/...).  NAME is the file's base name, with its
+ * folder's name in front when another file of the spec has that base name.
+ * A path that is not a local file is a usage error (VC_USAGE, printed);
+ * otherwise returns vc_upload's exit code (upload.c). */
 int vc_upload_spec_files(cJSON *spec);
+
+/* Uploads a local file, or every file of a local folder (as NAME/...), as
+ * the blob NAME; returns an exit code (upload.c). */
+int vc_upload_path(const char *local, const char *name);
 
 #endif

@@ -370,7 +370,7 @@ int vv_rows_open(const char *path, const char *tensor, vv_rows **out)
         rc = vv__npy_probe(path, fd, fsize, &ti);
     } else if (npre == 9 && pre[8] == '{') {
         rc = vv__st_probe(path, fd, fsize, tensor, &ti);
-    } else {
+    } else if ((rc = vv__torch_check(path, fd, fsize)) == 0) {
         char hex[64];
         vv__magic_hex(pre, npre < 8 ? npre : 8, hex, sizeof hex);
         rc = vv_fail(VV_EFORMAT, "%s: not a .npy or .safetensors file (magic %s)", path, hex);

@@ -52,6 +52,15 @@ int vv__npy_probe(const char *path, int fd, uint64_t fsize, vv__tinfo *ti);
  * 1-D or 2-D. */
 int vv__st_probe(const char *path, int fd, uint64_t fsize, const char *name, vv__tinfo *ti);
 
+/* Fails with VV_EFORMAT when the file fd (of fsize bytes) at path is a
+ * PyTorch torch.save file rather than a .safetensors one: a zip archive
+ * (PK\3\4) whose first entry is ".../data.pkl", or a pickle (0x80 then a
+ * protocol byte 2..5, without the '{' that starts a safetensors header at
+ * byte 8); the detail names the file, what it is and how to export the
+ * weights as .safetensors.  Another zip archive (an .npz) fails with
+ * VV_EFORMAT saying so.  Returns 0 for anything else. */
+int vv__torch_check(const char *path, int fd, uint64_t fsize);
+
 /* "3x4" or "7", for messages. */
 void vv__shape_str(const vv__tinfo *ti, char *buf, size_t cap);
 

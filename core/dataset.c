@@ -505,7 +505,8 @@ static int npy_images_copy(const char *path, const vv_npy_raw *a, vv_dataset *ds
     return 0;
 }
 
-vv_err vv_dataset_open_npy(const char *images, const char *labels, vv_dataset **out)
+/* Opens images with labels, or without them (labels NULL: every label 0). */
+static vv_err open_npy(const char *images, const char *labels, vv_dataset **out)
 {
     vv_npy_raw im, lb;
     vv_dataset *ds = NULL;
@@ -514,16 +515,19 @@ vv_err vv_dataset_open_npy(const char *images, const char *labels, vv_dataset **
 
     memset(&im, 0, sizeof im);
     memset(&lb, 0, sizeof lb);
-    if (!out)
-        return vv_fail(VV_EINVAL, "vv_dataset_open_npy: out is NULL");
-    *out = NULL;
-    if (!images || !labels)
-        return vv_fail(VV_EINVAL, "vv_dataset_open_npy: %s path is NULL",
-                       images ? "labels" : "images");
     if ((rc = vv_npy_read_raw(images, &im)) < 0)
         return rc;
     if ((rc = npy_images_shape(images, &im, &c, &h, &w)) < 0)
         goto done;
+    if (!labels) {
+        if (!(ds = ds_new(im.shape[0], (int)c, (int)h, (int)w, im.kind == 'f'))) {
+            rc =
+                vv_fail(VV_ENOMEM, "%s: out of memory for %" PRId64 " images", images, im.shape[0]);
+            goto done;
+        }
+        memset(ds->labels, 0, (size_t)ds->n * sizeof *ds->labels);
+        goto pixels;
+    }
     if ((rc = vv_npy_read_raw(labels, &lb)) < 0)
         goto done;
     if (lb.ndim != 1) {
@@ -558,6 +562,7 @@ vv_err vv_dataset_open_npy(const char *images, const char *labels, vv_dataset **
         }
         ds->labels[i] = (int32_t)v;
     }
+pixels:
     if ((rc = npy_images_copy(images, &im, ds)) < 0)
         goto done;
     ds_finish(ds);
@@ -569,4 +574,25 @@ done:
     vv_npy_raw_free(&im);
     vv_npy_raw_free(&lb);
     return rc;
+}
+
+vv_err vv_dataset_open_npy(const char *images, const char *labels, vv_dataset **out)
+{
+    if (!out)
+        return vv_fail(VV_EINVAL, "vv_dataset_open_npy: out is NULL");
+    *out = NULL;
+    if (!images || !labels)
+        return vv_fail(VV_EINVAL, "vv_dataset_open_npy: %s path is NULL",
+                       images ? "labels" : "images");
+    return open_npy(images, labels, out);
+}
+
+vv_err vv_dataset_open_npy_images(const char *images, vv_dataset **out)
+{
+    if (!out)
+        return vv_fail(VV_EINVAL, "vv_dataset_open_npy_images: out is NULL");
+    *out = NULL;
+    if (!images)
+        return vv_fail(VV_EINVAL, "vv_dataset_open_npy_images: images path is NULL");
+    return open_npy(images, NULL, out);
 }

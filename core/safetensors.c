@@ -174,6 +174,43 @@ static int by_offset(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
+/* How to make the file vvd wants, for the torch.save message. */
+#define ST_EXPORT_HINT                                                                             \
+    "export it with vvd.export(module, input_shape) from the Python package, or "                  \
+    "safetensors' save_file(model.state_dict(), \"model.safetensors\") "                           \
+    "(from safetensors.torch import save_file)"
+
+int vv__torch_check(const char *path, int fd, uint64_t fsize)
+{
+    /* A zip local file header: signature, 22 bytes of fields, the name's
+     * length at byte 26, the extra field's at 28, the name from byte 30. */
+    unsigned char b[30 + 256];
+    size_t n = fsize < sizeof b ? (size_t)fsize : sizeof b;
+    if (n < 9 || vv__pread_full(path, fd, b, n, 0) < 0)
+        return 0; /* too short to tell: the caller's own checks report it */
+    if (!memcmp(b, "PK\3\4", 4)) {
+        size_t len = n >= 30 ? (size_t)(b[26] | b[27] << 8) : 0;
+        const char *name = (const char *)b + 30;
+        int torch = len >= 8 && 30 + len <= n && !memcmp(name + len - 8, "data.pkl", 8) &&
+                    (len == 8 || name[len - 9] == '/');
+        if (torch)
+            return vv_fail(VV_EFORMAT,
+                           "%s is a PyTorch torch.save file (zip archive with %.*s), not "
+                           "safetensors: " ST_EXPORT_HINT,
+                           path, (int)len, name);
+        return vv_fail(VV_EFORMAT,
+                       "%s is a zip archive (an .npz or another archive), not a .safetensors "
+                       "file",
+                       path);
+    }
+    if (b[0] == 0x80 && b[1] >= 2 && b[1] <= 5 && b[8] != '{')
+        return vv_fail(VV_EFORMAT,
+                       "%s is a PyTorch torch.save file (pickle protocol %d), not "
+                       "safetensors: " ST_EXPORT_HINT,
+                       path, b[1]);
+    return 0;
+}
+
 /* Reads and validates the whole header of fd; on success h->e holds the
  * tensors sorted by data offset. */
 static int header_read(const char *path, int fd, uint64_t fsize, st_header *h)
@@ -182,6 +219,8 @@ static int header_read(const char *path, int fd, uint64_t fsize, st_header *h)
     int rc;
 
     memset(h, 0, sizeof *h);
+    if ((rc = vv__torch_check(path, fd, fsize)) < 0)
+        return rc;
     if (fsize < 8)
         return vv_fail(VV_EFORMAT,
                        "%s: truncated: %" PRIu64 " bytes, shorter than the 8-byte header length "

@@ -13,6 +13,11 @@ pkgs=(
   python3-torch python3-pip python3-venv
   dataset-fashion-mnist
 )
+# The Debian packaging (debian/) and its test (tests/integration/test_package.py:
+# dpkg-buildpackage, lintian; VV_PACKAGE_DEPS=0: not needed).
+if [ "${VV_PACKAGE_DEPS:-1}" = 1 ]; then
+  pkgs+=(dpkg-dev debhelper fakeroot lintian man-db)
+fi
 # The dashboard's uPlot comes from npm (VV_WEB_DEPS=0: no dashboard); its
 # browser tests need Debian's Chromium and playwright-core (VV_BROWSER_TESTS=0:
 # not needed, as for deploy/quickstart.sh).

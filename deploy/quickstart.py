@@ -10,6 +10,7 @@ its two hidden layers (kind compress, layers all_linear), follows it, and
 prints the table: lambda, neurons kept per hidden layer, parameters, and
 train/test accuracy before and after."""
 import argparse
+import os
 import http.client
 import json
 import sys
@@ -101,7 +102,7 @@ def main():
     ap.add_argument("--server", default="http://127.0.0.1:8470")
     ap.add_argument("--ping", action="store_true")
     ap.add_argument("--wait", type=float, default=0)
-    ap.add_argument("--lambdas", default="0.05 0.02 0.01 0.005 0.002")
+    ap.add_argument("--lambdas", default="0.06 0.045 0.03 0.015")
     a = ap.parse_args()
     v = Vvd(a.server)
     if a.ping:
@@ -115,7 +116,7 @@ def main():
 
     lams = [float(x) for x in a.lambdas.split()]
     base = {"kind": "compress", "model": DEFAULT, "data": "fashion-mnist",
-            "layers": "all_linear", "lambda_ratio": lams[0]}
+            "layers": "all_linear", "lambda_ratio": lams[0], "finetune": {"epochs": 3}}
     sw = v.req("POST", "/v1/sweeps", {"name": "quickstart: compress %s" % DEFAULT, "base": base,
                                       "grid": {"lambda_ratio": lams}})
     print("== sweep %s: compressing fc2 and fc3 (the inputs of both hidden layers) at "
@@ -157,26 +158,53 @@ def main():
         res = r.get("result") or {}
         if r["state"] != "FINISHED" or "layers" not in res:
             continue
-        L = {l["layer"]: l for l in res["layers"]}
-        rows.append((r["spec"]["lambda_ratio"], L, res["before"], res["after"]))
+        rows.append((r["spec"]["lambda_ratio"], r["id"], res))
     rows.sort(key=lambda x: -x[0])
+    if not rows:
+        print("no point of the sweep finished")
+        return 1
+    acc = lambda d, k: "%.4f" % d[k]["test_acc"] if d and k in d else "-"
+    cols = ("lambda", "hidden 1", "hidden 2", "parameters", "multiply-adds", "pruned",
+            "refit", "fine-tuned", "magnitude", "run")
+    table = []
+    b = rows[0][2]["stages"]["before"]
+    table.append(("(original)", "1024", "1024", "%d" % b["params"], "%d" % b["macs"], "", "",
+                  "%.4f" % b["test_acc"], "", ""))
+    for lam, rid, res in rows:
+        L = {l["layer"]: l for l in res["layers"]}
+        st, bl = res["stages"], res.get("baseline") or {}
+        a_ = res["after"]
+        table.append(("%g" % lam, "%d" % L["fc2"]["kept"], "%d" % L["fc3"]["kept"],
+                      "%d (%.1f%%)" % (a_["params"], 100.0 * a_["params"] / b["params"]),
+                      "%d" % a_["macs"], acc(st, "pruned"), acc(st, "refit"),
+                      acc(st, "finetuned"), acc(bl, "finetuned"), rid))
+    width = [max(len(c), *(len(t[i]) for t in table)) for i, c in enumerate(cols)]
+    line = lambda t: "  ".join(x.ljust(w) if i < 3 or i == 9 else x.rjust(w)
+                               for i, (x, w) in enumerate(zip(t, width)))
     print()
-    print("%-8s %-10s %-14s %-14s %-20s %-13s %-13s" % (
-        "lambda", "ratio", "hidden 1 kept", "hidden 2 kept", "parameters", "train acc",
-        "test acc"))
-    if rows:
-        b = rows[0][2]
-        print("%-8s %-10s %-14s %-14s %-20s %-13s %-13s" % (
-            "-", "(before)", "1024", "1024", "%d" % b["params"], "%.4f" % b["train_acc"],
-            "%.4f" % b["test_acc"]))
-    for lam, L, b, a_ in rows:
-        print("%-8.3g %-10g %-14s %-14s %-20s %-13s %-13s" % (
-            L["fc2"]["lambda"], lam, "%d" % L["fc2"]["kept"], "%d" % L["fc3"]["kept"],
-            "%d (%.1f%%)" % (a_["params"], 100.0 * a_["params"] / b["params"]),
-            "%.4f (%+.4f)" % (a_["train_acc"], a_["train_acc"] - b["train_acc"]),
-            "%.4f (%+.4f)" % (a_["test_acc"], a_["test_acc"] - b["test_acc"])))
-    print("(hidden 1 = fc1's outputs, deleted by compressing fc2; hidden 2 = fc2's outputs, "
-          "deleted by compressing fc3; lambda is fc2's)")
+    print("test accuracy of the smaller network after each stage, and of the same widths")
+    print("chosen by weight magnitude (refitted and fine-tuned the same way):")
+    print(line(cols))
+    for t in table:
+        print(line(t))
+    print("(lambda: lambda_ratio; hidden 1 = fc1's outputs kept, deleted by compressing fc2;")
+    print(" hidden 2 = fc2's outputs kept, deleted by compressing fc3)")
+    print("the smaller models (model.json + model.safetensors, in the data directory):")
+    for lam, rid, res in rows:
+        w = res.get("outputs", {}).get("weights")
+        print("  %s  %s" % (rid, os.path.dirname(w) if w else "(not exported)"))
+    # The smallest network within 1 point of the original after fine-tuning.
+    good = [x for x in rows if "finetuned" in x[2]["stages"] and
+            b["test_acc"] - x[2]["stages"]["finetuned"]["test_acc"] <= 0.01]
+    lam, rid, res = min(good or rows, key=lambda x: x[2]["after"]["params"])
+    folder = os.path.dirname(res["outputs"]["weights"]) if "weights" in res.get("outputs", {}) \
+        else "runs/" + rid
+    print()
+    print("the smallest within 1 point: %s (lambda_ratio %g), its model in %s" % (rid, lam, folder))
+    print("load it into PyTorch (pip install ./python):")
+    print("  import vvd")
+    print("  model = vvd.load(%r)            # an nn.Module, state_dict names kept" % folder)
+    print("  logits = model(images)          # fine-tune it further like any module")
     return 0
 
 

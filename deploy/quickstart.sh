@@ -11,11 +11,11 @@
 #   bash deploy/quickstart.sh
 #
 # Environment: VVD_PORT (default 8470), VVD_DATA_DIR (default ./vvd-data),
-# VVD_LAMBDAS (the lambda_ratio grid, default "0.05 0.02 0.01 0.005 0.002").
+# VVD_LAMBDAS (the lambda_ratio grid, default "0.06 0.045 0.03 0.015").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
-VV_BROWSER_TESTS=0 bash deploy/install-deps.sh
+VV_BROWSER_TESTS=0 VV_PACKAGE_DEPS=0 bash deploy/install-deps.sh
 [ -f build/build.ninja ] || meson setup build >/dev/null
 ninja -C build >/dev/null
 port=${VVD_PORT:-8470}
@@ -31,7 +31,7 @@ else
   echo $! >"$data/vvd.pid"
   python3 deploy/quickstart.py --server "$url" --ping --wait 30
 fi
-python3 deploy/quickstart.py --server "$url" --lambdas "${VVD_LAMBDAS:-0.05 0.02 0.01 0.005 0.002}"
+python3 deploy/quickstart.py --server "$url" --lambdas "${VVD_LAMBDAS:-0.06 0.045 0.03 0.015}"
 echo
 echo "done in $(( $(date +%s) - t0 )) s.  vvd keeps serving:"
 echo "  dashboard:  $url/"

@@ -3,6 +3,7 @@
 
 #include "device.h"
 #include "kinds.h"
+#include "model_check.h"
 #include "state.h"
 #include "json_check.h"
 #include "models.h"
@@ -12,6 +13,7 @@
 #include "vv/cpu.h"
 #include "vv/err.h"
 #include "vv/log.h"
+#include "vv/version.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -138,15 +140,25 @@ static enum MHD_Result reply_run(req *r, unsigned status, const char *id)
 
 /* Parses a spec given as JSON and confines every path it names to the data
  * root (kinds.h); a model reference is then checked (a resident model's
- * existence, a spec file's contents).  field gets the JSON pointer of a
- * problem. */
+ * existence, a spec file's contents), and a compress spec's layers and
+ * weights against that model (model_check.h).  field gets the JSON pointer
+ * of a problem. */
 int api_prepare_spec(req *r, const cJSON *json, job_spec *s, char *field, size_t fsz)
 {
     int rc = spec_parse_job(json, s, field, fsz);
     if (rc == 0)
         rc = kinds_confine(s, r->cfg->data_root, field, fsz);
-    if (rc == 0 && s->kind == JOB_COMPRESS)
-        rc = api_check_model_files(r, &s->compress.model, "/model", field, fsz);
+    if (rc == 0 && s->kind == JOB_COMPRESS) {
+        /* A resident model's layers first: a refused run must not queue the
+         * default model's training. */
+        compress_spec *c = &s->compress;
+        if (c->model.resident)
+            rc = model_check_compress(c, field, fsz);
+        if (rc == 0)
+            rc = api_check_model_files(r, &c->model, "/model", field, fsz);
+        if (rc == 0 && !c->model.resident)
+            rc = model_check_compress(c, field, fsz);
+    }
     if (rc == 0 && s->kind == JOB_TRAIN && s->train.model.spec_path)
         rc = model_ref_resolve(&s->train.model, field, fsz);
     return rc;
@@ -415,7 +427,7 @@ static enum MHD_Result get_health(req *r)
     cJSON *o = cJSON_CreateObject();
     int lost = devices_lost();
     cJSON_AddStringToObject(o, "status", lost ? "device lost" : "ok");
-    cJSON_AddStringToObject(o, "version", "0.1.0");
+    cJSON_AddStringToObject(o, "version", VV_VERSION);
     cJSON_AddItemToObject(o, "device", devices_describe());
     cJSON_AddStringToObject(o, "blas", vv_blas_corename());
     cJSON_AddNumberToObject(o, "queued", js.queued);
@@ -465,7 +477,7 @@ static enum MHD_Result get_prometheus(req *r)
 static enum MHD_Result get_static(req *r)
 {
     if (!r->cfg->web_dir) {
-        vv_fail(VV_ENOTFOUND, "no dashboard is installed (--web-dir)");
+        vv_fail(VV_ENOTFOUND, "no dashboard is served (vvd serve --web-dir DIR)");
         return reply_problem(r, VV_ENOTFOUND, "");
     }
     const char *rel = !strcmp(r->url, "/") ? "index.html" : r->url + 1;

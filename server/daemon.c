@@ -18,6 +18,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* The installed dashboard (meson sets it to DATADIR/vvd/web). */
+#ifndef VVD_WEB_DIR_DEFAULT
+#define VVD_WEB_DIR_DEFAULT ""
+#endif
+
 static void serve_usage(FILE *f)
 {
     fputs("usage: vvd serve [options]\n"
@@ -37,7 +42,9 @@ static void serve_usage(FILE *f)
           "  --max-queue N        queued runs at most; more get 429 (VVD_MAX_QUEUE; 1000)\n"
           "  --token TOKEN        require 'Authorization: Bearer TOKEN' (VVD_TOKEN)\n"
           "  --token-file FILE    the same, read from FILE (VVD_TOKEN_FILE)\n"
-          "  --web-dir DIR        static dashboard served at / (VVD_WEB_DIR)\n"
+          "  --web-dir DIR        static dashboard served at / (VVD_WEB_DIR; default\n"
+          "                       the installed one, " VVD_WEB_DIR_DEFAULT ",\n"
+          "                       when it exists; '' for none)\n"
           "  --max-body BYTES     JSON request bodies at most (default 1048576)\n"
           "  --max-upload BYTES   PUT /v1/blobs uploads at most (default 17179869184)\n"
           "  --sse-ping SECONDS   idle ping interval of event streams (default 15)\n"
@@ -175,10 +182,25 @@ int vvd_serve(int argc, char **argv)
         fprintf(stderr, "vvd serve: --data-dir %s: %s\n", data, strerror(errno));
         return 1;
     }
+    /* Neither --web-dir nor VVD_WEB_DIR: the installed dashboard, if it is
+     * there (not in a build tree that was never installed).  An empty
+     * value: no dashboard. */
+    int web_default = !web;
+    if (!web)
+        web = VVD_WEB_DIR_DEFAULT;
+    if (!web[0])
+        web = NULL;
     if (web && !realpath(web, webroot)) {
-        fprintf(stderr, "vvd serve: --web-dir %s: %s\n", web, strerror(errno));
-        return 2;
+        if (!web_default) {
+            fprintf(stderr, "vvd serve: --web-dir %s: %s\n", web, strerror(errno));
+            return 2;
+        }
+        VV_INFO("serve", NULL, "no dashboard: %s: %s (--web-dir DIR serves one)", web,
+                strerror(errno));
+        web = NULL;
     }
+    if (web)
+        VV_INFO("serve", NULL, "dashboard from %s", webroot);
     char sub[PATH_MAX + 8];
     snprintf(sub, sizeof sub, "%s/runs", root);
     mkdir(sub, 0755);

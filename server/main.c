@@ -1,6 +1,7 @@
 /* main.c - the vvd executable: `vvd run`, `vvd gen` (the daemon comes later). */
 #include "daemon.h"
 #include "device.h"
+#include "forward.h"
 #include "model_spec.h"
 #include "models.h"
 #include "run.h"
@@ -12,6 +13,7 @@
 #include "vv/err.h"
 #include "vv/lasso.h"
 #include "vv/log.h"
+#include "vv/version.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -22,6 +24,10 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+/* OPENBLAS_CORETYPE for this CPU, set before OpenBLAS's constructor runs
+ * (vv/blas.h). */
+VV_BLAS_PREINIT;
 
 /* Set by the signal handler, polled by the running job.  A lock-free
  * atomic is async-signal-safe to load and store in a handler. */
@@ -45,7 +51,7 @@ static void usage(FILE *f)
     fputs("usage: vvd serve [--listen ADDR:PORT] [--data-dir DIR] ... (vvd serve --help)\n"
           "       vvd run SPEC.json [--out DIR] [--device DEV]\n"
           "       vvd gen --n N --k K --d D [--seed S] --out DIR\n"
-          "       vvd forward MODEL.json WEIGHTS.safetensors X.npy OUT.npy\n"
+          "       vvd forward MODEL.json WEIGHTS.safetensors X.npy OUT.npy [--preprocess] ...\n"
           "       vvd version\n"
           "\n"
           "run   runs a job spec in-process: NDJSON events (start, stats, metric, point)\n"
@@ -57,8 +63,10 @@ static void usage(FILE *f)
           "      else auto (a GPU when one is usable).\n"
           "      Exit status: 0 finished or stopped, 1 the job failed, 2 bad usage or spec.\n"
           "forward  runs a model (an architecture spec such as a compress run's\n"
-          "      model.json, and its weights) on X (N x C*H*W float32, preprocessed) and\n"
-          "      writes the logits (N x classes float32) to OUT.\n"
+          "      model.json, and its weights) on X and writes the logits (N x classes\n"
+          "      float32) to OUT.  X: float32/float64 N x D or N x C x H x W inputs, or\n"
+          "      uint8 raw images that get model.json's preprocess (vvd forward --help).\n"
+          "      Exit status: 0 written, 1 a failure, 2 bad usage or input.\n"
           "gen   writes the synthetic problem of spec field \"generate\" as DIR/phi.npy\n"
           "      (N x K float32) and DIR/psi.npy (N x D float32).\n"
           "\n"
@@ -88,27 +96,14 @@ static void print_metric(void *ctx, const run_metric *m)
     cJSON_Delete(ev);
 }
 
-/* Loads OpenBLAS with the kernels this CPU needs when the user has not
- * chosen them (OpenBLAS reads OPENBLAS_CORETYPE once, when it is loaded)
- * and logs the kernel in use.  Returns 0, or 1 when OpenBLAS is missing. */
-static int choose_blas_kernels(void)
+/* Logs the OpenBLAS kernel in use and why (VV_BLAS_PREINIT chose it before
+ * OpenBLAS started, unless the user set OPENBLAS_CORETYPE). */
+static void log_blas_kernels(void)
 {
-    const char *user = getenv("OPENBLAS_CORETYPE");
-    const char *want = user ? NULL : vv_blas_wanted_coretype();
-    if (vv_blas_load(want) < 0) {
-        VV_ERROR("blas", NULL, "%s", vv_err_detail());
-        return 1;
-    }
-    if (user)
-        VV_INFO("blas", NULL, "OpenBLAS kernel %s (OPENBLAS_CORETYPE=%s set by the user)",
-                vv_blas_corename(), user);
-    else if (want)
-        VV_INFO("blas", NULL, "OpenBLAS kernel %s (OPENBLAS_CORETYPE=%s chosen by vvd for %s)",
-                vv_blas_corename(), want, vv_cpu_description());
-    else
-        VV_INFO("blas", NULL, "OpenBLAS kernel %s (OpenBLAS's own choice for %s)",
-                vv_blas_corename(), vv_cpu_description());
-    return 0;
+    const char *env = getenv("OPENBLAS_CORETYPE");
+    VV_INFO("blas", NULL, "OpenBLAS kernel %s (OPENBLAS_CORETYPE=%s %s, for %s)",
+            vv_blas_corename(), env && env[0] ? env : "unset", vv_blas_kernel_origin(),
+            vv_cpu_description());
 }
 
 /* The largest spec file `vvd run` reads. */
@@ -356,43 +351,6 @@ static int cmd_gen(int argc, char **argv)
     return rc < 0 ? 1 : 0;
 }
 
-/* `vvd forward`: logits of a model given by its spec file and weights. */
-static int cmd_forward(const char *spec, const char *weights, const char *xin, const char *out)
-{
-    char field[256] = "";
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "spec", spec);
-    cJSON_AddStringToObject(j, "weights", weights);
-    model_ref ref;
-    vv_model m = {0};
-    vv_array x = {0};
-    float *y = NULL;
-    int rc = model_ref_parse(j, "", &ref, field, sizeof field);
-    if (rc == 0)
-        rc = model_ref_load(&ref, "", &m, NULL, field, sizeof field);
-    if (rc == 0)
-        rc = vv_npy_read(xin, &x);
-    if (rc == 0 && (x.dtype != VV_F32 || x.ndim != 2 || x.shape[1] != vv_model_size(&m, -1)))
-        rc = vv_fail(VV_ESHAPE, "%s: need N x %lld float32 (the model's %dx%dx%d inputs)", xin,
-                     (long long)vv_model_size(&m, -1), m.in_c, m.in_h, m.in_w);
-    int64_t k = rc == 0 ? vv_model_size(&m, m.n - 1) : 0;
-    if (rc == 0 && !(y = malloc((size_t)(x.shape[0] * k) * sizeof *y + 4)))
-        rc = vv_fail(VV_ENOMEM, "out of memory");
-    if (rc == 0)
-        rc = vv_model_forward(&m, 0, m.n, x.data, x.shape[0], y);
-    if (rc == 0)
-        rc = vv_npy_write(out, VV_F32, 2, (int64_t[]){x.shape[0], k}, y);
-    if (rc < 0)
-        fprintf(stderr, "vvd forward: %s%s%s\n", field[0] ? field : "", field[0] ? ": " : "",
-                vv_err_detail());
-    free(y);
-    vv_array_free(&x);
-    vv_model_free(&m);
-    model_ref_free(&ref);
-    cJSON_Delete(j);
-    return rc < 0 ? 1 : 0;
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
@@ -401,33 +359,27 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
-        printf("vvd 0.1.0\n");
+        printf("vvd %s\n", VV_VERSION);
         return 0;
     }
     if (!strcmp(argv[1], "run")) {
-        if (choose_blas_kernels())
-            return 1;
+        log_blas_kernels();
         return cmd_run(argc - 2, argv + 2);
     }
     if (!strcmp(argv[1], "serve")) {
         if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h")))
             return vvd_serve(argc - 2, argv + 2);
-        if (choose_blas_kernels())
-            return 1;
+        log_blas_kernels();
         return vvd_serve(argc - 2, argv + 2);
     }
     if (!strcmp(argv[1], "forward")) {
-        if (argc != 6) {
-            usage(stderr);
-            return 2;
-        }
-        if (choose_blas_kernels())
-            return 1;
-        return cmd_forward(argv[2], argv[3], argv[4], argv[5]);
+        if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h")))
+            return vvd_forward(argc - 2, argv + 2);
+        log_blas_kernels();
+        return vvd_forward(argc - 2, argv + 2);
     }
     if (!strcmp(argv[1], "gen")) {
-        if (choose_blas_kernels())
-            return 1;
+        log_blas_kernels();
         return cmd_gen(argc - 2, argv + 2);
     }
     fprintf(stderr, "vvd: unknown command '%s'\n", argv[1]);

@@ -8,6 +8,7 @@
  * are zero are deleted from the layer that produces them.  The network is
  * evaluated before and after, and the smaller model is exported. */
 #include "device.h"
+#include "model_check.h"
 #include "models.h"
 #include "run.h"
 #include "state.h"
@@ -220,6 +221,12 @@ typedef struct layer_out {
     int64_t k, d, kept;
     int64_t *keep; /* kept indices, ascending */
     double *W;     /* K x D solution (refitted when asked) */
+    double *Wl;    /* K x D lasso solution before the refit (NULL without one) */
+    /* The magnitude baseline at the same width: the kept neurons of largest
+     * outgoing-weight norm, their weights as trained (Wbp) and refitted (Wb). */
+    int64_t *bkeep;
+    double *Wb, *Wbp;
+    int refit_failed, brefit_failed; /* the refit found G singular at any ridge */
     double lambda, lambda_max, stats_seconds;
     vv_lasso_result res;
     int cached, fallback;
@@ -246,10 +253,111 @@ static int stats_key(const compress_spec *s, const char *model_id, const char *l
     return len < sz ? 0 : -1;
 }
 
-static int compress_layer(cctx *c, const vv_model *src, int li, const vv_dataset *train,
-                          const vv_preprocess *pp, int64_t ntrain, run_cache *cache,
-                          const char *model_id, const char *out_dir, layer_out *lo, char *field,
-                          size_t fsz)
+/* The sufficient statistics of layer li of m (its inputs and
+ * pre-activation outputs on the training set, the layer's bias as the
+ * offset) into *st. */
+static int layer_stats(cctx *c, const vv_model *m, int li, const vv_dataset *train,
+                       const vv_preprocess *pp, int64_t ntrain, vv_stats *st)
+{
+    const vv_layer *L = &m->layers[li];
+    int64_t k = L->in_ch, d = L->out_ch;
+    double *bias = malloc((size_t)d * sizeof *bias);
+    if (!bias)
+        return vv_fail(VV_ENOMEM, "out of memory for layer %s", L->name);
+    for (int64_t i = 0; i < d; i++)
+        bias[i] = L->bias_v ? L->bias_v[i] : 0;
+    feats f = {.m = m, .li = li, .ds = train, .pp = pp, .in = vv_model_size(m, -1), .k = k,
+               .d = d, .r0 = -1};
+    int own_md;
+    int rc = dev_for(c, m, &f.md, &own_md);
+    vv_rows *phi = NULL, *psi = NULL;
+    char nphi[128], npsi[128];
+    snprintf(nphi, sizeof nphi, "input of %s", L->name);
+    snprintf(npsi, sizeof npsi, "output of %s", L->name);
+    if (rc == 0)
+        rc = vv_rows_from_callback(nphi, ntrain, k, read_phi, &f, NULL, &phi);
+    if (rc == 0)
+        rc = vv_rows_from_callback(npsi, ntrain, d, read_psi, &f, NULL, &psi);
+    vv_stats_opts so = {.chunk_rows = c->spec->lasso.chunk_rows, .bias = bias, .stop = c->stop,
+                        .be = c->be};
+    if (rc == 0)
+        rc = vv_stats_compute(phi, psi, &so, st);
+    vv_rows_free(phi);
+    vv_rows_free(psi);
+    if (own_md)
+        vv_model_dev_close(f.md);
+    feats_free(&f);
+    free(bias);
+    return rc;
+}
+
+/* The magnitude baseline of layer lo->li at lo's width: the lo->kept input
+ * neurons whose outgoing weights (columns of the layer's weight in src) have
+ * the largest L2 norms, with those weights (Wbp) and refitted on the
+ * statistics bst (Wb) when the run refits. */
+static int baseline_layer(const compress_spec *s, const vv_layer *L, const vv_stats *bst,
+                          layer_out *lo)
+{
+    int64_t k = lo->k, d = lo->d;
+    double *norm = malloc((size_t)k * sizeof *norm);
+    lo->bkeep = malloc((size_t)k * sizeof *lo->bkeep);
+    lo->Wbp = calloc((size_t)(k * d), sizeof *lo->Wbp);
+    lo->Wb = calloc((size_t)(k * d), sizeof *lo->Wb);
+    if (!norm || !lo->bkeep || !lo->Wbp || !lo->Wb) {
+        free(norm);
+        return vv_fail(VV_ENOMEM, "out of memory for the baseline of %s", L->name);
+    }
+    for (int64_t q = 0; q < k; q++) {
+        double a = 0;
+        for (int64_t i = 0; i < d; i++)
+            a += (double)L->weight[i * k + q] * L->weight[i * k + q];
+        norm[q] = a;
+    }
+    /* The kept largest norms (ties: the lower index), then ascending. */
+    char *take = calloc((size_t)k, 1);
+    if (!take) {
+        free(norm);
+        return vv_fail(VV_ENOMEM, "out of memory for the baseline of %s", L->name);
+    }
+    for (int64_t t = 0; t < lo->kept && t < k; t++) {
+        int64_t best = -1;
+        for (int64_t q = 0; q < k; q++)
+            if (!take[q] && (best < 0 || norm[q] > norm[best]))
+                best = q;
+        if (best >= 0)
+            take[best] = 1;
+    }
+    int64_t n = 0;
+    for (int64_t q = 0; q < k; q++)
+        if (take[q]) {
+            lo->bkeep[n++] = q;
+            for (int64_t i = 0; i < d; i++)
+                lo->Wbp[q * d + i] = L->weight[i * k + q];
+        }
+    free(take);
+    free(norm);
+    int rc = 0;
+    if (s->lasso.refit)
+        rc = vv_lasso_refit(bst, lo->Wbp, lo->Wb);
+    if (!s->lasso.refit || rc == VV_ENUMERIC) {
+        /* No refit, or one no ridge helps (a dead neuron kept by magnitude):
+         * the weights as trained. */
+        lo->brefit_failed = s->lasso.refit;
+        memcpy(lo->Wb, lo->Wbp, (size_t)(k * d) * sizeof *lo->Wb);
+        rc = 0;
+    }
+    /* Columns the refit zeroed stay kept, with zero weights (the same width). */
+    return rc;
+}
+
+/* Compresses layer li of src: statistics (cached by model_id when given),
+ * the lasso, the kept neurons, the refit; and, when bsrc is given, the
+ * magnitude baseline at the same width (bsrc == src: on the same
+ * statistics; else on bsrc's, the baseline network's own features). */
+static int compress_layer(cctx *c, const vv_model *src, const vv_model *bsrc, int li,
+                          const vv_dataset *train, const vv_preprocess *pp, int64_t ntrain,
+                          run_cache *cache, const char *model_id, const char *out_dir,
+                          layer_out *lo, char *field, size_t fsz)
 {
     const compress_spec *s = c->spec;
     const vv_layer *L = &src->layers[li];
@@ -258,7 +366,7 @@ static int compress_layer(cctx *c, const vv_model *src, int li, const vv_dataset
     lo->k = L->in_ch;
     lo->d = L->out_ch;
     int64_t k = lo->k, d = lo->d;
-    vv_stats st = {0};
+    vv_stats st = {0}, bst = {0};
     const vv_stats *stp = &st;
     cache_entry *ce = NULL;
     char key[8192];
@@ -268,48 +376,16 @@ static int compress_layer(cctx *c, const vv_model *src, int li, const vv_dataset
         stp = cache_stats(ce);
         lo->cached = 1;
     }
-    double *bias = malloc((size_t)d * sizeof *bias);
     lo->W = calloc((size_t)(k * d), sizeof(double));
     lo->keep = malloc((size_t)k * sizeof(int64_t));
-    if (!bias || !lo->W || !lo->keep) {
-        free(bias);
+    if (!lo->W || !lo->keep)
         return vv_fail(VV_ENOMEM, "out of memory for layer %s", L->name);
-    }
-    for (int64_t i = 0; i < d; i++)
-        bias[i] = L->bias_v ? L->bias_v[i] : 0;
     int rc = 0;
     if (!ce) {
-        feats f = {.m = src,
-                   .li = li,
-                   .ds = train,
-                   .pp = pp,
-                   .in = vv_model_size(src, -1),
-                   .k = k,
-                   .d = d,
-                   .r0 = -1};
-        int own_md;
-        rc = dev_for(c, src, &f.md, &own_md);
-        vv_rows *phi = NULL, *psi = NULL;
-        char nphi[128], npsi[128];
-        snprintf(nphi, sizeof nphi, "input of %s", L->name);
-        snprintf(npsi, sizeof npsi, "output of %s", L->name);
-        if (rc == 0)
-            rc = vv_rows_from_callback(nphi, ntrain, k, read_phi, &f, NULL, &phi);
-        if (rc == 0)
-            rc = vv_rows_from_callback(npsi, ntrain, d, read_psi, &f, NULL, &psi);
-        vv_stats_opts so = {.chunk_rows = s->lasso.chunk_rows, .bias = bias, .stop = c->stop,
-                            .be = c->be};
-        if (rc == 0)
-            rc = vv_stats_compute(phi, psi, &so, &st);
-        vv_rows_free(phi);
-        vv_rows_free(psi);
-        if (own_md)
-            vv_model_dev_close(f.md);
-        feats_free(&f);
+        rc = layer_stats(c, src, li, (const vv_dataset *)train, pp, ntrain, &st);
         if (rc == 0 && keyed && (ce = cache_add(cache, key, &st)) != NULL)
             stp = cache_stats(ce);
     }
-    free(bias);
     if (rc < 0)
         return rc;
     lo->stats_seconds = lo->cached ? 0 : stp->seconds;
@@ -366,27 +442,113 @@ static int compress_layer(cctx *c, const vv_model *src, int li, const vv_dataset
             rc = vv_fail(VV_ENOMEM, "out of memory for the refit");
             goto done;
         }
-        if ((rc = vv_lasso_refit(stp, lo->W, Wr)) == 0)
-            memcpy(lo->W, Wr, (size_t)(k * d) * sizeof *Wr);
-        free(Wr);
+        if ((rc = vv_lasso_refit(stp, lo->W, Wr)) == 0) {
+            lo->Wl = lo->W;
+            lo->W = Wr;
+        } else {
+            free(Wr);
+            if (rc == VV_ENUMERIC) { /* no ridge helps: keep the lasso's weights */
+                lo->refit_failed = 1;
+                rc = 0;
+            }
+        }
+    }
+    if (rc == 0 && bsrc) {
+        const vv_stats *bs = stp;
+        if (bsrc != src) {
+            if ((rc = layer_stats(c, bsrc, li, train, pp, ntrain, &bst)) < 0)
+                goto done;
+            bs = &bst;
+        }
+        rc = baseline_layer(s, &bsrc->layers[li], bs, lo);
     }
 done:
     vv_stats_free(&st);
+    vv_stats_free(&bst);
     return rc;
 }
 
 /* Sets layer li's weight of m to V = W^T (D x K) and deletes the neurons
  * that feed it and were not kept; a layer fed by something else than a
  * linear layer keeps its width with zero columns. */
-static int apply(vv_model *m, const layer_out *lo, int *pruned)
+static int apply(vv_model *m, const layer_out *lo, const double *W, const int64_t *keep,
+                 int *pruned)
 {
     vv_layer *L = &m->layers[lo->li];
     for (int64_t i = 0; i < lo->d; i++)
         for (int64_t c = 0; c < lo->k; c++)
-            L->weight[i * lo->k + c] = (float)lo->W[c * lo->d + i];
+            L->weight[i * lo->k + c] = (float)W[c * lo->d + i];
     int j = vv_model_feeding_linear(m, lo->li);
     *pruned = j >= 0;
-    return j >= 0 ? vv_model_prune(m, j, lo->li, lo->keep, lo->kept) : 0;
+    return j >= 0 ? vv_model_prune(m, j, lo->li, keep, lo->kept) : 0;
+}
+
+/* ---- Fine-tuning ----------------------------------------------------------------- */
+
+/* Trains m in place for the spec's fine-tuning epochs on the training set
+ * (the run's eval preprocessing, no augmentation), with a metric per epoch
+ * tagged phase.  *stopped is set when the stop flag ended it early. */
+static int finetune(cctx *c, vv_model *m, const vv_dataset *train, const vv_preprocess *pp,
+                    int64_t ntrain, const char *phase, double *seconds, int *stopped)
+{
+    const finetune_spec *f = &c->spec->finetune;
+    double t0 = vv_now();
+    int64_t bs = f->batch_size < ntrain ? f->batch_size : ntrain;
+    int64_t in = vv_model_size(m, -1);
+    float *x = malloc((size_t)(bs * in) * sizeof *x);
+    int32_t *lab = malloc((size_t)bs * sizeof *lab);
+    int64_t *perm = malloc((size_t)ntrain * sizeof *perm);
+    vv_trainer *tr = NULL;
+    int rc = !x || !lab || !perm ? vv_fail(VV_ENOMEM, "out of memory for fine-tuning")
+                                 : vv_trainer_init(&tr, m, &f->opts);
+    for (int64_t e = 0; rc == 0 && e < f->epochs && !*stopped; e++) {
+        vv_rng shuf, aug, drop;
+        uint64_t base = f->seed * 0x9E3779B97F4A7C15ull + (uint64_t)e * 0xBF58476D1CE4E5B9ull;
+        vv_rng_seed(&shuf, base + 1);
+        vv_rng_seed(&aug, base + 2);
+        vv_rng_seed(&drop, base + 3);
+        for (int64_t i = 0; i < ntrain; i++)
+            perm[i] = i;
+        for (int64_t i = ntrain - 1; i > 0; i--) {
+            int64_t j = (int64_t)(vv_rng_next(&shuf) % (uint64_t)(i + 1));
+            int64_t t = perm[i];
+            perm[i] = perm[j];
+            perm[j] = t;
+        }
+        double lr = f->opts.lr;
+        if (f->cosine)
+            lr *= 0.5 * (1 + cos(M_PI * (double)e / (double)f->epochs));
+        double sum = 0;
+        int64_t seen = 0, correct = 0;
+        for (int64_t b0 = 0; rc == 0 && b0 + bs <= ntrain; b0 += bs) {
+            if (c->stop && atomic_load_explicit(c->stop, memory_order_relaxed)) {
+                *stopped = 1;
+                break;
+            }
+            vv_step_stats st;
+            if ((rc = vv_dataset_batch(train, pp, perm + b0, 0, bs, &aug, x, lab)) == 0 &&
+                (rc = vv_trainer_step(tr, x, lab, bs, lr, &drop, &st)) == 0) {
+                sum += st.loss * (double)bs;
+                correct += st.correct;
+                seen += bs;
+            }
+        }
+        if (rc == 0 && seen) {
+            run_metric rm = {.step = c->step++, .time = vv_now() - c->t0};
+            snprintf(rm.phase, sizeof rm.phase, "%s", phase);
+            run_metric_set(&rm, RM_epoch, (double)(e + 1));
+            run_metric_set(&rm, RM_loss, sum / (double)seen);
+            run_metric_set(&rm, RM_train_acc, (double)correct / (double)seen);
+            run_metric_set(&rm, RM_lr, lr);
+            run_emit_metric(c->sink, &rm);
+        }
+    }
+    vv_trainer_free(tr);
+    free(x);
+    free(lab);
+    free(perm);
+    *seconds = vv_now() - t0;
+    return rc;
 }
 
 /* Events of the in-process training of the default model, passed on to the
@@ -448,7 +610,7 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
     set_field(field, fsz, "");
     cctx c = {.spec = s, .sink = sink, .stop = stop, .t0 = vv_now()};
     resident *res = NULL;
-    vv_model own = {0}, cur = {0};
+    vv_model own = {0}, cur = {0}, curl = {0}, bm = {0}, bmp = {0};
     const vv_model *orig = &own;
     vv_preprocess pp = {0};
     run_data dat = {0};
@@ -509,17 +671,12 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
             goto done;
         }
     } else {
+        /* The same check as at submission (model_check.h): a name of the
+         * model, linear, with hidden neurons before it. */
+        if ((rc = model_check_layers(orig, s, field, fsz)) < 0)
+            goto done;
         for (int t = 0; t < s->nlayers; t++) {
             int i = vv_model_find(orig, s->layers[t]);
-            char p[64];
-            snprintf(p, sizeof p, "/layers/%d", t);
-            if (i < 0 || orig->layers[i].type != VV_LAYER_LINEAR) {
-                set_field(field, fsz, p);
-                rc = vv_fail(VV_EINVAL, "%s: '%s' %s", p, s->layers[t],
-                             i < 0 ? "is not a layer of the model"
-                                   : "is not a linear layer; only linear layers can be compressed");
-                goto done;
-            }
             int at = nl;
             while (at > 0 && idx[at - 1] > i) {
                 idx[at] = idx[at - 1];
@@ -553,12 +710,20 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
     cJSON_AddStringToObject(ev, "device", s->lasso.device[0] ? s->lasso.device : devices_default());
     run_emit_log(sink, ev);
 
-    evals before, after;
+    evals before, after, pruned_e, base_p, base_r, base_f;
+    int refit = s->lasso.refit, ft = s->finetune.enabled, base = s->baseline;
     if ((rc = eval_all(&c, orig, train, test, &pp, ntrain, ntest, &before)) < 0)
         goto done;
     emit_evals(&c, &before, "before");
 
-    if ((rc = vv_model_copy(orig, &cur)) < 0 || !(los = calloc((size_t)nl, sizeof *los))) {
+    /* The networks: cur (the lasso's, refitted when asked: the features of
+     * the next layer in sequential mode, then fine-tuned), curl (the lasso's
+     * weights without the refit), bm and bmp (the magnitude baseline,
+     * refitted and not). */
+    if ((rc = vv_model_copy(orig, &cur)) < 0 || (refit && (rc = vv_model_copy(orig, &curl)) < 0) ||
+        (base && (rc = vv_model_copy(orig, &bm)) < 0) ||
+        (base && refit && (rc = vv_model_copy(orig, &bmp)) < 0) ||
+        !(los = calloc((size_t)nl, sizeof *los))) {
         rc = rc < 0 ? rc : vv_fail(VV_ENOMEM, "out of memory");
         goto done;
     }
@@ -566,10 +731,13 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
     cJSON *lj = cJSON_CreateArray();
     for (int t = 0; t < nl; t++) {
         const vv_model *src = s->sequential ? &cur : orig;
+        /* The baseline's features: its own network in sequential mode (the
+         * same as vvd's for the first layer). */
+        const vv_model *bsrc = !base ? NULL : !s->sequential || t == 0 ? src : &bm;
         /* Sequential features come from a network that changed: not cached. */
         const char *id = s->sequential && t > 0 ? NULL : model_id[0] ? model_id : NULL;
-        if ((rc = compress_layer(&c, src, idx[t], train, &pp, ntrain, cache, id, out_dir, &los[t],
-                                 field, fsz)) < 0) {
+        if ((rc = compress_layer(&c, src, bsrc, idx[t], train, &pp, ntrain, cache, id, out_dir,
+                                 &los[t], field, fsz)) < 0) {
             cJSON_Delete(lj);
             if (rc == VV_ESTATE && stop && atomic_load(stop)) {
                 stopped = 1;
@@ -579,13 +747,16 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
             }
             goto done;
         }
-        int pruned;
-        if ((rc = apply(&cur, &los[t], &pruned)) < 0) {
+        layer_out *lo = &los[t];
+        int pruned, p2;
+        if ((rc = apply(&cur, lo, lo->W, lo->keep, &pruned)) < 0 ||
+            (refit && (rc = apply(&curl, lo, lo->Wl ? lo->Wl : lo->W, lo->keep, &p2)) < 0) ||
+            (base && (rc = apply(&bm, lo, lo->Wb, lo->bkeep, &p2)) < 0) ||
+            (base && refit && (rc = apply(&bmp, lo, lo->Wbp, lo->bkeep, &p2)) < 0)) {
             cJSON_Delete(lj);
             goto done;
         }
         done_layers = t + 1;
-        layer_out *lo = &los[t];
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "layer", orig->layers[lo->li].name);
         cJSON_AddNumberToObject(o, "neurons", (double)lo->k);
@@ -605,7 +776,12 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
         cJSON_AddNumberToObject(o, "iterations", (double)lo->res.iterations);
         cJSON_AddNumberToObject(o, "stats_seconds", lo->stats_seconds);
         cJSON_AddBoolToObject(o, "stats_cached", lo->cached);
-        cJSON_AddBoolToObject(o, "refit", s->lasso.refit && !lo->fallback);
+        cJSON_AddBoolToObject(o, "refit", refit && !lo->fallback && !lo->refit_failed);
+        if (lo->refit_failed)
+            cJSON_AddStringToObject(o, "refit_note", "the kept neurons' Gram matrix is singular "
+                                                     "at every ridge: the lasso's weights kept");
+        if (base)
+            cJSON_AddBoolToObject(o, "baseline_refit", refit && !lo->brefit_failed);
         if (lo->fallback)
             cJSON_AddStringToObject(o, "note",
                                     "lambda >= lambda_max: kept the one neuron that "
@@ -633,18 +809,96 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
         r = NULL;
         goto done;
     }
-    /* After: evaluate even when stopped (the layers solved so far are in). */
+    /* The stages, evaluated even when stopped (the layers solved so far are
+     * in); a stop skips fine-tuning. */
     atomic_int no_stop = 0;
+    const atomic_int *user_stop = c.stop;
     c.stop = &no_stop;
-    if ((rc = eval_all(&c, &cur, train, test, &pp, ntrain, ntest, &after)) < 0) {
+    cJSON *stages = cJSON_CreateObject();
+    cJSON_AddItemToObject(stages, "before", evals_json(&before));
+    if ((rc = eval_all(&c, refit ? &curl : &cur, train, test, &pp, ntrain, ntest, &pruned_e)) <
+        0) {
         cJSON_Delete(lj);
+        cJSON_Delete(stages);
         goto done;
     }
+    emit_evals(&c, &pruned_e, "pruned");
+    cJSON_AddItemToObject(stages, "pruned", evals_json(&pruned_e));
+    after = pruned_e;
+    if (refit) {
+        if ((rc = eval_all(&c, &cur, train, test, &pp, ntrain, ntest, &after)) < 0) {
+            cJSON_Delete(lj);
+            cJSON_Delete(stages);
+            goto done;
+        }
+        emit_evals(&c, &after, "refit");
+        cJSON_AddItemToObject(stages, "refit", evals_json(&after));
+    }
+    double ft_seconds = 0, bft_seconds = 0;
+    if (ft && !stopped) {
+        c.stop = user_stop;
+        rc = finetune(&c, &cur, train, &pp, ntrain, "finetune", &ft_seconds, &stopped);
+        c.stop = &no_stop;
+        if (rc == 0)
+            rc = eval_all(&c, &cur, train, test, &pp, ntrain, ntest, &after);
+        if (rc < 0) {
+            cJSON_Delete(lj);
+            cJSON_Delete(stages);
+            goto done;
+        }
+        emit_evals(&c, &after, "finetuned");
+        cJSON *fe = evals_json(&after);
+        cJSON_AddNumberToObject(fe, "epochs", (double)s->finetune.epochs);
+        cJSON_AddNumberToObject(fe, "seconds", ft_seconds);
+        cJSON_AddItemToObject(stages, "finetuned", fe);
+    }
     emit_evals(&c, &after, "after");
+    /* The magnitude baseline at the same widths, through the same stages. */
+    cJSON *bj = NULL;
+    if (base && !stopped) {
+        bj = cJSON_CreateObject();
+        cJSON_AddStringToObject(bj, "method", "magnitude");
+        cJSON_AddStringToObject(bj, "selection",
+                                "the same number of neurons per layer, those whose outgoing "
+                                "weights have the largest L2 norm");
+        int bstop = 0;
+        rc = eval_all(&c, refit ? &bmp : &bm, train, test, &pp, ntrain, ntest, &base_p);
+        if (rc == 0)
+            cJSON_AddItemToObject(bj, "pruned", evals_json(&base_p));
+        if (rc == 0 && refit && (rc = eval_all(&c, &bm, train, test, &pp, ntrain, ntest,
+                                               &base_r)) == 0)
+            cJSON_AddItemToObject(bj, "refit", evals_json(&base_r));
+        if (rc == 0 && ft) {
+            c.stop = user_stop;
+            rc = finetune(&c, &bm, train, &pp, ntrain, "baseline_finetune", &bft_seconds, &bstop);
+            c.stop = &no_stop;
+            if (rc == 0 && (rc = eval_all(&c, &bm, train, test, &pp, ntrain, ntest, &base_f)) ==
+                               0) {
+                cJSON *fe = evals_json(&base_f);
+                cJSON_AddNumberToObject(fe, "epochs", (double)s->finetune.epochs);
+                cJSON_AddNumberToObject(fe, "seconds", bft_seconds);
+                cJSON_AddItemToObject(bj, "finetuned", fe);
+            }
+        }
+        if (rc < 0) {
+            cJSON_Delete(lj);
+            cJSON_Delete(stages);
+            cJSON_Delete(bj);
+            goto done;
+        }
+        cJSON *kb = cJSON_AddObjectToObject(bj, "kept");
+        for (int t = 0; t < done_layers; t++) {
+            cJSON *a = cJSON_CreateArray();
+            for (int64_t q = 0; q < los[t].kept; q++)
+                cJSON_AddItemToArray(a, cJSON_CreateNumber((double)los[t].bkeep[q]));
+            cJSON_AddItemToObject(kb, orig->layers[los[t].li].name, a);
+        }
+    }
 
     r = cJSON_CreateObject();
     cJSON_AddStringToObject(r, "event", "result");
-    cJSON_AddStringToObject(r, "state", stopped ? run_state_name(RUN_STOPPED) : run_state_name(RUN_FINISHED));
+    cJSON_AddStringToObject(r, "state",
+                            stopped ? run_state_name(RUN_STOPPED) : run_state_name(RUN_FINISHED));
     int all_conv = 1;
     for (int t = 0; t < done_layers; t++)
         all_conv &= los[t].res.stop_reason == VV_STOP_CONVERGED;
@@ -658,11 +912,21 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
     cJSON_AddStringToObject(r, "model", s->model.resident ? s->model.resident : "(spec)");
     cJSON_AddStringToObject(r, "solver", vv_solver_name(s->lasso.solver));
     cJSON_AddBoolToObject(r, "sequential", s->sequential);
+    if (!s->sequential && done_layers > 1)
+        cJSON_AddStringToObject(r, "warning",
+                                "independent mode: every layer was fitted on the original "
+                                "network's features, and all were changed; each layer's "
+                                "certificate bounds its own problem, not the whole network "
+                                "(sequential: true fits each on the network compressed below it)");
+    cJSON_AddBoolToObject(r, "refit", refit);
     cJSON_AddNumberToObject(r, "n_train", (double)ntrain);
     cJSON_AddNumberToObject(r, "n_test", (double)ntest);
     cJSON_AddItemToObject(r, "layers", lj);
     cJSON_AddItemToObject(r, "before", evals_json(&before));
     cJSON_AddItemToObject(r, "after", evals_json(&after));
+    cJSON_AddItemToObject(r, "stages", stages);
+    if (bj)
+        cJSON_AddItemToObject(r, "baseline", bj);
     /* The top-level summary keys of a run (the first layer's lambda and
      * certificate; active = neurons kept in all). */
     int64_t kept_all = 0;
@@ -740,11 +1004,18 @@ done:
     for (int t = 0; los && t < nl; t++) {
         free(los[t].keep);
         free(los[t].W);
+        free(los[t].Wl);
+        free(los[t].bkeep);
+        free(los[t].Wb);
+        free(los[t].Wbp);
         cJSON_Delete(los[t].search);
     }
     free(los);
     free(idx);
     vv_model_free(&cur);
+    vv_model_free(&curl);
+    vv_model_free(&bm);
+    vv_model_free(&bmp);
     vv_model_free(&own);
     models_release(res);
     run_data_close(&dat);

@@ -107,6 +107,16 @@ typedef struct sharing_spec {
     int64_t steps, log_every;
 } sharing_spec;
 
+/* The fine-tuning stage of a compress run: the smaller network trained for
+ * a few epochs with the train job's machinery (vv/train.h). */
+typedef struct finetune_spec {
+    int enabled;
+    int64_t epochs, batch_size;
+    vv_train_opts opts;
+    int cosine; /* cosine schedule over the epochs, else constant */
+    uint64_t seed;
+} finetune_spec;
+
 /* Experiment 3 of the paper (kind "compress"): a trained model, a data set,
  * the linear layers to compress, and the lasso options (the solver fields
  * of a lasso spec). */
@@ -117,9 +127,11 @@ typedef struct compress_spec {
     char **layers;     /* names of linear layers */
     int nlayers;
     int all_linear;    /* "all_linear": every linear layer fed by hidden neurons */
-    int sequential;    /* features from the already compressed network */
+    int sequential;    /* features from the already compressed network (default) */
     int64_t batch_size; /* forward-pass batch */
     int export_model;  /* write the compressed model (default true) */
+    finetune_spec finetune; /* after the lasso and refit (default on) */
+    int baseline;      /* also prune by weight magnitude at the same widths (default on) */
     lasso_spec lasso;  /* lambda selection, solver, tol, refit, ... */
 } compress_spec;
 

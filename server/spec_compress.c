@@ -1,6 +1,7 @@
 /* spec_compress.c - the "compress" job spec (schema/compress.schema.json). */
 #include "spec.h"
 
+#include "model_check.h"
 #include "vv/err.h"
 
 #include <math.h>
@@ -9,8 +10,9 @@
 #include <string.h>
 
 /* The compress-only fields; the rest are the lasso solver options. */
-static const char *const own_fields[] = {"kind",       "name",       "model",  "data", "layers",
-                                         "sequential", "batch_size", "export", NULL};
+static const char *const own_fields[] = {"kind",       "name",   "model",    "data",
+                                         "layers",     "sequential", "batch_size", "export",
+                                         "finetune",   "baseline",   NULL};
 
 const char *const spec_compress_fields[] = {"kind",
                                             "name",
@@ -20,6 +22,8 @@ const char *const spec_compress_fields[] = {"kind",
                                             "sequential",
                                             "batch_size",
                                             "export",
+                                            "finetune",
+                                            "baseline",
                                             "lambda",
                                             "lambda_paper",
                                             "lambda_ratio",
@@ -45,11 +49,109 @@ static int fail(char *field, size_t fsz, int err, const char *ptr, const char *m
     return vv_fail(err, "%s: %s", ptr, msg);
 }
 
+/* The defaults of the fine-tuning stage (measured on fmnist-mlp, README
+ * "Compressing"): 3 epochs of Adam at lr 1e-3, cosine, batch 128. */
+static void finetune_default(finetune_spec *f)
+{
+    memset(f, 0, sizeof *f);
+    f->enabled = 1;
+    f->epochs = 3;
+    f->batch_size = 128;
+    vv_train_opts_default(&f->opts);
+    f->opts.optimizer = VV_OPT_ADAM;
+    f->opts.lr = 1e-3;
+    f->cosine = 1;
+}
+
+static int num_in(const cJSON *m, const char *ptr, double lo, double hi, double *out, char *field,
+                  size_t fsz)
+{
+    if (!cJSON_IsNumber(m) || !(m->valuedouble >= lo && m->valuedouble <= hi)) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "must be a number in [%g, %g]", lo, hi);
+        return fail(field, fsz, VV_EINVAL, ptr, msg);
+    }
+    *out = m->valuedouble;
+    return 0;
+}
+
+/* "finetune": false, true (the defaults) or {epochs, optimizer, lr,
+ * momentum, weight_decay, schedule, batch_size, seed}. */
+static int parse_finetune(const cJSON *j, finetune_spec *f, char *field, size_t fsz)
+{
+    finetune_default(f);
+    if (cJSON_IsBool(j)) {
+        f->enabled = cJSON_IsTrue(j);
+        return 0;
+    }
+    if (!cJSON_IsObject(j))
+        return fail(field, fsz, VV_ETYPE, "/finetune",
+                    "must be a boolean or an object {epochs, optimizer, lr, momentum, "
+                    "weight_decay, schedule, batch_size, seed}");
+    for (const cJSON *m = j->child; m; m = m->next) {
+        char ptr[160];
+        snprintf(ptr, sizeof ptr, "/finetune/%s", m->string);
+        const char *k = m->string;
+        double v = 0;
+        int rc = 0;
+        for (const cJSON *o = j->child; o != m; o = o->next)
+            if (!strcmp(o->string, k))
+                return fail(field, fsz, VV_EINVAL, ptr, "appears twice");
+        if (!strcmp(k, "epochs")) {
+            if ((rc = num_in(m, ptr, 0, 1000, &v, field, fsz)) == 0 && v != floor(v))
+                rc = fail(field, fsz, VV_EINVAL, ptr, "must be an integer");
+            f->epochs = (int64_t)v;
+        } else if (!strcmp(k, "batch_size")) {
+            if ((rc = num_in(m, ptr, 1, 65536, &v, field, fsz)) == 0 && v != floor(v))
+                rc = fail(field, fsz, VV_EINVAL, ptr, "must be an integer");
+            f->batch_size = (int64_t)v;
+        } else if (!strcmp(k, "seed")) {
+            if ((rc = num_in(m, ptr, 0, 9007199254740992.0, &v, field, fsz)) == 0 && v != floor(v))
+                rc = fail(field, fsz, VV_EINVAL, ptr, "must be an integer");
+            f->seed = (uint64_t)v;
+        } else if (!strcmp(k, "lr")) {
+            rc = num_in(m, ptr, 1e-12, 10, &f->opts.lr, field, fsz);
+        } else if (!strcmp(k, "momentum")) {
+            rc = num_in(m, ptr, 0, 0.999999, &f->opts.momentum, field, fsz);
+        } else if (!strcmp(k, "weight_decay")) {
+            rc = num_in(m, ptr, 0, 10, &f->opts.weight_decay, field, fsz);
+        } else if (!strcmp(k, "optimizer")) {
+            if (cJSON_IsString(m) && !strcmp(m->valuestring, "sgd"))
+                f->opts.optimizer = VV_OPT_SGD;
+            else if (cJSON_IsString(m) && !strcmp(m->valuestring, "adam"))
+                f->opts.optimizer = VV_OPT_ADAM;
+            else
+                rc = fail(field, fsz, VV_EINVAL, ptr, "must be sgd or adam");
+        } else if (!strcmp(k, "schedule")) {
+            if (cJSON_IsString(m) && !strcmp(m->valuestring, "constant"))
+                f->cosine = 0;
+            else if (cJSON_IsString(m) && !strcmp(m->valuestring, "cosine"))
+                f->cosine = 1;
+            else
+                rc = fail(field, fsz, VV_EINVAL, ptr, "must be constant or cosine");
+        } else {
+            rc = vv_fail(VV_EUNKNOWN,
+                         "%s: unknown field (allowed: epochs, optimizer, lr, momentum, "
+                         "weight_decay, schedule, batch_size, seed)",
+                         ptr);
+            if (field && fsz)
+                snprintf(field, fsz, "%s", ptr);
+        }
+        if (rc < 0)
+            return rc;
+    }
+    f->enabled = f->epochs > 0;
+    return 0;
+}
+
 int spec_parse_compress(const cJSON *root, compress_spec *s, char *field, size_t fsz)
 {
     memset(s, 0, sizeof *s);
     s->batch_size = 256;
     s->export_model = 1;
+    s->sequential = 1;
+    s->baseline = 1;
+    finetune_default(&s->finetune);
     if (field && fsz)
         field[0] = 0;
     if (!cJSON_IsObject(root))
@@ -57,6 +159,10 @@ int spec_parse_compress(const cJSON *root, compress_spec *s, char *field, size_t
     int rc = spec_parse_lasso_options(root, own_fields, &s->lasso, field, fsz);
     if (rc < 0)
         return rc;
+    /* A compress run refits the kept neurons unless told not to (measured:
+     * README "Compressing"). */
+    if (!cJSON_GetObjectItemCaseSensitive(root, "refit"))
+        s->lasso.refit = 1;
     if (s->lasso.path_kind)
         return fail(field, fsz, VV_EINVAL, "/path",
                     "a compress run solves one lambda (lambda, lambda_paper, lambda_ratio or "
@@ -102,10 +208,15 @@ int spec_parse_compress(const cJSON *root, compress_spec *s, char *field, size_t
                     return vv_fail(VV_ENOMEM, "out of memory");
                 s->nlayers = i + 1;
             }
-        } else if (!strcmp(k, "sequential") || !strcmp(k, "export")) {
+        } else if (!strcmp(k, "sequential") || !strcmp(k, "export") || !strcmp(k, "baseline")) {
             if (!cJSON_IsBool(m))
                 return fail(field, fsz, VV_ETYPE, ptr, "must be a boolean");
-            *(!strcmp(k, "sequential") ? &s->sequential : &s->export_model) = cJSON_IsTrue(m);
+            *(!strcmp(k, "sequential") ? &s->sequential
+              : !strcmp(k, "export")   ? &s->export_model
+                                       : &s->baseline) = cJSON_IsTrue(m);
+        } else if (!strcmp(k, "finetune")) {
+            if ((rc = parse_finetune(m, &s->finetune, field, fsz)) < 0)
+                return rc;
         } else if (!strcmp(k, "batch_size")) {
             if (!cJSON_IsNumber(m) || m->valuedouble != floor(m->valuedouble) ||
                 m->valuedouble < 1 || m->valuedouble > 65536)
@@ -124,22 +235,13 @@ int spec_parse_compress(const cJSON *root, compress_spec *s, char *field, size_t
         return fail(field, fsz, VV_EMISSING, "/lambda",
                     "one of lambda, lambda_paper, lambda_ratio, target_active is required");
     /* Layer names are checked against the model here when its architecture
-     * is known (a resident model is checked when the run starts). */
-    if (s->model.arch && s->nlayers) {
+     * is inline (model_check.h; the daemon checks a spec file's or a
+     * resident model's when the run is submitted). */
+    if (s->model.arch) {
         vv_model mm;
         char f2[64];
         if (model_build(s->model.arch, "/model", &mm, NULL, f2, sizeof f2) == 0) {
-            for (int i = 0; i < s->nlayers && rc == 0; i++) {
-                int at = vv_model_find(&mm, s->layers[i]);
-                char p[64];
-                snprintf(p, sizeof p, "/layers/%d", i);
-                if (at < 0)
-                    rc = fail(field, fsz, VV_EINVAL, p, "no layer of the model has this name");
-                else if (mm.layers[at].type != VV_LAYER_LINEAR)
-                    rc = fail(field, fsz, VV_EINVAL, p,
-                              "names a layer that is not linear; only linear layers can be "
-                              "compressed");
-            }
+            rc = model_check_layers(&mm, s, field, fsz);
             vv_model_free(&mm);
         }
     }

@@ -51,8 +51,10 @@ for s in "${SRC[@]}"; do
   objs+=("$o")
 done
 wait
-cc "${CFLAGS[@]}" tests/unit/test_gpu_backend.c "${objs[@]}" -ldl -lpthread -lm -o "$B/test_gpu_backend"
-cc "${CFLAGS[@]}" tests/gpu/lasso_bench.c "${objs[@]}" -ldl -lpthread -lm -o "$B/lasso_bench"
+# libvv links OpenBLAS (the runtime library is enough: -l:libopenblas.so.0).
+BLAS=$(pkg-config --libs openblas 2>/dev/null || echo -l:libopenblas.so.0)
+cc "${CFLAGS[@]}" tests/unit/test_gpu_backend.c "${objs[@]}" $BLAS -ldl -lpthread -lm -o "$B/test_gpu_backend"
+cc "${CFLAGS[@]}" tests/gpu/lasso_bench.c "${objs[@]}" $BLAS -ldl -lpthread -lm -o "$B/lasso_bench"
 echo "built in $(( $(date +%s) - t0 )) s"
 
 echo "== backend equivalence (GPU against the definitions)"

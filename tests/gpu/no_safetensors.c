@@ -1,6 +1,6 @@
 /* no_safetensors.c - for tests/gpu/device-check.sh, which builds vvd's core
  * on a GPU machine that may lack libcjson (the .safetensors header parser's
- * dependency): the one safetensors entry point core/array.c calls, refusing.
+ * dependency): the safetensors entry points core/array.c calls, refusing.
  * The device check reads no .safetensors file.  Not part of vvd's build. */
 #include "array_internal.h"
 #include "vv/err.h"
@@ -12,4 +12,13 @@ int vv__st_probe(const char *path, int fd, uint64_t fsize, const char *tensor, v
     (void)tensor;
     (void)ti;
     return vv_fail(VV_EFORMAT, "%s: .safetensors files are not read by the device check", path);
+}
+
+/* No torch.save file is read either: nothing to recognise. */
+int vv__torch_check(const char *path, int fd, uint64_t fsize)
+{
+    (void)path;
+    (void)fd;
+    (void)fsize;
+    return 0;
 }

@@ -134,8 +134,12 @@ def main():
 
 
 def main_cases(tmp):
-    spec = {"kind": "compress", "model": model(), "layers": "all_linear", "lambda_ratio": 0.05,
-            "data": {"format": "fashion-mnist", "max_train": 10000}}
+    # The paper's way (independent layers, the lasso's weights, no fine-tuning),
+    # checked exactly against the original network; the default pipeline below.
+    paper = {"sequential": False, "refit": False, "finetune": False, "baseline": False}
+    spec = dict({"kind": "compress", "model": model(), "layers": "all_linear",
+                 "lambda_ratio": 0.05, "data": {"format": "fashion-mnist", "max_train": 10000}},
+                **paper)
     rc, r, lines = run(tmp, spec, "c1")
     t.ok(rc == 0 and r.get("state") == "FINISHED", "compress runs to FINISHED",
          lines[-3:] if lines else "")
@@ -237,6 +241,67 @@ def main_cases(tmp):
     t.ok(rc == 0 and all(l["kept"] == 1 and "note" in l for l in r4["layers"]),
          "lambda = lambda_max never removes every neuron: one is kept, with a note")
 
+    default_pipeline(tmp)
+
+
+def default_pipeline(tmp):
+    """The default compress pipeline: sequential layers, the refit, fine-tuning
+    and the magnitude baseline at the same widths, each stage evaluated."""
+    spec = {"kind": "compress", "model": model(), "layers": ["fc2", "fc3"], "lambda_ratio": 0.05,
+            "data": {"format": "fashion-mnist", "max_train": 6000, "max_test": 2000},
+            "finetune": {"epochs": 2}}
+    rc, r, lines = run(tmp, spec, "pipeline")
+    t.ok(rc == 0 and r.get("state") == "FINISHED", "the default pipeline runs to FINISHED",
+         lines[-2:] if lines else "")
+    if rc != 0:
+        return
+    st, bl = r.get("stages", {}), r.get("baseline", {})
+    t.eq(sorted(st), ["before", "finetuned", "pruned", "refit"],
+         "the result has every stage: before, pruned, refit, finetuned")
+    t.ok(r["sequential"] and r["refit"] and not r["layers"][1]["stats_cached"] and
+         "warning" not in r, "by default the layers are sequential and refitted, with no warning")
+    t.ok(st["pruned"]["params"] == st["refit"]["params"] == st["finetuned"]["params"]
+         < st["before"]["params"], "the stages share the smaller network's parameters (%d < %d)"
+         % (st["pruned"]["params"], st["before"]["params"]))
+    t.ok(st["refit"]["train_loss"] < st["pruned"]["train_loss"],
+         "the refit lowers the training loss of the pruned network (%.4f -> %.4f)"
+         % (st["pruned"]["train_loss"], st["refit"]["train_loss"]))
+    t.ok(st["finetuned"]["train_loss"] < st["refit"]["train_loss"] and
+         st["finetuned"]["epochs"] == 2,
+         "fine-tuning lowers it further (%.4f -> %.4f)" % (st["refit"]["train_loss"],
+                                                          st["finetuned"]["train_loss"]))
+    t.eq(r["after"], {k: v for k, v in st["finetuned"].items() if k not in ("epochs", "seconds")},
+         "after is the fine-tuned network's evaluation")
+    t.ok(sorted(bl) == ["finetuned", "kept", "method", "pruned", "refit", "selection"] and
+         bl["method"] == "magnitude" and
+         [len(bl["kept"][n]) for n in ("fc2", "fc3")] == [l["kept"] for l in r["layers"]] and
+         bl["pruned"]["params"] == st["pruned"]["params"],
+         "the magnitude baseline has the same widths and goes through the same stages",
+         bl.get("kept"))
+    # The baseline's choice is by magnitude: the kept columns of fc3 have the
+    # largest outgoing-weight norms of the original weight.
+    w = read_safetensors(WEIGHTS)
+    W3 = w["fc3.weight"]
+    norms = [sum(W3[i][c] ** 2 for i in range(len(W3))) for c in range(len(W3[0]))]
+    top = sorted(range(len(norms)), key=lambda c: (-norms[c], c))[:len(bl["kept"]["fc3"])]
+    t.eq(sorted(top), bl["kept"]["fc3"], "the baseline keeps the largest outgoing-weight norms")
+    fine = [ev for ev in lines if ev.get("event") == "metric" and ev.get("phase") == "finetune"]
+    t.ok(len(fine) == 2 and [ev["epoch"] for ev in fine] == [1, 2],
+         "fine-tuning reports a metric per epoch (phase finetune)")
+    # The exported model is the fine-tuned one: vvd forward gives its accuracy.
+    out = os.path.join(tmp, "pipeline")
+    x = idx_images(8)
+    write_npy_f32(os.path.join(out, "x.npy"), x)
+    p = subprocess.run([VVD, "forward", os.path.join(out, "model.json"),
+                        os.path.join(out, "model.safetensors"), os.path.join(out, "x.npy"),
+                        os.path.join(out, "y.npy")], capture_output=True, text=True, timeout=60)
+    t.ok(p.returncode == 0 and len(read_npy(os.path.join(out, "y.npy"))) == 8,
+         "the exported (fine-tuned) model runs with vvd forward", p.stderr[-500:])
+    rc, ri, _ = run(tmp, dict(spec, sequential=False, finetune=False, baseline=False), "indep")
+    t.ok(rc == 0 and "independent mode" in ri.get("warning", "") and "finetuned" not in
+         ri.get("stages", {}) and "baseline" not in ri,
+         "independent mode is flagged; finetune and baseline can be turned off", ri.get("warning"))
+
 
 def other_formats(tmp):
     """A narrow VGG-19 on CIFAR-10 binary batches and on .npy arrays that the
@@ -333,8 +398,10 @@ def daemon_cases(tmp):
         r = d.post("/v1/models", {"name": "esc", "arch": "mlp", "sizes": [784, 10],
                                   "weights": "/etc/hostname"})
         t.eq(r.status, 403, "weights outside the data root are refused")
+        # Independent layers: both layers' statistics are cached for the second run.
         spec = {"kind": "compress", "model": "fm", "layers": ["fc2", "fc3"], "lambda_ratio": 0.05,
-                "data": {"format": "fashion-mnist", "max_train": 4000, "max_test": 2000}}
+                "data": {"format": "fashion-mnist", "max_train": 4000, "max_test": 2000},
+                "sequential": False, "finetune": False}
         ids = [d.submit(spec)["id"], d.submit(dict(spec, lambda_ratio=0.1))["id"]]
         for i in ids:
             d.wait_end(i, deadline=300)

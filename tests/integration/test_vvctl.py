@@ -256,7 +256,8 @@ def test_usage(d, tmp):
     rc, out, err = vvctl(["--help"])
     ok(rc == 0 and "Exit status" in out and "130" in out and "VVD_SERVER" in out,
        "vvctl --help: exit 0, documents exit codes and VVD_SERVER", out + err)
-    for cmd in ("submit", "lasso", "watch", "stop", "ls", "show", "metrics", "get", "sweep"):
+    for cmd in ("submit", "lasso", "watch", "stop", "ls", "show", "metrics", "get", "sweep",
+                "upload", "models"):
         rc1, out1, _ = vvctl(["help", cmd])
         rc2, out2, _ = vvctl([cmd, "--help"])
         if not ok(rc1 == 0 and rc2 == 0 and out1 == out2 and out1.startswith("usage: vvctl " + cmd),
@@ -318,7 +319,8 @@ def test_lasso_flags(d, tmp):
                           "--watch"], server=d.url)
     rid = out.split()[0] if out else ""
     run = d.run(rid) if rid.startswith("r-") else {}
-    ok(rc == 0 and run.get("state") == "FINISHED" and run["spec"]["phi"] == "feats.npy" and
+    ok(rc == 0 and run.get("state") == "FINISHED" and
+       run["spec"]["phi"] == "blobs/feats.npy" and
        os.path.exists(os.path.join(d.dir, "data", "blobs", "outs.npy")) and
        not os.path.exists(os.path.join(d.dir, "data", "outs.npy")),
        "lasso --upload: files land as blobs in DATA/blobs/, the run uses them and finishes",
@@ -774,6 +776,166 @@ def test_token(tmp):
         d.close()
 
 
+def write_npy(path, descr, shape, values):
+    """Writes a C-order .npy of any shape: descr '<f4', '<f8', '|u1' or '<i8'."""
+    fmt = {"<f4": "f", "<f8": "d", "|u1": "B", "<i8": "q"}[descr]
+    hdr = "{'descr': '%s', 'fortran_order': False, 'shape': %s, }" % (descr, repr(tuple(shape)))
+    hdr += " " * (63 - (10 + len(hdr)) % 64) + "\n"
+    with open(path, "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr.encode())
+        f.write(struct.pack("<%d%s" % (len(values), fmt), *values))
+    return path
+
+
+def test_upload_models(tmp):
+    """vvctl upload, vvctl models ls|load|rm, and submit --upload of a compress
+    spec naming every kind of local file, on a daemon of their own."""
+    fix = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures")
+    weights = os.path.join(fix, "fmnist", "mlp_128_64.safetensors")
+    mlp = {"arch": "mlp", "input": [1, 28, 28], "sizes": [784, 128, 64, 10],
+           "preprocess": {"mean": [0.286], "std": [0.353]}}
+    up = os.path.join(tmp, "up")
+    for sub in ("train", "test", "cifar"):
+        os.makedirs(os.path.join(up, sub))
+    rnd = random.Random(11)
+    for sub, n in (("train", 64), ("test", 32)):
+        write_npy(os.path.join(up, sub, "x.npy"), "|u1", (n, 28, 28),
+                  [rnd.randrange(256) for _ in range(n * 784)])
+        write_npy(os.path.join(up, sub, "y.npy"), "<i8", (n,), [i % 10 for i in range(n)])
+    for name in ("data_batch_1.bin", "test_batch.bin"):
+        with open(os.path.join(up, "cifar", name), "wb") as f:
+            f.write(bytes([3]) + bytes(3072))
+    write_json(os.path.join(up, "model.json"), mlp)
+    shutil.copy(weights, os.path.join(up, "mlp.safetensors"))
+    with open(os.path.join(up, "model.pt"), "wb") as f:
+        f.write(b"PK\x03\x04" + b"\0" * 22 + struct.pack("<HH", 16, 0) + b"archive/data.pkl" +
+                b"\0" * 32)
+    d = Daemon()
+    blobs = os.path.join(d.dir, "data", "blobs")
+    try:
+        # vvctl upload: a file, a file under another name, a folder.
+        rc, out, err = vvctl(["upload", os.path.join(up, "train", "x.npy")], server=d.url)
+        ok(rc == 0 and out.strip() == "blobs/x.npy" and
+           open(os.path.join(blobs, "x.npy"), "rb").read() ==
+           open(os.path.join(up, "train", "x.npy"), "rb").read(),
+           "vvctl upload FILE: prints blobs/BASENAME, the blob holds the file", out + err)
+        rc, out, err = vvctl(["upload", os.path.join(up, "test", "y.npy"), "sets/test-y.npy"],
+                             server=d.url)
+        ok(rc == 0 and out.strip() == "blobs/sets/test-y.npy" and
+           os.path.isfile(os.path.join(blobs, "sets", "test-y.npy")),
+           "vvctl upload FILE NAME: a name with a folder", out + err)
+        rc, out, err = vvctl(["upload", os.path.join(up, "cifar")], server=d.url)
+        ok(rc == 0 and out.strip() == "blobs/cifar" and
+           sorted(os.listdir(os.path.join(blobs, "cifar"))) == ["data_batch_1.bin",
+                                                                 "test_batch.bin"],
+           "vvctl upload FOLDER: every file inside, under the folder's name", out + err)
+        rc, out, err = vvctl(["upload", os.path.join(up, "model.json"), "a b.json"],
+                             server=d.url)
+        ok(rc == 2 and "cannot be a blob name" in err, "vvctl upload with a bad name: exit 2", err)
+
+        # vvctl models.
+        rc, out, err = vvctl(["models"], server=d.url)
+        ok(rc == 0 and out.startswith("NAME") and "default model fmnist-mlp: not trained" in out,
+           "vvctl models: an empty table and the default model's state", out + err)
+        rc, out, err = vvctl(["models", "load", "fm", "--arch", "mlp", "--input", "1,28,28",
+                              "--sizes", "784,128,64,10", "--weights",
+                              os.path.join(up, "mlp.safetensors"), "--preprocess",
+                              json.dumps(mlp["preprocess"])], server=d.url)
+        st, body = d.api("GET", "/v1/models/fm")
+        ok(rc == 0 and out.startswith("fm: loaded, 109386 parameters") and st == 200 and
+           body["weights"].endswith("/blobs/mlp.safetensors") and
+           os.path.isfile(os.path.join(blobs, "mlp.safetensors")),
+           "vvctl models load --arch --weights LOCAL: uploaded first, then loaded", out + err)
+        rc, out, err = vvctl(["models", "load", "fs", "--spec", os.path.join(up, "model.json"),
+                              "--weights", "mlp.safetensors"], server=d.url)
+        st, body = d.api("GET", "/v1/models/fs")
+        ok(rc == 0 and st == 200 and body["spec"].get("preprocess") == mlp["preprocess"] and
+           os.path.isfile(os.path.join(blobs, "model.json")),
+           "vvctl models load --spec LOCAL --weights BLOB: the spec file uploaded, the blob used",
+           out + err)
+        rc, out, err = vvctl(["models", "ls"], server=d.url)
+        rows = [l.split() for l in out.splitlines()[1:] if l and not l.startswith("default")]
+        ok(rc == 0 and sorted(r[0] for r in rows) == ["fm", "fs"] and
+           all(r[1] == "109386" and r[3] == "1x28x28" and r[6] == "fc1,fc2,fc3" for r in rows),
+           "vvctl models ls: both, with parameters, input and linear layers", out + err)
+        rc, out, err = vvctl(["--json", "models", "ls"], server=d.url)
+        ok(rc == 0 and [m["name"] for m in json.loads(out)["models"]] ==
+           [m["name"] for m in d.api("GET", "/v1/models")[1]["models"]],
+           "vvctl --json models ls: the daemon's answer", out + err)
+        rc, out, err = vvctl(["models", "load", "pt", "--arch", "mlp", "--input", "1,28,28",
+                              "--sizes", "784,128,64,10", "--weights",
+                              os.path.join(up, "model.pt")], server=d.url)
+        ok(rc == 1 and "400 BAD_FILE_FORMAT at /weights" in err and "torch.save" in err and
+           "vvd.export(" in err,
+           "vvctl models load with torch.save weights: exit 1, says what it is and how to export",
+           err)
+        rc, out, err = vvctl(["models", "load", "x", "--arch", "mlp", "--spec", "m.json"],
+                             server=d.url)
+        ok(rc == 2 and "exactly one of --arch and --spec" in err, "models load --arch --spec: "
+           "exit 2", err)
+        rc, out, err = vvctl(["models", "frob"], server=d.url)
+        ok(rc == 2 and "no subcommand 'frob'" in err, "models frob: exit 2", err)
+        rc, out, err = vvctl(["models", "rm", "fs"], server=d.url)
+        ok(rc == 0 and "fs: deleted" in out and d.api("GET", "/v1/models/fs")[0] == 404,
+           "vvctl models rm: deleted", out + err)
+        rc, out, err = vvctl(["models", "rm", "fs"], server=d.url)
+        ok(rc == 1 and "404" in err, "vvctl models rm of a model that is gone: exit 1, 404", err)
+
+        # submit --upload: every local file of a compress spec, rewritten to its blob.
+        spec = {"kind": "compress", "layers": ["fc3"], "lambda_ratio": 0.1, "finetune": False,
+                "baseline": False,
+                "model": {"spec": os.path.join(up, "model.json"),
+                          "weights": os.path.join(up, "mlp.safetensors")},
+                "data": {"format": "npy",
+                         "train": {"images": os.path.join(up, "train", "x.npy"),
+                                   "labels": os.path.join(up, "train", "y.npy")},
+                         "test": {"images": os.path.join(up, "test", "x.npy"),
+                                  "labels": os.path.join(up, "test", "y.npy")}}}
+        path = write_json(os.path.join(tmp, "compress.json"), spec)
+        rc, out, err = vvctl(["submit", path, "--upload", "--watch"], server=d.url)
+        rid = out.split()[0] if out else ""
+        run = d.run(rid) if rid.startswith("r-") else {}
+        sp = run.get("spec") or {}
+        want = {"model": {"spec": "blobs/model.json", "weights": "blobs/mlp.safetensors"},
+                "data": {"format": "npy",
+                         "train": {"images": "blobs/x.npy", "labels": "blobs/y.npy"},
+                         "test": {"images": "blobs/test/x.npy", "labels": "blobs/test/y.npy"}}}
+        ok(rc == 0 and run.get("state") == "FINISHED" and
+           {k: sp.get(k) for k in want} == want and
+           open(os.path.join(blobs, "test", "x.npy"), "rb").read() ==
+           open(os.path.join(up, "test", "x.npy"), "rb").read(),
+           "submit --upload of a compress spec: model.spec, model.weights and the data's files "
+           "uploaded and renamed (test/x.npy apart from train's x.npy); the run FINISHED",
+           "rc=%d %s\n%s\n%s" % (rc, json.dumps(sp), out, err))
+        cifar = {"kind": "compress", "layers": ["classifier.6"], "lambda_ratio": 0.1,
+                 "model": {"arch": "vgg19_cifar", "width_div": 16},
+                 "data": {"format": "cifar10", "dir": os.path.join(up, "cifar")}}
+        shutil.rmtree(os.path.join(blobs, "cifar"))
+        path = write_json(os.path.join(tmp, "cifar.json"), cifar)
+        rc, out, err = vvctl(["submit", path, "--upload", "--dry-run"], server=d.url)
+        sent = json.loads(out) if rc == 0 else {}
+        ok(rc == 0 and sent.get("data", {}).get("dir") == "blobs/cifar" and
+           sorted(os.listdir(os.path.join(blobs, "cifar"))) == ["data_batch_1.bin",
+                                                                 "test_batch.bin"],
+           "submit --upload: data.dir's files go to blobs/DIRNAME/ and dir becomes blobs/DIRNAME",
+           out + err)
+        bad = dict(spec, model={"spec": os.path.join(up, "nope.json")})
+        rc, out, err = vvctl(["submit", write_json(os.path.join(tmp, "bad.json"), bad),
+                              "--upload"], server=d.url)
+        ok(rc == 2 and "/model/spec" in err and "is not a local file" in err,
+           "submit --upload naming a file that is not here: exit 2 naming the field", err)
+        rc, out, err = vvctl(["submit", write_json(os.path.join(tmp, "fc1.json"),
+                                                   dict(spec, model="fm", layers=["fc1"],
+                                                        data=want["data"]))],
+                             server=d.url)
+        ok(rc == 1 and "400 INVALID_PARAMETER_VALUE at /layers/0" in err and
+           "fed by the input" in err,
+           "submit of a compress run naming fc1 of a resident model: refused when submitted",
+           err)
+    finally:
+        d.close()
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="vvctl-files-")
     t0 = time.monotonic()
@@ -793,6 +955,7 @@ def main():
         test_resume_full_queue(tmp)
         test_unreachable(tmp)
         test_token(tmp)
+        test_upload_models(tmp)
         test_restart(tmp)
     except Exception as e:  # a crash of the harness is a failed test point
         import traceback

@@ -471,6 +471,24 @@ static void test_npy_sets(void)
           "vv_npy_read_raw: uint8 4-D as stored");
     vv_npy_raw_free(&r);
     vv_npy_raw_free(NULL);
+
+    /* Images alone (vvd forward): every label 0, the same pixels. */
+    rc = vv_dataset_open_npy_images(im, &ds);
+    CHECKF(rc == 0 && ds && vv_dataset_count(ds) == 2 && vv_dataset_channels(ds) == 2 &&
+               vv_dataset_classes(ds) == 1 && vv_dataset_labels(ds)[0] == 0 &&
+               vv_dataset_labels(ds)[1] == 0,
+           "npy images alone: 2 x 2 x 3 x 4, every label 0 (%s)", why(rc));
+    if (ds) {
+        float *x = all_pixels(ds);
+        int ok = x != NULL;
+        for (int i = 0; ok && i < 48; i++)
+            ok = x[i] == (float)u8[i] / 255.0f;
+        CHECK(ok, "npy images alone: the pixels");
+        free(x);
+        vv_dataset_free(ds);
+    }
+    rc = vv_dataset_open_npy_images(miss, &ds);
+    CHECK(rc == VV_ENOFILE && !ds, "npy images alone: a missing file is ENOFILE");
     write_npy(bad, "<c8", 0, 1, s1, f8, 16);
     rc = vv_npy_read_raw(bad, &r);
     CHECK(rc == VV_EDTYPE && r.data == NULL && r.ndim == 0, "vv_npy_read_raw: complex is EDTYPE");

@@ -1,7 +1,7 @@
 /* test_safetensors.c - .safetensors reading, listing and writing: round
  * trips of every dtype and rank, F16/BF16 decoding from hand-built bits,
  * every malformed header, truncation at every byte, and a fixture written
- * independently in Python. */
+ * independently in Python; torch.save files (zip, pickle) named as such. */
 #include "file_util.h"
 #include "tap.h"
 #include "vv/array.h"
@@ -471,6 +471,86 @@ static void test_fixture(void)
            vv_err_detail());
 }
 
+/* A torch.save file where a .safetensors file is expected: a zip archive
+ * whose first entry is archive/data.pkl (torch >= 1.6) or a bare pickle
+ * (the legacy format), both hand-built; every reader says what it is and
+ * how to export safetensors.  A zip that is not torch's (an .npz) says zip;
+ * a real .safetensors file whose header length starts with the bytes of a
+ * pickle (640 = 0x280: 80 02 ...) still reads. */
+static void test_torch_save(void)
+{
+    unsigned char zip[64] = "PK\3\4";
+    const char *entry = "archive/data.pkl";
+    zip[26] = (unsigned char)strlen(entry);
+    memcpy(zip + 30, entry, strlen(entry));
+    unsigned char npz[64] = "PK\3\4";
+    npz[26] = 9;
+    memcpy(npz + 30, "arr_0.npy", 9);
+    /* torch.save's legacy pickle (protocol 2, then the magic number as a
+     * LONG1) and a protocol 4 pickle (a FRAME opcode). */
+    const unsigned char pk2[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9,
+                                 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e, 0x80, 0x02};
+    const unsigned char pk4[] = {0x80, 0x04, 0x95, 0x30, 0, 0, 0, 0, 0, 0, 0, 0x7d, 0x94, 0x2e};
+    struct {
+        const char *tag;
+        const void *bytes;
+        size_t n;
+        const char *what;
+    } cases[] = {
+        {"torch_zip.pt", zip, sizeof zip, "zip archive with archive/data.pkl"},
+        {"torch_pickle.pt", pk2, sizeof pk2, "pickle protocol 2"},
+        {"torch_pickle4.pt", pk4, sizeof pk4, "pickle protocol 4"},
+        {"arrays.npz", npz, sizeof npz, "zip archive (an .npz"},
+    };
+    for (unsigned c = 0; c < sizeof cases / sizeof *cases; c++) {
+        char path[512];
+        tp(path, sizeof path, cases[c].tag);
+        write_bytes(path, cases[c].bytes, cases[c].n);
+        int torch = c < 3;
+        vv_array a;
+        int rc = vv_safetensors_read(path, NULL, &a);
+        const char *d = vv_err_detail();
+        CHECKF(rc == VV_EFORMAT && strstr(d, path) && strstr(d, cases[c].what) &&
+                   (!torch || (strstr(d, "PyTorch torch.save file") && strstr(d, "vvd.export(") &&
+                               strstr(d, "save_file(model.state_dict()"))),
+               "%s: vv_safetensors_read says '%s'%s: %s", cases[c].tag, cases[c].what,
+               torch ? " and how to export" : "", d);
+        vv_st_f32 *t = NULL;
+        int nt = 0;
+        rc = vv_safetensors_load_f32(path, &t, &nt);
+        CHECKF(rc == VV_EFORMAT && strstr(vv_err_detail(), cases[c].what),
+               "%s: vv_safetensors_load_f32 (model weights) too: %s", cases[c].tag,
+               vv_err_detail());
+        char **names = NULL;
+        rc = vv_safetensors_names(path, &names, &nt);
+        CHECKF(rc == VV_EFORMAT && strstr(vv_err_detail(), cases[c].what),
+               "%s: vv_safetensors_names too", cases[c].tag);
+        vv_rows *r = NULL;
+        rc = vv_rows_open(path, NULL, &r);
+        CHECKF(rc == VV_EFORMAT && strstr(vv_err_detail(), cases[c].what) && !r,
+               "%s: vv_rows_open (phi, psi) too: %s", cases[c].tag, vv_err_detail());
+        unlink(path);
+    }
+    /* 640 bytes of header: the file starts 80 02 00 ..., then '{'. */
+    char json[641];
+    int k = snprintf(json, sizeof json,
+                     "{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}");
+    memset(json + k, ' ', 640 - (size_t)k);
+    json[640] = 0;
+    float two[2] = {1.5f, -2};
+    char path[512];
+    tp(path, sizeof path, "hlen640.safetensors");
+    build_st(path, json, two, sizeof two);
+    vv_array a;
+    int rc = vv_safetensors_read(path, "w", &a);
+    CHECKF(rc == 0 && a.shape[0] == 2 && ((float *)a.data)[1] == -2,
+           "a .safetensors file starting 80 02 (header of 640 bytes) is not taken for a pickle "
+           "(%s)",
+           rc ? vv_err_detail() : "read");
+    vv_array_free(&a);
+    unlink(path);
+}
+
 int main(void)
 {
     const char *t = getenv("VV_TEST_TMP");
@@ -481,5 +561,6 @@ int main(void)
     test_truncation();
     test_write_errors();
     test_fixture();
+    test_torch_save();
     return tap_done();
 }

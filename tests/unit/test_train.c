@@ -13,6 +13,10 @@
 #include <string.h>
 #include <time.h>
 
+/* The kernels vvd chooses for this CPU (OpenBLAS's own choice can be generic
+ * on recent CPUs): set before OpenBLAS starts (vv/blas.h). */
+VV_BLAS_PREINIT;
+
 /* ---- Against PyTorch ------------------------------------------------------------- */
 
 /* The net of gen_train.py: conv1 (no bias) + bn1 + relu + maxpool 2 +
@@ -574,10 +578,8 @@ int main(void)
 {
     const char *t = getenv("VV_TEST_TMP");
     snprintf(tmpdir, sizeof tmpdir, "%s", t ? t : "/tmp");
-    /* The kernels vvd chooses for this CPU (OpenBLAS's own choice can be
-     * generic on recent CPUs). */
-    const char *user = getenv("OPENBLAS_CORETYPE");
-    CHECK(vv_blas_load(user ? NULL : vv_blas_wanted_coretype()) == 0, "OpenBLAS loads");
+    CHECKF(vv_blas_corename() != NULL, "OpenBLAS kernel %s (%s)", vv_blas_corename(),
+           vv_blas_kernel_origin());
     against_torch();
     learns();
     resume(VV_OPT_SGD, 0.9);

@@ -10,6 +10,10 @@
 #include <math.h>
 #include <string.h>
 
+/* The kernels vvd chooses for this CPU (OpenBLAS's own choice can be generic
+ * on recent CPUs): set before OpenBLAS starts (vv/blas.h). */
+VV_BLAS_PREINIT;
+
 /* ---- A float64 training-mode forward pass, written from the definitions ---------- */
 
 typedef struct {
@@ -404,10 +408,8 @@ int main(void)
 {
     const char *t = getenv("VV_TEST_TMP");
     snprintf(tmpdir, sizeof tmpdir, "%s", t ? t : "/tmp");
-    /* The kernels vvd chooses for this CPU (OpenBLAS's own choice can be
-     * generic on recent CPUs). */
-    const char *user = getenv("OPENBLAS_CORETYPE");
-    CHECK(vv_blas_load(user ? NULL : vv_blas_wanted_coretype()) == 0, "OpenBLAS loads");
+    CHECKF(vv_blas_corename() != NULL, "OpenBLAS kernel %s (%s)", vv_blas_corename(),
+           vv_blas_kernel_origin());
     gradients();
     ties();
     return tap_done();

@@ -1,23 +1,46 @@
-/* vv/blas.h - OpenBLAS, loaded at run time.
+/* vv/blas.h - OpenBLAS, linked, with the kernels chosen before it starts.
  *
- * OpenBLAS chooses its kernels when it is loaded, from OPENBLAS_CORETYPE.
- * libvv does not link it: it loads it with dlopen on first use, so that a
- * program can set the kernel first (vv_blas_load) without re-executing
- * itself.  Every BLAS/LAPACK call of libvv goes through the wrappers below.
- * All functions are thread-safe; the wrappers load OpenBLAS with its own
- * kernel choice if vv_blas_load was not called, and abort with a message
- * if it cannot be loaded (an installation error, not bad input).
+ * libvv links libopenblas.so.0 (so that linkers, packaging tools and ldd
+ * see the dependency).  OpenBLAS chooses its kernels once, in its library
+ * constructor, from OPENBLAS_CORETYPE; Debian's OpenBLAS 0.3.21 does not
+ * recognise every recent CPU and falls back to slow generic kernels.  A
+ * program that wants the right kernels puts VV_BLAS_PREINIT in one of its
+ * source files: the dynamic loader runs vv_blas_preinit from the program's
+ * .preinit_array, before the constructor of any library, and when
+ * OPENBLAS_CORETYPE is unset and this CPU needs a value (vv/cpu.h) it
+ * executes the program again with that value in its environment.  (A
+ * setenv there would not do: libc resets environ from the original
+ * environment after the .preinit_array has run.)  A value the user set is
+ * always honoured.  Without VV_BLAS_PREINIT the program gets OpenBLAS's
+ * own choice.
+ *
+ * Every BLAS/LAPACK call of libvv goes through the wrappers below; they are
+ * thread-safe (OpenBLAS's own threads aside, they keep no state).
  */
 #ifndef VV_BLAS_H
 #define VV_BLAS_H
 
 #include <stdint.h>
 
-/* Loads OpenBLAS once.  If coretype is not NULL and OPENBLAS_CORETYPE is
- * not set, sets it to coretype first (the user's setting always wins).
- * Returns 0, or VV_EINTERNAL with a detail when the library cannot be
- * loaded; later calls return the first call's result and change nothing. */
-int vv_blas_load(const char *coretype);
+/* The .preinit_array function (argc, argv and envp as the loader passes
+ * them): when envp has no OPENBLAS_CORETYPE (or an empty one) and
+ * vv_blas_wanted_coretype() is not NULL, executes /proc/self/exe with argv
+ * and envp plus OPENBLAS_CORETYPE and VV_OPENBLAS_CORETYPE (the same value,
+ * which marks it as vvd's choice) and does not return; otherwise, or when
+ * that fails, returns and OpenBLAS makes its own choice.  Only meaningful
+ * before main, from VV_BLAS_PREINIT. */
+void vv_blas_preinit(int argc, char **argv, char **envp);
+
+/* Why the kernels in use are what they are, for the start-up log: "chosen
+ * by vvd", "set by the user", "OpenBLAS's own choice" (with the reason
+ * when vv_blas_preinit could not act).  A static string. */
+const char *vv_blas_kernel_origin(void);
+
+/* Puts vv_blas_preinit in the .preinit_array of the program (not a shared
+ * library) that expands it.  Use it once, at file scope. */
+#define VV_BLAS_PREINIT                                                                            \
+    __attribute__((section(".preinit_array"), used)) static void (*const vv_blas_preinit_ptr_)(    \
+        int, char **, char **) = vv_blas_preinit
 
 /* C = alpha op(A) op(B) + beta C, row-major (cblas_dgemm). */
 void vv_dgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha, const double *a,
@@ -36,7 +59,8 @@ void vv_dsyrk_t(int64_t n, int64_t k, double alpha, const double *a, int64_t lda
 int vv_dpotrf(int n, double *a);
 int vv_dpotrs(int n, int nrhs, const double *a, double *b);
 
-/* Eigenvalues of a symmetric n x n matrix (destroyed), ascending. Returns info. */
+/* Eigenvalues of a symmetric n x n matrix (destroyed), ascending. Returns
+ * info, or -1 when out of memory. */
 int vv_dsyev(int n, double *a, double *w);
 
 /* OpenBLAS's thread count for subsequent calls (process-wide). */

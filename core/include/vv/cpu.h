@@ -3,8 +3,9 @@
  * Debian's OpenBLAS 0.3.21 chooses its kernels when the library is loaded
  * (before main) and does not recognise every recent CPU; unrecognised ones
  * get slow generic kernels.  It honours OPENBLAS_CORETYPE, read at load
- * time: vv_blas_wanted_coretype() says which value fits this CPU, and vvd
- * passes it to vv_blas_load (vv/blas.h) when the user has not set one.
+ * time: vv_blas_wanted_coretype() says which value fits this CPU, and
+ * vv_blas_preinit (vv/blas.h) sets it, before OpenBLAS starts, when the user
+ * has not set one.
  */
 #ifndef VV_CPU_H
 #define VV_CPU_H
@@ -14,8 +15,8 @@
  * is right.  Pure function of the CPU. */
 const char *vv_blas_wanted_coretype(void);
 
-/* The kernel set OpenBLAS is using now (e.g. "SkylakeX", "Haswell",
- * "Prescott"), a static string; loads OpenBLAS if needed (vv/blas.h). */
+/* The kernel set OpenBLAS is using (e.g. "SkylakeX", "Haswell",
+ * "Prescott"), a static string. */
 const char *vv_blas_corename(void);
 
 /* OpenBLAS's configuration string (version, build options). */

@@ -46,6 +46,10 @@ vv_err vv_dataset_open_idx(const char *images, const char *labels, vv_dataset **
  * VV_ENONFINITE, a malformed file as vv_npy_read_raw does. */
 vv_err vv_dataset_open_npy(const char *images, const char *labels, vv_dataset **out);
 
+/* The images of a .npy array alone, as vv_dataset_open_npy reads them, for
+ * inference (vvd forward): every label is 0. */
+vv_err vv_dataset_open_npy_images(const char *images, vv_dataset **out);
+
 /* Frees a data set; NULL is allowed. */
 void vv_dataset_free(vv_dataset *ds);
 
