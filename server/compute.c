@@ -162,6 +162,9 @@ void *jobs_compute_main(void *arg)
         j->device_lost |= lost;
         pthread_mutex_unlock(&j->mu);
         if (first) {
+            /* The failed run's state is stored before the grace period of
+             * the exit starts, so that clients can read it meanwhile. */
+            hub_wait_stored(j->hub, q->id, 10);
             VV_ERROR("jobs", q->id,
                      "the device %s was lost (a sticky error); no run starts "
                      "any more, and vvd exits to be restarted",
