@@ -452,6 +452,9 @@ def export_spec(module, input_shape, preprocess=None, check=True):
         else:
             spec_in = list(shape)
         spec = {"input": spec_in, "layers": layers}
+        if preprocess is None:
+            # A module made by vvd.load keeps its model's preprocessing.
+            preprocess = (getattr(module, "vvd_spec", None) or {}).get("preprocess")
         if preprocess:
             spec["preprocess"] = dict(preprocess)
         sd = module.state_dict()
@@ -517,7 +520,8 @@ def export(module, input_shape, path, preprocess=None, check=True):
     path: a directory (model.json and model.safetensors in it, as compress
     runs write them) or a prefix ("out/vgg" -> out/vgg.json, out/vgg.safetensors).
     input_shape: (C, H, W) for images, (features,) for vectors.
-    preprocess: the input preprocessing to record ({"mean", "std", "resize", "crop"}).
+    preprocess: the input preprocessing to record ({"mean", "std", "resize", "crop"});
+    None: a module made by vvd.load keeps its model's (module.vvd_spec).
     check: rebuild the module from the spec and compare its output with
     module's on a random batch (ExportError when they differ).
 

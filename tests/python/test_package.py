@@ -528,6 +528,14 @@ def export_cases(tmp):
     t.ok(all(np.array_equal(torch_out(m, x6), ref) for m in forms) and
          forms[0].vvd_spec["input"] == [1, 6, 6],
          "vvd.load takes a run folder, spec + weights paths, a pair, a spec dict + tensors")
+    # A loaded model keeps its preprocessing when exported again (compress
+    # then scores it on the inputs it was trained on).
+    pre = {"mean": [0.286], "std": [0.353]}
+    spec_pre = dict(json.load(open(sp)), preprocess=pre)
+    again, _ = vvd._torch.export_spec(vvd.load(spec_pre, st.load(wp)), (1, 6, 6), check=False)
+    t.ok(again.get("preprocess") == pre,
+         "a module made by vvd.load keeps its model's preprocess when exported again",
+         again.get("preprocess"))
     w = st.load(wp)
     w["7.weight"] = np.zeros((2, 2), np.float32)
     expect_raises(ValueError, lambda: vvd.load(sp, w), "unexpected 7.weight",
