@@ -7,6 +7,7 @@
  * fixed offset; the layer's weight becomes V and the neurons whose columns
  * are zero are deleted from the layer that produces them.  The network is
  * evaluated before and after, and the smaller model is exported. */
+#include "compress_internal.h"
 #include "device.h"
 #include "model_check.h"
 #include "models.h"
@@ -24,124 +25,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-typedef struct cctx {
-    const compress_spec *spec;
-    const run_sink *sink;
-    const atomic_int *stop;
-    double t0;
-    int64_t step, iters;
-    vv_backend *be; /* the job's device; NULL: the CPU (forward passes too) */
-    const vv_model *res_m; /* a resident model's network, whose weights stay on */
-    vv_model_dev *res_md;  /* the device between runs (models_device) */
-} cctx;
-
-/* m's weights on the job's device (*md NULL on the CPU): the resident copy
- * when m is the resident model's network, else a fresh upload, *own set:
- * close it after use. */
-static int dev_for(cctx *c, const vv_model *m, vv_model_dev **md, int *own)
-{
-    *md = NULL;
-    *own = 0;
-    if (!c->be)
-        return 0;
-    if (m == c->res_m && c->res_md) {
-        *md = c->res_md;
-        return 0;
-    }
-    *own = 1;
-    return vv_model_dev_open(m, c->be, md);
-}
-
 static void set_field(char *field, size_t fsz, const char *ptr)
 {
     if (field && fsz)
         snprintf(field, fsz, "%s", ptr);
-}
-
-/* ---- Evaluation --------------------------------------------------------------------- */
-
-typedef struct evals {
-    double train_acc, train_loss, test_acc, test_loss, latency_ms;
-    int64_t params, macs;
-    int have_test;
-} evals;
-
-/* Median time of 3 forward passes of one batch of zeros, in milliseconds
- * (on md's device when md is not NULL, inputs and outputs crossing the bus
- * included). */
-static double latency_ms(const vv_model *m, vv_model_dev *md, int64_t batch)
-{
-    int64_t in = vv_model_size(m, -1), k = vv_model_size(m, m->n - 1);
-    float *x = calloc((size_t)(batch * in), sizeof(float)), *y = malloc((size_t)(batch * k) * 4);
-    double t[3] = {0, 0, 0};
-    for (int r = 0; r < 3 && x && y; r++) {
-        double t0 = vv_now();
-        if (md)
-            vv_model_forward_dev(md, 0, m->n, x, batch, y);
-        else
-            vv_model_forward(m, 0, m->n, x, batch, y);
-        t[r] = (vv_now() - t0) * 1e3;
-    }
-    free(x);
-    free(y);
-    double a = t[0], b = t[1], c = t[2];
-    return a > b ? (b > c ? b : a > c ? c : a) : (a > c ? a : b > c ? c : b);
-}
-
-static int eval_all(cctx *c, const vv_model *m, vv_dataset *train, vv_dataset *test,
-                    const vv_preprocess *pp, int64_t ntrain, int64_t ntest, evals *e)
-{
-    memset(e, 0, sizeof *e);
-    int64_t b = c->spec->batch_size;
-    vv_model_dev *md;
-    int own;
-    int rc = dev_for(c, m, &md, &own);
-    if (rc == 0)
-        rc = vv_model_evaluate_dev(m, md, train, pp, ntrain, b, c->stop, &e->train_acc,
-                                   &e->train_loss);
-    if (rc == 0 && test) {
-        rc = vv_model_evaluate_dev(m, md, test, pp, ntest, b, c->stop, &e->test_acc,
-                                   &e->test_loss);
-        e->have_test = 1;
-    }
-    e->params = vv_model_params(m);
-    e->macs = vv_model_macs(m);
-    if (rc == 0)
-        e->latency_ms = latency_ms(m, md, b);
-    if (own)
-        vv_model_dev_close(md);
-    return rc;
-}
-
-static cJSON *evals_json(const evals *e)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "train_acc", e->train_acc);
-    cJSON_AddNumberToObject(o, "train_loss", e->train_loss);
-    if (e->have_test) {
-        cJSON_AddNumberToObject(o, "test_acc", e->test_acc);
-        cJSON_AddNumberToObject(o, "test_loss", e->test_loss);
-    }
-    cJSON_AddNumberToObject(o, "params", (double)e->params);
-    cJSON_AddNumberToObject(o, "macs", (double)e->macs);
-    cJSON_AddNumberToObject(o, "latency_ms", e->latency_ms);
-    return o;
-}
-
-static void emit_evals(cctx *c, const evals *e, const char *phase)
-{
-    run_metric rm = {.step = c->step++, .time = vv_now() - c->t0};
-    run_metric_set(&rm, RM_train_acc, e->train_acc);
-    run_metric_set(&rm, RM_train_loss, e->train_loss);
-    if (e->have_test) {
-        run_metric_set(&rm, RM_test_acc, e->test_acc);
-        run_metric_set(&rm, RM_test_loss, e->test_loss);
-    }
-    run_metric_set(&rm, RM_params, (double)e->params);
-    run_metric_set(&rm, RM_macs, (double)e->macs);
-    run_metric_set(&rm, RM_latency_ms, e->latency_ms);
-    snprintf(rm.phase, sizeof rm.phase, "%s", phase);
-    run_emit_metric(c->sink, &rm);
 }
 
 /* ---- Features as row sources --------------------------------------------------------- */
@@ -216,23 +103,6 @@ static void feats_free(feats *f)
 
 /* ---- One layer ------------------------------------------------------------------------- */
 
-typedef struct layer_out {
-    int li;
-    int64_t k, d, kept;
-    int64_t *keep; /* kept indices, ascending */
-    double *W;     /* K x D solution (refitted when asked) */
-    double *Wl;    /* K x D lasso solution before the refit (NULL without one) */
-    /* The magnitude baseline at the same width: the kept neurons of largest
-     * outgoing-weight norm, their weights as trained (Wbp) and refitted (Wb). */
-    int64_t *bkeep;
-    double *Wb, *Wbp;
-    int refit_failed, brefit_failed; /* the refit found G singular at any ridge */
-    double lambda, lambda_max, stats_seconds;
-    vv_lasso_result res;
-    int cached, fallback;
-    cJSON *search;
-} layer_out;
-
 static int stats_key(const compress_spec *s, const char *model_id, const char *layer, int64_t n,
                      const vv_preprocess *pp, char *buf, size_t sz)
 {
@@ -266,10 +136,16 @@ static int layer_stats(cctx *c, const vv_model *m, int li, const vv_dataset *tra
         return vv_fail(VV_ENOMEM, "out of memory for layer %s", L->name);
     for (int64_t i = 0; i < d; i++)
         bias[i] = L->bias_v ? L->bias_v[i] : 0;
-    feats f = {.m = m, .li = li, .ds = train, .pp = pp, .in = vv_model_size(m, -1), .k = k,
-               .d = d, .r0 = -1};
+    feats f = {.m = m,
+               .li = li,
+               .ds = train,
+               .pp = pp,
+               .in = vv_model_size(m, -1),
+               .k = k,
+               .d = d,
+               .r0 = -1};
     int own_md;
-    int rc = dev_for(c, m, &f.md, &own_md);
+    int rc = compress_dev_for(c, m, &f.md, &own_md);
     vv_rows *phi = NULL, *psi = NULL;
     char nphi[128], npsi[128];
     snprintf(nphi, sizeof nphi, "input of %s", L->name);
@@ -278,8 +154,8 @@ static int layer_stats(cctx *c, const vv_model *m, int li, const vv_dataset *tra
         rc = vv_rows_from_callback(nphi, ntrain, k, read_phi, &f, NULL, &phi);
     if (rc == 0)
         rc = vv_rows_from_callback(npsi, ntrain, d, read_psi, &f, NULL, &psi);
-    vv_stats_opts so = {.chunk_rows = c->spec->lasso.chunk_rows, .bias = bias, .stop = c->stop,
-                        .be = c->be};
+    vv_stats_opts so = {
+        .chunk_rows = c->spec->lasso.chunk_rows, .bias = bias, .stop = c->stop, .be = c->be};
     if (rc == 0)
         rc = vv_stats_compute(phi, psi, &so, st);
     vv_rows_free(phi);
@@ -288,65 +164,6 @@ static int layer_stats(cctx *c, const vv_model *m, int li, const vv_dataset *tra
         vv_model_dev_close(f.md);
     feats_free(&f);
     free(bias);
-    return rc;
-}
-
-/* The magnitude baseline of layer lo->li at lo's width: the lo->kept input
- * neurons whose outgoing weights (columns of the layer's weight in src) have
- * the largest L2 norms, with those weights (Wbp) and refitted on the
- * statistics bst (Wb) when the run refits. */
-static int baseline_layer(const compress_spec *s, const vv_layer *L, const vv_stats *bst,
-                          layer_out *lo)
-{
-    int64_t k = lo->k, d = lo->d;
-    double *norm = malloc((size_t)k * sizeof *norm);
-    lo->bkeep = malloc((size_t)k * sizeof *lo->bkeep);
-    lo->Wbp = calloc((size_t)(k * d), sizeof *lo->Wbp);
-    lo->Wb = calloc((size_t)(k * d), sizeof *lo->Wb);
-    if (!norm || !lo->bkeep || !lo->Wbp || !lo->Wb) {
-        free(norm);
-        return vv_fail(VV_ENOMEM, "out of memory for the baseline of %s", L->name);
-    }
-    for (int64_t q = 0; q < k; q++) {
-        double a = 0;
-        for (int64_t i = 0; i < d; i++)
-            a += (double)L->weight[i * k + q] * L->weight[i * k + q];
-        norm[q] = a;
-    }
-    /* The kept largest norms (ties: the lower index), then ascending. */
-    char *take = calloc((size_t)k, 1);
-    if (!take) {
-        free(norm);
-        return vv_fail(VV_ENOMEM, "out of memory for the baseline of %s", L->name);
-    }
-    for (int64_t t = 0; t < lo->kept && t < k; t++) {
-        int64_t best = -1;
-        for (int64_t q = 0; q < k; q++)
-            if (!take[q] && (best < 0 || norm[q] > norm[best]))
-                best = q;
-        if (best >= 0)
-            take[best] = 1;
-    }
-    int64_t n = 0;
-    for (int64_t q = 0; q < k; q++)
-        if (take[q]) {
-            lo->bkeep[n++] = q;
-            for (int64_t i = 0; i < d; i++)
-                lo->Wbp[q * d + i] = L->weight[i * k + q];
-        }
-    free(take);
-    free(norm);
-    int rc = 0;
-    if (s->lasso.refit)
-        rc = vv_lasso_refit(bst, lo->Wbp, lo->Wb);
-    if (!s->lasso.refit || rc == VV_ENUMERIC) {
-        /* No refit, or one no ridge helps (a dead neuron kept by magnitude):
-         * the weights as trained. */
-        lo->brefit_failed = s->lasso.refit;
-        memcpy(lo->Wb, lo->Wbp, (size_t)(k * d) * sizeof *lo->Wb);
-        rc = 0;
-    }
-    /* Columns the refit zeroed stay kept, with zero weights (the same width). */
     return rc;
 }
 
@@ -410,9 +227,9 @@ static int compress_layer(cctx *c, const vv_model *src, const vv_model *bsrc, in
     vv_lasso_init(s->lasso.init, s->lasso.seed, k, d, lo->W);
     double deadline = s->lasso.max_seconds > 0 ? vv_now() + s->lasso.max_seconds : 0;
     lo->search = cJSON_CreateArray();
-    rc = run_select_solve(&s->lasso, c->be, stp, ce, c->sink, c->stop, out_dir, c->t0, deadline,
-                          &c->step, &c->iters, lo->W, &lo->lambda, &lo->res, lo->search, field,
-                          fsz);
+    rc =
+        run_select_solve(&s->lasso, c->be, stp, ce, c->sink, c->stop, out_dir, c->t0, deadline,
+                         &c->step, &c->iters, lo->W, &lo->lambda, &lo->res, lo->search, field, fsz);
     if (rc < 0)
         goto done;
     lo->kept = vv_lasso_support(lo->W, k, d, lo->keep);
@@ -460,7 +277,7 @@ static int compress_layer(cctx *c, const vv_model *src, const vv_model *bsrc, in
                 goto done;
             bs = &bst;
         }
-        rc = baseline_layer(s, &bsrc->layers[li], bs, lo);
+        rc = compress_baseline_layer(s, &bsrc->layers[li], bs, lo);
     }
 done:
     vv_stats_free(&st);
@@ -481,74 +298,6 @@ static int apply(vv_model *m, const layer_out *lo, const double *W, const int64_
     int j = vv_model_feeding_linear(m, lo->li);
     *pruned = j >= 0;
     return j >= 0 ? vv_model_prune(m, j, lo->li, keep, lo->kept) : 0;
-}
-
-/* ---- Fine-tuning ----------------------------------------------------------------- */
-
-/* Trains m in place for the spec's fine-tuning epochs on the training set
- * (the run's eval preprocessing, no augmentation), with a metric per epoch
- * tagged phase.  *stopped is set when the stop flag ended it early. */
-static int finetune(cctx *c, vv_model *m, const vv_dataset *train, const vv_preprocess *pp,
-                    int64_t ntrain, const char *phase, double *seconds, int *stopped)
-{
-    const finetune_spec *f = &c->spec->finetune;
-    double t0 = vv_now();
-    int64_t bs = f->batch_size < ntrain ? f->batch_size : ntrain;
-    int64_t in = vv_model_size(m, -1);
-    float *x = malloc((size_t)(bs * in) * sizeof *x);
-    int32_t *lab = malloc((size_t)bs * sizeof *lab);
-    int64_t *perm = malloc((size_t)ntrain * sizeof *perm);
-    vv_trainer *tr = NULL;
-    int rc = !x || !lab || !perm ? vv_fail(VV_ENOMEM, "out of memory for fine-tuning")
-                                 : vv_trainer_init(&tr, m, &f->opts);
-    for (int64_t e = 0; rc == 0 && e < f->epochs && !*stopped; e++) {
-        vv_rng shuf, aug, drop;
-        uint64_t base = f->seed * 0x9E3779B97F4A7C15ull + (uint64_t)e * 0xBF58476D1CE4E5B9ull;
-        vv_rng_seed(&shuf, base + 1);
-        vv_rng_seed(&aug, base + 2);
-        vv_rng_seed(&drop, base + 3);
-        for (int64_t i = 0; i < ntrain; i++)
-            perm[i] = i;
-        for (int64_t i = ntrain - 1; i > 0; i--) {
-            int64_t j = (int64_t)(vv_rng_next(&shuf) % (uint64_t)(i + 1));
-            int64_t t = perm[i];
-            perm[i] = perm[j];
-            perm[j] = t;
-        }
-        double lr = f->opts.lr;
-        if (f->cosine)
-            lr *= 0.5 * (1 + cos(M_PI * (double)e / (double)f->epochs));
-        double sum = 0;
-        int64_t seen = 0, correct = 0;
-        for (int64_t b0 = 0; rc == 0 && b0 + bs <= ntrain; b0 += bs) {
-            if (c->stop && atomic_load_explicit(c->stop, memory_order_relaxed)) {
-                *stopped = 1;
-                break;
-            }
-            vv_step_stats st;
-            if ((rc = vv_dataset_batch(train, pp, perm + b0, 0, bs, &aug, x, lab)) == 0 &&
-                (rc = vv_trainer_step(tr, x, lab, bs, lr, &drop, &st)) == 0) {
-                sum += st.loss * (double)bs;
-                correct += st.correct;
-                seen += bs;
-            }
-        }
-        if (rc == 0 && seen) {
-            run_metric rm = {.step = c->step++, .time = vv_now() - c->t0};
-            snprintf(rm.phase, sizeof rm.phase, "%s", phase);
-            run_metric_set(&rm, RM_epoch, (double)(e + 1));
-            run_metric_set(&rm, RM_loss, sum / (double)seen);
-            run_metric_set(&rm, RM_train_acc, (double)correct / (double)seen);
-            run_metric_set(&rm, RM_lr, lr);
-            run_emit_metric(c->sink, &rm);
-        }
-    }
-    vv_trainer_free(tr);
-    free(x);
-    free(lab);
-    free(perm);
-    *seconds = vv_now() - t0;
-    return rc;
 }
 
 /* Events of the in-process training of the default model, passed on to the
@@ -712,9 +461,9 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
 
     evals before, after, pruned_e, base_p, base_r, base_f;
     int refit = s->lasso.refit, ft = s->finetune.enabled, base = s->baseline;
-    if ((rc = eval_all(&c, orig, train, test, &pp, ntrain, ntest, &before)) < 0)
+    if ((rc = compress_eval_all(&c, orig, train, test, &pp, ntrain, ntest, &before)) < 0)
         goto done;
-    emit_evals(&c, &before, "before");
+    compress_emit_evals(&c, &before, "before");
 
     /* The networks: cur (the lasso's, refitted when asked: the features of
      * the next layer in sequential mode, then fine-tuned), curl (the lasso's
@@ -778,8 +527,9 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
         cJSON_AddBoolToObject(o, "stats_cached", lo->cached);
         cJSON_AddBoolToObject(o, "refit", refit && !lo->fallback && !lo->refit_failed);
         if (lo->refit_failed)
-            cJSON_AddStringToObject(o, "refit_note", "the kept neurons' Gram matrix is singular "
-                                                     "at every ridge: the lasso's weights kept");
+            cJSON_AddStringToObject(o, "refit_note",
+                                    "the kept neurons' Gram matrix is singular "
+                                    "at every ridge: the lasso's weights kept");
         if (base)
             cJSON_AddBoolToObject(o, "baseline_refit", refit && !lo->brefit_failed);
         if (lo->fallback)
@@ -803,7 +553,7 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
         cJSON_AddStringToObject(r, "state", run_state_name(RUN_STOPPED));
         cJSON_AddStringToObject(r, "stop_reason", stop_reason_name(STOP_USER));
         cJSON_AddStringToObject(r, "kind", "compress");
-        cJSON_AddItemToObject(r, "before", evals_json(&before));
+        cJSON_AddItemToObject(r, "before", compress_evals_json(&before));
         cJSON_Delete(lj);
         *result = r;
         r = NULL;
@@ -815,44 +565,44 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
     const atomic_int *user_stop = c.stop;
     c.stop = &no_stop;
     cJSON *stages = cJSON_CreateObject();
-    cJSON_AddItemToObject(stages, "before", evals_json(&before));
-    if ((rc = eval_all(&c, refit ? &curl : &cur, train, test, &pp, ntrain, ntest, &pruned_e)) <
-        0) {
+    cJSON_AddItemToObject(stages, "before", compress_evals_json(&before));
+    if ((rc = compress_eval_all(&c, refit ? &curl : &cur, train, test, &pp, ntrain, ntest,
+                                &pruned_e)) < 0) {
         cJSON_Delete(lj);
         cJSON_Delete(stages);
         goto done;
     }
-    emit_evals(&c, &pruned_e, "pruned");
-    cJSON_AddItemToObject(stages, "pruned", evals_json(&pruned_e));
+    compress_emit_evals(&c, &pruned_e, "pruned");
+    cJSON_AddItemToObject(stages, "pruned", compress_evals_json(&pruned_e));
     after = pruned_e;
     if (refit) {
-        if ((rc = eval_all(&c, &cur, train, test, &pp, ntrain, ntest, &after)) < 0) {
+        if ((rc = compress_eval_all(&c, &cur, train, test, &pp, ntrain, ntest, &after)) < 0) {
             cJSON_Delete(lj);
             cJSON_Delete(stages);
             goto done;
         }
-        emit_evals(&c, &after, "refit");
-        cJSON_AddItemToObject(stages, "refit", evals_json(&after));
+        compress_emit_evals(&c, &after, "refit");
+        cJSON_AddItemToObject(stages, "refit", compress_evals_json(&after));
     }
     double ft_seconds = 0, bft_seconds = 0;
     if (ft && !stopped) {
         c.stop = user_stop;
-        rc = finetune(&c, &cur, train, &pp, ntrain, "finetune", &ft_seconds, &stopped);
+        rc = compress_finetune(&c, &cur, train, &pp, ntrain, "finetune", &ft_seconds, &stopped);
         c.stop = &no_stop;
         if (rc == 0)
-            rc = eval_all(&c, &cur, train, test, &pp, ntrain, ntest, &after);
+            rc = compress_eval_all(&c, &cur, train, test, &pp, ntrain, ntest, &after);
         if (rc < 0) {
             cJSON_Delete(lj);
             cJSON_Delete(stages);
             goto done;
         }
-        emit_evals(&c, &after, "finetuned");
-        cJSON *fe = evals_json(&after);
+        compress_emit_evals(&c, &after, "finetuned");
+        cJSON *fe = compress_evals_json(&after);
         cJSON_AddNumberToObject(fe, "epochs", (double)s->finetune.epochs);
         cJSON_AddNumberToObject(fe, "seconds", ft_seconds);
         cJSON_AddItemToObject(stages, "finetuned", fe);
     }
-    emit_evals(&c, &after, "after");
+    compress_emit_evals(&c, &after, "after");
     /* The magnitude baseline at the same widths, through the same stages. */
     cJSON *bj = NULL;
     if (base && !stopped) {
@@ -862,19 +612,20 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
                                 "the same number of neurons per layer, those whose outgoing "
                                 "weights have the largest L2 norm");
         int bstop = 0;
-        rc = eval_all(&c, refit ? &bmp : &bm, train, test, &pp, ntrain, ntest, &base_p);
+        rc = compress_eval_all(&c, refit ? &bmp : &bm, train, test, &pp, ntrain, ntest, &base_p);
         if (rc == 0)
-            cJSON_AddItemToObject(bj, "pruned", evals_json(&base_p));
-        if (rc == 0 && refit && (rc = eval_all(&c, &bm, train, test, &pp, ntrain, ntest,
-                                               &base_r)) == 0)
-            cJSON_AddItemToObject(bj, "refit", evals_json(&base_r));
+            cJSON_AddItemToObject(bj, "pruned", compress_evals_json(&base_p));
+        if (rc == 0 && refit &&
+            (rc = compress_eval_all(&c, &bm, train, test, &pp, ntrain, ntest, &base_r)) == 0)
+            cJSON_AddItemToObject(bj, "refit", compress_evals_json(&base_r));
         if (rc == 0 && ft) {
             c.stop = user_stop;
-            rc = finetune(&c, &bm, train, &pp, ntrain, "baseline_finetune", &bft_seconds, &bstop);
+            rc = compress_finetune(&c, &bm, train, &pp, ntrain, "baseline_finetune", &bft_seconds,
+                                   &bstop);
             c.stop = &no_stop;
-            if (rc == 0 && (rc = eval_all(&c, &bm, train, test, &pp, ntrain, ntest, &base_f)) ==
-                               0) {
-                cJSON *fe = evals_json(&base_f);
+            if (rc == 0 &&
+                (rc = compress_eval_all(&c, &bm, train, test, &pp, ntrain, ntest, &base_f)) == 0) {
+                cJSON *fe = compress_evals_json(&base_f);
                 cJSON_AddNumberToObject(fe, "epochs", (double)s->finetune.epochs);
                 cJSON_AddNumberToObject(fe, "seconds", bft_seconds);
                 cJSON_AddItemToObject(bj, "finetuned", fe);
@@ -922,8 +673,8 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
     cJSON_AddNumberToObject(r, "n_train", (double)ntrain);
     cJSON_AddNumberToObject(r, "n_test", (double)ntest);
     cJSON_AddItemToObject(r, "layers", lj);
-    cJSON_AddItemToObject(r, "before", evals_json(&before));
-    cJSON_AddItemToObject(r, "after", evals_json(&after));
+    cJSON_AddItemToObject(r, "before", compress_evals_json(&before));
+    cJSON_AddItemToObject(r, "after", compress_evals_json(&after));
     cJSON_AddItemToObject(r, "stages", stages);
     if (bj)
         cJSON_AddItemToObject(r, "baseline", bj);

@@ -10,37 +10,19 @@
 #include <string.h>
 
 /* The compress-only fields; the rest are the lasso solver options. */
-static const char *const own_fields[] = {"kind",       "name",   "model",    "data",
-                                         "layers",     "sequential", "batch_size", "export",
-                                         "finetune",   "baseline",   NULL};
+static const char *const own_fields[] = {"kind",     "name",       "model",      "data",
+                                         "layers",   "sequential", "batch_size", "export",
+                                         "finetune", "baseline",   NULL};
 
-const char *const spec_compress_fields[] = {"kind",
-                                            "name",
-                                            "model",
-                                            "data",
-                                            "layers",
-                                            "sequential",
-                                            "batch_size",
-                                            "export",
-                                            "finetune",
-                                            "baseline",
-                                            "lambda",
-                                            "lambda_paper",
-                                            "lambda_ratio",
-                                            "path",
-                                            "target_active",
-                                            "solver",
-                                            "tol",
-                                            "max_iter",
-                                            "max_seconds",
-                                            "mu",
-                                            "init",
-                                            "seed",
-                                            "refit",
-                                            "metrics_every",
-                                            "chunk_rows",
-                                            "device",
-                                            NULL};
+const char *const spec_compress_fields[] = {"kind",         "name",   "model",
+                                            "data",         "layers", "sequential",
+                                            "batch_size",   "export", "finetune",
+                                            "baseline",     "lambda", "lambda_paper",
+                                            "lambda_ratio", "path",   "target_active",
+                                            "solver",       "tol",    "max_iter",
+                                            "max_seconds",  "mu",     "init",
+                                            "seed",         "refit",  "metrics_every",
+                                            "chunk_rows",   "device", NULL};
 
 static int fail(char *field, size_t fsz, int err, const char *ptr, const char *msg)
 {
