@@ -15,8 +15,10 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import time
+import traceback
 
 # ---- TAP ----------------------------------------------------------------------
 
@@ -472,3 +474,33 @@ def write_cifar10(cdir, per_batch, n_test, seed):
         with open(os.path.join(cdir, name), "wb") as f:
             for _ in range(n):
                 f.write(bytes([rnd.randrange(10)]) + bytes(rnd.randrange(256) for _ in range(3072)))
+
+
+# ---- Scenario runner -------------------------------------------------------
+
+
+def run_scenarios(argv, scenarios):
+    """Runs the scenarios, a list of (name, fn(t, vvd)), that argv names after
+    the path of vvd (all when it names none), speaking TAP; a scenario that
+    raises is one failed point, and the next one runs.  Returns the exit
+    status (2 for bad usage)."""
+    if len(argv) < 2 or not os.access(argv[1], os.X_OK):
+        print("usage: %s PATH/TO/vvd [scenario...]" % os.path.basename(argv[0]), file=sys.stderr)
+        return 2
+    vvd = os.path.abspath(argv[1])
+    only = set(argv[2:])
+    t = Tap()
+    t0 = time.monotonic()
+    for name, fn in scenarios:
+        if only and name not in only:
+            continue
+        s0 = time.monotonic()
+        t.comment("scenario %s" % name)
+        try:
+            fn(t, vvd)
+        except Exception as e:  # noqa: BLE001 - report and go on with the next scenario
+            t.ok(False, "scenario %s ran to its end (raised %s)" % (name, type(e).__name__),
+                 traceback.format_exc())
+        t.comment("scenario %s: %.1f s" % (name, time.monotonic() - s0))
+    t.comment("total %.1f s" % (time.monotonic() - t0))
+    return t.done()

@@ -23,11 +23,11 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 import shutil
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from daemon_util import Daemon, Resp, Tap, npy_bytes, npy_header, request  # noqa: E402
+from daemon_util import (Daemon, Resp, npy_bytes, npy_header, request,  # noqa: E402
+                         run_scenarios)
 
 FINAL = ("FINISHED", "STOPPED", "FAILED", "CRASHED")
 METRIC_KEYS = ("objective", "gap", "rel_gap", "active", "mse", "group_norm", "lambda")
@@ -1070,26 +1070,7 @@ SCENARIOS = [("stream", scenario_stream), ("stop", scenario_stop), ("sweep", sce
 
 def main(argv, scenarios=SCENARIOS):
     """Runs the scenarios (those named after VVD, or all) and speaks TAP."""
-    if len(argv) < 2 or not os.access(argv[1], os.X_OK):
-        print("usage: %s PATH/TO/vvd [scenario...]" % os.path.basename(argv[0]), file=sys.stderr)
-        return 2
-    vvd = os.path.abspath(argv[1])
-    only = set(argv[2:])
-    t = Tap()
-    t0 = time.monotonic()
-    for name, fn in scenarios:
-        if only and name not in only:
-            continue
-        s0 = time.monotonic()
-        t.comment("scenario %s" % name)
-        try:
-            fn(t, vvd)
-        except Exception as e:  # noqa: BLE001 - report and go on with the next scenario
-            t.ok(False, "scenario %s ran to its end (raised %s)" % (name, type(e).__name__),
-                 traceback.format_exc())
-        t.comment("scenario %s: %.1f s" % (name, time.monotonic() - s0))
-    t.comment("total %.1f s" % (time.monotonic() - t0))
-    return t.done()
+    return run_scenarios(argv, scenarios)
 
 
 if __name__ == "__main__":

@@ -35,10 +35,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from daemon_util import Daemon, Tap  # noqa: E402
+from daemon_util import Daemon, run_scenarios  # noqa: E402
 
 QUICK = bool(os.environ.get("VV_TEST_QUICK"))
 FINAL = ("FINISHED", "STOPPED", "FAILED", "CRASHED")
@@ -557,26 +556,7 @@ SCENARIOS = [("kill9", scenario_kill9), ("memory", scenario_memory), ("disk", sc
 
 
 def main(argv):
-    if len(argv) < 2 or not os.access(argv[1], os.X_OK):
-        print("usage: %s PATH/TO/vvd [scenario...]" % os.path.basename(argv[0]), file=sys.stderr)
-        return 2
-    vvd = os.path.abspath(argv[1])
-    only = set(argv[2:])
-    t = Tap()
-    t0 = time.monotonic()
-    for name, fn in SCENARIOS:
-        if only and name not in only:
-            continue
-        s0 = time.monotonic()
-        t.comment("scenario %s" % name)
-        try:
-            fn(t, vvd)
-        except Exception as e:  # noqa: BLE001 - report and go on with the next scenario
-            t.ok(False, "scenario %s ran to its end (raised %s)" % (name, type(e).__name__),
-                 traceback.format_exc())
-        t.comment("scenario %s: %.1f s" % (name, time.monotonic() - s0))
-    t.comment("total %.1f s" % (time.monotonic() - t0))
-    return t.done()
+    return run_scenarios(argv, SCENARIOS)
 
 
 if __name__ == "__main__":
