@@ -103,11 +103,13 @@ int vv_lasso_solve(const vv_stats *s, const vv_lasso_opts *o, double *W, vv_lass
     switch (o->solver) {
     case VV_SOLVER_FISTA:
         rc = resident ? vv_solve_fista_dev(s, o, W, res) : vv_solve_fista(s, o, W, res);
+        res->solver = VV_SOLVER_FISTA;
         break;
     case VV_SOLVER_ADAM_PROX:
         if (!(o->mu > 0) || !isfinite(o->mu))
             return vv_fail(VV_EINVAL, "mu must be a positive finite number, got %g", o->mu);
         rc = vv_solve_adam(s, &host, W, res);
+        res->solver = VV_SOLVER_ADAM_PROX;
         break;
     case VV_SOLVER_AUTO:
         /* Block coordinate descent updates one neuron at a time with
@@ -116,13 +118,17 @@ int vv_lasso_solve(const vv_stats *s, const vv_lasso_opts *o, double *W, vv_lass
          * default model's fc2 (K = D = 1024, lambda_ratio 0.002) FISTA took
          * 31 s and BCD 298 s to rel_gap 1e-6, while with D = 10 (its fc3, the
          * VGG-like problem) BCD is as fast or faster. */
-        if (s->d < VV_AUTO_FISTA_D)
+        if (s->d < VV_AUTO_FISTA_D) {
             rc = vv_solve_bcd(s, &host, W, res);
-        else
+            res->solver = VV_SOLVER_BCD;
+        } else {
             rc = resident ? vv_solve_fista_dev(s, o, W, res) : vv_solve_fista(s, o, W, res);
+            res->solver = VV_SOLVER_FISTA;
+        }
         break;
     case VV_SOLVER_BCD:
         rc = vv_solve_bcd(s, &host, W, res);
+        res->solver = VV_SOLVER_BCD;
         break;
     default:
         return vv_fail(VV_EINVAL, "unknown solver %d", (int)o->solver);

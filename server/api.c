@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -96,6 +97,7 @@ cJSON *api_run_json(req *r, const run_row *row)
     cJSON_AddNumberToObject(o, "queue_position", pos);
     cJSON_AddStringToObject(o, "waiting_reason", reason);
     cJSON_AddItemToObject(o, "spec", parse_or_null(row->spec));
+    api_run_annotations(o, row);
     cJSON *result = parse_or_null(row->result);
     cJSON_AddItemToObject(o, "result", result);
     cJSON_AddItemToObject(o, "error", parse_or_null(row->error));
@@ -111,8 +113,8 @@ cJSON *api_run_json(req *r, const run_row *row)
     static const char *keys[] = {"lambda",    "objective",  "gap",        "rel_gap",
                                  "active",    "mse",        "group_norm", "iterations",
                                  "seconds",   "step",       "train_acc",  "test_acc",
-                                 "train_loss", "test_loss", "params",     "loss",
-                                 "epoch"};
+                                 "train_loss", "test_loss", "params",     "macs",
+                                 "loss",      "epoch"};
     for (unsigned i = 0; src && i < sizeof keys / sizeof *keys; i++) {
         cJSON *v = cJSON_GetObjectItemCaseSensitive(src, keys[i]);
         if (cJSON_IsNumber(v))
@@ -220,18 +222,45 @@ static enum MHD_Result post_run(req *r)
 
 /* ---- Runs: list, metrics, artifacts ----------------------------------------------- */
 
+typedef struct tag_args {
+    const char *v[RUN_FILTER_MAX_TAGS];
+    int n, over;
+} tag_args;
+
+static enum MHD_Result collect_tag(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    tag_args *t = cls;
+    (void)kind;
+    if (strcmp(key, "tag") || !value || !value[0])
+        return MHD_YES;
+    if (t->n == RUN_FILTER_MAX_TAGS)
+        t->over = 1;
+    else
+        t->v[t->n++] = value;
+    return MHD_YES;
+}
+
 static enum MHD_Result list_runs(req *r)
 {
-    const char *state = query(r, "state"), *kind = query(r, "kind"), *sweep = query(r, "sweep");
-    const char *tok = query(r, "page_token");
-    if (state) {
-        int ok = 0;
-        for (int i = 0; i < 6; i++)
-            ok |= !strcmp(state, run_state_name((run_state)i));
-        if (!ok) {
-            vv_fail(VV_EINVAL, "state: one of QUEUED, RUNNING, FINISHED, STOPPED, FAILED, CRASHED");
+    const char *state_q = query(r, "state"), *kind = query(r, "kind"), *sweep = query(r, "sweep");
+    const char *tok = query(r, "page_token"), *q = query(r, "q"), *state = NULL;
+    if (state_q && state_q[0]) {
+        /* Any case: ?state=finished is FINISHED. */
+        for (int i = 0; i < RUN_STATE_COUNT; i++)
+            if (!strcasecmp(state_q, run_state_name((run_state)i)))
+                state = run_state_name((run_state)i);
+        if (!state) {
+            vv_fail(VV_EINVAL, "state: one of QUEUED, RUNNING, FINISHED, STOPPED, FAILED, "
+                               "CRASHED (any case)");
             return reply_problem(r, VV_EINVAL, "/query/state");
         }
+    }
+    tag_args tags = {0};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, collect_tag, &tags);
+    if (tags.over) {
+        vv_fail(VV_EINVAL, "tag: at most %d tags", RUN_FILTER_MAX_TAGS);
+        return reply_problem(r, VV_EINVAL, "/query/tag");
     }
     int64_t page = 50;
     if (query_int(r, "page_size", 1, 1000, 50, &page) < 0)
@@ -239,9 +268,14 @@ static enum MHD_Result list_runs(req *r)
     run_row *rows = NULL;
     int n = 0;
     char next[64] = "";
-    int rc = store_runs_list(r->cfg->db, state, kind && kind[0] ? kind : NULL,
-                             sweep && sweep[0] ? sweep : NULL, (int)page,
-                             tok && tok[0] ? tok : NULL, &rows, &n, next);
+    run_filter f = {.state = state,
+                    .kind = kind && kind[0] ? kind : NULL,
+                    .sweep_id = sweep && sweep[0] ? sweep : NULL,
+                    .q = q && q[0] ? q : NULL,
+                    .tags = tags.v,
+                    .ntags = tags.n};
+    int rc = store_runs_find(r->cfg->db, &f, (int)page, tok && tok[0] ? tok : NULL, &rows, &n,
+                             next);
     if (rc < 0)
         return reply_problem(r, rc, rc == VV_EINVAL ? "/query/page_token" : "");
     cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "runs");
@@ -537,7 +571,9 @@ enum MHD_Result api_dispatch(req *r)
     if (!strcmp(u, "/v1/runs"))
         return is(r, "POST") ? post_run(r) : is(r, "GET") ? list_runs(r) : not_allowed(r, "GET, POST");
     if (!strcmp(u, "/v1/sweeps"))
-        return is(r, "POST") ? api_sweep_post(r) : not_allowed(r, "POST");
+        return is(r, "POST")  ? api_sweep_post(r)
+               : is(r, "GET") ? api_sweeps_list(r)
+                              : not_allowed(r, "GET, POST");
     if (!strncmp(u, "/v1/blobs/", 10))
         return is(r, "PUT") ? put_blob(r) : not_allowed(r, "PUT");
     if (!strcmp(u, "/v1/models"))
@@ -547,7 +583,10 @@ enum MHD_Result api_dispatch(req *r)
     int t = take_id(u, "/v1/runs/", id, sizeof id, &rest);
     if (t > 0) {
         if (!rest[0])
-            return is(r, "GET") ? reply_run(r, 200, id) : not_allowed(r, "GET");
+            return is(r, "GET")      ? reply_run(r, 200, id)
+                   : is(r, "PATCH")  ? api_patch_run(r, id)
+                   : is(r, "DELETE") ? api_delete_run(r, id)
+                                     : not_allowed(r, "GET, PATCH, DELETE");
         if (!strcmp(rest, "/stop")) {
             if (!is(r, "POST"))
                 return not_allowed(r, "POST");

@@ -129,9 +129,15 @@ static int expand(req *r, const cJSON *json, points *out, char *field, size_t fs
         int known = 0;
         for (const char *const *f = spec_fields(kind); *f; f++)
             known |= !strcmp(*f, a->string);
-        if (!known || !strcmp(a->string, "kind"))
-            return vv_fail(VV_EUNKNOWN, "/grid/%s: not a field of a %s spec", a->string,
-                           spec_kind_name(kind));
+        if (!known || !strcmp(a->string, "kind")) {
+            char list[768] = "";
+            for (const char *const *f = spec_fields(kind); *f; f++)
+                if (strcmp(*f, "kind"))
+                    snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+                             list[0] ? ", " : "", *f);
+            return vv_fail(VV_EUNKNOWN, "/grid/%s: not a field of a %s spec (allowed: %s)",
+                           a->string, spec_kind_name(kind), list);
+        }
         if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) < 1)
             return vv_fail(VV_ETYPE, "/grid/%s: must be a non-empty array of values", a->string);
         if (naxes == MAX_AXES)
@@ -366,6 +372,13 @@ enum MHD_Result api_sweep_get(req *r, const char *id, int stop)
     cJSON_AddStringToObject(o, "id", sw.id);
     cJSON_AddStringToObject(o, "state", state);
     cJSON_AddNumberToObject(o, "created", sw.created);
+    api_sweep_describe(r, &sw, o, 0);
+    if ((rc = api_sweep_deleted_json(r, id, o)) < 0) {
+        cJSON_Delete(o);
+        cJSON_Delete(runs);
+        sweep_row_free(&sw);
+        return reply_problem(r, rc, "");
+    }
     cJSON *req_json = cJSON_Parse(sw.spec);
     cJSON_AddItemToObject(o, "request", req_json ? req_json : cJSON_CreateNull());
     cJSON *c = cJSON_AddObjectToObject(o, "counts");

@@ -42,6 +42,7 @@ typedef struct layer_out {
     vv_lasso_result res;
     int cached, fallback;
     cJSON *search;
+    int64_t first_step, last_step; /* the metric steps of the layer's solve */
 } layer_out;
 
 /* m's weights on the job's device (*md NULL on the CPU): the resident copy

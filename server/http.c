@@ -1,5 +1,7 @@
 /* http.c - libmicrohttpd glue: requests, bodies, uploads, replies, SSE. */
 #include "http_util.h"
+
+#include "vv/suggest.h"
 #include "paths.h"
 
 #include "vv/err.h"
@@ -61,6 +63,19 @@ enum MHD_Result reply_json(req *r, unsigned status, cJSON *body)
     return ret;
 }
 
+const char *problem_suggest(const char *field, const char *detail, char *out, size_t cap)
+{
+    const char *word = field ? strrchr(field, '/') : NULL;
+    const char *list = detail ? strstr(detail, "(allowed: ") : NULL;
+    if (!word || !word[1] || !list)
+        return NULL;
+    list += strlen("(allowed: ");
+    const char *end = strchr(list, ')');
+    char cands[1024];
+    snprintf(cands, sizeof cands, "%.*s", end ? (int)(end - list) : (int)strlen(list), list);
+    return vv_closest_in_list(word + 1, cands, out, cap);
+}
+
 enum MHD_Result reply_problem(req *r, int err, const char *field)
 {
     int status = vv_err_http_status(err);
@@ -70,9 +85,16 @@ enum MHD_Result reply_problem(req *r, int err, const char *field)
     cJSON_AddStringToObject(o, "type", type);
     cJSON_AddStringToObject(o, "title", vv_err_message(err));
     cJSON_AddNumberToObject(o, "status", status);
+    char hint[72];
+    const char *near = err == VV_EUNKNOWN ? problem_suggest(field, vv_err_detail(), hint, sizeof hint)
+                                           : NULL;
+    if (near)
+        vv_fail(err, "%s; did you mean '%s'?", vv_err_detail(), near);
     cJSON_AddStringToObject(o, "detail", vv_err_detail()[0] ? vv_err_detail() : vv_err_message(err));
     cJSON_AddStringToObject(o, "error_code", vv_err_code(err));
     cJSON_AddStringToObject(o, "field", field ? field : "");
+    if (near)
+        cJSON_AddStringToObject(o, "did_you_mean", near);
     char instance[1024];
     vv_escape_text(instance, sizeof instance, r->url); /* the URL's bytes are the client's */
     cJSON_AddStringToObject(o, "instance", instance);

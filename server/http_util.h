@@ -38,6 +38,11 @@ enum MHD_Result reply_text(req *r, unsigned status, const char *type, const char
 /* A problem+json answer for err, with vv_err_detail() as detail. */
 enum MHD_Result reply_problem(req *r, int err, const char *field);
 
+/* "Did you mean": for an unknown field whose detail lists the valid names
+ * as "(allowed: a, b, c)", the name closest to the pointer's last segment,
+ * copied into out; NULL when none is close (vv/suggest.h). */
+const char *problem_suggest(const char *field, const char *detail, char *out, size_t cap);
+
 /* Query parameter or NULL. */
 const char *query(req *r, const char *name);
 
@@ -68,6 +73,17 @@ cJSON *api_run_json(req *r, const run_row *row);
 cJSON *api_parse_body(req *r, int *err, char *field, size_t fsz);
 /* Parses a spec and checks its files inside the data root. */
 int api_prepare_spec(req *r, const cJSON *json, job_spec *s, char *field, size_t fsz);
+
+/* Tracking (api_tracking.c): a run object's name, tags and notes; PATCH
+ * and DELETE of a run; GET /v1/sweeps; a sweep's name, kind and grid (and,
+ * with with_counts, its points, counts of latest attempts by state and
+ * deleted runs) added to o; the list of its deleted runs as o.deleted. */
+void api_run_annotations(cJSON *o, const run_row *row);
+enum MHD_Result api_patch_run(req *r, const char *id);
+enum MHD_Result api_delete_run(req *r, const char *id);
+enum MHD_Result api_sweeps_list(req *r);
+int api_sweep_describe(req *r, const sweep_row *sw, cJSON *o, int with_counts);
+int api_sweep_deleted_json(req *r, const char *id, cJSON *o);
 
 /* Resident models (api_models.c): name is NULL for /v1/models itself. */
 enum MHD_Result api_models(req *r, const char *name);

@@ -202,6 +202,7 @@ int hub_publish_metric(hub *h, const char *id, const run_metric *m)
         t->time = m->time;
         if (m->phase[0])
             memcpy(t->phase, m->phase, sizeof t->phase);
+        memcpy(t->layer, m->layer, sizeof t->layer);
         h->coalesced++;
         pthread_cond_broadcast(&h->cv);
     } else {

@@ -52,9 +52,8 @@ int jobs_submit(jobs *j, job_spec *spec, const char *spec_json, const char *swee
 
 /* Stops a run: a QUEUED run becomes STOPPED (stop_reason user) without
  * starting, stored before this returns; a RUNNING one is asked to stop at
- * its next iteration; a STOPPED run is left as it is (idempotent).
- * VV_ENOTFOUND for an unknown id, VV_ESTATE for a run that already ended
- * otherwise. */
+ * its next iteration; a run that has ended is left as it is (idempotent:
+ * 0).  VV_ENOTFOUND for an unknown id. */
 int jobs_stop_run(jobs *j, const char *id);
 
 /* Queue position (1 = next) and why the run waits, for a QUEUED run; 0 and

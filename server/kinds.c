@@ -219,6 +219,22 @@ const char *const *spec_fields(job_kind k)
     return kind_of(k)->fields;
 }
 
+/* An unknown top-level field's detail lists the kind's fields, so that the
+ * problem can name the closest one ("did you mean", http.c). */
+static int with_allowed(int rc, const kind_def *k, const char *field)
+{
+    const char *d = vv_err_detail();
+    size_t dl = strlen(d), tl = strlen("unknown field");
+    if (rc != VV_EUNKNOWN || !field || field[0] != '/' || strchr(field + 1, '/') ||
+        dl < tl || strcmp(d + dl - tl, "unknown field"))
+        return rc;
+    char list[768] = "";
+    for (const char *const *f = k->fields; *f; f++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", f == k->fields ? "" : ", ",
+                 *f);
+    return vv_fail(VV_EUNKNOWN, "%s (allowed: %s)", d, list);
+}
+
 int spec_parse_job(const cJSON *root, job_spec *s, char *field, size_t fsz)
 {
     memset(s, 0, sizeof *s);
@@ -226,11 +242,11 @@ int spec_parse_job(const cJSON *root, job_spec *s, char *field, size_t fsz)
     const cJSON *kind =
         cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "kind") : NULL;
     if (!cJSON_IsString(kind))
-        return kinds[0].parse(root, s, field, fsz);
+        return with_allowed(kinds[0].parse(root, s, field, fsz), &kinds[0], field);
     for (int i = 0; i < NKINDS; i++)
         if (!strcmp(kind->valuestring, kinds[i].name)) {
             s->kind = kinds[i].kind;
-            return kinds[i].parse(root, s, field, fsz);
+            return with_allowed(kinds[i].parse(root, s, field, fsz), &kinds[i], field);
         }
     char names[256] = "";
     for (int i = 0; i < NKINDS; i++)

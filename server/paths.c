@@ -4,6 +4,7 @@
 #include "vv/err.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -272,4 +273,68 @@ int data_blob_open_dir(const char *root, const char *rel, int *dirfd, const char
     *dirfd = fd;
     *leaf = p;
     return 0;
+}
+
+/* Empties the folder open as fd (taking it) and counts the files removed. */
+static int empty_dir(int fd, int *nfiles, int depth)
+{
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return vv_fail(VV_EIO, "opening a run folder: %s", strerror(errno));
+    }
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        struct stat st;
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            rc = vv_fail(VV_EIO, "%s: %s", e->d_name, strerror(errno));
+            break;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            if (depth >= 32) {
+                rc = vv_fail(VV_EIO, "%s: folders nested too deep", e->d_name);
+                break;
+            }
+            int sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sub < 0)
+                rc = vv_fail(VV_EIO, "%s: %s", e->d_name, strerror(errno));
+            else if ((rc = empty_dir(sub, nfiles, depth + 1)) == 0 &&
+                     unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR) < 0)
+                rc = vv_fail(VV_EIO, "%s: %s", e->d_name, strerror(errno));
+        } else if (unlinkat(dirfd(d), e->d_name, 0) < 0) {
+            rc = vv_fail(VV_EIO, "%s: %s", e->d_name, strerror(errno));
+        } else if (nfiles) {
+            (*nfiles)++;
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+int data_remove_run_dir(const char *root, const char *id, int *nfiles)
+{
+    if (nfiles)
+        *nfiles = 0;
+    if (!id[0] || strchr(id, '/') || !strcmp(id, ".") || !strcmp(id, ".."))
+        return vv_fail(VV_EINVAL, "'%.64s' is not a run id", id);
+    char runs[PATH_MAX];
+    int n = snprintf(runs, sizeof runs, "%s/runs", root);
+    if (n < 0 || (size_t)n >= sizeof runs)
+        return vv_fail(VV_EINVAL, "%s/runs: path too long", root);
+    int rfd = open(runs, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (rfd < 0)
+        return errno == ENOENT ? 0 : vv_fail(VV_EIO, "%s: %s", runs, strerror(errno));
+    int rc = 0;
+    int fd = openat(rfd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno != ENOENT)
+            rc = vv_fail(VV_EIO, "%s/%s: %s", runs, id, strerror(errno));
+    } else if ((rc = empty_dir(fd, nfiles, 0)) == 0 && unlinkat(rfd, id, AT_REMOVEDIR) < 0) {
+        rc = vv_fail(VV_EIO, "%s/%s: %s", runs, id, strerror(errno));
+    }
+    close(rfd);
+    return rc;
 }

@@ -71,4 +71,11 @@ int data_blob_name(const char *name, const char **rel);
  * before it; only a disk error can leave created folders behind. */
 int data_blob_open_dir(const char *root, const char *rel, int *dirfd, const char **leaf);
 
+/* Removes a run's output folder DATA/runs/ID and everything in it, never
+ * following a symbolic link (a link is removed, not what it points to).
+ * *nfiles (may be NULL) receives how many files and links were removed.
+ * A folder that does not exist is 0 files and success; an id that is not
+ * one path component is VV_EINVAL; a failed removal VV_EIO naming it. */
+int data_remove_run_dir(const char *root, const char *id, int *nfiles);
+
 #endif

@@ -653,6 +653,7 @@ int run_lasso(const lasso_spec *s, const char *out_dir, const run_sink *sink,
         cJSON_AddStringToObject(r, "name", s->name);
     cJSON_AddStringToObject(r, "kind", "lasso");
     cJSON_AddStringToObject(r, "solver", vv_solver_name(s->solver));
+    cJSON_AddStringToObject(r, "solver_used", vv_solver_name(res.solver ? res.solver : s->solver));
     cJSON_AddNumberToObject(r, "lambda", lambda);
     cJSON_AddNumberToObject(r, "lambda_paper", 2 * lambda / (double)d);
     cJSON_AddNumberToObject(r, "lambda_max", j.lambda_max);

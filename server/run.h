@@ -36,6 +36,7 @@ typedef struct run_metric {
     uint32_t have;
     double values[RM_COUNT];
     char phase[24];
+    char layer[64]; /* compress: the layer whose lasso is being solved, or "" */
 } run_metric;
 
 /* Sets key k of m to v (non-finite values are kept out, as JSON has none). */

@@ -62,6 +62,11 @@ cJSON *run_metric_json(const run_metric *m)
         snprintf(phase, sizeof phase, "%.*s", (int)sizeof m->phase, m->phase);
         ok = cJSON_AddStringToObject(o, "phase", phase) != NULL;
     }
+    if (ok && m->layer[0]) {
+        char layer[sizeof m->layer + 1];
+        snprintf(layer, sizeof layer, "%.*s", (int)sizeof m->layer, m->layer);
+        ok = cJSON_AddStringToObject(o, "layer", layer) != NULL;
+    }
     if (!ok) {
         cJSON_Delete(o);
         return NULL;

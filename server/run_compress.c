@@ -167,6 +167,27 @@ static int layer_stats(cctx *c, const vv_model *m, int li, const vv_dataset *tra
     return rc;
 }
 
+/* The job's sink with the layer being solved stamped on its metrics. */
+typedef struct layer_sink {
+    const run_sink *inner;
+    const char *layer;
+} layer_sink;
+
+static void layer_metric(void *ctx, const run_metric *m)
+{
+    const layer_sink *ls = ctx;
+    run_metric t = *m;
+    snprintf(t.layer, sizeof t.layer, "%s", ls->layer);
+    run_emit_metric(ls->inner, &t);
+}
+
+static void layer_log(void *ctx, const cJSON *ev)
+{
+    const layer_sink *ls = ctx;
+    if (ls->inner && ls->inner->log)
+        ls->inner->log(ls->inner->ctx, ev);
+}
+
 /* Compresses layer li of src: statistics (cached by model_id when given),
  * the lasso, the kept neurons, the refit; and, when bsrc is given, the
  * magnitude baseline at the same width (bsrc == src: on the same
@@ -216,6 +237,7 @@ static int compress_layer(cctx *c, const vv_model *src, const vv_model *bsrc, in
     cJSON_AddNumberToObject(ev, "seconds", lo->stats_seconds);
     cJSON_AddBoolToObject(ev, "cached", lo->cached);
     cJSON_AddNumberToObject(ev, "lambda_max", lo->lambda_max);
+    cJSON_AddNumberToObject(ev, "step", (double)c->step);
     run_emit_log(c->sink, ev);
 
     if (s->lasso.target_active > k) {
@@ -227,9 +249,13 @@ static int compress_layer(cctx *c, const vv_model *src, const vv_model *bsrc, in
     vv_lasso_init(s->lasso.init, s->lasso.seed, k, d, lo->W);
     double deadline = s->lasso.max_seconds > 0 ? vv_now() + s->lasso.max_seconds : 0;
     lo->search = cJSON_CreateArray();
-    rc =
-        run_select_solve(&s->lasso, c->be, stp, ce, c->sink, c->stop, out_dir, c->t0, deadline,
-                         &c->step, &c->iters, lo->W, &lo->lambda, &lo->res, lo->search, field, fsz);
+    layer_sink ls = {c->sink, L->name};
+    run_sink lsink = {layer_metric, layer_log, &ls};
+    lo->first_step = c->step;
+    rc = run_select_solve(&s->lasso, c->be, stp, ce, &lsink, c->stop, out_dir, c->t0, deadline,
+                          &c->step, &c->iters, lo->W, &lo->lambda, &lo->res, lo->search, field,
+                          fsz);
+    lo->last_step = c->step;
     if (rc < 0)
         goto done;
     lo->kept = vv_lasso_support(lo->W, k, d, lo->keep);
@@ -523,6 +549,10 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
         cJSON_AddNumberToObject(o, "active", (double)lo->res.e.active);
         cJSON_AddStringToObject(o, "stop_reason", vv_stop_reason_name(lo->res.stop_reason));
         cJSON_AddNumberToObject(o, "iterations", (double)lo->res.iterations);
+        cJSON_AddStringToObject(o, "solver_used", vv_solver_name(lo->res.solver ? lo->res.solver
+                                                                                : s->lasso.solver));
+        cJSON_AddNumberToObject(o, "first_step", (double)lo->first_step);
+        cJSON_AddNumberToObject(o, "last_step", (double)lo->last_step);
         cJSON_AddNumberToObject(o, "stats_seconds", lo->stats_seconds);
         cJSON_AddBoolToObject(o, "stats_cached", lo->cached);
         cJSON_AddBoolToObject(o, "refit", refit && !lo->fallback && !lo->refit_failed);
@@ -662,6 +692,18 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
     cJSON_AddStringToObject(r, "kind", "compress");
     cJSON_AddStringToObject(r, "model", s->model.resident ? s->model.resident : "(spec)");
     cJSON_AddStringToObject(r, "solver", vv_solver_name(s->lasso.solver));
+    /* The solvers that ran, each named once in layer order ("fista, bcd"). */
+    char used[64] = "";
+    for (int t = 0; t < done_layers; t++) {
+        const char *nm = vv_solver_name(los[t].res.solver ? los[t].res.solver : s->lasso.solver);
+        int seen = 0;
+        for (int u = 0; u < t; u++)
+            seen |= los[u].res.solver == los[t].res.solver;
+        if (!seen)
+            snprintf(used + strlen(used), sizeof used - strlen(used), "%s%s", used[0] ? ", " : "",
+                     nm);
+    }
+    cJSON_AddStringToObject(r, "solver_used", used[0] ? used : vv_solver_name(s->lasso.solver));
     cJSON_AddBoolToObject(r, "sequential", s->sequential);
     if (!s->sequential && done_layers > 1)
         cJSON_AddStringToObject(r, "warning",
@@ -696,6 +738,7 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
         cJSON_AddNumberToObject(r, "test_loss", after.test_loss);
     }
     cJSON_AddNumberToObject(r, "params", (double)after.params);
+    cJSON_AddNumberToObject(r, "macs", (double)after.macs);
     cJSON_AddNumberToObject(r, "iterations", (double)c.iters);
     cJSON_AddNumberToObject(r, "seconds", vv_now() - c.t0);
     cJSON_AddStringToObject(r, "blas", vv_blas_corename());

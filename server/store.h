@@ -39,6 +39,9 @@ typedef struct run_row {
     char *config_hash;  /* sweeps: hash of the point's spec, or NULL */
     double created, started, finished, heartbeat; /* 0 when not yet */
     int64_t last_seq;   /* highest event seq stored for the run (0: none) */
+    char *name;         /* the name set by store_run_annotate, or NULL */
+    char *tags;         /* JSON array of strings, sorted and unique ("[]") */
+    char *notes;        /* free text ("" when none) */
 } run_row;
 
 void run_row_free(run_row *r);
@@ -66,6 +69,32 @@ int store_run_get(store *s, const char *id, run_row *out);
 int store_runs_list(store *s, const char *state, const char *kind, const char *sweep_id,
                     int page_size, const char *page_token, run_row **rows, int *n,
                     char *next_token);
+
+/* What store_runs_find selects: each member NULL (0) for any.  q matches
+ * case-insensitively anywhere in the id, kind, name (or the spec's name)
+ * and tags; a run must carry every one of tags. */
+enum { RUN_FILTER_MAX_TAGS = 16 };
+typedef struct run_filter {
+    const char *state, *kind, *sweep_id, *q;
+    const char *const *tags;
+    int ntags;
+} run_filter;
+
+/* store_runs_list with the filter f (same paging and ownership). */
+int store_runs_find(store *s, const run_filter *f, int page_size, const char *page_token,
+                    run_row **rows, int *n, char *next_token);
+
+/* Sets what users add to a run: name (when set_name; NULL clears it),
+ * tags (a JSON array text, sorted and unique; NULL keeps them) and notes
+ * (NULL keeps them).  VV_ENOTFOUND if no such run. */
+int store_run_annotate(store *s, const char *id, int set_name, const char *name,
+                       const char *tags, const char *notes);
+
+/* Deletes an ended run with its events, metrics and artifact records in ONE
+ * transaction; a run of a sweep leaves a row in sweep_deleted (its spec,
+ * state and result).  A QUEUED or RUNNING run is VV_ECONFLICT, a missing one
+ * VV_ENOTFOUND.  *was (may be NULL) receives the row as it was. */
+int store_run_delete(store *s, const char *id, double now, run_row *was);
 
 /* Start-up recovery: every RUNNING run becomes CRASHED with error
  * {"title":"daemon stopped while the run was running", ...} and finished =
@@ -141,6 +170,27 @@ void sweep_row_free(sweep_row *r);
 int store_sweep_insert(store *s, const char *id, const char *spec, double now);
 int store_sweep_get(store *s, const char *id, sweep_row *out);
 int store_sweep_set_state(store *s, const char *id, const char *state);
+
+/* Lists sweeps newest first (paging as store_runs_list), filtered by state,
+ * kind (the base spec's, "lasso" when it names none) and q (in the id or
+ * the request's name); each NULL for any.  Free each row with
+ * sweep_row_free and the array with free. */
+int store_sweeps_list(store *s, const char *state, const char *kind, const char *q,
+                      int page_size, const char *page_token, sweep_row **rows, int *n,
+                      char *next_token);
+
+/* Calls fn with the config_hash and state of every run of the sweep. */
+int store_sweep_points(store *s, const char *sweep_id,
+                       int (*fn)(void *ctx, const char *config_hash, const char *state),
+                       void *ctx);
+
+/* Calls fn for each run deleted from the sweep, oldest deletion first
+ * (result may be NULL). */
+int store_sweep_deleted(store *s, const char *sweep_id,
+                        int (*fn)(void *ctx, const char *run_id, const char *config_hash,
+                                  const char *state, const char *spec, const char *result,
+                                  double deleted),
+                        void *ctx);
 
 /* ---- artifacts ------------------------------------------------------------- */
 

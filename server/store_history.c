@@ -9,7 +9,7 @@
 
 static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-static int token_encode(double created, const char *id, char *out)
+int store_token_encode(double created, const char *id, char *out)
 {
     size_t n = strlen(id);
     if (17 + (4 * n + 2) / 3 + 1 > 64)
@@ -31,7 +31,7 @@ static int token_encode(double created, const char *id, char *out)
 
 /* Decodes a token into created and id (room for 64 bytes): 0, or -1 for a
  * malformed one. */
-static int token_decode(const char *tok, double *created, char *id)
+int store_token_decode(const char *tok, double *created, char *id)
 {
     size_t len = strlen(tok), k = 0;
     if (len < 19 || len > 63 || tok[16] != '.' || (len - 17) % 4 == 1)
@@ -65,32 +65,48 @@ static int token_decode(const char *tok, double *created, char *id)
     return acc == 0 ? 0 : -1; /* the unused low bits must be zero */
 }
 
-/* An empty page_token is taken as none (the first page). */
 int store_runs_list(store *s, const char *state, const char *kind, const char *sweep_id,
                     int page_size, const char *page_token, run_row **rows, int *n, char *next_token)
 {
-    if (!rows || !n)
-        return vv_fail(VV_EINVAL, "store_runs_list: NULL output");
+    run_filter f = {.state = state, .kind = kind, .sweep_id = sweep_id};
+    return store_runs_find(s, &f, page_size, page_token, rows, n, next_token);
+}
+
+/* An empty page_token is taken as none (the first page). */
+int store_runs_find(store *s, const run_filter *f, int page_size, const char *page_token,
+                    run_row **rows, int *n, char *next_token)
+{
+    if (!rows || !n || !f)
+        return vv_fail(VV_EINVAL, "store_runs_find: NULL argument");
     *rows = NULL;
     *n = 0;
     if (next_token)
         next_token[0] = 0;
     if (page_size < 1 || page_size > 1000)
         return vv_fail(VV_EINVAL, "page_size %d is outside 1..1000", page_size);
+    if (f->ntags < 0 || f->ntags > RUN_FILTER_MAX_TAGS)
+        return vv_fail(VV_EINVAL, "at most %d tags in a filter", RUN_FILTER_MAX_TAGS);
     double after_created = 0;
     char after_id[64];
     int after = page_token && page_token[0];
-    if (after && token_decode(page_token, &after_created, after_id) != 0)
+    if (after && store_token_decode(page_token, &after_created, after_id) != 0)
         return vv_fail(VV_EINVAL, "malformed page_token");
 
-    /* Parameters: ?1 state, ?2 kind, ?3 sweep, ?4 id, ?5 created, ?6 limit. */
-    const char *texts[4] = {state, kind, sweep_id, after ? after_id : NULL};
-    char sql[512];
-    snprintf(sql, sizeof sql,
-             "SELECT " RUN_COLS " FROM runs WHERE 1%s%s%s%s "
-             "ORDER BY created DESC, id DESC LIMIT ?6",
-             state ? " AND state = ?1" : "", kind ? " AND kind = ?2" : "",
-             sweep_id ? " AND sweep_id = ?3" : "", after ? " AND (created, id) < (?5, ?4)" : "");
+    /* Parameters: ?1 state, ?2 kind, ?3 sweep, ?4 id, ?5 created, ?6 limit,
+     * ?7 the search text, ?8... the tags. */
+    const char *texts[5] = {f->state, f->kind, f->sweep_id, after ? after_id : NULL, f->q};
+    char sql[2048];
+    int len = snprintf(
+        sql, sizeof sql, "SELECT " RUN_COLS " FROM runs WHERE 1%s%s%s%s%s",
+        f->state ? " AND state = ?1" : "", f->kind ? " AND kind = ?2" : "",
+        f->sweep_id ? " AND sweep_id = ?3" : "", after ? " AND (created, id) < (?5, ?4)" : "",
+        f->q ? " AND instr(lower(id || ' ' || kind || ' ' || IFNULL(name, "
+               "IFNULL(json_extract(spec, '$.name'), '')) || ' ' || tags), lower(?7)) > 0"
+             : "");
+    for (int i = 0; i < f->ntags; i++)
+        len += snprintf(sql + len, sizeof sql - (size_t)len,
+                        " AND EXISTS (SELECT 1 FROM json_each(runs.tags) WHERE value = ?%d)", 8 + i);
+    snprintf(sql + len, sizeof sql - (size_t)len, " ORDER BY created DESC, id DESC LIMIT ?6");
     run_row *out = calloc((size_t)page_size, sizeof *out);
     if (!out)
         return vv_fail(VV_ENOMEM, "out of memory listing runs");
@@ -99,9 +115,11 @@ int store_runs_list(store *s, const char *state, const char *kind, const char *s
     sqlite3_stmt *st = NULL;
     int count = 0, err = 0;
     int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
-    for (int i = 0; i < 4 && rc == SQLITE_OK; i++)
+    for (int i = 0; i < 5 && rc == SQLITE_OK; i++)
         if (texts[i])
-            rc = sqlite3_bind_text(st, i + 1, texts[i], -1, SQLITE_STATIC);
+            rc = sqlite3_bind_text(st, i < 4 ? i + 1 : 7, texts[i], -1, SQLITE_STATIC);
+    for (int i = 0; i < f->ntags && rc == SQLITE_OK; i++)
+        rc = sqlite3_bind_text(st, 8 + i, f->tags[i], -1, SQLITE_STATIC);
     if (rc == SQLITE_OK && after)
         rc = sqlite3_bind_double(st, 5, after_created);
     if (rc == SQLITE_OK)
@@ -117,7 +135,8 @@ int store_runs_list(store *s, const char *state, const char *kind, const char *s
     unlock(s);
 
     if (err == 1) /* a row beyond the page */
-        err = next_token ? token_encode(out[count - 1].created, out[count - 1].id, next_token) : 0;
+        err = next_token ? store_token_encode(out[count - 1].created, out[count - 1].id, next_token)
+                         : 0;
     if (err) {
         for (int i = 0; i < count; i++)
             run_row_free(&out[i]);

@@ -23,7 +23,7 @@ extern const int vv_schema_migration_count;
 /* clang-format off */
 #define RUN_COLS                                                                           \
     "id, kind, state, stop_reason, spec, result, error, sweep_id, config_hash, created, "  \
-    "started, finished, heartbeat, last_seq"
+    "started, finished, heartbeat, last_seq, name, tags, notes"
 
 /* The largest N of the ids "<p>-N" (digits only) in a column of a table. */
 #define MAX_SUFFIX(col, table, p)                                                          \
@@ -100,6 +100,11 @@ struct store {
     pthread_mutex_t mu;
     sqlite3_stmt *q[Q_COUNT];
 };
+
+/* Page tokens (store_history.c): created and id of the last row of a page,
+ * encoded in at most 63 characters; decode answers -1 for a malformed one. */
+int store_token_encode(double created, const char *id, char *out);
+int store_token_decode(const char *tok, double *created, char *id);
 
 /* ---- helpers --------------------------------------------------------------- */
 
@@ -255,10 +260,12 @@ static inline double col_real(sqlite3_stmt *st, int i)
 static inline int read_run(sqlite3_stmt *st, run_row *r)
 {
     memset(r, 0, sizeof *r);
-    char **strs[9] = {&r->id,     &r->kind,  &r->state,    &r->stop_reason, &r->spec,
-                      &r->result, &r->error, &r->sweep_id, &r->config_hash};
-    for (int i = 0; i < 9; i++) {
-        int err = col_dup(st, i, strs[i]);
+    char **strs[12] = {&r->id,     &r->kind,  &r->state,    &r->stop_reason, &r->spec,
+                       &r->result, &r->error, &r->sweep_id, &r->config_hash, &r->name,
+                       &r->tags,   &r->notes};
+    static const int cols[12] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 14, 15, 16};
+    for (int i = 0; i < 12; i++) {
+        int err = col_dup(st, cols[i], strs[i]);
         if (err) {
             run_row_free(r);
             return err;

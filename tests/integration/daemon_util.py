@@ -101,6 +101,10 @@ class Resp:
     def ctype(self):
         return self.headers.get("content-type", "")
 
+    @property
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
     def json(self):
         return json.loads(self.body.decode("utf-8"))
 

@@ -170,6 +170,31 @@ def main_cases(tmp):
             metric_keys.update(ev)
     t.ok({"train_acc", "test_acc", "params", "macs", "latency_ms", "rel_gap"} <= metric_keys,
          "metrics include the compression keys")
+    # Which layer each solver metric belongs to: tagged on the event, and the
+    # result's first_step..last_step of each layer hold exactly its metrics.
+    solver_evs = [ev for ev in lines if ev.get("event") == "metric" and "rel_gap" in ev]
+    t.ok(solver_evs and all(ev.get("layer") in ("fc2", "fc3") for ev in solver_evs)
+         and not any("layer" in ev for ev in lines
+                     if ev.get("event") == "metric" and "rel_gap" not in ev),
+         "every solver metric names its layer; the evaluation metrics name none")
+    spans_ok = True
+    for l in r["layers"]:
+        steps = [ev["step"] for ev in solver_evs if ev.get("layer") == l["layer"]]
+        spans_ok &= bool(steps) and l["first_step"] <= min(steps) and max(steps) <= l["last_step"]
+    t.ok(spans_ok and r["layers"][0]["last_step"] <= r["layers"][1]["first_step"],
+         "each layer's metric steps lie in its [first_step, last_step], in order",
+         [(l["layer"], l.get("first_step"), l.get("last_step")) for l in r["layers"]])
+    stats = [ev for ev in lines if ev.get("event") == "stats"]
+    t.ok([ev.get("layer") for ev in stats] == ["fc2", "fc3"]
+         and all(ev.get("step") == l["first_step"] for ev, l in zip(stats, r["layers"])),
+         "the stats event of each layer names it and the step its solve starts at")
+    # auto picks FISTA from 64 outputs on, block coordinate descent below (fc2
+    # has 64, fc3 10); the run names each solver once, in layer order.
+    t.ok(r.get("solver") == "auto" and r.get("solver_used") == "fista, bcd"
+         and [l["solver_used"] for l in r["layers"]] == ["fista", "bcd"]
+         and r.get("macs") == a["macs"],
+         "the result names the solver auto chose (%s) and the multiply-adds after"
+         % r.get("solver_used"))
 
     out = os.path.join(tmp, "c1")
     kept = json.load(open(os.path.join(out, "kept.json")))

@@ -155,7 +155,8 @@ static void test_open(void)
              "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_schema "
              "WHERE type = 'table' ORDER BY name)",
              buf, sizeof buf);
-    CHECKF(strcmp(buf, "artifacts,events,metrics,runs,sweeps") == 0, "tables: %s", buf);
+    CHECKF(strcmp(buf, "artifacts,events,metrics,runs,sweep_deleted,sweeps") == 0, "tables: %s",
+           buf);
     store_close(s);
     s = NULL;
     CHECK(store_open(p, &s) == 0 && s, "reopen applies nothing twice");
@@ -594,6 +595,172 @@ static void test_sweeps_artifacts(store *s)
           "artifacts of a missing run");
 }
 
+/* ---- names, tags, deletion, the list of sweeps --------------------------------- */
+
+static int on_point(void *ctx, const char *hash, const char *state)
+{
+    collect *c = ctx;
+    if (c->n < 8)
+        snprintf(c->text[c->n++], sizeof c->text[0], "%s=%s", hash, state);
+    return 0;
+}
+
+static int on_deleted(void *ctx, const char *id, const char *hash, const char *state,
+                      const char *spec, const char *result, double deleted)
+{
+    collect *c = ctx;
+    (void)spec;
+    if (c->n < 8) {
+        snprintf(c->text[c->n], sizeof c->text[0], "%s %s %s %s", id, hash, state,
+                 result ? result : "-");
+        c->num[c->n++] = (int64_t)deleted;
+    }
+    return 0;
+}
+
+static int find_ids(store *s, const run_filter *f, char *out, size_t cap)
+{
+    run_row *rows = NULL;
+    int n = 0;
+    char next[64];
+    out[0] = 0;
+    if (store_runs_find(s, f, 100, NULL, &rows, &n, next) != 0)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        snprintf(out + strlen(out), cap - strlen(out), "%s%s", i ? "," : "", rows[i].id);
+        run_row_free(&rows[i]);
+    }
+    free(rows);
+    return n;
+}
+
+static void test_tracking(void)
+{
+    remove_db("track.db");
+    store *s = NULL;
+    CHECK(store_open(path_of("track.db"), &s) == 0, "open a database for tracking");
+    if (!s)
+        return;
+    store_run_insert(s, "r-1", "lasso", "{\"name\":\"from spec\"}", NULL, NULL, 1);
+    store_run_insert(s, "r-2", "lasso", "{}", "s-1", "aaa", 2);
+    store_run_insert(s, "r-3", "compress", "{}", "s-1", "bbb", 3);
+    store_run_insert(s, "r-4", "lasso", "{}", "s-1", "aaa#2", 4);
+    store_run_set_state(s, "r-2", "FINISHED", "converged", "{\"lambda\":0.5}", NULL, 5);
+    store_run_set_state(s, "r-3", "RUNNING", NULL, NULL, NULL, 5);
+    run_row r;
+    CHECK(store_run_get(s, "r-1", &r) == 0 && !r.name && strcmp(r.tags, "[]") == 0 &&
+              strcmp(r.notes, "") == 0,
+          "a new run: no name, tags [], notes \"\"");
+    run_row_free(&r);
+    CHECK(store_run_annotate(s, "r-1", 1, "mine", "[\"a\",\"b\"]", "some notes") == 0 &&
+              store_run_get(s, "r-1", &r) == 0 && strcmp(r.name, "mine") == 0 &&
+              strcmp(r.tags, "[\"a\",\"b\"]") == 0 && strcmp(r.notes, "some notes") == 0,
+          "annotate sets name, tags and notes");
+    run_row_free(&r);
+    CHECK(store_run_annotate(s, "r-1", 0, NULL, NULL, "new notes") == 0 &&
+              store_run_get(s, "r-1", &r) == 0 && strcmp(r.name, "mine") == 0 &&
+              strcmp(r.tags, "[\"a\",\"b\"]") == 0 && strcmp(r.notes, "new notes") == 0,
+          "NULL tags and set_name 0 keep them");
+    run_row_free(&r);
+    CHECK(store_run_annotate(s, "r-1", 1, NULL, NULL, NULL) == 0 &&
+              store_run_get(s, "r-1", &r) == 0 && !r.name,
+          "set_name with NULL clears the name");
+    run_row_free(&r);
+    CHECK(store_run_annotate(s, "r-9", 1, "x", NULL, NULL) == VV_ENOTFOUND, "annotate a missing run");
+    store_run_annotate(s, "r-2", 0, NULL, "[\"b\"]", NULL);
+
+    char ids[256];
+    const char *ab[] = {"a", "b"}, *b[] = {"b"};
+    run_filter f1 = {.tags = b, .ntags = 1}, f2 = {.tags = ab, .ntags = 2};
+    run_filter f3 = {.q = "FROM SPEC"}, f4 = {.q = "compress"}, f5 = {.q = "r-2"};
+    run_filter f6 = {.kind = "lasso", .tags = b, .ntags = 1};
+    CHECK(find_ids(s, &f1, ids, sizeof ids) == 2 && strcmp(ids, "r-2,r-1") == 0,
+          "tag b: both tagged runs, newest first");
+    CHECK(find_ids(s, &f2, ids, sizeof ids) == 1 && strcmp(ids, "r-1") == 0,
+          "tags a and b: the run with both");
+    CHECK(find_ids(s, &f3, ids, sizeof ids) == 1 && strcmp(ids, "r-1") == 0,
+          "q matches the spec's name, any case");
+    CHECK(find_ids(s, &f4, ids, sizeof ids) == 1 && strcmp(ids, "r-3") == 0, "q matches the kind");
+    CHECK(find_ids(s, &f5, ids, sizeof ids) == 1 && strcmp(ids, "r-2") == 0, "q matches the id");
+    CHECK(find_ids(s, &f6, ids, sizeof ids) == 2, "kind and tag together");
+    const char *many[RUN_FILTER_MAX_TAGS + 1] = {0};
+    run_filter f7 = {.tags = many, .ntags = RUN_FILTER_MAX_TAGS + 1};
+    CHECK(find_ids(s, &f7, ids, sizeof ids) == -1, "too many tags: refused");
+
+    store_append(s, "r-2", (event_row[]){{1, "state", "{}"}}, 1,
+                 (metric_row[]){{1, "gap", 0.5, 0.1}}, 1);
+    store_artifact_add(s, "r-2", "V.npy", "/x/V.npy", 10);
+    CHECK(store_run_delete(s, "r-3", 9, NULL) == VV_ECONFLICT, "deleting a RUNNING run: conflict");
+    CHECK(store_run_delete(s, "r-4", 9, NULL) == VV_ECONFLICT, "deleting a QUEUED run: conflict");
+    CHECK(store_run_delete(s, "r-9", 9, NULL) == VV_ENOTFOUND, "deleting a missing run");
+    CHECK(store_run_delete(s, "r-2", 9.5, &r) == 0 && strcmp(r.id, "r-2") == 0 &&
+              strcmp(r.sweep_id, "s-1") == 0,
+          "delete a finished sweep run; *was has its row");
+    run_row_free(&r);
+    CHECK(store_run_get(s, "r-2", &r) == VV_ENOTFOUND, "it is gone");
+    CHECK(count_metrics(s, "r-2") == 0, "its metrics are gone");
+    char cnt[64];
+    raw_text(path_of("track.db"), "SELECT COUNT(*) FROM events WHERE run_id = 'r-2'", cnt,
+             sizeof cnt);
+    CHECKF(strcmp(cnt, "0") == 0, "its events are gone (%s left)", cnt);
+    raw_text(path_of("track.db"), "SELECT COUNT(*) FROM artifacts WHERE run_id = 'r-2'", cnt,
+             sizeof cnt);
+    CHECKF(strcmp(cnt, "0") == 0, "its artifact records are gone (%s left)", cnt);
+    collect d = {0};
+    CHECK(store_sweep_deleted(s, "s-1", on_deleted, &d) == 0 && d.n == 1 &&
+              strcmp(d.text[0], "r-2 aaa FINISHED {\"lambda\":0.5}") == 0 && d.num[0] == 9,
+          "the sweep records the deleted run (id, point, state, result, time)");
+    store_run_set_state(s, "r-4", "FAILED", NULL, NULL, "{}", 10);
+    CHECK(store_run_delete(s, "r-4", 11, NULL) == 0, "delete a second one");
+    collect d2 = {0};
+    CHECK(store_sweep_deleted(s, "s-1", on_deleted, &d2) == 0 && d2.n == 2 &&
+              strncmp(d2.text[1], "r-4 aaa#2 FAILED", 16) == 0,
+          "both deletions are listed, oldest first");
+    collect pts = {0};
+    CHECK(store_sweep_points(s, "s-1", on_point, &pts) == 0 && pts.n == 1 &&
+              strcmp(pts.text[0], "bbb=RUNNING") == 0,
+          "the sweep's remaining runs: one point");
+
+    store_sweep_insert(s, "s-1", "{\"name\":\"Alpha\",\"base\":{\"kind\":\"compress\"}}", 1);
+    store_sweep_insert(s, "s-2", "{\"base\":{}}", 2);
+    store_sweep_insert(s, "s-3", "{\"name\":\"beta\",\"base\":{}}", 3);
+    store_sweep_set_state(s, "s-3", "FINISHED");
+    sweep_row *sw = NULL;
+    int n = 0;
+    char next[64];
+    CHECK(store_sweeps_list(s, NULL, NULL, NULL, 2, NULL, &sw, &n, next) == 0 && n == 2 &&
+              strcmp(sw[0].id, "s-3") == 0 && strcmp(sw[1].id, "s-2") == 0 && next[0],
+          "sweeps newest first, a page of 2 with a token");
+    for (int i = 0; i < n; i++)
+        sweep_row_free(&sw[i]);
+    free(sw);
+    char next2[64];
+    CHECK(store_sweeps_list(s, NULL, NULL, NULL, 2, next, &sw, &n, next2) == 0 && n == 1 &&
+              strcmp(sw[0].id, "s-1") == 0 && next2[0] == 0,
+          "the next page has the last one and no token");
+    sweep_row_free(&sw[0]);
+    free(sw);
+    CHECK(store_sweeps_list(s, NULL, "lasso", NULL, 10, NULL, &sw, &n, next) == 0 && n == 2,
+          "kind lasso: the two whose base names no kind");
+    for (int i = 0; i < n; i++)
+        sweep_row_free(&sw[i]);
+    free(sw);
+    CHECK(store_sweeps_list(s, "FINISHED", NULL, "BET", 10, NULL, &sw, &n, next) == 0 && n == 1 &&
+              strcmp(sw[0].id, "s-3") == 0,
+          "state and q (any case) together");
+    sweep_row_free(&sw[0]);
+    free(sw);
+    CHECK(store_sweeps_list(s, NULL, "compress", "alpha", 10, NULL, &sw, &n, next) == 0 &&
+              n == 1 && strcmp(sw[0].id, "s-1") == 0,
+          "kind compress and q");
+    sweep_row_free(&sw[0]);
+    free(sw);
+    CHECK(store_sweeps_list(s, NULL, NULL, NULL, 10, "bad", &sw, &n, next) == VV_EINVAL,
+          "a malformed token");
+    store_close(s);
+    remove_db("track.db");
+}
+
 /* ---- concurrency ------------------------------------------------------------ */
 
 typedef struct worker {
@@ -727,6 +894,7 @@ int main(void)
     }
     test_list();
     test_recover();
+    test_tracking();
     remove_db("main.db");
     rmdir(dir);
     return tap_done();

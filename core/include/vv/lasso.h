@@ -167,6 +167,7 @@ typedef struct vv_lasso_result {
     double seconds;
     double lambda;
     vv_eval e;
+    vv_solver solver; /* the solver that ran (never VV_SOLVER_AUTO) */
 } vv_lasso_result;
 
 /* Fills opts with the defaults (auto solver, tol 1e-6, ...). */
