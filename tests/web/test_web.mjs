@@ -8,53 +8,18 @@
 // the DOM (page.waitForFunction, locator.waitFor) or on the API, with a
 // deadline.  Screenshots of every page go to SHOTS_DIR (build/web-shots).
 // Skips (1..0 # SKIP) when Chromium, playwright-core or uPlot is not installed
-// (deploy/install-deps.sh installs them).
+// (deploy/install-deps.sh installs them).  The shared helpers are in lib.mjs,
+// the scenarios of the tracking pages (sweeps, compare, tags and notes,
+// delete, compress charts) in tracking.mjs.
 
-import {spawn} from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import {fileURLToPath} from 'node:url';
+import {VVD, WEB_DIR, SHOTS, CHROMIUM, tap, ok, note, step, skipAll, sleep, Daemon, quick, longRun, COMPRESS_RUN,
+  jsErrors, newPage, shot, pointsAbove, text, waitText} from './lib.mjs';
+import {scenarioTracking} from './tracking.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const [VVD_ARG, WEB_DIR, SHOTS = path.join(os.tmpdir(), 'vvd-web-shots')] = process.argv.slice(2);
-const VVD = VVD_ARG && path.resolve(VVD_ARG);
-const CHROMIUM = process.env.VV_CHROMIUM || '/usr/bin/chromium';
-const WAIT_MS = Number(process.env.VV_WEB_WAIT_MS || 30000);
-
-// ---- TAP ---------------------------------------------------------------------------
-
-let n = 0;
-let failed = 0;
-function ok(cond, desc, diag) {
-  n++;
-  desc = String(desc).replace(/\n/g, ' ').replace(/#/g, 'No.');
-  console.log(`${cond ? 'ok' : 'not ok'} ${n} - ${desc}`);
-  if (!cond) {
-    failed++;
-    if (diag !== undefined) for (const l of String(diag).split('\n')) console.log('#   ' + l);
-  }
-  return !!cond;
-}
-const note = (s) => { for (const l of String(s).split('\n')) console.log('# ' + l); };
-
-// One test point per step: ok when fn resolves truthy (or undefined), not ok
-// with the error otherwise.
-async function step(desc, fn) {
-  const t = Date.now();
-  try {
-    const r = await fn();
-    if (Date.now() - t > 3000) note(`(${((Date.now() - t) / 1000).toFixed(1)} s)`);
-    return ok(r === undefined || !!r, desc, r === false ? 'the check was false' : undefined);
-  } catch (e) {
-    return ok(false, desc, (e && e.stack) || String(e));
-  }
-}
-
-function skipAll(why) {
-  console.log(`1..0 # SKIP ${why}`);
-  process.exit(0);
-}
 
 // ---- prerequisites -----------------------------------------------------------------
 
@@ -72,158 +37,6 @@ try {
   skipAll(`playwright-core is not installed in ${HERE}/node_modules (deploy/install-deps.sh runs npm ci there)`);
 }
 fs.mkdirSync(SHOTS, {recursive: true});
-
-// ---- the daemon --------------------------------------------------------------------
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-class Daemon {
-  constructor({token, dir, port} = {}) {
-    this.token = token;
-    this.own = !dir;
-    this.dir = dir || fs.mkdtempSync(path.join(os.tmpdir(), 'vvd-web-'));
-    this.port = port || 0;
-    this.proc = null;
-  }
-
-  async start() {
-    const portFile = path.join(this.dir, 'port');
-    fs.rmSync(portFile, {force: true});
-    const args = ['serve', '--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dir, '--port-file', portFile,
-      '--web-dir', path.resolve(WEB_DIR), '--sse-ping', '0.5'];
-    if (this.token) args.push('--token', this.token);
-    const log = fs.openSync(path.join(this.dir, 'daemon.log'), 'a');
-    this.proc = spawn(VVD, args, {stdio: ['ignore', log, log]});
-    fs.closeSync(log);
-    this.exited = new Promise((r) => {
-      this.proc.on('exit', (code, sig) => r({code, sig}));
-      this.proc.on('error', (e) => { this.spawnError = e; r({code: -1, sig: null}); });
-    });
-    const end = Date.now() + 30000;
-    while (Date.now() < end) {
-      if (this.spawnError) throw this.spawnError;
-      if (this.proc.exitCode !== null) throw new Error(`vvd serve exited with ${this.proc.exitCode}:\n${this.logTail()}`);
-      try {
-        const t = fs.readFileSync(portFile, 'utf8').trim();
-        if (t) { this.port = Number(t); return this; }
-      } catch (e) { /* not yet */ }
-      await sleep(20); // start-up readiness: the port file, as the python tests do
-    }
-    throw new Error('vvd serve wrote no port file in 30 s:\n' + this.logTail());
-  }
-
-  get origin() { return `http://127.0.0.1:${this.port}`; }
-
-  logTail(nb = 3000) {
-    try { return fs.readFileSync(path.join(this.dir, 'daemon.log'), 'utf8').slice(-nb); } catch (e) { return ''; }
-  }
-
-  async req(method, p, body, {auth = true, raw = false} = {}) {
-    const headers = {};
-    if (auth && this.token) headers.Authorization = 'Bearer ' + this.token;
-    if (body !== undefined && !(body instanceof Uint8Array)) headers['Content-Type'] = 'application/json';
-    const r = await fetch(this.origin + p, {method, headers,
-      body: body === undefined ? undefined : body instanceof Uint8Array ? body : JSON.stringify(body)});
-    if (raw) return r;
-    const text = await r.text();
-    let json = null;
-    try { json = JSON.parse(text); } catch (e) { /* not JSON */ }
-    return {status: r.status, json, text, type: r.headers.get('content-type') || ''};
-  }
-
-  async submit(spec) {
-    const r = await this.req('POST', '/v1/runs', spec);
-    if (r.status !== 201) throw new Error(`POST /v1/runs: ${r.status} ${r.text}`);
-    return r.json;
-  }
-
-  // Polls GET path until pred(json) holds (API-side waits only).
-  async until(p, pred, what, ms = WAIT_MS) {
-    const end = Date.now() + ms;
-    let last = null;
-    while (Date.now() < end) {
-      last = await this.req('GET', p);
-      if (last.status === 200 && pred(last.json)) return last.json;
-      await sleep(50);
-    }
-    throw new Error(`${what}: not reached in ${ms} ms; last: ${last && last.text.slice(0, 400)}`);
-  }
-
-  async stop() {
-    if (!this.proc || this.proc.exitCode !== null) return;
-    this.proc.kill('SIGTERM');
-    const t = setTimeout(() => this.proc.kill('SIGKILL'), 20000);
-    await this.exited;
-    clearTimeout(t);
-  }
-
-  async close() {
-    if (this.proc && this.proc.exitCode === null && this.proc.signalCode === null) {
-      this.proc.kill('SIGKILL');
-      await this.exited;
-    }
-    if (this.own) fs.rmSync(this.dir, {recursive: true, force: true});
-  }
-}
-
-// ---- specs -------------------------------------------------------------------------
-
-const quick = (seed = 1, ratio = 0.1) => ({kind: 'lasso', generate: {n: 2000, k: 64, d: 4, seed}, lambda_ratio: ratio, tol: 1e-8});
-// A run that cannot converge in the test's time: Adam-prox with a tiny step.
-const longRun = () => ({kind: 'lasso', generate: {n: 20000, k: 256, d: 8, seed: 3}, lambda_ratio: 0.01,
-  solver: 'adam_prox', mu: 1e-6, tol: 1e-12, max_iter: 1e9, max_seconds: 120}); // ends when stopped
-
-// The compress result the daemon will produce (the kind is not ready yet).
-const COMPRESS_RUN = {
-  id: 'r-999999', kind: 'compress', state: 'FINISHED', stop_reason: 'converged', sweep_id: null,
-  created: 1700000000, started: 1700000001, finished: 1700000031, heartbeat: 0, queue_position: 0, waiting_reason: '',
-  spec: {kind: 'compress', model: 'vgg-like', layers: ['classifier.3', 'classifier.6'], lambda_ratio: 0.05},
-  result: {kind: 'compress', state: 'FINISHED', stop_reason: 'converged',
-    layers: [
-      {layer: 'classifier.3', neurons: 4096, kept: 612, lambda: 0.02, rel_gap: 8.1e-7, stop_reason: 'converged', iterations: 220},
-      {layer: 'classifier.6', neurons: 512, kept: 37, lambda: 0.01, rel_gap: 1e-7, stop_reason: 'converged', iterations: 41},
-    ],
-    active: 649, rel_gap: 8.1e-7, test_acc: 0.9338, params: 14893258, iterations: 261, seconds: 30,
-    before: {train_acc: 0.9981, test_acc: 0.9342, train_loss: 0.0071, test_loss: 0.2874, params: 20040522, macs: 399511552, latency_ms: 3.42},
-    after: {train_acc: 0.9975, test_acc: 0.9338, train_loss: 0.0093, test_loss: 0.2911, params: 14893258, macs: 394364288, latency_ms: 2.87}},
-  error: null, summary: {}, artifacts: [],
-};
-
-// ---- page helpers ------------------------------------------------------------------
-
-const jsErrors = [];
-
-async function newPage(browser, {storage} = {}) {
-  const ctx = await browser.newContext({viewport: {width: 1280, height: 900}, acceptDownloads: true});
-  if (storage) await ctx.addInitScript((s) => { for (const [k, v] of Object.entries(s)) localStorage.setItem(k, v); }, storage);
-  const page = await ctx.newPage();
-  page.setDefaultTimeout(WAIT_MS);
-  page.on('pageerror', (e) => jsErrors.push(`${page.url()}: ${e.message}`));
-  page.on('console', (m) => { if (m.type() === 'error' && !/Failed to load resource|ERR_CONNECTION_REFUSED|ERR_INCOMPLETE_CHUNKED|ERR_EMPTY_RESPONSE|network error/i.test(m.text())) jsErrors.push(`${page.url()}: console: ${m.text()}`); });
-  return page;
-}
-
-async function shot(page, name) {
-  const file = path.join(SHOTS, name + '.png');
-  await page.screenshot({path: file, fullPage: true});
-  note(`screenshot ${file}`);
-}
-
-// The number of points a chart plots (its data-points attribute), once > after.
-async function pointsAbove(page, sel, after = 0) {
-  const hnd = await page.waitForFunction(([s, a]) => {
-    const el = document.querySelector(s);
-    const v = el ? Number(el.dataset.points) : 0;
-    return v > a ? v : false;
-  }, [sel, after]);
-  return hnd.jsonValue();
-}
-
-const text = (page, sel) => page.locator(sel).first().innerText();
-const waitText = (page, sel, re) => page.waitForFunction(([s, r]) => {
-  const el = document.querySelector(s);
-  return !!el && new RegExp(r).test(el.innerText);
-}, [sel, re.source]);
 
 // ---- scenarios -----------------------------------------------------------------------
 
@@ -307,6 +120,14 @@ async function scenarioOpen(browser) {
       if ((await page.locator('[data-chart="rel_gap"]').getAttribute('data-log')) !== '1') throw new Error('rel_gap is not on a log scale');
       if ((await page.locator('[data-chart="objective"]').getAttribute('data-log')) !== '0') throw new Error('objective is on a log scale');
     });
+    await step('Run page: the rel_gap axis fits the curve (far above tol 1e-12): its y range spans the data, the tol line is noted, not drawn', async () => {
+      const el = page.locator('[data-chart="rel_gap"]');
+      await page.waitForFunction(() => document.querySelector('[data-chart="rel_gap"]')?.dataset.refs === 'off');
+      const [ymin, ymax, dmin, dmax] = await Promise.all(['data-ymin', 'data-ymax', 'data-dmin', 'data-dmax'].map(async (a) => Number(await el.getAttribute(a))));
+      note(`rel_gap data [${dmin}, ${dmax}], axis [${ymin}, ${ymax}]`);
+      if (!(ymin <= dmin && dmax <= ymax)) throw new Error('the axis does not hold the data');
+      if (!(ymin >= dmin / 10 && ymax <= dmax * 10)) throw new Error('the axis is more than a decade wider than the data');
+    });
     await step('Run page: the x axis toggles to time and back', async () => {
       await page.click('#x-time');
       await page.waitForFunction(() => /time \(s\)/.test(document.querySelector('[data-chart="objective"]')?.innerText || ''));
@@ -316,6 +137,21 @@ async function scenarioOpen(browser) {
     });
     await waitText(page, '#run-state', /RUNNING/);
     await shot(page, 'run-live');
+    await step('Run page: Stop asks for confirmation; dismissing it keeps the run RUNNING (no request sent)', async () => {
+      let stops = 0;
+      const count = (req) => { if (req.url().endsWith(`/v1/runs/${long.id}/stop`)) stops++; };
+      page.on('request', count);
+      let asked = '';
+      page.once('dialog', (dlg) => { asked = dlg.type() + ': ' + dlg.message(); return dlg.dismiss(); });
+      await page.click('#stop-btn');
+      await page.evaluate(() => 0); // the click handler has run to its end
+      page.off('request', count);
+      if (!/^confirm: Stop r-/.test(asked)) throw new Error('dialog: ' + asked);
+      if (stops) throw new Error(`${stops} stop request(s) after dismissing`);
+      const r = await d.req('GET', `/v1/runs/${long.id}`);
+      if (r.json.state !== 'RUNNING') throw new Error('state ' + r.json.state);
+      if (await page.locator('#stop-btn').isDisabled()) throw new Error('the Stop button is disabled');
+    });
     await step('Run page: Stop ends the run: the state becomes STOPPED (user), V.npy is offered, and the reply to Stop (RUNNING, taken before the run stopped) arriving after the stream said STOPPED does not undo it', async () => {
       // The reply to Stop is held back until the stream has said STOPPED, so
       // the race a slow reply makes happens every time.
@@ -328,6 +164,7 @@ async function scenarioOpen(browser) {
         await released;
         await route.fulfill({response: resp});
       });
+      page.once('dialog', (dlg) => dlg.accept());
       await page.click('#stop-btn');
       await waitText(page, '#run-state', /STOPPED/);
       await waitText(page, '#run-reason', /user/);
@@ -447,7 +284,12 @@ async function scenarioOpen(browser) {
       if (!/20\.0M\s+14\.9M\s+×0\.743/.test(params)) throw new Error('params row: ' + params);
       const keys = await page.locator('#compress-model tbody tr').evaluateAll((trs) => trs.map((t) => t.dataset.key));
       if (keys.length !== 7) throw new Error('model rows: ' + keys);
-      await pointsAbove(page, '[data-chart="test_acc"]', 1);
+      // Accuracy before and after are separate evaluations: bars, not a chart line.
+      await page.locator('#stage-acc .bar[data-stage="after"]').waitFor();
+      await pointsAbove(page, '[data-chart="objective"]', 1);
+      if (await page.locator('[data-chart="test_acc"]').count()) throw new Error('test_acc is drawn as a curve');
+      const accs = await page.locator('#stage-acc .bar').evaluateAll((bs) => bs.map((b) => `${b.dataset.stage}=${b.dataset.acc}`));
+      if (accs.join() !== 'before=0.9342,after=0.9338') throw new Error('stage bars: ' + accs);
     });
     await shot(page, 'compress');
     await page.unrouteAll({behavior: 'ignoreErrors'});
@@ -554,11 +396,11 @@ try {
   browser = await chromium.launch({executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage']});
 } catch (e) {
   ok(false, 'headless Chromium starts', e.message);
-  console.log(`1..${n}`);
+  console.log(`1..${tap.n}`);
   process.exit(1);
 }
 try {
-  for (const [name, fn] of [['open', scenarioOpen], ['token', scenarioToken]]) {
+  for (const [name, fn] of [['open', scenarioOpen], ['token', scenarioToken], ['tracking', scenarioTracking]]) {
     try {
       await fn(browser);
     } catch (e) {
@@ -570,5 +412,5 @@ try {
   await browser.close();
 }
 note(`web tests took ${((Date.now() - t0) / 1000).toFixed(1)} s; screenshots in ${SHOTS}`);
-console.log(`1..${n}`);
-process.exit(failed ? 1 : 0);
+console.log(`1..${tap.n}`);
+process.exit(tap.failed ? 1 : 0);

@@ -1,13 +1,17 @@
 // app.js - the dashboard's shell: hash router, token field, connection banner.
 //   #/runs[?state=&kind=&sweep=]   the runs table
 //   #/runs/{id}[?x=time]           one run
+//   #/sweeps[?state=&kind=&q=]     the sweeps table
 //   #/sweeps/{id}[?y=]             one sweep
+//   #/compare?ids=r-1,r-2[&x=time] runs side by side
 
 import {conn, onConn, setToken} from './api.js';
 import {h, fill} from './util.js';
 import * as runsPage from './runs.js';
 import * as runPage from './run.js';
 import * as sweepPage from './sweep.js';
+import * as sweepsPage from './sweeps.js';
+import * as comparePage from './compare.js';
 
 const main = document.getElementById('main');
 const banner = document.getElementById('banner');
@@ -25,13 +29,20 @@ function route() {
   unmount?.();
   unmount = null;
   window.scrollTo(0, 0);
-  for (const a of document.querySelectorAll('nav a')) a.classList.toggle('on', a.getAttribute('href') === '#/' + (parts[0] || 'runs'));
+  const section = parts[0] === 'compare' ? 'runs' : parts[0] || 'runs';
+  for (const a of document.querySelectorAll('nav a')) a.classList.toggle('on', a.getAttribute('href') === '#/' + section);
   if (parts[0] === 'runs' && parts.length === 1) {
     document.title = 'Runs · vvd';
     unmount = runsPage.mount(main, params);
   } else if (parts[0] === 'runs' && parts.length === 2) {
     document.title = `${parts[1]} · vvd`;
     unmount = runPage.mount(main, params, parts[1]);
+  } else if (parts[0] === 'sweeps' && parts.length === 1) {
+    document.title = 'Sweeps · vvd';
+    unmount = sweepsPage.mount(main, params);
+  } else if (parts[0] === 'compare' && parts.length === 1) {
+    document.title = 'Compare · vvd';
+    unmount = comparePage.mount(main, params);
   } else if (parts[0] === 'sweeps' && parts.length === 2) {
     document.title = `${parts[1]} · vvd`;
     unmount = sweepPage.mount(main, params, parts[1]);

@@ -191,6 +191,31 @@ function change(b, a, how) {
   return how === 'count' || how === 'ms' ? `×${num(r, 3)} (${r < 1 ? '−' : '+'}${num(Math.abs(1 - r) * 100, 3)} %)` : (a - b >= 0 ? '+' : '') + num(a - b, 4);
 }
 
+// The stages of a compress run in pipeline order, and their labels.
+const STAGES = [['before', 'before'], ['pruned', 'pruned'], ['refit', 'refit'], ['finetuned', 'fine-tuned'], ['after', 'after']];
+const BASE_STAGES = [['pruned', 'magnitude, pruned'], ['refit', 'magnitude, refit'], ['finetuned', 'magnitude, fine-tuned']];
+
+// A compress run's test accuracy at each stage (stages: {before: {test_acc,
+// params, ...}, pruned, refit, finetuned, after}; base: the magnitude
+// baseline's stages) as one bar per stage: separate evaluations, not a
+// curve through the solver's iterations.
+export function stagePanel(stages, base = {}) {
+  const rows = [];
+  for (const [k, label] of STAGES) if (isNum(stages[k]?.test_acc)) rows.push({k, label, v: stages[k], cls: k === 'before' ? 'before' : ''});
+  for (const [k, label] of BASE_STAGES) if (isNum(base[k]?.test_acc)) rows.push({k: 'baseline_' + k, label, v: base[k], cls: 'baseline'});
+  if (!rows.length) return null;
+  const pct = (a) => (a <= 1 ? 100 * a : a);
+  return [h('h3', {}, 'Test accuracy at each stage'),
+    h('div', {class: 'stages', id: 'stage-acc', 'data-stages': rows.map((r) => r.k).join(',')},
+      rows.map((r) => [
+        h('span', {}, r.label, isNum(r.v.params) ? h('span', {class: 'muted'}, ` · ${si(r.v.params)}`) : null),
+        h('div', {class: 'bar ' + r.cls, 'data-stage': r.k, 'data-acc': String(r.v.test_acc)},
+          h('i', {style: `width:${Math.max(0, Math.min(100, pct(r.v.test_acc))).toFixed(1)}%`})),
+        h('span', {class: 'v'}, pct(r.v.test_acc).toFixed(2) + ' %')])),
+    h('p', {class: 'muted'}, 'Each bar is one evaluation of the whole network on the test set (parameters after the dot); ' +
+      'the lasso\'s iterations in between change the weights of one layer at a time and are not evaluated.')];
+}
+
 function compressView(el, run) {
   const res = run.result;
   const layers = Array.isArray(res.layers) ? res.layers : [];
@@ -200,15 +225,17 @@ function compressView(el, run) {
   fill(el, h('h2', {}, 'Compression'),
     layers.length ? h('h3', {}, 'Layers: neurons kept') : null,
     layers.length ? h('table', {class: 'grid', id: 'compress-layers'},
-      h('thead', {}, h('tr', {}, ['layer', 'neurons', 'kept', 'kept %', 'λ', 'rel_gap', 'iterations', 'stop_reason', notes ? 'note' : null]
+      h('thead', {}, h('tr', {}, ['layer', 'neurons', 'kept', 'kept %', 'λ', 'rel_gap', 'iterations', 'solver', 'stop_reason', notes ? 'note' : null]
         .filter(Boolean).map((t) => h('th', {}, t)))),
       h('tbody', {}, layers.map((l) => h('tr', {'data-layer': l.layer},
         h('td', {}, h('code', {}, l.layer)), h('td', {}, num(l.neurons)), h('td', {}, num(l.kept)),
         h('td', {}, isNum(l.kept) && l.neurons ? (100 * l.kept / l.neurons).toFixed(1) + ' %' : '—'),
-        h('td', {}, num(l.lambda)), h('td', {}, sci(l.rel_gap)), h('td', {}, num(l.iterations)), h('td', {}, l.stop_reason || '—'),
+        h('td', {}, num(l.lambda)), h('td', {}, sci(l.rel_gap)), h('td', {}, num(l.iterations)),
+        h('td', {}, l.solver_used ? (res.solver && res.solver !== l.solver_used ? `${res.solver} → ${l.solver_used}` : l.solver_used) : res.solver || '—'),
+        h('td', {}, l.stop_reason || '—'),
         notes ? h('td', {class: 'note-cell'}, l.note || '') : null))),
       layers.length > 1 ? h('tfoot', {}, h('tr', {}, h('th', {}, 'all'), h('td', {}, num(tot[0])), h('td', {}, num(tot[1])),
-        h('td', {}, tot[0] ? (100 * tot[1] / tot[0]).toFixed(1) + ' %' : '—'), h('td', {colspan: notes ? 5 : 4}))) : null) : null,
+        h('td', {}, tot[0] ? (100 * tot[1] / tot[0]).toFixed(1) + ' %' : '—'), h('td', {colspan: notes ? 6 : 5}))) : null) : null,
     h('h3', {}, 'The model before and after'),
     h('table', {class: 'grid', id: 'compress-model'},
       h('thead', {}, h('tr', {}, h('th', {}, ''), h('th', {}, 'before'), h('th', {}, 'after'), h('th', {}, 'change'))),

@@ -1,10 +1,13 @@
-// run.js - the Run page: live metric charts from the run's event stream,
-// parameters, result, Stop, artifacts, the error of a failed run, and the
-// views of the experiment kinds (experiments.js).
+// run.js - the Run page: live metric charts from the run's event stream
+// (with layer boundaries for compress runs), parameters, result, Stop and
+// Delete (both confirmed), name, tags and notes (track.js), artifacts, the
+// error of a failed run, and the views of the experiment kinds (experiments.js).
 
 import {api, conn, downloadWithToken, followEvents, onConn} from './api.js';
 import {lineChart, loadUPlot, COLORS} from './charts.js';
-import {experimentView} from './experiments.js';
+import {experimentView, stagePanel} from './experiments.js';
+import {solverText} from './compare.js';
+import {trackPanel} from './track.js';
 import {h, fill, num, sci, dur, when, bytes, flatten, kvTable, stateBadge, isNum, FINAL_STATES} from './util.js';
 
 // The charts of a kind, in order; other numeric keys are charted after them.
@@ -17,6 +20,10 @@ const LABELS = {objective: 'objective P(V)', rel_gap: 'relative duality gap', ac
   vv_norm: 'VV norm', group_norm: 'group norm Σ‖v_k‖', gap: 'duality gap', lambda: 'λ', test_acc: 'test accuracy',
   train_acc: 'train accuracy', test_loss: 'test loss', train_loss: 'train loss', latency_ms: 'latency (ms)'};
 const SKIP = new Set(['event', 'step', 'time']);
+// A compress run's evaluations (one per stage) and fine-tuning epochs: shown
+// per stage (stagePanel), not as curves through the lasso's iterations.
+const COMPRESS_EVALS = new Set(['train_acc', 'test_acc', 'train_loss', 'test_loss', 'params', 'macs', 'latency_ms',
+  'loss', 'lr', 'epoch']);
 // Metrics drawn on a log scale, by kind.
 const LOG = {neuron_sharing: ['mse', 'rel_gap', 'gap'], default: ['rel_gap', 'gap']};
 // What a step counts, by kind.
@@ -39,6 +46,13 @@ export function mount(root, params, id) {
   const badge = h('span', {id: 'run-state'});
   const reason = h('span', {class: 'muted', id: 'run-reason'});
   const stopBtn = h('button', {id: 'stop-btn', class: 'danger', hidden: true, onclick: stop}, 'Stop');
+  const deleteBtn = h('button', {id: 'delete-btn', class: 'danger', hidden: true, onclick: del,
+    title: 'delete this run, its metrics, events and files'}, 'Delete');
+  const nameTag = h('span', {class: 'run-name', id: 'run-title-name'});
+  const track = trackPanel(id, (r) => setRun(r));
+  const stages = {}; // phase -> the evaluation metric of a compress stage
+  const layerStarts = new Map(); // layer -> its first metric step
+  const stageBox = h('div', {id: 'stage-box', hidden: true});
   const streamStatus = h('span', {class: 'live', id: 'stream-status'});
   const meta = h('div', {class: 'meta', id: 'run-meta'});
   const errBox = h('div', {id: 'run-error', hidden: true});
@@ -55,13 +69,14 @@ export function mount(root, params, id) {
   const logBox = h('ol', {class: 'log', id: 'run-log'});
 
   fill(root,
-    h('div', {class: 'page-head'}, h('a', {href: '#/runs', class: 'back'}, '← Runs'), title, badge, reason, stopBtn, streamStatus),
+    h('div', {class: 'page-head'}, h('a', {href: '#/runs', class: 'back'}, '← Runs'), title, nameTag, badge, reason, stopBtn, deleteBtn, streamStatus),
     meta, errBox, cards,
-    h('section', {}, h('div', {class: 'section-head'}, h('h2', {}, 'Convergence'), xToggle), noMetrics, chartGrid),
+    h('section', {}, h('div', {class: 'section-head'}, h('h2', {}, 'Convergence'), xToggle), noMetrics, chartGrid, stageBox),
     expBox,
     h('div', {class: 'two'},
       h('section', {}, h('h2', {}, 'Parameters'), specBox),
       h('section', {}, h('h2', {}, 'Result'), resultBox)),
+    track.el,
     h('section', {}, h('h2', {}, 'Artifacts'), artBox),
     h('section', {}, h('h2', {}, 'Log'), logBox));
   markX();
@@ -85,6 +100,7 @@ export function mount(root, params, id) {
   }
 
   async function stop() {
+    if (!window.confirm(`Stop ${id}? The run ends now (STOPPED); its iterate so far is kept.`)) return;
     stopBtn.disabled = true;
     stopBtn.textContent = 'Stopping…';
     try {
@@ -95,6 +111,18 @@ export function mount(root, params, id) {
       stopBtn.disabled = false;
       stopBtn.textContent = 'Stop';
       alertBox(`Stop failed: ${e.message}`);
+    }
+  }
+
+  async function del() {
+    if (!window.confirm(`Delete ${id}? Its metrics, events, artifacts and files are removed; this cannot be undone.`)) return;
+    deleteBtn.disabled = true;
+    try {
+      await api(`/v1/runs/${encodeURIComponent(id)}`, {method: 'DELETE'});
+      location.hash = '#/runs';
+    } catch (e) {
+      deleteBtn.disabled = false;
+      alertBox(`Delete failed: ${e.message}`);
     }
   }
 
@@ -117,6 +145,7 @@ export function mount(root, params, id) {
     reason.textContent = stopReason ? `(${stopReason})` : '';
     const live = state === 'QUEUED' || state === 'RUNNING';
     stopBtn.hidden = !live;
+    deleteBtn.hidden = live;
     if (!live) stopBtn.disabled = true;
     else if (stopBtn.textContent !== 'Stopping…') stopBtn.disabled = false;
   }
@@ -125,6 +154,12 @@ export function mount(root, params, id) {
     if (shownState !== null && stateRank(r.state) < stateRank(shownState)) return;
     run = r;
     setState(r.state, r.stop_reason);
+    nameTag.textContent = r.name ? r.name : '';
+    track.update(r);
+    for (const l of Array.isArray(r.result?.layers) ? r.result.layers : []) {
+      if (l.layer && isNum(l.first_step)) layerStarts.set(l.layer, l.first_step);
+    }
+    if (r.kind === 'compress' && r.result) for (const [k, v] of Object.entries(r.result.stages || {})) stages[k] = v;
     fill(meta,
       h('span', {}, 'kind ', h('b', {}, r.kind)),
       r.sweep_id ? h('span', {}, 'sweep ', h('a', {href: '#/sweeps/' + r.sweep_id}, r.sweep_id), r.attempt > 1 ? ` (attempt ${r.attempt})` : '') : null,
@@ -147,8 +182,8 @@ export function mount(root, params, id) {
     }
     fill(specBox, kvTable(flatten(r.spec)));
     if (r.result && typeof r.result === 'object') {
-      const pairs = flatten(r.result).filter(([k]) => k !== 'event' && !k.startsWith('outputs.') &&
-        !(r.kind === 'bounds_study' && k.startsWith('panels')) && !(r.kind === 'compress' && /^(layers|before|after)\b/.test(k)));
+      const pairs = [['solver', solverText(r)], ...flatten(r.result).filter(([k]) => k !== 'event' && k !== 'solver' && k !== 'solver_used' && !k.startsWith('outputs.') &&
+        !(r.kind === 'bounds_study' && k.startsWith('panels')) && !(r.kind === 'compress' && /^(layers|before|after|stages|baseline)\b/.test(k)))];
       fill(resultBox, kvTable(pairs));
     } else {
       fill(resultBox, h('p', {class: 'muted'}, FINAL_STATES.includes(r.state) ? 'No result.' : 'Not finished yet.'));
@@ -156,6 +191,21 @@ export function mount(root, params, id) {
     renderCards();
     renderArtifacts();
     renderExperiment();
+    renderStages();
+    flush();
+  }
+
+  // A compress run's accuracy per stage (before, pruned, refit, fine-tuned,
+  // after, the magnitude baseline): bars, live from the stage evaluations.
+  function renderStages() {
+    if (run?.kind !== 'compress') return;
+    const res = run.result || {};
+    const all = Object.assign({}, stages);
+    if (res.before && !all.before) all.before = res.before;
+    if (res.after) all.after = res.after;
+    const base = res.baseline || {};
+    stageBox.hidden = !Object.keys(all).length;
+    fill(stageBox, stagePanel(all, base));
   }
 
   function renderArtifacts() {
@@ -190,7 +240,8 @@ export function mount(root, params, id) {
     }
     const secs = isNum(s.seconds) ? s.seconds : m.time.length ? m.time[m.time.length - 1] : null;
     if (isNum(secs)) items.push(['seconds', dur(secs)]);
-    fill(cards, items.map(([k, t]) => h('div', {class: 'card'}, h('div', {class: 'k'}, k), h('div', {class: 'v'}, t))));
+    if (run && (run.kind === 'lasso' || run.kind === 'compress') && solverText(run) !== '—') items.push(['solver', solverText(run), 'card-solver']);
+    fill(cards, items.map(([k, t, cid]) => h('div', {class: 'card', id: cid || null}, h('div', {class: 'k'}, k), h('div', {class: 'v'}, t))));
   }
 
   async function renderExperiment() {
@@ -209,6 +260,11 @@ export function mount(root, params, id) {
 
   function addMetric(d) {
     if (!isNum(d.step)) return;
+    if (typeof d.layer === 'string' && !(layerStarts.get(d.layer) <= d.step)) layerStarts.set(d.layer, d.step);
+    if (run?.kind === 'compress' && typeof d.phase === 'string' && isNum(d.test_acc)) {
+      stages[d.phase] = d;
+      renderStages();
+    }
     const n = m.step.length;
     m.step.push(d.step);
     m.time.push(isNum(d.time) ? d.time : null);
@@ -222,8 +278,8 @@ export function mount(root, params, id) {
 
   function chartKeys() {
     const pref = PREFERRED[run?.kind] || PREFERRED.default;
-    const have = [...m.keys.keys()];
-    const keys = pref.filter((k) => m.keys.has(k));
+    const have = [...m.keys.keys()].filter((k) => !(run?.kind === 'compress' && COMPRESS_EVALS.has(k)));
+    const keys = pref.filter((k) => m.keys.has(k) && have.includes(k));
     // Kinds without the usual metrics get theirs (up to four), constant ones left out.
     for (const k of have) {
       if (keys.length >= 4) break;
@@ -255,8 +311,27 @@ export function mount(root, params, id) {
       }
       if (xMode === 'time' && xs.some((x) => x === null)) continue keysLoop;
       c.set(xs, m.keys.get(k));
+      c.setMarks(layerMarks());
     }
     renderCards();
+  }
+
+  // Layer boundaries of a multi-layer compress run: where each layer's solve
+  // starts (result.layers[i].first_step, the metrics' "layer", or the "stats"
+  // log event's step), in the x units shown.
+  function layerMarks() {
+    if (layerStarts.size < 2) return [];
+    const out = [];
+    for (const [layer, step] of [...layerStarts].sort((a, b) => a[1] - b[1])) {
+      let x = step;
+      if (xMode === 'time') {
+        const i = m.step.findIndex((st) => st >= step);
+        if (i < 0 || m.time[i] === null) continue;
+        x = m.time[i];
+      }
+      out.push({x, label: layer});
+    }
+    return out;
   }
 
   function onEvent(ev) {
@@ -269,6 +344,10 @@ export function mount(root, params, id) {
       if (ev.data.state === 'RUNNING') reload();
     } else if (ev.event === 'log' && ev.data) {
       const d = ev.data;
+      if (d.event === 'stats' && typeof d.layer === 'string' && isNum(d.step) && !(layerStarts.get(d.layer) <= d.step)) {
+        layerStarts.set(d.layer, d.step);
+        if (!flushTimer) flushTimer = setTimeout(flush, FLUSH_MS);
+      }
       const text = typeof d === 'object' ? Object.entries(d).filter(([k]) => k !== 'event')
         .map(([k, v]) => `${k}=${isNum(v) ? num(v, 5) : typeof v === 'object' ? JSON.stringify(v) : v}`).join('  ') : String(d);
       lastLog.push(h('li', {}, h('b', {}, (typeof d === 'object' && d.event) || 'log'), ' ', text));
