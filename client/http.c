@@ -161,10 +161,16 @@ void vc_print_problem(const vc_resp *r)
     if (cJSON_IsObject(p) && code) {
         const char *field = vc_str(p, "field", "");
         const char *detail = vc_str(p, "detail", vc_str(p, "title", ""));
+        /* The daemon's suggestion for an unknown name, unless the detail
+         * already says it. */
+        const char *near = vc_str(p, "did_you_mean", NULL);
+        char hint[160] = "";
+        if (near && !strstr(detail, "did you mean"))
+            snprintf(hint, sizeof hint, "; did you mean '%s'?", near);
         if (field[0])
-            fprintf(stderr, "vvctl: %ld %s at %s: %s\n", r->status, code, field, detail);
+            fprintf(stderr, "vvctl: %ld %s at %s: %s%s\n", r->status, code, field, detail, hint);
         else
-            fprintf(stderr, "vvctl: %ld %s: %s\n", r->status, code, detail);
+            fprintf(stderr, "vvctl: %ld %s: %s%s\n", r->status, code, detail, hint);
     } else {
         /* Not problem+json (a proxy, another server): its first line. */
         const char *b = r->body ? r->body : "";

@@ -23,11 +23,17 @@ static const char global_help[] =
     "  lasso --phi F --psi Y ...       queue a lasso run built from flags\n"
     "  watch ID                        follow a run live until it ends\n"
     "  stop ID                         stop a run (it keeps its current V)\n"
-    "  ls [--state S] ...              list runs\n"
+    "  ls [--state S] [--tag T] ...    list runs\n"
     "  show ID                         one run: spec, summary, artifacts\n"
+    "  compare ID ID...                runs side by side: metrics, differing parameters\n"
+    "  tag ID TAG... [--rm TAG...]     add or remove a run's tags\n"
+    "  note ID TEXT|-                  set a run's notes ('-': from stdin)\n"
+    "  rename ID NAME                  name a run\n"
+    "  rm ID... [--yes]                delete ended runs, their records and files\n"
     "  metrics ID [--keys a,b] [--csv] a run's full metric history\n"
     "  get ID ARTIFACT [-o FILE]       download an artifact (V.npy, result.json, ...)\n"
     "  sweep SPEC.json --grid F=V ...  queue a grid of runs; sweep status|stop|resume|watch ID\n"
+    "  sweep ls [--state S]            list sweeps\n"
     "  upload FILE [NAME]              upload a file (or folder) into the daemon's blobs\n"
     "  models [ls|load NAME ...|rm NAME]  the daemon's resident models\n"
     "  help [COMMAND]                  this text, or a command's\n"
@@ -44,6 +50,7 @@ static const char global_help[] =
     "  1    a run FAILED or CRASHED, or the server refused the request (any 4xx or\n"
     "       5xx answer, shown as one line: 'vvctl: STATUS ERROR_CODE at FIELD: detail')\n"
     "  2    usage error: bad flags, bad grid syntax, unreadable or malformed spec file\n"
+    "       (a misspelled command, subcommand or option gets a 'did you mean')\n"
     "  3    the server is unreachable (connection refused, timed out, dropped for\n"
     "       more than 60 s while watching)\n"
     "  130  watch detached by Ctrl-C; the run goes on\n";
@@ -99,11 +106,17 @@ static const struct {
      "after 60 s without contact: exit 3).\n"
      "On a terminal: one live line, redrawn at most 10 times a second: step,\n"
      "objective, rel_gap, active neurons, iterations/s, elapsed run time and an ETA\n"
-     "until rel_gap reaches the spec's tol, fitted to the decay of log(rel_gap)\n"
-     "over the last samples ('ETA ?' when it is not decreasing or too new).\n"
+     "until rel_gap reaches the spec's tol, from the slope of log(rel_gap) against\n"
+     "time over the last samples: 'ETA -' when that slope is not clearly negative,\n"
+     "when the estimate is over 10 times the elapsed time or would pass the run's\n"
+     "max_seconds.  A compress run's line names the layer being solved (fc2 1/2)\n"
+     "and counts steps within that layer (the run's step in parentheses); its ETA\n"
+     "is that layer's.\n"
      "Otherwise: plain key=value lines, at most 4 metric lines a second (the last\n"
-     "metric before each state change is always printed), plus a line per state\n"
-     "change and per log event.\n"
+     "metric before each state change is always printed; a compress run's lines\n"
+     "start with layer=NAME layer_step=N), plus a line per state change and per\n"
+     "log event, in words: start, per-layer statistics, path points, accuracy\n"
+     "after each stage; an event vvctl does not know shows as 'event NAME k=v ...'.\n"
      "--json: every event, unthrottled, as {\"id\":N,\"event\":TYPE,\"data\":{...}},\n"
      "then the final run object on one line.\n"
      "At the end: the run's summary (state, stop_reason, objective, rel_gap, active,\n"
@@ -113,21 +126,71 @@ static const struct {
      "usage: vvctl stop ID\n"
      "\n"
      "Stops a run (POST /v1/runs/ID/stop): a queued run never starts, a running\n"
-     "one stops at its next iteration and keeps its V.  Idempotent.\n"},
+     "one stops at its next iteration and keeps its V.  Idempotent: for a run that\n"
+     "has already ended it says so (and its state) and exits 0.\n"},
     {"ls", vc_cmd_ls,
-     "usage: vvctl ls [--state S] [--kind K] [--sweep ID] [--page-size N]\n"
-     "                [--all | --page-token T]\n"
+     "usage: vvctl ls [--state S] [--kind K] [--sweep ID] [--tag T ...] [--q TEXT]\n"
+     "                [--page-size N] [--all | --page-token T]\n"
      "\n"
-     "Lists runs, newest first: id, kind, state, lambda, active, rel_gap, duration,\n"
-     "stop_reason.  One page (default 50 runs) unless --all; the token of the next\n"
-     "page is printed on stderr.  S: QUEUED, RUNNING, FINISHED, STOPPED, FAILED,\n"
-     "CRASHED.  --json: the page as the server sent it (--all: one object with\n"
-     "every run).\n"},
+     "Lists runs, newest first: id, name, kind, state, sweep, lambda (the absolute\n"
+     "lambda the run used), ratio (the spec's lambda_ratio, for runs given one), mu,\n"
+     "active, rel_gap, duration, stop_reason; TEST_ACC and PARAMS when a listed run\n"
+     "has them.  A compress run shows its kept neurons per layer as ACTIVE\n"
+     "(\"40/12\"), its parameters before->after and its test accuracy.\n"
+     "One page (default 50 runs) unless --all; the token of the next page is\n"
+     "printed on stderr.  S (any case): QUEUED, RUNNING, FINISHED, STOPPED, FAILED,\n"
+     "CRASHED.  --tag T: runs carrying T (repeat it: every tag given); --q TEXT:\n"
+     "runs whose id, name, kind or a tag contains TEXT (any case).  --json: the\n"
+     "page as the server sent it (--all: one object with every run).\n"},
     {"show", vc_cmd_show,
      "usage: vvctl show ID\n"
      "\n"
-     "Shows one run: times, spec, summary, error and artifacts (--json: the run\n"
-     "object, see schema/run.schema.json).\n"},
+     "Shows one run: name, tags, notes, times, spec, summary (for a compress run:\n"
+     "each layer's width before->after, parameters and test accuracy before->after),\n"
+     "error and artifacts (--json: the run object, see schema/run.schema.json).\n"},
+    {"compare", vc_cmd_compare,
+     "usage: vvctl compare ID ID...\n"
+     "\n"
+     "Puts runs side by side, one column each: their state, name and final metrics\n"
+     "(every summary key present in any of them; for compress runs also the layer\n"
+     "widths), then the spec parameters that differ between them, nested spec\n"
+     "objects flattened to dotted names (model.weights, data.max_train); parameters\n"
+     "equal in every run are left out.  A cell is '-' where a run lacks the key.\n"
+     "--json: {\"runs\": [ids], \"metrics\": {key: [values]}, \"params\": {name:\n"
+     "[values]}} with null for missing values.\n"},
+    {"tag", vc_cmd_tag,
+     "usage: vvctl tag ID [TAG...] [--rm TAG ...]\n"
+     "\n"
+     "Adds the TAGs to a run and removes the --rm ones (PATCH /v1/runs/ID with\n"
+     "add_tags and remove_tags; any state, also RUNNING), then prints the run's\n"
+     "tags.  Without TAGs or --rm it prints them.  A tag is 1 to 64 characters of\n"
+     "A-Z a-z 0-9 _ . : / = + -; a run has at most 32.  vvctl ls --tag T lists the\n"
+     "runs carrying T.  --json: the run object.\n"},
+    {"note", vc_cmd_note,
+     "usage: vvctl note ID TEXT...|-\n"
+     "\n"
+     "Sets a run's notes (PATCH /v1/runs/ID): the words given, joined by spaces, or\n"
+     "with '-' standard input (up to 64 KiB; one trailing newline dropped).  An\n"
+     "empty TEXT ('') clears them.  vvctl show ID prints them.  --json: the run\n"
+     "object.\n"},
+    {"rename", vc_cmd_rename,
+     "usage: vvctl rename ID NAME\n"
+     "       vvctl rename ID --reset\n"
+     "\n"
+     "Names a run (PATCH /v1/runs/ID; 1 to 200 bytes); --reset goes back to the\n"
+     "spec's name (or none).  The name shows in vvctl ls and show and vvctl ls --q\n"
+     "finds it.  --json: the run object.\n"},
+    {"rm", vc_cmd_rm,
+     "usage: vvctl rm ID... [--yes]\n"
+     "\n"
+     "Deletes runs that have ended (DELETE /v1/runs/ID): their records, events,\n"
+     "metrics, artifacts and output folder in the daemon's data root.  A QUEUED or\n"
+     "RUNNING run is refused (409: stop it first with vvctl stop ID).  A run of a\n"
+     "sweep leaves a record in the sweep, and vvctl sweep resume queues its point\n"
+     "again.  On a terminal vvctl asks before deleting unless --yes is given; when\n"
+     "standard input is not a terminal (a script, a pipe) it asks nothing and\n"
+     "deletes.  Exit 1 when any run could not be deleted (the others are).\n"
+     "--json: one answer object per run.\n"},
     {"metrics", vc_cmd_metrics,
      "usage: vvctl metrics ID [--keys a,b] [--csv]\n"
      "\n"
@@ -145,6 +208,7 @@ static const struct {
      "usage: vvctl sweep SPEC.json --grid FIELD=VALUES [--grid ...] [--name N] [--watch]\n"
      "       vvctl sweep --file SWEEP.json [--grid ...] [--watch]\n"
      "       vvctl sweep status ID | stop ID | resume ID [--watch] | watch ID\n"
+     "       vvctl sweep ls [--state S] [--kind K] [--q TEXT] [--limit N]\n"
      "\n"
      "Creates a sweep (POST /v1/sweeps): the base spec with every combination of the\n"
      "grid's values, one run per distinct point; prints the sweep id.\n"
@@ -159,12 +223,24 @@ static const struct {
      "and --grid adds or replaces entries.  --upload uploads the base's local files\n"
      "(see vvctl help submit); --dry-run prints the request and exits.\n"
      "\n"
+     "ls          the sweeps, newest first (GET /v1/sweeps, following its pages up\n"
+     "            to --limit, default 50): id, name, kind, state, points, the\n"
+     "            points' latest runs by state, the grid's axes (field[number of\n"
+     "            values]) and when it was created.  --state (any case): ACTIVE,\n"
+     "            STOPPED or FINISHED; --kind: the base spec's kind; --q: a part\n"
+     "            of the id or name.  --json: {\"sweeps\": [...]} as the daemon\n"
+     "            sent them.\n"
      "status ID   a table of the points: run id (the point's latest attempt), grid\n"
      "            values, state, active neurons, objective, mse, rel_gap (and\n"
      "            test_acc when results have it; TRIES, the number of attempts,\n"
      "            once a point was resumed); '*' marks the Pareto-optimal FINISHED\n"
      "            points: no other FINISHED point has active <= and mse <= with one\n"
      "            of them smaller (from each result's active and mse).\n"
+     "            A compress sweep shows instead each point's kept neurons per\n"
+     "            layer (WIDTHS, 40/12), PARAMS and TEST_ACC, and '*' marks the\n"
+     "            points no other FINISHED point beats with params <= and\n"
+     "            test_acc >= (one of them strictly).  A point whose run was deleted\n"
+     "            (vvctl rm) shows as DELETED; resume queues it again.\n"
      "stop ID     stops every queued or running run of the sweep (all attempts).\n"
      "resume ID   asks the daemon (POST /v1/sweeps/ID/resume) to queue again, inside\n"
      "            the sweep, every point whose latest attempt FAILED, CRASHED or was\n"
@@ -216,6 +292,32 @@ static const struct {
 
 enum { NCOMMANDS = sizeof commands / sizeof *commands };
 
+/* Words people type for a command, for suggestions only ("lsit" is close
+ * to "list", which means ls). */
+static const char *const aliases[][2] = {
+    {"list", "ls"},       {"delete", "rm"},      {"remove", "rm"},    {"diff", "compare"},
+    {"cancel", "stop"},   {"kill", "stop"},      {"follow", "watch"}, {"info", "show"},
+    {"describe", "show"}, {"label", "tag"},      {"comment", "note"}, {"name", "rename"},
+    {"download", "get"},  {"history", "metrics"}};
+
+/* The command closest to a misspelled one, or NULL. */
+static const char *closest_command(const char *word)
+{
+    enum { NALIASES = sizeof aliases / sizeof *aliases };
+    const char *names[NCOMMANDS + NALIASES + 2];
+    for (int i = 0; i < NCOMMANDS; i++)
+        names[i] = commands[i].name;
+    names[NCOMMANDS] = "help";
+    for (int i = 0; i < NALIASES; i++)
+        names[NCOMMANDS + 1 + i] = aliases[i][0];
+    names[NCOMMANDS + 1 + NALIASES] = NULL;
+    const char *near = vc_suggest(word, names);
+    for (int i = 0; near && i < NALIASES; i++)
+        if (near == aliases[i][0])
+            near = aliases[i][1];
+    return near;
+}
+
 int vc_help(const char *cmd)
 {
     if (!cmd) {
@@ -228,7 +330,14 @@ int vc_help(const char *cmd)
             fputs(commands[i].help, stdout);
             return VC_OK;
         }
-    fprintf(stderr, "vvctl: no command '%s' (see 'vvctl help')\n", cmd);
+    char word[64];
+    snprintf(word, sizeof word, "%.*s", (int)(n < 63 ? n : 63), cmd);
+    const char *near = closest_command(word);
+    if (near)
+        fprintf(stderr, "vvctl: no command '%s'; did you mean '%s'? (see 'vvctl help')\n", word,
+                near);
+    else
+        fprintf(stderr, "vvctl: no command '%s' (see 'vvctl help')\n", word);
     return VC_USAGE;
 }
 
@@ -262,6 +371,11 @@ int main(int argc, char **argv)
         } else if (!strncmp(a, "--token=", 8)) {
             vc_opt.token = a + 8;
         } else {
+            static const char *const globals[] = {"server",  "token", "json",
+                                                  "version", "help",  NULL};
+            const char *near = a[1] == '-' ? vc_suggest(a + 2, globals) : NULL;
+            if (near)
+                return vc_usage(NULL, "unknown option '%s'; did you mean '--%s'?", a, near);
             return vc_usage(NULL, "unknown option '%s'", a);
         }
     }
@@ -284,5 +398,8 @@ int main(int argc, char **argv)
         curl_global_cleanup();
         return rc;
     }
+    const char *near = closest_command(cmd);
+    if (near)
+        return vc_usage(NULL, "no command '%s'; did you mean '%s'?", cmd, near);
     return vc_usage(NULL, "no command '%s'", cmd);
 }

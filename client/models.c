@@ -241,5 +241,12 @@ int vc_cmd_models(int argc, char **argv)
         return models_load(&a);
     if (!strcmp(sub, "rm") || !strcmp(sub, "delete"))
         return models_rm(&a);
+    static const char *const subs[] = {"ls", "load", "rm", "list", "unload", NULL};
+    const char *near = vc_suggest(sub, subs);
+    if (near)
+        return vc_usage("models", "no subcommand '%s'; did you mean '%s'? (ls, load, rm)", sub,
+                        !strcmp(near, "list")     ? "ls"
+                        : !strcmp(near, "unload") ? "rm"
+                                                  : near);
     return vc_usage("models", "no subcommand '%s' (ls, load, rm)", sub);
 }

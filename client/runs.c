@@ -69,17 +69,28 @@ int vc_cmd_submit(int argc, char **argv)
     return rc;
 }
 
-static const vc_optdef lasso_defs[] = {{"phi", 1},          {"psi", 1},
-                                       {"bias", 1},         {"generate", 1},
-                                       {"lambda", 1},       {"lambda-paper", 1},
-                                       {"lambda-ratio", 1}, {"target-active", 1},
-                                       {"solver", 1},       {"tol", 1},
-                                       {"max-iter", 1},     {"max-seconds", 1},
-                                       {"mu", 1},           {"init", 1},
-                                       {"seed", 1},         {"refit", 0},
-                                       {"name", 1},         {"metrics-every", 1},
-                                       {"watch", 0},        {"upload", 0},
-                                       {"dry-run", 0},      {"device", 1},
+static const vc_optdef lasso_defs[] = {{"phi", 1},
+                                       {"psi", 1},
+                                       {"bias", 1},
+                                       {"generate", 1},
+                                       {"lambda", 1},
+                                       {"lambda-paper", 1},
+                                       {"lambda-ratio", 1},
+                                       {"target-active", 1},
+                                       {"solver", 1},
+                                       {"tol", 1},
+                                       {"max-iter", 1},
+                                       {"max-seconds", 1},
+                                       {"mu", 1},
+                                       {"init", 1},
+                                       {"seed", 1},
+                                       {"refit", 0},
+                                       {"name", 1},
+                                       {"metrics-every", 1},
+                                       {"watch", 0},
+                                       {"upload", 0},
+                                       {"dry-run", 0},
+                                       {"device", 1},
                                        {NULL, 0}};
 
 /* Adds a number option to the spec; VC_USAGE when it is not a number. */
@@ -231,6 +242,23 @@ static int one_id(const char *cmd, int argc, char **argv, const char **id)
     return VC_OK;
 }
 
+static int is_ended(const char *st)
+{
+    return !strcmp(st, "FINISHED") || !strcmp(st, "STOPPED") || !strcmp(st, "FAILED") ||
+           !strcmp(st, "CRASHED");
+}
+
+/* A run that had already ended: said, not an error. */
+static int already_ended(const cJSON *run, const char *id)
+{
+    if (vc_opt.json)
+        vc_print_json(run, 0);
+    else
+        printf("%s: the run had already ended (state %s); nothing to stop\n", vc_str(run, "id", id),
+               vc_str(run, "state", "?"));
+    return VC_OK;
+}
+
 int vc_cmd_stop(int argc, char **argv)
 {
     const char *id = NULL;
@@ -238,12 +266,35 @@ int vc_cmd_stop(int argc, char **argv)
     if (rc || !id) /* !id: the help was asked for */
         return rc;
     char *eid = vc_urlencode(id, 0), *path = NULL;
-    vc_strcatf(&path, "/v1/runs/%s/stop", eid);
-    cJSON *run = vc_call("POST", path, NULL, &rc);
-    free(path);
+    vc_strcatf(&path, "/v1/runs/%s", eid);
     free(eid);
-    if (!run)
+    /* The state first: stopping an ended run changes nothing (the daemon
+     * answers it unchanged), and the user is told so. */
+    cJSON *run = vc_call("GET", path, NULL, &rc);
+    if (!run || is_ended(vc_str(run, "state", ""))) {
+        if (run)
+            rc = already_ended(run, id);
+        cJSON_Delete(run);
+        free(path);
         return rc;
+    }
+    cJSON_Delete(run);
+    vc_strcatf(&path, "/stop");
+    vc_resp r;
+    rc = vc_http("POST", path, NULL, &r);
+    free(path);
+    if (rc)
+        return rc;
+    run = r.status >= 200 && r.status < 300 ? cJSON_ParseWithLength(r.body, r.len) : NULL;
+    if (!run) {
+        if (r.status >= 200 && r.status < 300)
+            fprintf(stderr, "vvctl: POST /v1/runs/%s/stop: the answer is not JSON\n", id);
+        else
+            vc_print_problem(&r);
+        vc_resp_free(&r);
+        return VC_FAILED;
+    }
+    vc_resp_free(&r);
     if (vc_opt.json)
         vc_print_json(run, 0);
     else {
@@ -289,7 +340,23 @@ int vc_cmd_show(int argc, char **argv)
     }
     char b1[64], b2[64], b3[64];
     double started = vc_num(run, "started", 0), finished = vc_num(run, "finished", 0);
+    const char *name = vc_run_name(run), *notes = vc_str(run, "notes", "");
+    char *tags = vc_fmt_tags(run);
+    if (name)
+        printf("name      %s\n", name);
     printf("kind      %s\n", vc_str(run, "kind", "?"));
+    if (tags)
+        printf("tags      %s\n", tags);
+    free(tags);
+    if (notes[0]) {
+        /* Every line of the notes, indented under the first. */
+        printf("notes     ");
+        for (const char *p = notes; *p;) {
+            size_t n = strcspn(p, "\n");
+            printf("%s%.*s\n", p == notes ? "" : "          ", (int)n, p);
+            p += n + (p[n] == '\n');
+        }
+    }
     if (vc_str(run, "point", NULL))
         printf("sweep     %s  point %s  attempt %.0f\n", vc_str(run, "sweep_id", "-"),
                vc_str(run, "point", "?"), vc_num(run, "attempt", 1));
@@ -342,45 +409,73 @@ int vc_cmd_get(int argc, char **argv)
 
 /* ---- ls ------------------------------------------------------------------------- */
 
-static const vc_optdef ls_defs[] = {{"state", 1}, {"kind", 1},       {"sweep", 1}, {"page-size", 1},
-                                    {"all", 0},   {"page-token", 1}, {NULL, 0}};
+static const vc_optdef ls_defs[] = {{"state", 1},     {"kind", 1}, {"sweep", 1},
+                                    {"page-size", 1}, {"all", 0},  {"page-token", 1},
+                                    {"tag", 1},       {"q", 1},    {NULL, 0}};
 
-static void ls_row(vc_table *t, const cJSON *run, double now)
+enum { LS_FIXED = 12 }; /* columns before TEST_ACC and PARAMS */
+
+/* One row of ls; acc adds TEST_ACC and PARAMS. */
+static void ls_row(vc_table *t, const cJSON *run, double now, int acc)
 {
     const cJSON *sum = cJSON_GetObjectItemCaseSensitive(run, "summary");
     const cJSON *spec = cJSON_GetObjectItemCaseSensitive(run, "spec");
-    char lam[32], act[32], gap[32], dur[32];
-    if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(sum, "lambda")))
-        vc_fmt_num(lam, sizeof lam, sum, "lambda", 4);
-    else if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(spec, "lambda")))
-        vc_fmt_num(lam, sizeof lam, spec, "lambda", 4);
-    else if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(spec, "lambda_ratio"))) {
-        char r[32];
-        snprintf(lam, sizeof lam, "%s*max", vc_fmt_num(r, sizeof r, spec, "lambda_ratio", 4));
-    } else
-        strcpy(lam, "-");
-    vc_fmt_num(act, sizeof act, sum, "active", 9);
+    const cJSON *res = vc_run_result(run);
+    char lam[32], ratio[32], mu[32], act[32], gap[32], dur[32], ta[64], par[64];
+    vc_fmt_lambda(lam, sizeof lam, run);
+    vc_fmt_num(ratio, sizeof ratio, spec, "lambda_ratio", 4);
+    if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(spec, "mu")))
+        vc_fmt_num(mu, sizeof mu, spec, "mu", 4);
+    else
+        vc_fmt_num(mu, sizeof mu, res, "mu", 4);
+    char *widths = vc_fmt_widths(cJSON_GetObjectItemCaseSensitive(run, "result"), 1);
+    if (widths)
+        snprintf(act, sizeof act, "%s", widths);
+    else
+        vc_fmt_num(act, sizeof act, sum, "active", 9);
+    free(widths);
     vc_fmt_num(gap, sizeof gap, sum, "rel_gap", 3);
+    if (vc_run_is_compress(run) &&
+        cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(run, "result"))) {
+        vc_fmt_acc(ta, sizeof ta, res);
+        vc_fmt_params(par, sizeof par, res);
+    } else {
+        vc_fmt_num(ta, sizeof ta, sum, "test_acc", 4);
+        vc_fmt_num(par, sizeof par, sum, "params", 12);
+    }
     double st = vc_num(run, "started", 0), fi = vc_num(run, "finished", 0);
     if (st > 0)
         vc_fmt_duration(dur, sizeof dur, (fi > 0 ? fi : now) - st);
     else
         strcpy(dur, "-");
     const char *cells[] = {vc_str(run, "id", "?"),
+                           vc_run_name(run),
                            vc_str(run, "kind", "?"),
                            vc_str(run, "state", "?"),
+                           vc_str(run, "sweep_id", "-"),
                            lam,
+                           ratio,
+                           mu,
                            act,
                            gap,
                            dur,
-                           vc_str(run, "stop_reason", "-")};
-    vc_table_row(t, cells);
+                           vc_str(run, "stop_reason", "-"),
+                           ta,
+                           par};
+    if (acc) {
+        /* TEST_ACC and PARAMS before DURATION and STOP_REASON. */
+        const char *c2[] = {cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6],
+                            cells[7], cells[8], cells[9], ta,       par,      dur,      cells[11]};
+        vc_table_row(t, c2);
+    } else {
+        vc_table_row(t, cells);
+    }
 }
 
 int vc_cmd_ls(int argc, char **argv)
 {
     vc_args a;
-    int rc = vc_parse_args("ls", argc, argv, ls_defs, NULL, &a);
+    int rc = vc_parse_args("ls", argc, argv, ls_defs, "tag", &a);
     if (rc)
         return rc < 0 ? vc_help("ls") : rc;
     if (a.npos)
@@ -390,25 +485,32 @@ int vc_cmd_ls(int argc, char **argv)
     if (all && tok)
         return vc_usage("ls", "--all and --page-token exclude each other");
     char *base = strdup("/v1/runs?");
-    static const char *const q[][2] = {
-        {"state", "state"}, {"kind", "kind"}, {"sweep", "sweep"}, {"page-size", "page_size"}};
-    for (int i = 0; i < 4; i++) {
+    static const char *const q[][2] = {{"state", "state"},
+                                       {"kind", "kind"},
+                                       {"sweep", "sweep"},
+                                       {"q", "q"},
+                                       {"page-size", "page_size"}};
+    for (int i = 0; i < 5; i++) {
         const char *v = vc_arg(ls_defs, &a, q[i][0]);
+        char up[32];
+        if (v && i == 0) /* states in any case */
+            v = vc_upper(up, sizeof up, v);
         if (v) {
             char *e = vc_urlencode(v, 0);
             vc_strcatf(&base, "%s=%s&", q[i][1], e);
             free(e);
         }
     }
+    for (int i = 0; i < a.nmulti; i++) {
+        char *e = vc_urlencode(a.multi[i], 0);
+        vc_strcatf(&base, "tag=%s&", e);
+        free(e);
+    }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     double now = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-    vc_table t;
-    vc_table_init(&t, 8);
-    const char *head[] = {"ID",     "KIND",    "STATE",    "LAMBDA",
-                          "ACTIVE", "REL_GAP", "DURATION", "STOP_REASON"};
-    vc_table_row(&t, head);
-    /* --json --all: the runs of every page in one answer. */
+    /* Every run of the pages asked for, then the table (its columns depend
+     * on what the runs have). */
     cJSON *merged = cJSON_CreateArray();
     char *next = tok ? strdup(tok) : NULL;
     rc = VC_OK;
@@ -429,9 +531,7 @@ int vc_cmd_ls(int argc, char **argv)
         cJSON *runs = cJSON_GetObjectItemCaseSensitive(page, "runs"), *run;
         cJSON_ArrayForEach(run, runs)
         {
-            ls_row(&t, run, now);
-            if (all)
-                cJSON_AddItemToArray(merged, cJSON_Duplicate(run, 1));
+            cJSON_AddItemToArray(merged, cJSON_Duplicate(run, 1));
         }
         if (vc_opt.json && !all)
             vc_print_json(page, 0);
@@ -440,18 +540,39 @@ int vc_cmd_ls(int argc, char **argv)
     if (rc == VC_OK && vc_opt.json && all) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddItemToObject(o, "runs", merged);
+        merged = NULL;
         cJSON_AddStringToObject(o, "next_page_token", "");
         vc_print_json(o, 0);
         cJSON_Delete(o);
-    } else {
-        cJSON_Delete(merged);
     }
     if (rc == VC_OK && !vc_opt.json) {
+        int acc = 0;
+        const cJSON *run;
+        cJSON_ArrayForEach(run, merged)
+        {
+            const cJSON *sum = cJSON_GetObjectItemCaseSensitive(run, "summary");
+            acc |= cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(sum, "test_acc")) ||
+                   cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(sum, "params"));
+        }
+        vc_table t;
+        vc_table_init(&t, LS_FIXED + 2 * acc);
+        const char *head[] = {"ID",       "NAME",        "KIND", "STATE",  "SWEEP",
+                              "LAMBDA",   "RATIO",       "MU",   "ACTIVE", "REL_GAP",
+                              "DURATION", "STOP_REASON", NULL,   NULL};
+        const char *head_acc[] = {"ID",       "NAME",   "KIND",     "STATE",      "SWEEP",
+                                  "LAMBDA",   "RATIO",  "MU",       "ACTIVE",     "REL_GAP",
+                                  "TEST_ACC", "PARAMS", "DURATION", "STOP_REASON"};
+        vc_table_row(&t, acc ? head_acc : head);
+        cJSON_ArrayForEach(run, merged)
+        {
+            ls_row(&t, run, now, acc);
+        }
         vc_table_print(&t);
+        vc_table_free(&t);
         if (next && next[0])
             fprintf(stderr, "vvctl: more runs: vvctl ls --page-token %s (or --all)\n", next);
     }
-    vc_table_free(&t);
+    cJSON_Delete(merged);
     free(next);
     free(base);
     return rc;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static int sweep_status(const char *id)
 {
@@ -84,12 +85,18 @@ static int sweep_watch(const char *id)
                     cJSON_Delete(e);
                 } else {
                     const cJSON *res = p->run ? vc_point_result(p) : NULL;
-                    char a1[32], a2[32];
+                    char a1[64], a2[64];
                     printf("%s %s%s %s", id, p->run ? vc_str(p->run, "id", "?") : "-",
                            vals ? vals : "", seen[i] + strcspn(seen[i], " ") + 1);
-                    if (p->run && !vc_point_active(p))
+                    if (p->run && !vc_point_active(p) && v.compress) {
+                        char *w = vc_fmt_widths(res, 1);
+                        printf(" widths=%s params=%s test_acc=%s", w ? w : "-",
+                               vc_fmt_params(a1, sizeof a1, res), vc_fmt_acc(a2, sizeof a2, res));
+                        free(w);
+                    } else if (p->run && !vc_point_active(p)) {
                         printf(" active=%s mse=%s", vc_fmt_num(a1, sizeof a1, res, "active", 9),
                                vc_fmt_num(a2, sizeof a2, res, "mse", 7));
+                    }
                     putchar('\n');
                 }
                 free(vals);
@@ -352,8 +359,9 @@ static const vc_optdef resume_defs[] = {{"watch", 0}, {NULL, 0}};
 
 int vc_cmd_sweep(int argc, char **argv)
 {
-    static const char *const subs[] = {"status", "stop", "resume", "watch"};
-    static const char *const with_value[] = {"--server", "--token", "--grid", "--file", "--name"};
+    static const char *const subs[] = {"status", "stop", "resume", "watch", "ls", NULL};
+    static const char *const with_value[] = {"--server", "--token", "--grid", "--file", "--name",
+                                             "--state",  "--kind",  "--q",    "--limit"};
     /* The subcommand is the first argument that is not an option or an
      * option's value (so that `vvctl sweep --json status ID` works). */
     int first = -1, sub = -1;
@@ -368,13 +376,30 @@ int vc_cmd_sweep(int argc, char **argv)
                 break;
             }
     }
-    for (int i = 0; first >= 0 && i < 4; i++)
+    for (int i = 0; first >= 0 && subs[i]; i++)
         if (!strcmp(argv[first], subs[i]))
             sub = i;
+    if (sub < 0 && first >= 0 && access(argv[first], F_OK) != 0) {
+        /* Not a spec file here: a misspelled subcommand? */
+        static const char *const words[] = {"status", "stop", "resume", "watch",
+                                            "ls",     "list", NULL};
+        const char *near = vc_suggest(argv[first], words);
+        if (near && !strcmp(near, "list"))
+            near = "ls";
+        if (near)
+            return vc_usage("sweep", "unknown sweep subcommand '%s'; did you mean '%s'?",
+                            argv[first], near);
+    }
     if (sub < 0)
         return sweep_create(argc, argv);
     char *rest[64];
     int nrest = 0;
+    if (sub == 4) {
+        for (int i = 0; i < argc && nrest < 64; i++)
+            if (i != first)
+                rest[nrest++] = argv[i];
+        return vc_sweep_ls(nrest, rest);
+    }
     for (int i = 0; i < argc && nrest < 64; i++)
         if (i != first)
             rest[nrest++] = argv[i];

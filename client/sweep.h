@@ -29,7 +29,10 @@ typedef struct vc_point {
     const char *hash; /* the daemon's point hash (from its runs), or NULL */
     const cJSON *run; /* the current (latest) attempt, or NULL */
     int attempts;
-    int pareto; /* Pareto-optimal among the FINISHED points */
+    int deleted; /* no run, and `vvctl rm` deleted its latest (the sweep's
+                  * "deleted" records) */
+    int pareto;  /* Pareto-optimal among the FINISHED points (active and mse; for
+                  * a compress sweep params and test_acc) */
 } vc_point;
 
 typedef struct vc_sweep {
@@ -42,8 +45,10 @@ typedef struct vc_sweep {
     int npts;
     int counts[6]; /* current runs by state, in the order of vc_states */
     int missing;   /* points without any run */
+    int deleted;   /* of them, points whose run was deleted */
     int retried;   /* points with more than one attempt */
     int unmatched; /* runs of the sweep that match no point */
+    int compress;  /* the base spec's kind is compress */
     int *index;    /* points by hash (sweep_view.c) */
     int index_size;
 } vc_sweep;

@@ -214,6 +214,7 @@ int vc_sweep_from_json(const char *id, cJSON *sweep, vc_sweep *v)
     if (rc)
         return rc;
     assign(v, cJSON_GetObjectItemCaseSensitive(v->sweep, "runs"));
+    v->compress = !strcmp(vc_str(v->base, "kind", ""), "compress");
     /* Counts and the Pareto front over FINISHED points. */
     double *act = calloc((size_t)v->npts + 1, sizeof *act),
            *mse = calloc((size_t)v->npts + 1, sizeof *mse);
@@ -223,6 +224,14 @@ int vc_sweep_from_json(const char *id, cJSON *sweep, vc_sweep *v)
         const vc_point *p = &v->pts[i];
         if (!p->run) {
             v->missing++;
+            /* Its run was deleted when the sweep keeps a record of it. */
+            const cJSON *rec;
+            cJSON_ArrayForEach(rec, cJSON_GetObjectItemCaseSensitive(v->sweep, "deleted"))
+            {
+                if (!v->pts[i].deleted && matches(&v->pts[i], rec, v))
+                    v->pts[i].deleted = 1;
+            }
+            v->deleted += v->pts[i].deleted;
             continue;
         }
         v->retried += p->attempts > 1;
@@ -230,8 +239,14 @@ int vc_sweep_from_json(const char *id, cJSON *sweep, vc_sweep *v)
         if (s >= 0)
             v->counts[s]++;
         const cJSON *res = vc_point_result(p);
-        act[i] = vc_num(res, "active", NAN);
-        mse[i] = vc_num(res, "mse", NAN);
+        if (v->compress) {
+            /* Fewer parameters and a higher test accuracy are better. */
+            act[i] = vc_num(res, "params", NAN);
+            mse[i] = -vc_num(res, "test_acc", NAN);
+        } else {
+            act[i] = vc_num(res, "active", NAN);
+            mse[i] = vc_num(res, "mse", NAN);
+        }
         ok[i] = s == 2;
     }
     if (act && mse && ok && opt) {
@@ -287,6 +302,7 @@ cJSON *vc_sweep_json(const vc_sweep *v)
         cJSON_AddItemToObject(e, "run", p->run ? cJSON_Duplicate(p->run, 1) : cJSON_CreateNull());
         cJSON_AddNumberToObject(e, "attempts", p->attempts);
         cJSON_AddBoolToObject(e, "pareto", p->pareto);
+        cJSON_AddBoolToObject(e, "deleted", p->deleted);
         cJSON_AddItemToArray(arr, e);
     }
     return o;
@@ -300,12 +316,66 @@ void vc_sweep_print_counts(const vc_sweep *v)
             printf(" %s %d", vc_states[i], v->counts[i]);
     if (v->missing)
         printf(" MISSING %d", v->missing);
+    if (v->deleted)
+        printf(" (%d deleted)", v->deleted);
     if (v->retried)
         printf("  (%d point%s tried more than once)", v->retried, v->retried == 1 ? "" : "s");
     if (v->unmatched)
         printf("  (%d run%s of the sweep match%s no point of its grid)", v->unmatched,
                v->unmatched == 1 ? "" : "s", v->unmatched == 1 ? "es" : "");
     putchar('\n');
+}
+
+/* The table of a compress sweep: kept widths, parameters and test
+ * accuracy, the front on params and test_acc. */
+static void print_compress_table(const vc_sweep *v)
+{
+    int ncols = 1 + 1 + v->naxes + 4 + (v->retried > 0);
+    vc_table t;
+    vc_table_init(&t, ncols);
+    const char *cells[VC_MAX_AXES + 10];
+    char *own[VC_MAX_AXES + 10];
+    int c = 0;
+    cells[c++] = "";
+    cells[c++] = "RUN";
+    for (int a = 0; a < v->naxes; a++)
+        cells[c++] = v->axes[a]->string;
+    cells[c++] = "STATE";
+    cells[c++] = "WIDTHS";
+    cells[c++] = "PARAMS";
+    cells[c++] = "TEST_ACC";
+    if (v->retried)
+        cells[c++] = "TRIES";
+    vc_table_row(&t, cells);
+    for (int i = 0; i < v->npts; i++) {
+        const vc_point *p = &v->pts[i];
+        const cJSON *res = p->run ? vc_point_result(p) : NULL;
+        char b[3][64];
+        int no = 0;
+        c = 0;
+        cells[c++] = p->pareto ? "*" : "";
+        cells[c++] = p->run ? vc_str(p->run, "id", "?") : "-";
+        for (int a = 0; a < v->naxes; a++) {
+            own[no] = vc_fmt_value(cJSON_GetObjectItemCaseSensitive(p->values, v->axes[a]->string));
+            cells[c++] = own[no++];
+        }
+        cells[c++] = p->run ? vc_str(p->run, "state", "?") : p->deleted ? "DELETED" : "MISSING";
+        own[no] = vc_fmt_widths(res, 1);
+        cells[c++] = own[no++];
+        cells[c++] = vc_fmt_params(b[0], sizeof b[0], res);
+        cells[c++] = vc_fmt_acc(b[1], sizeof b[1], res);
+        if (v->retried) {
+            snprintf(b[2], sizeof b[2], "%d", p->attempts);
+            cells[c++] = b[2];
+        }
+        vc_table_row(&t, cells);
+        for (int k = 0; k < no; k++)
+            free(own[k]);
+    }
+    vc_table_print(&t);
+    vc_table_free(&t);
+    printf("* Pareto-optimal among FINISHED points: no other has params <= and test_acc >= with "
+           "one strictly better\n");
 }
 
 void vc_sweep_print_table(const vc_sweep *v)
@@ -315,6 +385,10 @@ void vc_sweep_print_table(const vc_sweep *v)
     for (int i = 0; i < v->npts; i++)
         acc |= v->pts[i].run && cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(
                                     vc_point_result(&v->pts[i]), "test_acc"));
+    if (v->compress) {
+        print_compress_table(v);
+        return;
+    }
     int ncols = 1 + 1 + v->naxes + 5 + acc + (v->retried > 0);
     vc_table t;
     vc_table_init(&t, ncols);
@@ -347,7 +421,7 @@ void vc_sweep_print_table(const vc_sweep *v)
             own[no] = vc_fmt_value(cJSON_GetObjectItemCaseSensitive(p->values, v->axes[a]->string));
             cells[c++] = own[no++];
         }
-        cells[c++] = p->run ? vc_str(p->run, "state", "?") : "MISSING";
+        cells[c++] = p->run ? vc_str(p->run, "state", "?") : p->deleted ? "DELETED" : "MISSING";
         cells[c++] = vc_fmt_num(b[0], sizeof b[0], res, "active", 9);
         cells[c++] = vc_fmt_num(b[1], sizeof b[1], res, "objective", 7);
         cells[c++] = vc_fmt_num(b[2], sizeof b[2], res, "mse", 7);

@@ -1,4 +1,5 @@
 /* util.c - files, numbers, formatting, tables and option parsing for vvctl. */
+#include "vv/suggest.h"
 #include "vvctl.h"
 
 #include <ctype.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -344,8 +346,23 @@ int vc_parse_args(const char *cmd, int argc, char **argv, const vc_optdef *defs,
                 d = &global_defs[k];
                 global = k;
             }
-        if (!d)
+        if (!d) {
+            /* The closest option of the command (or a global one). */
+            const char *cands[48];
+            int nc = 0;
+            for (int k = 0; defs && defs[k].name && nc < 44; k++)
+                cands[nc++] = defs[k].name;
+            for (int k = 0; k < 3; k++)
+                cands[nc++] = global_defs[k].name;
+            cands[nc] = NULL;
+            char word[80];
+            snprintf(word, sizeof word, "%.*s", (int)(nl < 79 ? nl : 79), name);
+            const char *near = vc_suggest(word, cands);
+            if (near)
+                return vc_usage(cmd, "unknown option '%.*s'; did you mean '--%s'?",
+                                (int)(nl + (size_t)(name - arg)), arg, near);
             return vc_usage(cmd, "unknown option '%.*s'", (int)(nl + (size_t)(name - arg)), arg);
+        }
         const char *val = "1";
         if (d->has_arg) {
             if (eq)
@@ -380,4 +397,32 @@ const char *vc_arg(const vc_optdef *defs, const vc_args *a, const char *name)
         if (!strcmp(defs[k].name, name))
             return k < (int)(sizeof a->val / sizeof *a->val) ? a->val[k] : NULL;
     return NULL;
+}
+
+/* ---- Suggestions, states, questions ------------------------------------------- */
+
+const char *vc_suggest(const char *word, const char *const *cands)
+{
+    return vv_closest(word, cands, -1);
+}
+
+const char *vc_upper(char *b, size_t sz, const char *s)
+{
+    size_t i = 0;
+    for (; s[i] && i + 1 < sz; i++)
+        b[i] = (char)toupper((unsigned char)s[i]);
+    if (sz)
+        b[i] = 0;
+    return b;
+}
+
+int vc_confirm(const char *question)
+{
+    fprintf(stderr, "%s [y/N] ", question);
+    fflush(stderr);
+    char line[64];
+    if (!fgets(line, sizeof line, stdin))
+        return 0;
+    line[strcspn(line, "\r\n")] = 0;
+    return !strcasecmp(line, "y") || !strcasecmp(line, "yes");
 }

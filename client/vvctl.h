@@ -1,7 +1,8 @@
 /* vvctl.h - what the files of vvctl, the command-line client of vvd, share.
  *
  * vvctl speaks only HTTP to a running `vvd serve` (libcurl) and parses its
- * answers with cJSON; it links nothing of libvv or the server.  Every
+ * answers with cJSON; of libvv it uses only the "did you mean" helper
+ * (vv/suggest.h), nothing of the server.  Every
  * command returns one of the exit codes below, which main() passes to
  * exit().  Messages for the user go to stderr as one line starting with
  * "vvctl: "; results go to stdout.  Nothing here is thread-safe: vvctl is
@@ -201,6 +202,53 @@ cJSON *vc_grid_values(const char *text, char *err, size_t errsz);
  * of them strictly smaller. */
 void vc_pareto(const double *active, const double *mse, const int *eligible, int n, int *optimal);
 
+/* ---- view.c: what tables show of a run, whatever its kind ------------------ */
+
+/* The run's result object, else its summary (NULL when neither). */
+const cJSON *vc_run_result(const cJSON *run);
+int vc_run_is_compress(const cJSON *run);
+/* The run's name: the PATCHed "name", else the spec's, else NULL. */
+const char *vc_run_name(const cJSON *run);
+/* The layer widths of a compress result, "fc2 128->40, fc3 64->12" or, when
+ * compact, "40/12" (kept neurons per layer); malloc'd, NULL when the result
+ * has no layers. */
+char *vc_fmt_widths(const cJSON *result, int compact);
+/* A compress result's parameters and test accuracy as "BEFORE->AFTER" when
+ * its "before" has them, else the value alone, else "-"; into b. */
+const char *vc_fmt_params(char *b, size_t sz, const cJSON *result);
+const char *vc_fmt_acc(char *b, size_t sz, const cJSON *result);
+/* The absolute lambda of a run (summary, else spec), or "-" (also for a
+ * compress run of several layers, whose lambdas differ); into b. */
+const char *vc_fmt_lambda(char *b, size_t sz, const cJSON *run);
+/* The run's tags joined with ", " (malloc'd), NULL when it has none. */
+char *vc_fmt_tags(const cJSON *run);
+/* Prints a compress run's layer widths, parameters and test accuracy
+ * (before->after, and the magnitude-pruning baseline's), each line
+ * starting with indent; nothing for other runs. */
+void vc_print_compress(const cJSON *run, const char *indent);
+
+/* ---- watch_log.c ------------------------------------------------------------ */
+
+/* A log event (its "event" member names it) as a short human line without
+ * the run id: "start compress: model fm, layers fc2, fc3; ...", "layer fc2:
+ * statistics ...", "path point 3: ...", or "event NAME k=v ..." for others.
+ * malloc'd. */
+char *vc_log_text(const cJSON *ev);
+
+/* ---- suggestions (util.c) ------------------------------------------------------ */
+
+/* The candidate closest to word (vv/suggest.h), or NULL when none is close;
+ * cands ends at a NULL. */
+const char *vc_suggest(const char *word, const char *const *cands);
+
+/* Uppercases a state name given on the command line into b (QUEUED,
+ * RUNNING, ... are matched case-insensitively); returns b. */
+const char *vc_upper(char *b, size_t sz, const char *s);
+
+/* Asks a yes/no question on stderr and reads the answer from stdin;
+ * returns 1 for y/yes. */
+int vc_confirm(const char *question);
+
 /* ---- commands ------------------------------------------------------------- */
 
 int vc_cmd_submit(int argc, char **argv);
@@ -214,6 +262,14 @@ int vc_cmd_get(int argc, char **argv);
 int vc_cmd_sweep(int argc, char **argv);
 int vc_cmd_upload(int argc, char **argv);
 int vc_cmd_models(int argc, char **argv);
+int vc_cmd_tag(int argc, char **argv);
+int vc_cmd_note(int argc, char **argv);
+int vc_cmd_rename(int argc, char **argv);
+int vc_cmd_rm(int argc, char **argv);
+int vc_cmd_compare(int argc, char **argv);
+
+/* `vvctl sweep ls` (sweep_list.c). */
+int vc_sweep_ls(int argc, char **argv);
 
 /* Follows run id to its end (watch.c).  Returns the watch exit code. */
 int vc_watch_run(const char *id);

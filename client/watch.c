@@ -7,6 +7,7 @@
  * printed).  --json prints every event unthrottled as one JSON object a
  * line, then the final run object.
  */
+#include "eta.h"
 #include "vvctl.h"
 
 #include <math.h>
@@ -31,7 +32,14 @@ typedef struct sample {
 typedef struct watch {
     const char *id;
     int tty, json;
-    double tol;
+    double tol, max_seconds;
+    /* compress runs: the layer being solved (from the metric's "layer", else
+     * the latest stats event), where its steps start, and the run's layers */
+    char layer[64];
+    double layer_base; /* run step where the layer starts (its stats event's
+                        * step, else its first metric's); NAN before either */
+    char layers[16][64];
+    int nlayers;
     /* the latest metric */
     int have, pending;
     double step, t, objective, rel_gap, active;
@@ -84,34 +92,19 @@ static double rate(const watch *w)
     return w->t > 0 ? w->step / w->t : 0;
 }
 
-/* Seconds until rel_gap reaches tol, from a least-squares line through the
- * recent ln(rel_gap) against time; -1 when it cannot be estimated (too few
- * samples, or the gap is not decreasing). */
+/* Seconds until rel_gap reaches tol from the recent samples (eta.h); -1
+ * when there is no believable estimate. */
 static double eta(const watch *w)
 {
-    if (w->have && w->rel_gap <= w->tol)
+    if (w->have && w->rel_gap > 0 && w->rel_gap <= w->tol)
         return 0;
-    if (w->rn < 3 || !(w->rel_gap > 0) || !(w->tol > 0))
-        return -1;
-    double st = 0, sl = 0, stt = 0, stl = 0;
+    vc_eta_sample s[RING];
     for (int i = 0; i < w->rn; i++) {
-        const sample *s = &w->ring[(w->rhead + i) % RING];
-        st += s->t;
-        sl += s->lg;
+        const sample *x = &w->ring[(w->rhead + i) % RING];
+        s[i].t = x->t;
+        s[i].lg = x->lg;
     }
-    double mt = st / w->rn, ml = sl / w->rn;
-    for (int i = 0; i < w->rn; i++) {
-        const sample *s = &w->ring[(w->rhead + i) % RING];
-        stt += (s->t - mt) * (s->t - mt);
-        stl += (s->t - mt) * (s->lg - ml);
-    }
-    if (!(stt > 0))
-        return -1;
-    double slope = stl / stt;
-    if (!(slope < 0))
-        return -1;
-    double left = (log(w->tol) - log(w->rel_gap)) / slope;
-    return left >= 0 && isfinite(left) ? left : -1;
+    return vc_eta_estimate(s, w->rn, w->rel_gap, w->tol, w->t, w->max_seconds);
 }
 
 static const char *fmt_rate(char *b, size_t sz, double r)
@@ -145,6 +138,30 @@ static void clear_line(watch *w)
     }
 }
 
+/* The index of the layer being solved among the run's layers, or -1. */
+static int layer_index(const watch *w)
+{
+    for (int i = 0; i < w->nlayers; i++)
+        if (!strcmp(w->layers[i], w->layer))
+            return i;
+    return -1;
+}
+
+/* A new layer starts: its steps count from its first metric (or from the
+ * step its stats event names), and the ETA forgets the previous layer. */
+static void set_layer(watch *w, const char *layer, double base)
+{
+    if (!strcmp(w->layer, layer)) {
+        if (isnan(w->layer_base))
+            w->layer_base = base;
+        return;
+    }
+    snprintf(w->layer, sizeof w->layer, "%s", layer);
+    w->layer_base = base;
+    w->rn = 0;
+    w->rhead = 0;
+}
+
 /* Prints the latest metric: the live line on a terminal, a plain line
  * otherwise. */
 static void show_metric(watch *w)
@@ -154,7 +171,7 @@ static void show_metric(watch *w)
     vc_fmt_duration(el, sizeof el, w->t);
     double e = eta(w);
     if (e < 0)
-        snprintf(et, sizeof et, "?");
+        snprintf(et, sizeof et, "-");
     else
         vc_fmt_duration(et, sizeof et, e);
     char line[512];
@@ -178,11 +195,30 @@ static void show_metric(watch *w)
         w->last_print = vc_now();
         return;
     }
+    /* A compress run: the layer being solved and the step within it. */
+    char lay[160] = "";
+    if (w->layer[0]) {
+        int li = layer_index(w);
+        char of[32] = "";
+        double local = w->step - w->layer_base + 1;
+        if (li >= 0)
+            snprintf(of, sizeof of, " %d/%d", li + 1, w->nlayers);
+        if (w->tty)
+            snprintf(lay, sizeof lay, "  layer %s%s  step %.0f (run %.0f)", w->layer, of, local,
+                     w->step);
+        else
+            snprintf(lay, sizeof lay, " layer=%s layer_step=%.0f", w->layer, local);
+    }
     if (w->tty) {
-        snprintf(line, sizeof line,
-                 "%s %s  step %.0f  objective %.6g  rel_gap %.3e  active %.0f  %s it/s  %s  "
-                 "ETA %s",
-                 w->id, w->state, w->step, w->objective, w->rel_gap, w->active, r, el, et);
+        if (lay[0])
+            snprintf(line, sizeof line,
+                     "%s %s%s  objective %.6g  rel_gap %.3e  active %.0f  %s it/s  %s  ETA %s",
+                     w->id, w->state, lay, w->objective, w->rel_gap, w->active, r, el, et);
+        else
+            snprintf(line, sizeof line,
+                     "%s %s  step %.0f  objective %.6g  rel_gap %.3e  active %.0f  %s it/s  %s  "
+                     "ETA %s",
+                     w->id, w->state, w->step, w->objective, w->rel_gap, w->active, r, el, et);
         int width = term_width();
         if (width > 1 && (int)strlen(line) >= width)
             line[width - 1] = 0;
@@ -190,8 +226,9 @@ static void show_metric(watch *w)
         fputs(line, stdout);
         w->line_on = 1;
     } else {
-        printf("%s step=%.0f objective=%.9g rel_gap=%.3e active=%.0f it/s=%s elapsed=%s eta=%s\n",
-               w->id, w->step, w->objective, w->rel_gap, w->active, r, el, et);
+        printf("%s%s step=%.0f objective=%.9g rel_gap=%.3e active=%.0f it/s=%s elapsed=%s "
+               "eta=%s\n",
+               w->id, lay, w->step, w->objective, w->rel_gap, w->active, r, el, et);
     }
     fflush(stdout);
     w->pending = 0;
@@ -201,6 +238,9 @@ static void show_metric(watch *w)
 /* Prints a whole line (a state change or a log event) above the live line. */
 static void show_line(watch *w, const char *text)
 {
+    /* Lines keep their order: a metric held back by the throttle first. */
+    if (!w->tty && w->pending)
+        show_metric(w);
     clear_line(w);
     printf("%s\n", text);
     if (w->tty && w->have && !w->final)
@@ -217,12 +257,14 @@ static int accuracy_line(watch *w, const cJSON *d)
     char text[512];
     const char *phase = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "phase"));
     int n = 0;
-    if (phase)
+    if (phase && cJSON_GetObjectItemCaseSensitive(d, "epoch"))
+        n = snprintf(text, sizeof text, "%s %s epoch %.0f:", w->id, phase, vc_num(d, "epoch", 0));
+    else if (phase)
         n = snprintf(text, sizeof text, "%s %s:", w->id, phase);
     else
         n = snprintf(text, sizeof text, "%s epoch %.0f:", w->id, vc_num(d, "epoch", 0));
     n += snprintf(text + n, sizeof text - (size_t)n, " train acc %.4f (loss %.4f)",
-                  vc_num(d, "train_acc", NAN), vc_num(d, "train_loss", NAN));
+                  vc_num(d, "train_acc", NAN), vc_num(d, "train_loss", vc_num(d, "loss", NAN)));
     if (cJSON_GetObjectItemCaseSensitive(d, "test_acc"))
         n += snprintf(text + n, sizeof text - (size_t)n, ", test acc %.4f (loss %.4f)",
                       vc_num(d, "test_acc", NAN), vc_num(d, "test_loss", NAN));
@@ -253,6 +295,11 @@ static void on_metric(watch *w, const cJSON *d)
     w->training = 0;
     w->have = 1;
     w->step = vc_num(d, "step", w->step);
+    const char *layer = vc_str(d, "layer", NULL);
+    if (layer)
+        set_layer(w, layer, w->step);
+    else if (w->layer[0] && isnan(w->layer_base))
+        w->layer_base = w->step;
     w->t = vc_num(d, "time", w->t);
     w->objective = vc_num(d, "objective", NAN);
     w->rel_gap = vc_num(d, "rel_gap", NAN);
@@ -262,6 +309,37 @@ static void on_metric(watch *w, const cJSON *d)
     double period = w->tty ? TTY_PERIOD : PLAIN_PERIOD;
     if (vc_now() - w->last_print >= period)
         show_metric(w);
+}
+
+/* A log event: the layers of the run (start), the layer being solved
+ * (stats), and a short human line for each (watch_log.c). */
+static void on_log(watch *w, const cJSON *d)
+{
+    const char *name = vc_str(d, "event", "");
+    const cJSON *layers = cJSON_GetObjectItemCaseSensitive(d, "layers"), *l;
+    if (!strcmp(name, "start") && cJSON_IsArray(layers)) {
+        w->nlayers = 0;
+        cJSON_ArrayForEach(l, layers)
+        {
+            if (cJSON_IsString(l) && w->nlayers < 16)
+                snprintf(w->layers[w->nlayers++], sizeof w->layers[0], "%s", l->valuestring);
+        }
+    }
+    const char *layer = vc_str(d, "layer", NULL);
+    if (!w->json && !w->tty && w->pending)
+        show_metric(w); /* the previous layer's last metric first */
+    if (!strcmp(name, "stats") && layer && !vc_str(d, "phase", NULL)) {
+        set_layer(w, layer, NAN);
+        w->layer_base = vc_num(d, "step", NAN);
+    }
+    if (w->json)
+        return;
+    char *text = vc_log_text(d), *line = NULL;
+    vc_strcatf(&line, "%s %s", w->id, text ? text : name);
+    if (line)
+        show_line(w, line);
+    free(line);
+    free(text);
 }
 
 static int on_event(void *ctx, const vc_sse_event *ev)
@@ -298,15 +376,21 @@ static int on_event(void *ctx, const vc_sse_event *ev)
                      why ? why : "", why ? ")" : "");
             show_line(w, line);
         }
+    } else if (!strcmp(ev->type, "log") && d) {
+        on_log(w, d);
     } else if (!w->json) {
-        /* log events: "start", "stats", ...: one compact line each. */
-        char *line = NULL;
-        vc_strcatf(&line, "%s %s %s", w->id, ev->type, ev->data);
-        if (line && strlen(line) > 300)
-            strcpy(line + 296, " ...");
+        /* Another type of event: its name and a few of its members. */
+        cJSON *o = d ? d : cJSON_CreateObject();
+        if (!vc_str(o, "event", NULL))
+            cJSON_AddStringToObject(o, "event", ev->type);
+        char *text = vc_log_text(o), *line = NULL;
+        vc_strcatf(&line, "%s %s", w->id, text ? text : ev->type);
         if (line)
             show_line(w, line);
         free(line);
+        free(text);
+        if (!d)
+            cJSON_Delete(o);
     }
     cJSON_Delete(d);
     return 0;
@@ -341,6 +425,7 @@ void vc_print_run_summary(const cJSON *run)
                vc_fmt_num(a, sizeof a, s, "train_acc", 4),
                vc_fmt_num(b, sizeof b, s, "test_acc", 4), vc_fmt_num(c, sizeof c, s, "params", 12),
                vc_fmt_num(d, sizeof d, s, "seconds", 4));
+    vc_print_compress(run, "  ");
     if (cJSON_GetObjectItemCaseSensitive(s, "objective") ||
         !cJSON_GetObjectItemCaseSensitive(s, "train_acc"))
         printf("  objective %s  rel_gap %s  active %s  iterations %s  seconds %s  lambda %s\n",
@@ -401,7 +486,10 @@ int vc_watch_run(const char *id)
     cJSON *run = vc_call("GET", path, NULL, &rc);
     if (!run)
         return rc;
-    w.tol = vc_num(cJSON_GetObjectItemCaseSensitive(run, "spec"), "tol", 1e-6);
+    const cJSON *spec = cJSON_GetObjectItemCaseSensitive(run, "spec");
+    w.tol = vc_num(spec, "tol", 1e-6);
+    w.max_seconds = vc_num(spec, "max_seconds", 0);
+    w.layer_base = NAN;
     snprintf(w.state, sizeof w.state, "%s", vc_str(run, "state", ""));
     cJSON_Delete(run);
 

@@ -172,6 +172,20 @@ def pareto(points):
     return best
 
 
+def secs_of(text):
+    """Seconds of a vvctl duration: 0.42s, 12.3s, 4m05s, 2h03m, 120h; None otherwise."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)s", text)
+    if m:
+        return float(m.group(1))
+    m = re.fullmatch(r"(\d+)m(\d+)s", text)
+    if m:
+        return 60 * int(m.group(1)) + int(m.group(2))
+    m = re.fullmatch(r"(\d+)h(?:(\d+)m)?", text)
+    if m:
+        return 3600 * int(m.group(1)) + 60 * int(m.group(2) or 0)
+    return None
+
+
 def status_rows(out, axes):
     """Parses `vvctl sweep status`: {run id: (marked, {axis: text}, state, tries)};
     tries is None without a TRIES column."""
@@ -257,7 +271,7 @@ def test_usage(d, tmp):
     ok(rc == 0 and "Exit status" in out and "130" in out and "VVD_SERVER" in out,
        "vvctl --help: exit 0, documents exit codes and VVD_SERVER", out + err)
     for cmd in ("submit", "lasso", "watch", "stop", "ls", "show", "metrics", "get", "sweep",
-                "upload", "models"):
+                "upload", "models", "compare", "tag", "note", "rename", "rm"):
         rc1, out1, _ = vvctl(["help", cmd])
         rc2, out2, _ = vvctl([cmd, "--help"])
         if not ok(rc1 == 0 and rc2 == 0 and out1 == out2 and out1.startswith("usage: vvctl " + cmd),
@@ -380,10 +394,16 @@ def test_run_commands(d, tmp, rid):
     total = len(d.api("GET", "/v1/runs?page_size=1000")[1]["runs"])
     rc, out, err = vvctl(["ls"], server=d.url)
     head = out.splitlines()[0].split() if out else []
-    ok(rc == 0 and head == ["ID", "KIND", "STATE", "LAMBDA", "ACTIVE", "REL_GAP", "DURATION",
-                            "STOP_REASON"] and re.search(r"^%s\s+lasso\s+FINISHED\s+0\.127\s+\d+\s+"
-                                                         r"\S+\s+\S+s\s+converged$" % rid, out, re.M),
-       "ls: a table with id, kind, state, lambda, active, rel_gap, duration, stop_reason", out + err)
+    ok(rc == 0 and head == ["ID", "NAME", "KIND", "STATE", "SWEEP", "LAMBDA", "RATIO", "MU",
+                            "ACTIVE", "REL_GAP", "DURATION", "STOP_REASON"] and
+       re.search(r"^%s\s+-\s+lasso\s+FINISHED\s+-\s+0\.127\s+0\.1\s+\S+\s+\d+\s+"
+                 r"\S+\s+\S+s\s+converged$" % rid, out, re.M),
+       "ls: a table with id, name, kind, state, sweep, lambda, ratio, mu, active, rel_gap, "
+       "duration, stop_reason", out + err)
+    # One unit per column: the absolute lambda never carries the ratio.
+    lam_col = [l.split()[5] for l in out.splitlines()[1:]]
+    ok(lam_col and not any("max" in x or "*" in x for x in lam_col),
+       "ls: the LAMBDA column holds absolute lambdas only (the ratio has its own column)", out)
     rc, out, err = vvctl(["ls", "--page-size", "1", "--state", "FINISHED"], server=d.url)
     m = re.search(r"--page-token (\S+)", err)
     ok(rc == 0 and len(out.splitlines()) == 2 and m, "ls --page-size 1: one row and the next token",
@@ -465,10 +485,19 @@ def test_watch_tty(d, tmp):
     ok(redrawn and len(live) >= 3, "watch on a terminal: one line redrawn in place (\\r + erase)",
        text[-3000:])
     ok(live and all(re.match(r"%s RUNNING  step \d+  objective \S+  rel_gap \S+  active \d+  \S+ it/s  "
-                             r"\S+s  ETA (\?|\S+)" % rid, x) for x in live),
+                             r"\S+  ETA (-|\S+)" % rid, x) for x in live),
        "the live line shows step, objective, rel_gap, active, it/s, elapsed and ETA", live[-3:])
-    ok(any(re.search(r"ETA \d", x) for x in live),
-       "an ETA is estimated from the decay of log(rel_gap)", live[-3:])
+    # The ETA is '-' or believable: at most 10x the elapsed time, and within
+    # the run's max_seconds.
+    bad = []
+    for x in live:
+        m = re.search(r"  (\S+)  ETA (\S+)", x)
+        if m and m.group(2) != "-":
+            el, eta = secs_of(m.group(1)), secs_of(m.group(2))
+            if eta is None or el is None or eta > 10 * el + 0.5 or el + eta > LONG["max_seconds"] + 1:
+                bad.append(x)
+    ok(not bad, "the ETA is never absurd: '-' or at most 10x the elapsed time and within "
+       "max_seconds (%d live lines)" % len(live), bad[:3])
     ok(p.returncode == 0 and re.search(r"%s STOPPED \(user\)\r?\n  objective" % rid, text),
        "after a stop the terminal watch prints the summary and exits 0", text[-2000:])
     # Plain mode replays the whole history, throttled.
@@ -936,6 +965,422 @@ def test_upload_models(tmp):
         d.close()
 
 
+# ---- A fake daemon with canned answers --------------------------------------------
+
+
+class FakeServer:
+    """Answers (METHOD, PATH) from a table of (status, content type, body); 404
+    for anything else.  For what the real daemon cannot be made to send: a
+    problem carrying did_you_mean, a canned event stream."""
+
+    def __init__(self, routes):
+        import http.server
+
+        table = routes
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def answer(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                if n:
+                    self.rfile.read(n)
+                st, ctype, body = table.get((self.command, self.path.split("?")[0]),
+                                            (404, "application/problem+json",
+                                             b'{"error_code":"RESOURCE_DOES_NOT_EXIST",'
+                                             b'"detail":"no such thing"}'))
+                self.send_response(st)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PATCH = do_DELETE = answer
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def sse(events):
+    """An event stream of (type, data) pairs, numbered from 1."""
+    return "".join("id: %d\nevent: %s\ndata: %s\n\n" % (i + 1, t, json.dumps(d))
+                   for i, (t, d) in enumerate(events)).encode()
+
+
+# ---- Issue 16: vvctl as a tracking tool ---------------------------------------------
+
+
+def test_suggestions(d, tmp):
+    cases = [
+        (["lsit"], "no command 'lsit'; did you mean 'ls'?"),
+        (["shwo", "r-000001"], "no command 'shwo'; did you mean 'show'?"),
+        (["help", "comapre"], "no command 'comapre'; did you mean 'compare'?"),
+        (["sweep", "statsu", "s-000001"], "unknown sweep subcommand 'statsu'; did you mean 'status'?"),
+        (["sweep", "lst"], "unknown sweep subcommand 'lst'; did you mean 'ls'?"),
+        (["ls", "--stat", "FINISHED"], "unknown option '--stat'; did you mean '--state'?"),
+        (["sweep", "ls", "--limt", "3"], "unknown option '--limt'; did you mean '--limit'?"),
+        (["tag", "r-000001", "x", "--rn", "y"], "unknown option '--rn'; did you mean '--rm'?"),
+        (["--jsno", "ls"], "unknown option '--jsno'; did you mean '--json'?"),
+        (["models", "lod", "x"], "no subcommand 'lod'; did you mean 'load'?"),
+    ]
+    for args, msg in cases:
+        rc, out, err = vvctl(args, server=d.url)
+        ok(rc == 2 and msg in err and err.count("\n") == 1 and "spec" not in err and
+           "No such file" not in err,
+           "%s: exit 2 and '%s'" % (" ".join(args), msg), "rc=%d\n%s" % (rc, err))
+    rc, out, err = vvctl(["frobnicate"], server=d.url)
+    ok(rc == 2 and "no command 'frobnicate'" in err and "did you mean" not in err,
+       "a word close to no command gets no suggestion", err)
+    # The daemon's own suggestion for an unknown field of a spec.
+    rc, out, err = vvctl(["submit", "-"], server=d.url, input=json.dumps(
+        {"kind": "lasso", "generate": {"n": 100, "k": 8, "d": 2}, "lamdba": 0.1}))
+    ok(rc == 1 and err.startswith("vvctl: 400 UNKNOWN_FIELD at /lamdba: ") and
+       err.rstrip().endswith("did you mean 'lambda'?") and err.count("did you mean") == 1 and
+       err.count("\n") == 1,
+       "a 400 for an unknown spec field ends with the daemon's 'did you mean', once", err)
+    # did_you_mean alone, and repeated in the detail: printed once either way.
+    problem = {"type": "about:blank", "title": "Bad Request", "status": 400,
+               "error_code": "UNKNOWN_FIELD", "field": "/nmae", "detail": "/nmae: unknown field",
+               "did_you_mean": "name"}
+    f = FakeServer({("PATCH", "/v1/runs/r-000001"):
+                    (400, "application/problem+json", json.dumps(problem).encode())})
+    try:
+        rc, out, err = vvctl(["rename", "r-000001", "x"], server=f.url)
+        ok(rc == 1 and err == "vvctl: 400 UNKNOWN_FIELD at /nmae: /nmae: unknown field; "
+           "did you mean 'name'?\n", "a problem's did_you_mean is printed after its detail", err)
+    finally:
+        f.close()
+    problem["detail"] = "/nmae: unknown field; did you mean 'name'?"
+    f = FakeServer({("PATCH", "/v1/runs/r-000001"):
+                    (400, "application/problem+json", json.dumps(problem).encode())})
+    try:
+        rc, out, err = vvctl(["rename", "r-000001", "x"], server=f.url)
+        ok(rc == 1 and err.count("did you mean") == 1,
+           "a detail that already suggests is not suggested twice", err)
+    finally:
+        f.close()
+
+
+def test_stop_ended(d, rid):
+    before = d.run(rid)
+    rc, out, err = vvctl(["stop", rid], server=d.url)
+    after = d.run(rid)
+    ok(rc == 0 and out == "%s: the run had already ended (state FINISHED); nothing to stop\n" % rid
+       and after["state"] == "FINISHED" and after["finished"] == before["finished"],
+       "stop of an ended run: exit 0, says it had already ended and its state", out + err)
+
+
+def test_state_case(d):
+    rc1, out1, err1 = vvctl(["ls", "--all", "--state", "finished"], server=d.url)
+    rc2, out2, _ = vvctl(["ls", "--all", "--state", "FINISHED"], server=d.url)
+    ids = re.findall(r"^(r-\d+)\s", out1, re.M)
+    want = [r["id"] for r in d.api("GET", "/v1/runs?state=FINISHED&page_size=1000")[1]["runs"]]
+    ok(rc1 == 0 and rc2 == 0 and ids == want and out1 == out2 and len(ids) > 0,
+       "ls --state finished == --state FINISHED (%d runs)" % len(ids), out1 + err1)
+
+
+def test_tracking(d, tmp, rid):
+    rc, out, err = vvctl(["rename", rid, "baseline-run"], server=d.url)
+    ok(rc == 0 and out == "%s: name baseline-run\n" % rid and d.run(rid).get("name") == "baseline-run",
+       "rename: the run carries the name", out + err)
+    rc, out, err = vvctl(["tag", rid, "exp1", "fmnist"], server=d.url)
+    ok(rc == 0 and out == "%s: tags exp1, fmnist\n" % rid and d.run(rid).get("tags") == ["exp1", "fmnist"],
+       "tag ID TAG...: adds them and prints the run's tags", out + err)
+    rc, out, err = vvctl(["tag", rid, "keep", "--rm", "fmnist"], server=d.url)
+    ok(rc == 0 and out == "%s: tags exp1, keep\n" % rid and d.run(rid).get("tags") == ["exp1", "keep"],
+       "tag ID TAG --rm TAG: adds and removes", out + err)
+    rc, out, err = vvctl(["tag", rid], server=d.url)
+    ok(rc == 0 and out == "%s: tags exp1, keep\n" % rid, "tag ID alone prints the tags", out + err)
+    rc, out, err = vvctl(["tag", rid, "not a tag"], server=d.url)
+    ok(rc == 1 and err.startswith("vvctl: 400 ") and d.run(rid).get("tags") == ["exp1", "keep"],
+       "a bad tag: one 400 line, exit 1, tags unchanged", err)
+    rc, out, err = vvctl(["note", rid, "first", "try"], server=d.url)
+    ok(rc == 0 and d.run(rid).get("notes") == "first try" and "notes set" in out,
+       "note ID TEXT...: the words joined", out + err)
+    rc, out, err = vvctl(["note", rid, "-"], server=d.url, input="line one\nline two\n")
+    ok(rc == 0 and d.run(rid).get("notes") == "line one\nline two",
+       "note ID -: the notes from stdin, the trailing newline dropped", out + err)
+    rc, out, err = vvctl(["show", rid], server=d.url)
+    ok(rc == 0 and "name      baseline-run\n" in out and "tags      exp1, keep\n" in out and
+       "notes     line one\n          line two\n" in out,
+       "show: name, tags and every line of the notes", out + err)
+    rc, out, err = vvctl(["ls", "--all", "--tag", "exp1"], server=d.url)
+    rows = re.findall(r"^(r-\d+)\s+(\S+)", out, re.M)
+    ok(rc == 0 and rows == [(rid, "baseline-run")], "ls --tag T: only the tagged run, with its name",
+       out + err)
+    rc, out, err = vvctl(["ls", "--all", "--tag", "exp1", "--tag", "fmnist"], server=d.url)
+    ok(rc == 0 and not re.findall(r"^r-\d+", out, re.M), "ls --tag A --tag B: runs carrying both",
+       out + err)
+    rc, out, err = vvctl(["ls", "--all", "--q", "BASELINE-R"], server=d.url)
+    ok(rc == 0 and re.findall(r"^(r-\d+)", out, re.M) == [rid], "ls --q TEXT: by name, any case",
+       out + err)
+    rc, out, err = vvctl(["note", rid, ""], server=d.url)
+    rc2, out2, err2 = vvctl(["rename", rid, "--reset"], server=d.url)
+    run = d.run(rid)
+    ok(rc == 0 and "notes cleared" in out and rc2 == 0 and out2 == "%s: no name\n" % rid and
+       run.get("notes") == "" and run.get("name") is None,
+       "note ID '' clears the notes; rename --reset drops the name", out + err + out2 + err2)
+
+
+def test_rm(d, tmp):
+    rid = vvctl(["submit", os.path.join(tmp, "quick.json")], server=d.url)[1].strip()
+    d.wait_state(rid, FINAL)
+    folder = os.path.join(d.dir, "data", "runs", rid)
+    had_files = os.path.isdir(folder) and len(os.listdir(folder)) > 0
+    rc, out, err = vvctl(["rm", rid], server=d.url, input="")
+    st, _ = d.api("GET", "/v1/runs/" + rid)
+    ok(rc == 0 and re.match(r"%s: deleted \(\d+ files removed\)" % rid, out) and st == 404 and
+       had_files and not os.path.exists(folder),
+       "rm of an ended run (stdin not a terminal: no question): GET is 404, its folder is gone",
+       out + err)
+    long_rid = vvctl(["submit", os.path.join(tmp, "long.json")], server=d.url)[1].strip()
+    d.wait_state(long_rid, ("RUNNING",))
+    done = vvctl(["submit", os.path.join(tmp, "quick.json")], server=d.url)[1].strip()
+    rc, out, err = vvctl(["rm", long_rid, "--yes"], server=d.url)
+    ok(rc == 1 and "409" in err and "stop it first" in err and "vvctl stop " + long_rid in err and
+       d.run(long_rid)["state"] == "RUNNING",
+       "rm of a running run: refused with the 409 shown, how to stop it, exit 1", err)
+    vvctl(["stop", long_rid], server=d.url)
+    d.wait_state(long_rid, FINAL)
+    d.wait_state(done, FINAL)
+    rc, out, err = vvctl(["rm", long_rid, "r-999999", done], server=d.url, input="")
+    ok(rc == 1 and "404" in err and d.api("GET", "/v1/runs/" + long_rid)[0] == 404 and
+       d.api("GET", "/v1/runs/" + done)[0] == 404,
+       "rm of several runs: a missing one is an error (exit 1), the others are deleted", out + err)
+    # A person at a terminal is asked; 'n' deletes nothing.
+    rid = vvctl(["submit", os.path.join(tmp, "quick.json")], server=d.url)[1].strip()
+    d.wait_state(rid, FINAL)
+    p = subprocess.run(["script", "-qec", "%s --server %s rm %s" % (VVCTL, d.url, rid), "/dev/null"],
+                       input=b"n\n", capture_output=True, timeout=60)
+    text = p.stdout.decode("utf-8", "replace")
+    ok("[y/N]" in text and "nothing deleted" in text and d.api("GET", "/v1/runs/" + rid)[0] == 200,
+       "rm on a terminal asks first; 'n' deletes nothing", text)
+
+
+def test_compare(d, tmp):
+    a = dict(QUICK, name="cmp-a")
+    b = dict(QUICK, name="cmp-b", lambda_ratio=0.2, solver="fista",
+             generate=dict(QUICK["generate"], seed=2))
+    ra = vvctl(["submit", "-"], server=d.url, input=json.dumps(a))[1].strip()
+    rb = vvctl(["submit", "-"], server=d.url, input=json.dumps(b))[1].strip()
+    d.wait_state(ra, FINAL)
+    d.wait_state(rb, FINAL)
+    rc, out, err = vvctl(["compare", ra, rb], server=d.url)
+    params = out[out.find("PARAMETER"):]
+    prow = {l.split()[0]: l.split()[1:] for l in params.splitlines()[1:] if l.strip()}
+    mrow = {l.split()[0]: l.split()[1:] for l in out[:out.find("PARAMETER")].splitlines()[1:]
+            if l.strip()}
+    sa, sb = d.run(ra)["summary"], d.run(rb)["summary"]
+    ok(rc == 0 and params.splitlines()[0].split() == ["PARAMETER", ra, rb] and
+       set(prow) == {"name", "lambda_ratio", "solver", "generate.seed"} and
+       prow["lambda_ratio"] == ["0.1", "0.2"] and prow["solver"] == ["-", "fista"] and
+       prow["generate.seed"] == ["1", "2"],
+       "compare: the differing spec parameters, nested ones dotted; equal ones (kind, "
+       "generate.n) left out", out + err)
+    ok(mrow.get("active") == [str(sa["active"]), str(sb["active"])] and
+       mrow.get("state") == ["FINISHED", "FINISHED"] and set(sa) <= set(mrow),
+       "compare: every summary key, side by side", out)
+    rc, out, err = vvctl(["compare", ra, rb, "--json"], server=d.url)
+    j = json.loads(out) if rc == 0 else {}
+    ok(rc == 0 and j.get("runs") == [ra, rb] and
+       j["params"] == {"name": ["cmp-a", "cmp-b"], "lambda_ratio": [0.1, 0.2],
+                       "solver": [None, "fista"], "generate.seed": [1, 2]} and
+       j["metrics"]["active"] == [sa["active"], sb["active"]],
+       "compare --json: the same as JSON, null where a run lacks a value", out + err)
+    rc, out, err = vvctl(["compare", ra], server=d.url)
+    ok(rc == 2 and "2 to" in err, "compare of one run: usage error", err)
+
+
+def test_sweep_ls(d, tmp):
+    want = d.api("GET", "/v1/sweeps?page_size=1000")[1]["sweeps"]
+    rc, out, err = vvctl(["sweep", "ls"], server=d.url)
+    lines = out.splitlines()
+    rows = {l.split()[0]: l for l in lines[1:]}
+    first = want[0] if want else {}
+    ok(rc == 0 and lines and lines[0].split() == ["ID", "NAME", "KIND", "STATE", "POINTS", "COUNTS",
+                                                  "GRID", "CREATED"] and
+       [l.split()[0] for l in lines[1:]] == [s["id"] for s in want] and len(want) >= 2,
+       "sweep ls: every sweep, newest first, with its columns", out + err)
+    if first:
+        counts = ",".join("%s=%d" % (k, v) for k, v in first["counts"].items() if v)
+        if first.get("deleted"):
+            counts += ",DELETED=%d" % first["deleted"]
+        grid = ",".join("%s[%d]" % (k, len(v)) for k, v in first["grid"].items())
+        cells = rows[first["id"]].split()
+        ok(cells[2] == first["kind"] and cells[3] == first["state"] and
+           cells[4] == str(first["points"]) and cells[5] == counts and cells[6] == grid,
+           "sweep ls: kind, state, points, counts by state and grid axes of a sweep", rows[first["id"]])
+    rc, out, err = vvctl(["sweep", "ls", "--limit", "1"], server=d.url)
+    ok(rc == 0 and len(out.splitlines()) == 2 and "--limit" in err, "sweep ls --limit 1: one sweep",
+       out + err)
+    rc, out, err = vvctl(["sweep", "ls", "--state", "finished"], server=d.url)
+    fin = [s["id"] for s in want if s["state"] == "FINISHED"]
+    ok(rc == 0 and re.findall(r"^(s-\d+)", out, re.M) == fin and fin,
+       "sweep ls --state finished (any case)", out + err)
+    rc, out, err = vvctl(["sweep", "ls", "--kind", "interpolate"], server=d.url)
+    ok(rc == 0 and not re.findall(r"^s-\d+", out, re.M), "sweep ls --kind: only that kind", out + err)
+    rc, out, err = vvctl(["sweep", "ls", "--json"], server=d.url)
+    ok(rc == 0 and [s["id"] for s in json.loads(out)["sweeps"]] == [s["id"] for s in want],
+       "sweep ls --json", err)
+
+
+def compress_spec(d, tmp, **kw):
+    """A small compress job on the fixture MLP: Fashion-MNIST (a few hundred
+    images) when installed, else random images written here."""
+    fix = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures")
+    data = os.path.join(d.dir, "data")
+    shutil.copy(os.path.join(fix, "fmnist", "mlp_128_64.safetensors"),
+                os.path.join(data, "mlp.safetensors"))
+    fmnist = os.environ.get("VV_FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
+    if os.path.exists(os.path.join(fmnist, "t10k-labels-idx1-ubyte.gz")):
+        ds = {"format": "fashion-mnist", "max_train": 1000, "max_test": 500}
+    else:
+        rnd = random.Random(5)
+        for sub, n in (("train", 200), ("test", 100)):
+            write_npy(os.path.join(data, "c_%s_x.npy" % sub), "|u1", (n, 28, 28),
+                      [rnd.randrange(256) for _ in range(n * 784)])
+            write_npy(os.path.join(data, "c_%s_y.npy" % sub), "<i8", (n,), [i % 10 for i in range(n)])
+        ds = {"format": "npy", "train": {"images": "c_train_x.npy", "labels": "c_train_y.npy"},
+              "test": {"images": "c_test_x.npy", "labels": "c_test_y.npy"}}
+    spec = {"kind": "compress", "layers": ["fc2", "fc3"], "lambda_ratio": 0.1,
+            "model": {"arch": "mlp", "input": [1, 28, 28], "sizes": [784, 128, 64, 10],
+                      "weights": "mlp.safetensors", "preprocess": {"mean": [0.286], "std": [0.353]}},
+            "data": ds}
+    spec.update(kw)
+    return spec
+
+
+def metric_lines(out, rid):
+    """Plain watch metric lines: [(layer or None, layer_step or None, step)]."""
+    res = []
+    for m in re.finditer(r"^%s(?: layer=(\S+) layer_step=(\d+))? step=(\d+) objective=" % rid, out, re.M):
+        res.append((m.group(1), int(m.group(2)) if m.group(2) else None, int(m.group(3))))
+    return res
+
+
+def test_compress_views(d, tmp):
+    spec = write_json(os.path.join(tmp, "compress.json"), compress_spec(d, tmp, name="cmp"))
+    rc, out, err = vvctl(["submit", spec, "--watch"], server=d.url)
+    rid = out.split()[0] if out else ""
+    run = d.run(rid) if rid.startswith("r-") else {}
+    res = run.get("result") or {}
+    ml = metric_lines(out, rid)
+    fc3 = [x for x in ml if x[0] == "fc3"]
+    ok(rc == 0 and run.get("state") == "FINISHED" and {x[0] for x in ml} == {"fc2", "fc3"} and
+       fc3 and all(1 <= x[1] < x[2] for x in fc3),
+       "watch of a compress run: each metric line names its layer and counts steps within it",
+       out + err)
+    ok("{" not in out and " log " not in out and
+       re.search(r"^%s start compress: model \S+, layers fc2, fc3; \d+ train / \d+ test images" % rid,
+                 out, re.M) and
+       re.search(r"^%s layer fc3: statistics over \d+ samples \(64 inputs, 10 outputs\)" % rid,
+                 out, re.M),
+       "watch renders the log events in words, never raw JSON", out)
+    rc, out, err = vvctl(["watch", rid, "--json"], server=d.url)
+    ok(rc == 0 and all(json.loads(x) is not None for x in out.splitlines()) and
+       any('"event":"log"' in x for x in out.splitlines()), "watch --json stays raw JSON", out[-500:])
+    kept = "/".join(str(l["kept"]) for l in res.get("layers", []))
+    rc, out, err = vvctl(["ls", "--kind", "compress"], server=d.url)
+    head = out.splitlines()[0].split() if out else []
+    row = dict(zip(head, (re.findall(r"^%s\s.*$" % rid, out, re.M) or [""])[0].split()))
+    ok(rc == 0 and row.get("ACTIVE") == kept and
+       row.get("PARAMS") == "%d->%d" % (res["before"]["params"], res["params"]) and
+       row.get("TEST_ACC") == "%.4f->%.4f" % (res["before"]["test_acc"], res["test_acc"]) and
+       row.get("NAME") == "cmp" and row.get("RATIO") == "0.1" and row.get("LAMBDA") == "-",
+       "ls: a compress run's kept widths (%s), parameters and test accuracy before->after" % kept,
+       out + err)
+    rc, out, err = vvctl(["show", rid], server=d.url)
+    widths = ", ".join("%s %d->%d" % (l["layer"], l["neurons"], l["kept"]) for l in res["layers"])
+    ok(rc == 0 and "layers %s\n" % widths in out and
+       "parameters %d->%d  test acc %.4f->%.4f" % (res["before"]["params"], res["params"],
+                                                   res["before"]["test_acc"], res["test_acc"]) in out,
+       "show: layer widths, parameters and test accuracy before->after", out + err)
+    # A compress sweep: the front on parameters and test accuracy.
+    base = write_json(os.path.join(tmp, "compress_base.json"), compress_spec(d, tmp))
+    # Without fine-tuning a point keeps its widths (and parameters) but loses
+    # accuracy: it is dominated by its fine-tuned twin.
+    rc, out, err = vvctl(["sweep", base, "--grid", "lambda_ratio=0.05,0.3", "--grid",
+                          "finetune=false,true", "--name", "cfront", "--watch"], server=d.url)
+    sid = out.splitlines()[0] if out else ""
+    runs = d.api("GET", "/v1/runs?sweep=%s&page_size=100" % sid)[1]["runs"]
+    ok(rc == 0 and len(runs) == 4 and all(r["state"] == "FINISHED" for r in runs) and
+       re.search(r"widths=\S+ params=\S+ test_acc=\S+", out),
+       "a compress sweep runs (sweep watch shows widths, params, test_acc)", out + err)
+    rc, out, err = vvctl(["sweep", "status", sid], server=d.url)
+    rows = status_rows(out, ["lambda_ratio", "finetune"])
+    want = pareto([(r["id"], r["result"]["params"], -r["result"]["test_acc"]) for r in runs])
+    marked = {k for k, v in rows.items() if v[0]}
+    hdr = [x for x in out.splitlines() if "RUN" in x][:1]
+    real = compress_spec(d, tmp)["data"]["format"] == "fashion-mnist"
+    ok(rc == 0 and hdr and hdr[0].split() == ["RUN", "lambda_ratio", "finetune", "STATE", "WIDTHS",
+                                              "PARAMS", "TEST_ACC"] and len(rows) == 4 and
+       marked == want and (not real or 0 < len(want) < 4) and
+       "params <= and test_acc >=" in out,
+       "compress sweep status: widths, params, test_acc; '*' on exactly the points with no "
+       "other of fewer-or-equal params and higher-or-equal accuracy (%s)" % ",".join(sorted(want)),
+       out + "\nwant " + str(sorted(want)))
+    rc, out, err = vvctl(["sweep", "ls", "--kind", "compress"], server=d.url)
+    ok(rc == 0 and re.findall(r"^(s-\d+)\s+cfront\s+compress\s+FINISHED\s+4\s+FINISHED=4\s+"
+                              r"lambda_ratio\[2\],finetune\[2\]", out, re.M) == [sid],
+       "sweep ls --kind compress: the compress sweep, with its name", out + err)
+    # Deleting a point's run: the sweep keeps a record, status says DELETED.
+    gone = sorted(set(rows) - want)[:1] or sorted(rows)[:1]
+    rc, out, err = vvctl(["rm", gone[0], "--yes"], server=d.url)
+    ok(rc == 0 and "sweep %s keeps a record" % sid in out, "rm of a sweep's run names the sweep",
+       out + err)
+    rc, out, err = vvctl(["sweep", "status", sid], server=d.url)
+    ok(rc == 0 and gone[0] not in out and len(re.findall(r"^\s+-\s.*\sDELETED\s", out, re.M)) == 1
+       and "MISSING 1 (1 deleted)" in out, "sweep status shows the deleted point as DELETED", out)
+
+
+def test_watch_fake(tmp):
+    """watch against canned events: metrics carrying "layer", stats with the
+    layer's first step, and an event vvctl does not know."""
+    rid = "r-000001"
+    run = {"id": rid, "kind": "compress", "state": "FINISHED", "stop_reason": "converged",
+           "spec": {"kind": "compress", "tol": 1e-6}, "summary": {"test_acc": 0.8, "params": 10},
+           "artifacts": []}
+    events = [("state", {"state": "RUNNING"}),
+              ("log", {"event": "start", "kind": "compress", "model": "fm", "layers": ["fc2", "fc3"],
+                       "n_train": 100, "n_test": 50, "device": "cpu"}),
+              ("log", {"event": "stats", "layer": "fc2", "step": 1, "n": 100, "k": 128, "d": 64,
+                       "seconds": 0.5, "cached": False, "lambda_max": 2.0}),
+              ("metric", {"step": 1, "time": 0.6, "objective": 1, "rel_gap": 0.5, "active": 9,
+                          "layer": "fc2"}),
+              ("metric", {"step": 40, "time": 0.7, "objective": 0.5, "rel_gap": 1e-7, "active": 8,
+                          "layer": "fc2"}),
+              ("log", {"event": "stats", "layer": "fc3", "step": 41, "n": 100, "k": 64, "d": 10,
+                       "seconds": 0.1, "cached": True, "lambda_max": 1.0}),
+              ("metric", {"step": 41, "time": 0.8, "objective": 1, "rel_gap": 0.5, "active": 5,
+                          "layer": "fc3"}),
+              ("metric", {"step": 60, "time": 0.9, "objective": 0.2, "rel_gap": 1e-7, "active": 4,
+                          "layer": "fc3"}),
+              ("log", {"event": "frobnicated", "alpha": 1.5, "beta": "x", "nested": {"a": 1},
+                       "gamma": True}),
+              ("state", {"state": "FINISHED", "stop_reason": "converged"})]
+    f = FakeServer({("GET", "/v1/runs/" + rid): (200, "application/json", json.dumps(run).encode()),
+                    ("GET", "/v1/runs/%s/events" % rid): (200, "text/event-stream", sse(events))})
+    try:
+        rc, out, err = vvctl(["watch", rid], server=f.url)
+        ml = metric_lines(out, rid)
+        ok(rc == 0 and ("fc2", 40, 40) in ml and ("fc3", 20, 60) in ml and
+           all(l is not None and s - ls + 1 == (1 if l == "fc2" else 41) for l, ls, s in ml),
+           "watch: metric lines name the layer of the metric and count from the layer's first "
+           "step", out + err)
+        ok("%s event frobnicated alpha=1.5 beta=x gamma=true\n" % rid in out and "{" not in out and
+           "%s layer fc3: statistics over 100 samples (64 inputs, 10 outputs) (cached)" % rid in out,
+           "watch: an unknown event is 'event NAME' and a few key=value pairs, never JSON", out)
+    finally:
+        f.close()
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="vvctl-files-")
     t0 = time.monotonic()
@@ -952,6 +1397,15 @@ def main():
         test_sweep(d, tmp)
         test_bad_grid(d, tmp)
         test_resume(d, tmp)
+        test_suggestions(d, tmp)
+        test_stop_ended(d, rid)
+        test_state_case(d)
+        test_tracking(d, tmp, rid)
+        test_rm(d, tmp)
+        test_compare(d, tmp)
+        test_compress_views(d, tmp)
+        test_sweep_ls(d, tmp)
+        test_watch_fake(tmp)
         test_resume_full_queue(tmp)
         test_unreachable(tmp)
         test_token(tmp)
