@@ -345,6 +345,8 @@ int vc_cmd_show(int argc, char **argv)
     if (name)
         printf("name      %s\n", name);
     printf("kind      %s\n", vc_str(run, "kind", "?"));
+    if (vc_str(run, "runner", NULL))
+        printf("runner    %s\n", vc_str(run, "runner", ""));
     if (tags)
         printf("tags      %s\n", tags);
     free(tags);

@@ -3,6 +3,8 @@
  * of resume is in sweep.h). */
 #include "sweep.h"
 
+#include <errno.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,8 +239,46 @@ static int sweep_resume(const char *id, int watch)
 
 /* ---- create ---------------------------------------------------------------------- */
 
-static const vc_optdef create_defs[] = {{"grid", 1},    {"file", 1},   {"name", 1}, {"watch", 0},
-                                        {"dry-run", 0}, {"upload", 0}, {NULL, 0}};
+static const vc_optdef create_defs[] = {
+    {"grid", 1},   {"file", 1},       {"name", 1},   {"watch", 0},       {"dry-run", 0},
+    {"upload", 0}, {"emit", 1},       {"output", 1}, {"report-to", 1},   {"token-file", 1},
+    {"image", 1},  {"vvd", 1},        {"mem", 1},    {"gpus", 1},        {"cpus", 1},
+    {"time", 1},   {"parallelism", 1}, {NULL, 0}};
+
+/* The --emit options; VC_USAGE (printed) when one is bad. */
+static int emit_opts(const vc_args *a, vc_emit_opts *o)
+{
+    const char *v;
+    memset(o, 0, sizeof *o);
+    o->kind = vc_arg(create_defs, a, "emit");
+    o->report_to = vc_arg(create_defs, a, "report-to") ? vc_arg(create_defs, a, "report-to")
+                                                       : vc_opt.server;
+    o->token_file = vc_arg(create_defs, a, "token-file");
+    o->image = vc_arg(create_defs, a, "image") ? vc_arg(create_defs, a, "image") : "vvd:latest";
+    o->vvd = vc_arg(create_defs, a, "vvd") ? vc_arg(create_defs, a, "vvd") : "vvd";
+    o->time = vc_arg(create_defs, a, "time");
+    o->gpus = -1;
+    o->cpus = 4;
+    long l;
+    if (strcmp(o->kind, "slurm") && strcmp(o->kind, "k8s"))
+        return vc_usage("sweep", "--emit %s: slurm or k8s", o->kind);
+    if ((v = vc_arg(create_defs, a, "mem")) && vc_parse_mem(v, &o->mem_mib) < 0)
+        return vc_usage("sweep", "--mem %s: a size such as 4096M, 8G or 8Gi", v);
+    if ((v = vc_arg(create_defs, a, "gpus")) && (vc_parse_long(v, &l) || l < 0 || l > 64))
+        return vc_usage("sweep", "--gpus %s: 0 to 64", v);
+    if (v)
+        o->gpus = (int)l;
+    if ((v = vc_arg(create_defs, a, "cpus")) && (vc_parse_long(v, &l) || l < 1 || l > 1024))
+        return vc_usage("sweep", "--cpus %s: 1 to 1024", v);
+    if (v)
+        o->cpus = (int)l;
+    if ((v = vc_arg(create_defs, a, "parallelism")) &&
+        (vc_parse_long(v, &l) || l < 1 || l > 100000))
+        return vc_usage("sweep", "--parallelism %s: 1 to 100000", v);
+    if (v)
+        o->parallelism = (int)l;
+    return VC_OK;
+}
 
 static int sweep_create(int argc, char **argv)
 {
@@ -318,6 +358,17 @@ static int sweep_create(int argc, char **argv)
         cJSON_DeleteItemFromObjectCaseSensitive(req, "name");
         cJSON_AddStringToObject(req, "name", name);
     }
+    vc_emit_opts eo;
+    const char *emit = vc_arg(create_defs, &a, "emit");
+    if (emit && (rc = emit_opts(&a, &eo)) != VC_OK) {
+        cJSON_Delete(req);
+        return rc;
+    }
+    if (emit) {
+        /* Its points wait for workers that the scheduler starts. */
+        cJSON_DeleteItemFromObjectCaseSensitive(req, "external");
+        cJSON_AddTrueToObject(req, "external");
+    }
     rc = VC_OK;
     if (vc_arg(create_defs, &a, "upload"))
         rc = vc_upload_spec_files(cJSON_GetObjectItemCaseSensitive(req, "base"));
@@ -327,11 +378,32 @@ static int sweep_create(int argc, char **argv)
         return VC_OK;
     }
     char *text = rc == VC_OK ? cJSON_PrintUnformatted(req) : NULL;
-    cJSON_Delete(req);
-    if (!text)
+    if (!text) {
+        cJSON_Delete(req);
         return rc ? rc : VC_FAILED;
+    }
     cJSON *sw = vc_call("POST", "/v1/sweeps", text, &rc);
     free(text);
+    if (sw && emit) {
+        const char *outp = vc_arg(create_defs, &a, "output");
+        FILE *f = outp ? fopen(outp, "w") : stdout;
+        rc = f ? vc_emit(f, &eo, req, sw) : VC_FAILED;
+        if (!f)
+            fprintf(stderr, "vvctl: %s: %s\n", outp, strerror(errno));
+        if (f && f != stdout && fclose(f) != 0)
+            rc = VC_FAILED;
+        if (rc == VC_OK)
+            fprintf(stderr,
+                    "vvctl: sweep %s: %.0f points wait for workers; %s%s%s; vvctl sweep watch "
+                    "%s\n",
+                    vc_str(sw, "id", "?"), vc_num(sw, "points", 0),
+                    !strcmp(eo.kind, "slurm") ? "sbatch " : "kubectl apply -f ",
+                    outp ? outp : "(the script above)", "", vc_str(sw, "id", "?"));
+        cJSON_Delete(sw);
+        cJSON_Delete(req);
+        return rc;
+    }
+    cJSON_Delete(req);
     if (!sw)
         return rc;
     const char *id = vc_str(sw, "id", "?");
@@ -360,8 +432,11 @@ static const vc_optdef resume_defs[] = {{"watch", 0}, {NULL, 0}};
 int vc_cmd_sweep(int argc, char **argv)
 {
     static const char *const subs[] = {"status", "stop", "resume", "watch", "ls", NULL};
-    static const char *const with_value[] = {"--server", "--token", "--grid", "--file", "--name",
-                                             "--state",  "--kind",  "--q",    "--limit"};
+    static const char *const with_value[] = {
+        "--server", "--token", "--grid",      "--file",       "--name",  "--state",
+        "--kind",   "--q",     "--limit",     "--emit",       "--output", "--report-to",
+        "--token-file", "--image", "--vvd",   "--mem",        "--gpus",  "--cpus",
+        "--time",   "--parallelism"};
     /* The subcommand is the first argument that is not an option or an
      * option's value (so that `vvctl sweep --json status ID` works). */
     int first = -1, sub = -1;

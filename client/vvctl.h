@@ -13,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -295,5 +296,26 @@ int vc_upload_spec_files(cJSON *spec);
 /* Uploads a local file, or every file of a local folder (as NAME/...), as
  * the blob NAME; returns an exit code (upload.c). */
 int vc_upload_path(const char *local, const char *name);
+
+
+/* ---- emit.c: sweeps for a cluster's scheduler --------------------------------- */
+
+typedef struct vc_emit_opts {
+    const char *kind;       /* "slurm" or "k8s" */
+    const char *report_to;  /* the daemon the workers report to */
+    const char *token_file; /* the token's path on the workers, or NULL */
+    const char *image;      /* k8s: the container image */
+    const char *vvd;        /* vvd on the workers */
+    const char *time;       /* slurm: --time, or NULL */
+    long mem_mib;           /* 0: from the spec */
+    int gpus;               /* -1: from the spec */
+    int cpus, parallelism;
+} vc_emit_opts;
+
+/* Writes the Slurm array script or the Kubernetes Indexed Job of the sweep
+ * (the answer to POST /v1/sweeps of request, made with "external": true). */
+int vc_emit(FILE *f, const vc_emit_opts *o, const cJSON *request, const cJSON *sweep);
+/* "512M", "8G", "8Gi", "1T" (MiB when no unit) in MiB; -1 when malformed. */
+int vc_parse_mem(const char *s, long *mib);
 
 #endif

@@ -20,6 +20,25 @@ void vv_stats_free(vv_stats *s)
     memset(s, 0, sizeof *s);
 }
 
+int64_t vv_stats_chunk(int64_t chunk_rows, int64_t k)
+{
+    if (chunk_rows > 0)
+        return chunk_rows;
+    /* Each chunk updates the whole K x K accumulator, so its arithmetic
+     * intensity is about rows/16 flop per byte of G traffic: 1024 rows (2048
+     * for wide layers) keep the update compute-bound, and at K = 512 the
+     * chunk still fits in cache between conversion and use (measured best
+     * on the VGG-like problem). */
+    return k <= 2048 ? 1024 : 2048;
+}
+
+void vv_stats_share(int64_t n, int part, int parts, int64_t *begin, int64_t *end)
+{
+    int64_t q = n / parts, r = n % parts;
+    *begin = (int64_t)part * q + (part < r ? part : r);
+    *end = *begin + q + (part < r);
+}
+
 /* The pass is split over workers: each takes the next chunk of rows, reads
  * and converts it (in parallel when both sources allow it, under the lock
  * otherwise), and adds its Gram and cross products into its own accumulators with
@@ -30,7 +49,7 @@ typedef struct pass {
     vv_rows *phi, *psi;
     const vv_stats_opts *o;
     vv_backend *be;
-    int64_t n, k, d, chunk, next;
+    int64_t n, k, d, chunk, next, end; /* rows [next, end) are left */
     pthread_mutex_t lock;
     int parallel_reads; /* both sources may be read concurrently */
     int rc;             /* first failure */
@@ -54,16 +73,16 @@ static void *work(void *arg)
         pthread_mutex_lock(&p->lock);
         int64_t r0 = p->next;
         int rc = p->rc;
-        if (rc == 0 && r0 < p->n && p->o->stop &&
+        if (rc == 0 && r0 < p->end && p->o->stop &&
             atomic_load_explicit(p->o->stop, memory_order_relaxed)) {
             rc = p->rc = VV_ESTATE;
             snprintf(p->detail, sizeof p->detail, "stopped during the statistics pass");
         }
-        if (rc < 0 || r0 >= p->n) {
+        if (rc < 0 || r0 >= p->end) {
             pthread_mutex_unlock(&p->lock);
             return NULL;
         }
-        int64_t m = p->n - r0 < p->chunk ? p->n - r0 : p->chunk;
+        int64_t m = p->end - r0 < p->chunk ? p->end - r0 : p->chunk;
         p->next = r0 + m;
         /* Thread-safe sources are read outside the lock, in parallel. */
         if (p->parallel_reads)
@@ -129,28 +148,38 @@ int vv_stats_compute(vv_rows *phi, vv_rows *psi, const vv_stats_opts *opts, vv_s
     if (n < 1 || k < 1 || d < 1)
         return vv_fail(VV_ESHAPE, "empty problem: N=%lld K=%lld D=%lld", (long long)n,
                        (long long)k, (long long)d);
-    int64_t chunk = o.chunk_rows;
-    if (chunk <= 0) {
-        /* Each chunk updates the whole K x K accumulator, so its arithmetic
-         * intensity is about rows/16 flop per byte of G traffic: 1024 rows (2048
-         * for wide layers) keep the update compute-bound, and at K = 512 the
-         * chunk still fits in cache between conversion and use (measured best
-         * on the VGG-like problem). */
-        chunk = k <= 2048 ? 1024 : 2048;
+    int64_t row0 = 0;
+    if (o.nrows > 0) {
+        if (o.row0 < 0 || o.row0 > n || o.nrows > n - o.row0)
+            return vv_fail(VV_EINVAL, "%s: rows %lld..%lld are outside its %lld rows",
+                           vv_rows_name(phi), (long long)o.row0, (long long)(o.row0 + o.nrows),
+                           (long long)n);
+        row0 = o.row0;
+        n = o.nrows;
     }
+    int64_t chunk = vv_stats_chunk(o.chunk_rows, k);
     if (chunk > n)
         chunk = n;
     /* One worker per core (at most 4), while the per-worker Gram matrices
      * stay under 2 GiB in all; otherwise one worker with threaded BLAS. */
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    long ncpu = o.workers > 0 ? o.workers : sysconf(_SC_NPROCESSORS_ONLN);
     int nw = ncpu < 1 ? 1 : ncpu > 4 ? 4 : (int)ncpu;
     int device = be != vv_backend_cpu();
     if (device || (double)nw * (double)k * (double)k * 8 > 2e9 || n < 2 * chunk)
         nw = 1;
 
     double t0 = vv_now();
-    pass p = {.phi = phi, .psi = psi, .o = &o, .be = be, .n = n, .k = k, .d = d,
-              .chunk = chunk, .lock = PTHREAD_MUTEX_INITIALIZER,
+    pass p = {.phi = phi,
+              .psi = psi,
+              .o = &o,
+              .be = be,
+              .n = n,
+              .k = k,
+              .d = d,
+              .chunk = chunk,
+              .next = row0,
+              .end = row0 + n,
+              .lock = PTHREAD_MUTEX_INITIALIZER,
               .parallel_reads = vv_rows_thread_safe(phi) && vv_rows_thread_safe(psi)};
     worker *ws = calloc((size_t)nw, sizeof *ws);
     int rc = 0;

@@ -12,6 +12,8 @@ pkgs=(
   # /usr/bin/python3 and `pip install ./python` into a venv.
   python3-torch python3-pip python3-venv
   dataset-fashion-mnist
+  # MPI: `mpirun -np P vvd run` (meson -Dmpi=auto) and its test.
+  openmpi-bin libopenmpi-dev
 )
 # The Debian packaging (debian/) and its test (tests/integration/test_package.py:
 # dpkg-buildpackage, lintian; VV_PACKAGE_DEPS=0: not needed).

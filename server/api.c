@@ -92,7 +92,9 @@ cJSON *api_run_json(req *r, const run_row *row)
     cJSON_AddNumberToObject(o, "heartbeat", row->heartbeat);
     int pos = 0;
     char reason[256] = "";
-    if (!strcmp(row->state, run_state_name(RUN_QUEUED)))
+    if (!strcmp(row->state, run_state_name(RUN_QUEUED)) && row->runner)
+        snprintf(reason, sizeof reason, "waiting for a worker (vvd run --report-to)");
+    else if (!strcmp(row->state, run_state_name(RUN_QUEUED)))
         jobs_queue_info(r->cfg->jobs, row->id, &pos, reason, sizeof reason);
     cJSON_AddNumberToObject(o, "queue_position", pos);
     cJSON_AddStringToObject(o, "waiting_reason", reason);
@@ -198,14 +200,43 @@ cJSON *api_parse_body(req *r, int *err, char *field, size_t fsz)
     return json;
 }
 
+/* ?external=1: a run for a worker (`vvd run --report-to`), whose paths are
+ * the worker's: the spec is checked, not its files. */
+static int external_query(req *r, int *external)
+{
+    const char *e = query(r, "external");
+    *external = e && (!strcmp(e, "1") || !strcmp(e, "true"));
+    if (e && !*external && strcmp(e, "0") && strcmp(e, "false"))
+        return vv_fail(VV_EINVAL, "external: 1 or 0 (true or false)");
+    return 0;
+}
+
 static enum MHD_Result post_run(req *r)
 {
     job_spec s;
     char field[256] = "";
-    int rc;
+    int rc, external = 0;
+    if (external_query(r, &external) < 0)
+        return reply_problem(r, VV_EINVAL, "/query/external");
     cJSON *json = api_parse_body(r, &rc, field, sizeof field);
     if (!json)
         return reply_problem(r, rc, field);
+    if (external) {
+        rc = spec_parse_job_remote(json, &s, field, sizeof field);
+        char *text = rc == 0 ? cJSON_PrintUnformatted(json) : NULL;
+        cJSON_Delete(json);
+        char id[32];
+        if (rc == 0)
+            rc = text ? jobs_submit_external(r->cfg->jobs, spec_kind_name(s.kind), text, NULL,
+                                             NULL, id)
+                      : vv_fail(VV_ENOMEM, "out of memory");
+        spec_free_job(&s);
+        free(text);
+        if (rc < 0)
+            return reply_problem(r, rc, field);
+        VV_INFO("http", id, "waits for a worker");
+        return reply_run(r, 201, id);
+    }
     rc = api_prepare_spec(r, json, &s, field, sizeof field);
     char *text = rc == 0 ? cJSON_PrintUnformatted(json) : NULL;
     cJSON_Delete(json);
@@ -437,6 +468,23 @@ static enum MHD_Result get_artifact(req *r, const char *id, const char *name)
                                                              : "application/octet-stream");
 }
 
+/* PUT /v1/runs/{id}/artifacts/NAME: a worker's file of an external run,
+ * stored as DATA/runs/{id}/NAME (http.c receives it) and recorded. */
+static enum MHD_Result put_artifact(req *r, const char *id, const char *name)
+{
+    const char *field = "";
+    int rc = upload_commit(r, &field);
+    if (rc == 0)
+        rc = store_artifact_add(r->cfg->db, id, name, r->upload_path, r->upload_bytes);
+    if (rc < 0)
+        return reply_problem(r, rc, field);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", name);
+    cJSON_AddNumberToObject(o, "bytes", (double)r->upload_bytes);
+    VV_INFO("http", id, "artifact %s: %lld bytes", name, (long long)r->upload_bytes);
+    return reply_json(r, 201, o);
+}
+
 /* ---- Blobs, health, metrics, static files ----------------------------------------- */
 
 /* PUT /v1/blobs/NAME: the body is stored as DATA/blobs/NAME (see paths.h);
@@ -595,9 +643,15 @@ enum MHD_Result api_dispatch(req *r)
         }
         if (!strcmp(rest, "/metrics"))
             return is(r, "GET") ? get_metrics(r, id) : not_allowed(r, "GET");
+        if (!strcmp(rest, "/claim"))
+            return is(r, "POST") ? api_run_claim(r, id) : not_allowed(r, "POST");
+        if (!strcmp(rest, "/finish"))
+            return is(r, "POST") ? api_run_finish(r, id) : not_allowed(r, "POST");
         if (!strcmp(rest, "/events")) {
+            if (is(r, "POST"))
+                return api_run_events_post(r, id);
             if (!is(r, "GET"))
-                return not_allowed(r, "GET");
+                return not_allowed(r, "GET, POST");
             run_row row = {0};
             int rc = store_run_get(r->cfg->db, id, &row);
             run_row_free(&row);
@@ -615,7 +669,9 @@ enum MHD_Result api_dispatch(req *r)
             return reply_events(r, id, after);
         }
         if (!strncmp(rest, "/artifacts/", 11) && rest[11])
-            return is(r, "GET") ? get_artifact(r, id, rest + 11) : not_allowed(r, "GET");
+            return is(r, "GET")   ? get_artifact(r, id, rest + 11)
+                   : is(r, "PUT") ? put_artifact(r, id, rest + 11)
+                                  : not_allowed(r, "GET, PUT");
     }
     t = take_id(u, "/v1/sweeps/", id, sizeof id, &rest);
     if (t > 0) {
@@ -625,6 +681,8 @@ enum MHD_Result api_dispatch(req *r)
             return is(r, "POST") ? api_sweep_get(r, id, 1) : not_allowed(r, "POST");
         if (!strcmp(rest, "/resume"))
             return is(r, "POST") ? api_sweep_resume(r, id) : not_allowed(r, "POST");
+        if (!strcmp(rest, "/claim"))
+            return is(r, "POST") ? api_sweep_claim(r, id) : not_allowed(r, "POST");
     }
     if (strncmp(u, "/v1/", 4) && strcmp(u, "/v1") && is(r, "GET"))
         return get_static(r);

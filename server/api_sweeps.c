@@ -33,6 +33,7 @@ typedef struct points {
     char **texts;  /* canonical spec JSON */
     char **hashes; /* 16 hex digits */
     job_spec *specs;
+    int external; /* run by workers (`vvd run --report-to`), not here */
 } points;
 
 static void points_free(points *p)
@@ -100,9 +101,16 @@ static int expand(req *r, const cJSON *json, points *out, char *field, size_t fs
             base = m;
         else if (!strcmp(m->string, "grid"))
             grid = m;
-        else if (strcmp(m->string, "name")) {
+        else if (!strcmp(m->string, "external")) {
+            if (!cJSON_IsBool(m)) {
+                snprintf(field, fsz, "/external");
+                return vv_fail(VV_ETYPE, "/external: must be a boolean");
+            }
+            out->external = cJSON_IsTrue(m);
+        } else if (strcmp(m->string, "name")) {
             snprintf(field, fsz, "/%s", m->string);
-            return vv_fail(VV_EUNKNOWN, "/%s: unknown field (allowed: base, grid, name)", m->string);
+            return vv_fail(VV_EUNKNOWN, "/%s: unknown field (allowed: base, grid, name, external)",
+                           m->string);
         } else if (!cJSON_IsString(m)) {
             snprintf(field, fsz, "/name");
             return vv_fail(VV_ETYPE, "/name: must be a string");
@@ -173,7 +181,9 @@ static int expand(req *r, const cJSON *json, points *out, char *field, size_t fs
         }
         char sub[200];
         job_spec *s = &out->specs[out->n];
-        int rc = api_prepare_spec(r, pt, s, sub, sizeof sub);
+        /* A worker's paths are its own: its spec is checked, not its files. */
+        int rc = out->external ? spec_parse_job_remote(pt, s, sub, sizeof sub)
+                               : api_prepare_spec(r, pt, s, sub, sizeof sub);
         if (rc < 0) {
             /* Name the grid value when the bad field is a grid axis. */
             snprintf(field, fsz, "/base%s", sub);
@@ -232,7 +242,7 @@ enum MHD_Result api_sweep_post(req *r)
     int rc = cJSON_IsObject(json) ? expand(r, json, &pts, field, sizeof field)
                                   : vv_fail(VV_ETYPE, "a sweep request must be an object");
     int reserved = 0;
-    if (rc == 0 && (rc = jobs_reserve(r->cfg->jobs, pts.n)) == 0)
+    if (rc == 0 && !pts.external && (rc = jobs_reserve(r->cfg->jobs, pts.n)) == 0)
         reserved = pts.n;
     cJSON *out = NULL;
     if (rc == 0) {
@@ -247,9 +257,14 @@ enum MHD_Result api_sweep_post(req *r)
         cJSON *ids = cJSON_AddArrayToObject(out, "runs");
         for (int p = 0; p < pts.n && rc == 0; p++) {
             char id[32];
-            rc = jobs_submit_reserved(r->cfg->jobs, &pts.specs[p], pts.texts[p], sid,
-                                      pts.hashes[p], id);
-            reserved--;
+            if (pts.external) {
+                rc = jobs_submit_external(r->cfg->jobs, spec_kind_name(pts.specs[p].kind),
+                                          pts.texts[p], sid, pts.hashes[p], id);
+            } else {
+                rc = jobs_submit_reserved(r->cfg->jobs, &pts.specs[p], pts.texts[p], sid,
+                                          pts.hashes[p], id);
+                reserved--;
+            }
             if (rc == 0)
                 cJSON_AddItemToArray(ids, cJSON_CreateString(id));
         }
@@ -463,7 +478,7 @@ enum MHD_Result api_sweep_resume(req *r, const char *id)
         needed += again;
     }
     int reserved = 0;
-    if (rc == 0 && needed > 0 && (rc = jobs_reserve(r->cfg->jobs, needed)) == 0)
+    if (rc == 0 && needed > 0 && !pts.external && (rc = jobs_reserve(r->cfg->jobs, needed)) == 0)
         reserved = needed;
     cJSON *out = cJSON_CreateObject();
     cJSON_AddStringToObject(out, "id", id);
@@ -477,8 +492,13 @@ enum MHD_Result api_sweep_resume(req *r, const char *id)
             snprintf(hash, sizeof hash, "%s", pts.hashes[p]);
         else
             snprintf(hash, sizeof hash, "%s#%d", pts.hashes[p], attempt[p] + 1);
-        rc = jobs_submit_reserved(r->cfg->jobs, &pts.specs[p], pts.texts[p], id, hash, rid);
-        reserved--;
+        if (pts.external) {
+            rc = jobs_submit_external(r->cfg->jobs, spec_kind_name(pts.specs[p].kind),
+                                      pts.texts[p], id, hash, rid);
+        } else {
+            rc = jobs_submit_reserved(r->cfg->jobs, &pts.specs[p], pts.texts[p], id, hash, rid);
+            reserved--;
+        }
         if (rc < 0)
             break;
         queued++;

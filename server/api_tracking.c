@@ -37,6 +37,12 @@ void api_run_annotations(cJSON *o, const run_row *row)
     if (tags && !cJSON_IsArray(tags))
         cJSON_Delete(tags);
     cJSON_AddStringToObject(o, "notes", row->notes ? row->notes : "");
+    /* Where it runs: null for this daemon; "external" while it waits for a
+     * worker, then the worker's own description. */
+    if (row->runner)
+        cJSON_AddStringToObject(o, "runner", row->runner);
+    else
+        cJSON_AddNullToObject(o, "runner");
 }
 
 /* ---- PATCH /v1/runs/{id} ---------------------------------------------------------- */

@@ -217,6 +217,28 @@ static int is_blob_put(const char *method, const char *url)
     return !strcmp(method, "PUT") && !strncmp(url, "/v1/blobs/", 10);
 }
 
+/* PUT /v1/runs/{id}/artifacts/{name}: a worker's file of an external run. */
+static int is_artifact_put(const char *method, const char *url, char *id, size_t idsz,
+                           const char **name)
+{
+    if (strcmp(method, "PUT") || strncmp(url, "/v1/runs/", 9))
+        return 0;
+    const char *s = url + 9, *e = strchr(s, '/');
+    if (!e || e == s || (size_t)(e - s) >= idsz || strncmp(e, "/artifacts/", 11))
+        return 0;
+    memcpy(id, s, (size_t)(e - s));
+    id[e - s] = 0;
+    *name = e + 11;
+    return 1;
+}
+
+static int is_upload_put(const char *method, const char *url)
+{
+    char id[64];
+    const char *name;
+    return is_blob_put(method, url) || is_artifact_put(method, url, id, sizeof id, &name);
+}
+
 /* Records an upload error and its detail (answered when the body ends). */
 static int upload_fail(req *r, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -253,17 +275,89 @@ static int upload_errno(int e)
  * inside DATA/blobs and creates the temporary file there.  A refusal is kept
  * in r->upload_err and answered once the body has been read; nothing is
  * created for a refused name. */
+/* Whether name is 1 to 128 letters, digits and ._- not starting with '.'. */
+static int artifact_part_ok(const char *name, size_t n)
+{
+    int ok = n >= 1 && n <= 128 && name[0] != '.';
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
+             (name[i] >= '0' && name[i] <= '9') || strchr("._-", name[i]);
+    return ok;
+}
+
+/* Opens DATA/runs/ID (or its folder SUB, for NAME = SUB/FILE: one level, as
+ * a run writes) for an external RUNNING run's artifact NAME. */
+static int artifact_dir(req *r, const char *id, const char *name, const char **leaf)
+{
+    const char *slash = strchr(name, '/');
+    if (!(slash ? artifact_part_ok(name, (size_t)(slash - name)) &&
+                      artifact_part_ok(slash + 1, strlen(slash + 1)) && !strchr(slash + 1, '/')
+                : artifact_part_ok(name, strlen(name))))
+        return vv_fail(VV_EINVAL, "artifact name '%.128s': FILE or FOLDER/FILE, each 1 to 128 "
+                                  "letters, digits and ._- (not starting with '.')",
+                       name);
+    run_row row = {0};
+    int rc = store_run_get(r->cfg->db, id, &row);
+    if (rc == 0 && (!row.runner || strcmp(row.state, "RUNNING")))
+        rc = vv_fail(VV_ESTATE, "run %s is %s%s: only a worker's RUNNING run takes artifacts", id,
+                     row.state, row.runner ? "" : " and run by this daemon");
+    run_row_free(&row);
+    if (rc < 0)
+        return rc;
+    if (snprintf(r->upload_path, sizeof r->upload_path, "%s/runs/%s/%s", r->cfg->data_root, id,
+                 name) >= (int)sizeof r->upload_path)
+        return vv_fail(VV_EINVAL, "artifact path too long");
+    char runs[PATH_MAX];
+    snprintf(runs, sizeof runs, "%s/runs", r->cfg->data_root);
+    if (mkdir(runs, 0755) < 0 && errno != EEXIST)
+        return vv_fail(upload_errno(errno), "%s: %s", runs, strerror(errno));
+    int rfd = open(runs, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (rfd < 0)
+        return vv_fail(VV_EIO, "%s: %s", runs, strerror(errno));
+    if (mkdirat(rfd, id, 0755) < 0 && errno != EEXIST) {
+        int e = errno;
+        close(rfd);
+        return vv_fail(upload_errno(e), "%s/%s: %s", runs, id, strerror(e));
+    }
+    r->upload_dirfd = openat(rfd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int e = errno;
+    close(rfd);
+    if (r->upload_dirfd < 0)
+        return vv_fail(VV_EIO, "%s/%s: %s", runs, id, strerror(e));
+    *leaf = name;
+    if (slash) {
+        char sub[130];
+        snprintf(sub, sizeof sub, "%.*s", (int)(slash - name), name);
+        if (mkdirat(r->upload_dirfd, sub, 0755) < 0 && errno != EEXIST)
+            return vv_fail(upload_errno(errno), "%s/%s/%s: %s", runs, id, sub, strerror(errno));
+        int sfd = openat(r->upload_dirfd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        e = errno;
+        close(r->upload_dirfd);
+        r->upload_dirfd = sfd;
+        if (sfd < 0)
+            return vv_fail(VV_EIO, "%s/%s/%s: %s", runs, id, sub, strerror(e));
+        *leaf = slash + 1;
+    }
+    return 0;
+}
+
 static void upload_begin(req *r)
 {
     static atomic_uint seq;
     const char *name = r->url + 10, *rel = NULL, *leaf = NULL;
+    char id[64];
     r->upload_fd = r->upload_dirfd = -1;
-    int rc = data_blob_name(name, &rel);
-    if (rc == 0 && snprintf(r->upload_path, sizeof r->upload_path, DATA_BLOBS "/%s", rel) >=
-                       (int)sizeof r->upload_path)
-        rc = vv_fail(VV_EINVAL, "blob name '%.200s' is too long", name);
-    if (rc == 0)
-        rc = data_blob_open_dir(r->cfg->data_root, rel, &r->upload_dirfd, &leaf);
+    int rc;
+    if (is_artifact_put(r->method, r->url, id, sizeof id, &name)) {
+        rc = artifact_dir(r, id, name, &leaf);
+    } else {
+        rc = data_blob_name(name, &rel);
+        if (rc == 0 && snprintf(r->upload_path, sizeof r->upload_path, DATA_BLOBS "/%s", rel) >=
+                           (int)sizeof r->upload_path)
+            rc = vv_fail(VV_EINVAL, "blob name '%.200s' is too long", name);
+        if (rc == 0)
+            rc = data_blob_open_dir(r->cfg->data_root, rel, &r->upload_dirfd, &leaf);
+    }
     if (rc < 0) {
         r->upload_err = upload_fail(r, rc, "%s", vv_err_detail());
         snprintf(r->upload_field, sizeof r->upload_field, rc == VV_ENOSPACE ? "" : "/name");
@@ -398,12 +492,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->url = url;
         r->upload_fd = r->upload_dirfd = -1;
         *con_cls = r;
-        if (is_blob_put(method, url) && check_token(r))
+        if (is_upload_put(method, url) && check_token(r))
             upload_begin(r);
         return MHD_YES;
     }
     if (*upload_size) {
-        if (is_blob_put(method, url)) {
+        if (is_upload_put(method, url)) {
             /* After an error the rest of the body is read and dropped: this
              * libmicrohttpd cannot answer before the request is complete. */
             upload_chunk(r, upload_data, *upload_size);
@@ -428,7 +522,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         vv_fail(VV_EAUTH, "this vvd requires 'Authorization: Bearer <token>'");
         return reply_problem(r, VV_EAUTH, "");
     }
-    if (r->too_large && !is_blob_put(method, url)) {
+    if (r->too_large && !is_upload_put(method, url)) {
         vv_fail(VV_ETOOLARGE, "request bodies are limited to %lld bytes",
                 (long long)r->cfg->max_body);
         return reply_problem(r, VV_ETOOLARGE, "");

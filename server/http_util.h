@@ -85,6 +85,13 @@ enum MHD_Result api_sweeps_list(req *r);
 int api_sweep_describe(req *r, const sweep_row *sw, cJSON *o, int with_counts);
 int api_sweep_deleted_json(req *r, const char *id, cJSON *o);
 
+/* External runs (external.c): a worker claims a run or a sweep's point,
+ * sends its events, ends it. */
+enum MHD_Result api_run_claim(req *r, const char *id);
+enum MHD_Result api_run_events_post(req *r, const char *id);
+enum MHD_Result api_run_finish(req *r, const char *id);
+enum MHD_Result api_sweep_claim(req *r, const char *sid);
+
 /* Resident models (api_models.c): name is NULL for /v1/models itself. */
 enum MHD_Result api_models(req *r, const char *name);
 /* Checks a job's model reference: its files inside the data root, a

@@ -47,6 +47,7 @@ static void jobs_free(jobs *j)
     }
     hub_free(j->hub);
     run_cache_free(j->cache);
+    free(j->ext_stops);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
     free(j);
@@ -260,10 +261,42 @@ int jobs_stop_run(jobs *j, const char *id)
         return 0;
     }
     pthread_mutex_unlock(&j->mu);
-    /* Neither running nor queued: it has ended (or is ending now, its final
-     * state not yet stored).  Stop is idempotent: nothing to do. */
+    /* Neither running nor queued here: an external run, or one that has
+     * ended (or is ending now, its final state not yet stored: stop is
+     * idempotent, nothing to do). */
     run_row r = {0};
     int rc = store_run_get(j->cfg.db, id, &r);
+    int st = rc == 0 ? run_state_parse(r.state) : -1;
+    if (rc == 0 && r.runner && st == RUN_QUEUED) {
+        /* No worker has it yet: it ends here. */
+        if ((rc = hub_open(j->hub, id, r.last_seq)) == 0 &&
+            (rc = hub_finish(j->hub, id, RUN_STOPPED, STOP_USER, NULL, NULL)) == 0)
+            hub_wait_stored(j->hub, id, 10);
+    } else if (rc == 0 && r.runner && st == RUN_RUNNING) {
+        /* Its worker learns it with its next batch of events; a worker
+         * silent for a minute is gone: the run ends here. */
+        if (jobs_wall() - r.heartbeat > 60) {
+            if ((rc = hub_open(j->hub, id, r.last_seq)) == 0 &&
+                (rc = hub_finish(j->hub, id, RUN_STOPPED, STOP_USER, NULL, NULL)) == 0)
+                hub_wait_stored(j->hub, id, 10);
+        } else {
+            pthread_mutex_lock(&j->mu);
+            int have = 0;
+            for (int i = 0; i < j->n_ext_stops && !have; i++)
+                have = !strcmp(j->ext_stops[i], id);
+            if (!have && j->n_ext_stops == j->cap_ext_stops) {
+                int cap = j->cap_ext_stops ? 2 * j->cap_ext_stops : 8;
+                char(*g)[32] = realloc(j->ext_stops, (size_t)cap * sizeof *g);
+                if (g) {
+                    j->ext_stops = g;
+                    j->cap_ext_stops = cap;
+                }
+            }
+            if (!have && j->n_ext_stops < j->cap_ext_stops)
+                snprintf(j->ext_stops[j->n_ext_stops++], 32, "%s", id);
+            pthread_mutex_unlock(&j->mu);
+        }
+    }
     run_row_free(&r);
     return rc;
 }
@@ -385,4 +418,18 @@ char *jobs_last_metric(jobs *j, const char *id)
     char *s = o ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     return s;
+}
+
+int jobs_ext_stop_requested(jobs *j, const char *id, int clear)
+{
+    pthread_mutex_lock(&j->mu);
+    int found = 0;
+    for (int i = 0; i < j->n_ext_stops && !found; i++)
+        if (!strcmp(j->ext_stops[i], id)) {
+            found = 1;
+            if (clear)
+                memcpy(j->ext_stops[i], j->ext_stops[--j->n_ext_stops], 32);
+        }
+    pthread_mutex_unlock(&j->mu);
+    return found;
 }

@@ -15,8 +15,10 @@
 #define VV_JOBS_H
 
 #include "spec.h"
+#include "state.h"
 #include "store.h"
 
+#include <cjson/cJSON.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,6 +57,27 @@ int jobs_submit(jobs *j, job_spec *spec, const char *spec_json, const char *swee
  * its next iteration; a run that has ended is left as it is (idempotent:
  * 0).  VV_ENOTFOUND for an unknown id. */
 int jobs_stop_run(jobs *j, const char *id);
+
+/* ---- External runs (external.c): run elsewhere, reported here ------------- */
+
+/* Records a run that waits for a worker (never queued here); writes its id. */
+int jobs_submit_external(jobs *j, const char *kind, const char *spec_json, const char *sweep_id,
+                         const char *config_hash, char *id);
+/* A worker (where: host, scheduler job) takes an external QUEUED run: it is
+ * RUNNING and live.  VV_ESTATE when it is not external or not QUEUED. */
+int jobs_claim(jobs *j, const char *id, const char *where);
+/* Applies a batch of a worker's events ([{seq, type: metric|log, data}],
+ * checked whole first: field names a bad one); events numbered at or below
+ * the run's ext_seq are skipped.  *applied, the new *ext_seq, and *stop:
+ * whether a stop was asked for. */
+int jobs_ingest(jobs *j, const char *id, const cJSON *events, int *applied, int64_t *ext_seq,
+                int *stop, char *field, size_t fsz);
+/* Ends an external RUNNING run (takes result and error, JSON texts or NULL),
+ * stored before it returns; an external run that ended already is 0. */
+int jobs_finish_external(jobs *j, const char *id, run_state state, stop_reason why, char *result,
+                         char *error);
+/* Whether a stop was asked for the external run id; clear forgets it. */
+int jobs_ext_stop_requested(jobs *j, const char *id, int clear);
 
 /* Queue position (1 = next) and why the run waits, for a QUEUED run; 0 and
  * "" otherwise. */

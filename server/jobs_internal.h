@@ -29,6 +29,10 @@ struct jobs {
     int device_lost; /* a sticky device error: no run starts any more */
     int64_t next_run;
     char running[32]; /* the running run's id, "" when none */
+    /* External runs asked to stop (their workers learn it with their next
+     * batch of events). */
+    char (*ext_stops)[32];
+    int n_ext_stops, cap_ext_stops;
     /* Read by the solver between iterations, set by other threads. */
     atomic_int stop_flag;    /* stop the running run */
     atomic_int shutdown_run; /* ... because vvd shuts down */

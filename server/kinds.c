@@ -47,6 +47,16 @@ static int lasso_paths(job_spec *s, spec_path *out)
     lasso_spec *l = &s->lasso;
     add_path(out, &n, &l->phi.path, "/phi", 0);
     add_path(out, &n, &l->psi.path, "/psi", 0);
+    for (int i = 0; i < l->nphi_shards; i++) {
+        char ptr[32];
+        snprintf(ptr, sizeof ptr, "/phi/%d", i);
+        add_path(out, &n, &l->phi_shards[i].path, ptr, 0);
+    }
+    for (int i = 0; i < l->npsi_shards; i++) {
+        char ptr[32];
+        snprintf(ptr, sizeof ptr, "/psi/%d", i);
+        add_path(out, &n, &l->psi_shards[i].path, ptr, 0);
+    }
     add_path(out, &n, &l->bias_file.path, "/bias", 0);
     add_path(out, &n, &l->init_file.path, "/init", 0);
     return n;
@@ -255,6 +265,14 @@ int spec_parse_job(const cJSON *root, job_spec *s, char *field, size_t fsz)
     snprintf(field, fsz, "/kind");
     return vv_fail(VV_EINVAL, "/kind: unsupported kind '%.64s' (supported: %s)", kind->valuestring,
                    names);
+}
+
+int spec_parse_job_remote(const cJSON *root, job_spec *s, char *field, size_t fsz)
+{
+    spec_for_worker = 1;
+    int rc = spec_parse_job(root, s, field, fsz);
+    spec_for_worker = 0;
+    return rc;
 }
 
 int spec_parse_job_text(const char *text, size_t len, job_spec *out, char *field, size_t fsz)

@@ -23,7 +23,7 @@ typedef struct spec_path {
     int dataset;
 } spec_path;
 
-enum { SPEC_MAX_PATHS = 16 };
+enum { SPEC_MAX_PATHS = 16 + 2 * SPEC_MAX_SHARDS }; /* a lasso's shards count too */
 
 typedef struct kind_def {
     job_kind kind;

@@ -4,6 +4,8 @@
 #include "forward.h"
 #include "model_spec.h"
 #include "models.h"
+#include "mpi_run.h"
+#include "report.h"
 #include "run.h"
 #include "spec.h"
 
@@ -50,6 +52,7 @@ static void usage(FILE *f)
 {
     fputs("usage: vvd serve [--listen ADDR:PORT] [--data-dir DIR] ... (vvd serve --help)\n"
           "       vvd run SPEC.json [--out DIR] [--device DEV]\n"
+          "       vvd run --report-to URL (SPEC.json | --sweep SID --index I | --run RID) ...\n"
           "       vvd gen --n N --k K --d D [--seed S] --out DIR\n"
           "       vvd forward MODEL.json WEIGHTS.safetensors X.npy OUT.npy [--preprocess] ...\n"
           "       vvd version\n"
@@ -62,6 +65,11 @@ static void usage(FILE *f)
           "      VVD_DEVICE): cpu, cuda:N, sim:N or auto; default the spec's \"device\",\n"
           "      else auto (a GPU when one is usable).\n"
           "      Exit status: 0 finished or stopped, 1 the job failed, 2 bad usage or spec.\n"
+          "      Under mpirun (mpirun -np P vvd run SPEC.json; vvd built with MPI) each\n"
+          "      rank computes the statistics of its share of the rows, they are summed,\n"
+          "      and rank 0 solves, writes and prints; an error on any rank ends all.\n"
+          "      --report-to URL: the run is a central vvd serve's, reported to it live\n"
+          "      (a Slurm or Kubernetes task of a sweep; vvd run --report-to URL --help).\n"
           "forward  runs a model (an architecture spec such as a compress run's\n"
           "      model.json, and its weights) on X and writes the logits (N x classes\n"
           "      float32) to OUT.  X: float32/float64 N x D or N x C x H x W inputs, or\n"
@@ -184,6 +192,25 @@ static int fail_line(int err, const char *field)
     return vv_err_http_status(err) < 500 ? 2 : 1;
 }
 
+/* The end of `vvd run` on this rank: a failure is first agreed on with the
+ * other ranks under mpirun (par_leave), then rank 0 prints it as the result
+ * line and every rank logs it; exit status as fail_line. */
+static int run_end(int rc, const char *field)
+{
+    char f[256];
+    snprintf(f, sizeof f, "%s", field ? field : "");
+    rc = par_leave(rc, f, sizeof f);
+    int status = 0;
+    if (rc < 0 && par_rank() == 0) {
+        status = fail_line(rc, f);
+    } else if (rc < 0) {
+        VV_ERROR("run", NULL, "%s: %s", vv_err_code(rc), vv_err_detail());
+        status = vv_err_http_status(rc) < 500 ? 2 : 1;
+    }
+    par_finalize();
+    return status;
+}
+
 static int cmd_run(int argc, char **argv)
 {
     const char *spec_path = NULL, *out = NULL, *device = getenv("VVD_DEVICE");
@@ -205,11 +232,16 @@ static int cmd_run(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    /* Under mpirun: every rank runs the job on its share of the rows, rank 0
+     * alone prints events and writes (mpi_run.h). */
+    int prc = par_init();
+    if (prc < 0)
+        return fail_line(prc, "");
     size_t len = 0;
     int ferr = 0;
     char *text = read_file(spec_path, &len, &ferr);
     if (!text)
-        return fail_line(ferr, "");
+        return run_end(ferr, "");
     /* The device opens before the spec is read, so that the spec's own
      * "device" is checked against what this process has. */
     char dev[32] = "auto";
@@ -222,21 +254,29 @@ static int cmd_run(int argc, char **argv)
     cJSON_Delete(peek);
     if (!device_name_ok(dev)) {
         free(text);
-        return fail_line(vv_fail(VV_EINVAL, "--device %.64s: unknown device (one of %s)", dev,
-                                 device_names()),
-                         "");
+        return run_end(
+            vv_fail(VV_EINVAL, "--device %.64s: unknown device (one of %s)", dev, device_names()),
+            "");
     }
     int orc = devices_open(dev);
     if (orc < 0) {
         free(text);
-        return fail_line(orc, "/device");
+        return run_end(orc, "/device");
     }
     job_spec spec;
     char field[256];
     int rc = spec_parse_job_text(text, len, &spec, field, sizeof field);
     free(text);
+    if (rc == 0 && par_size() > 1 && spec.kind != JOB_LASSO && spec.kind != JOB_COMPRESS) {
+        rc = vv_fail(VV_EINVAL,
+                     "a %s job runs in one process: under mpirun only lasso and "
+                     "compress share their statistics pass",
+                     spec_kind_name(spec.kind));
+        spec_free_job(&spec);
+        snprintf(field, sizeof field, "/kind");
+    }
     if (rc < 0)
-        return fail_line(rc, field);
+        return run_end(rc, field);
     char outbuf[4096];
     if (!out) {
         const char *base = strrchr(spec_path, '/');
@@ -260,19 +300,21 @@ static int cmd_run(int argc, char **argv)
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    run_sink sink = {print_metric, print_event, stdout};
+    run_sink sink = {print_metric, print_event, stdout}, quiet = {0};
     cJSON *result = NULL;
     /* The default model's cache: the daemon's data directory. */
     const char *dd = getenv("VVD_DATA_DIR");
     models_set_data_dir(dd && dd[0] ? dd : "vvd-data");
-    rc = run_job(&spec, out, &sink, &stop_flag, NULL, &result, field, sizeof field);
+    rc = run_job(&spec, out, par_rank() == 0 ? &sink : &quiet, &stop_flag, NULL, &result, field,
+                 sizeof field);
     spec_free_job(&spec);
     devices_close();
     if (rc < 0)
-        return fail_line(rc, field);
-    print_event(stdout, result);
+        return run_end(rc, field);
+    if (result)
+        print_event(stdout, result);
     cJSON_Delete(result);
-    return 0;
+    return run_end(0, "");
 }
 
 static int cmd_gen(int argc, char **argv)
@@ -362,6 +404,10 @@ int main(int argc, char **argv)
         printf("vvd %s\n", VV_VERSION);
         return 0;
     }
+    if (!strcmp(argv[1], "run"))
+        for (int i = 2; i < argc; i++)
+            if (!strcmp(argv[i], "--report-to"))
+                return report_run_main(argc - 2, argv + 2);
     if (!strcmp(argv[1], "run")) {
         log_blas_kernels();
         return cmd_run(argc - 2, argv + 2);

@@ -1,7 +1,8 @@
 /* run.c - the lasso job: files -> statistics -> solve(s) -> artifacts. */
 #include "run.h"
-#include "state.h"
 #include "device.h"
+#include "mpi_run.h"
+#include "state.h"
 
 #include "vv/cpu.h"
 #include "vv/err.h"
@@ -69,6 +70,96 @@ static int open_file(const spec_file *f, vv_rows **out, const char *ptr, char *f
     int rc = vv_rows_open(f->path, f->tensor, out);
     if (rc < 0)
         set_field(field, fieldsz, ptr);
+    return rc;
+}
+
+/* Opens this rank's sources of the rows: the synthetic problem or a file
+ * each, whose rows the ranks share (*split), or, for lists of shards, the
+ * concatenation of this rank's whole shards (shards [share of the rank] of
+ * the lists; all of them in one process). */
+static int open_sources(const lasso_spec *s, vv_rows **phi, vv_rows **psi, int *split, char *field,
+                        size_t fieldsz)
+{
+    *split = 1;
+    if (s->generate)
+        return vv_synth_open(s->gen_n, s->gen_k, s->gen_d, s->gen_seed, phi, psi);
+    int rc;
+    if (!s->nphi_shards) {
+        if ((rc = open_file(&s->phi, phi, "/phi", field, fieldsz)) == 0)
+            rc = open_file(&s->psi, psi, "/psi", field, fieldsz);
+        return rc;
+    }
+    *split = 0;
+    int ranks = par_size(), ns = s->nphi_shards;
+    if (ns < ranks) {
+        set_field(field, fieldsz, "/phi");
+        return vv_fail(VV_EINVAL,
+                       "phi lists %d shards for %d ranks: each rank reads whole "
+                       "shards, give at least one per rank",
+                       ns, ranks);
+    }
+    int64_t b, e;
+    vv_stats_share(ns, par_rank(), ranks, &b, &e);
+    vv_rows *pp[SPEC_MAX_SHARDS] = {0}, *qq[SPEC_MAX_SHARDS] = {0};
+    int m = (int)(e - b);
+    rc = 0;
+    for (int i = 0; i < m && rc == 0; i++) {
+        char ptr[32];
+        snprintf(ptr, sizeof ptr, "/phi/%d", (int)b + i);
+        if ((rc = open_file(&s->phi_shards[b + i], &pp[i], ptr, field, fieldsz)) < 0)
+            break;
+        snprintf(ptr, sizeof ptr, "/psi/%d", (int)b + i);
+        if ((rc = open_file(&s->psi_shards[b + i], &qq[i], ptr, field, fieldsz)) < 0)
+            break;
+        if (vv_rows_n(pp[i]) != vv_rows_n(qq[i])) {
+            set_field(field, fieldsz, ptr);
+            rc = vv_fail(VV_ESHAPE, "shard %d: phi (%s) has %lld rows but psi (%s) has %lld",
+                         (int)b + i, vv_rows_name(pp[i]), (long long)vv_rows_n(pp[i]),
+                         vv_rows_name(qq[i]), (long long)vv_rows_n(qq[i]));
+        }
+    }
+    if (rc < 0) {
+        for (int i = 0; i < m; i++) {
+            vv_rows_free(pp[i]);
+            vv_rows_free(qq[i]);
+        }
+        return rc;
+    }
+    char name[64];
+    snprintf(name, sizeof name, "phi shards %lld..%lld of %d", (long long)b, (long long)e - 1, ns);
+    if ((rc = vv_rows_concat(name, pp, m, phi)) < 0) {
+        for (int i = 0; i < m; i++)
+            vv_rows_free(qq[i]);
+        set_field(field, fieldsz, "/phi");
+        return rc;
+    }
+    snprintf(name, sizeof name, "psi shards %lld..%lld of %d", (long long)b, (long long)e - 1, ns);
+    if ((rc = vv_rows_concat(name, qq, m, psi)) < 0)
+        set_field(field, fieldsz, "/psi");
+    return rc;
+}
+
+/* G.npy (K x K) and B.npy (D x K, (Psi - b)^T Phi), float64, into dir. */
+static int write_stats(const char *dir, const vv_stats *st, cJSON *outs)
+{
+    int64_t k = st->k, d = st->d;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/G.npy", dir);
+    int rc = vv_npy_write(path, VV_F64, 2, (int64_t[]){k, k}, st->G);
+    if (rc < 0)
+        return rc;
+    cJSON_AddStringToObject(outs, "G", path);
+    double *B = malloc((size_t)(k * d) * sizeof *B + 8);
+    if (!B)
+        return vv_fail(VV_ENOMEM, "out of memory writing B.npy");
+    for (int64_t i = 0; i < d; i++)
+        for (int64_t c = 0; c < k; c++)
+            B[i * k + c] = st->Bt[c * d + i];
+    snprintf(path, sizeof path, "%s/B.npy", dir);
+    rc = vv_npy_write(path, VV_F64, 2, (int64_t[]){d, k}, B);
+    free(B);
+    if (rc == 0)
+        cJSON_AddStringToObject(outs, "B", path);
     return rc;
 }
 
@@ -505,14 +596,15 @@ int run_lasso(const lasso_spec *s, const char *out_dir, const run_sink *sink,
         set_field(field, fieldsz, "/device");
         goto done;
     }
-    if (s->generate)
-        rc = vv_synth_open(s->gen_n, s->gen_k, s->gen_d, s->gen_seed, &phi, &psi);
-    else if ((rc = open_file(&s->phi, &phi, "/phi", field, fieldsz)) == 0)
-        rc = open_file(&s->psi, &psi, "/psi", field, fieldsz);
-    if (rc < 0)
+    /* Under mpirun the ranks meet here (a shard missing on one of them ends
+     * the job at once), and before the sums of the statistics. */
+    int split = 1;
+    rc = open_sources(s, &phi, &psi, &split, field, fieldsz);
+    if ((rc = par_agree(rc, field, fieldsz)) < 0)
         goto done;
-    int64_t n = vv_rows_n(phi), k = vv_rows_cols(phi), d = vv_rows_cols(psi);
-    if (vv_rows_n(psi) != n) {
+    int64_t n = split ? vv_rows_n(phi) : par_sum_i64(vv_rows_n(phi));
+    int64_t k = vv_rows_cols(phi), d = vv_rows_cols(psi);
+    if (vv_rows_n(psi) != vv_rows_n(phi)) {
         rc = vv_fail(VV_ESHAPE, "phi (%s) has N=%lld rows but psi (%s) has N=%lld",
                      vv_rows_name(phi), (long long)n, vv_rows_name(psi),
                      (long long)vv_rows_n(psi));
@@ -572,12 +664,14 @@ int run_lasso(const lasso_spec *s, const char *out_dir, const run_sink *sink,
     } else {
         vv_lasso_init(s->init, s->seed, k, d, W);
     }
-    if ((rc = run_mkdir_p(out_dir)) < 0)
+    if (par_rank() == 0 && (rc = run_mkdir_p(out_dir)) < 0)
         goto done;
 
     cJSON *ev = cJSON_CreateObject();
     cJSON_AddStringToObject(ev, "event", "start");
     cJSON_AddStringToObject(ev, "kind", "lasso");
+    if (par_size() > 1)
+        cJSON_AddNumberToObject(ev, "ranks", par_size());
     cJSON_AddStringToObject(ev, "phi", vv_rows_name(phi));
     cJSON_AddStringToObject(ev, "psi", vv_rows_name(psi));
     cJSON_AddNumberToObject(ev, "n", (double)n);
@@ -589,13 +683,14 @@ int run_lasso(const lasso_spec *s, const char *out_dir, const run_sink *sink,
     run_emit_log(sink, ev);
 
     char key[8192] = "";
+    /* (The daemon's cache; `vvd run`, and so every rank, has none.) */
     cache_entry *ce = cache ? cache_find(cache, cache_key(s, key, sizeof key)) : NULL;
     if (ce) {
         j.stp = &ce->st;
         j.cached = 1;
     } else {
         vv_stats_opts so = {.chunk_rows = s->chunk_rows, .bias = bias, .stop = stop, .be = j.be};
-        if ((rc = vv_stats_compute(phi, psi, &so, &j.st)) < 0) {
+        if ((rc = par_stats_share(phi, psi, &so, split, &j.st)) < 0) {
             const char *det = vv_err_detail();
             if (rc == VV_ESTATE) {
                 /* Stopped during the pass: nothing to save. */
@@ -603,8 +698,22 @@ int run_lasso(const lasso_spec *s, const char *out_dir, const run_sink *sink,
                 set_field(field, fieldsz, "/phi");
             else if (strstr(det, vv_rows_name(psi)))
                 set_field(field, fieldsz, "/psi");
-            goto done;
+            for (int i = 0; i < s->nphi_shards; i++) {
+                char ptr[32];
+                const char *side = strstr(det, s->phi_shards[i].path)   ? "phi"
+                                   : strstr(det, s->psi_shards[i].path) ? "psi"
+                                                                        : NULL;
+                snprintf(ptr, sizeof ptr, "/%s/%d", side ? side : "", i);
+                if (side)
+                    set_field(field, fieldsz, ptr);
+            }
         }
+        if ((rc = par_agree(rc, field, fieldsz)) < 0 || (rc = par_sum_stats(&j.st)) < 0)
+            goto done;
+        /* The other ranks are done: rank 0 solves and writes. */
+        par_end();
+        if (par_rank() != 0)
+            goto done;
         j.stp = &j.st;
         if (cache && key[0] && (ce = cache_add(cache, key, &j.st)) != NULL)
             j.stp = &ce->st;
@@ -676,6 +785,15 @@ int run_lasso(const lasso_spec *s, const char *out_dir, const run_sink *sink,
     cJSON *outs = cJSON_AddObjectToObject(r, "outputs");
     cJSON_AddStringToObject(outs, "V", vpath);
     cJSON_AddStringToObject(outs, "kept", kpath);
+    if (par_size() > 1)
+        cJSON_AddNumberToObject(r, "ranks", par_size());
+    if (s->save_stats) {
+        cJSON_AddNumberToObject(r, "c", j.stp->c);
+        if ((rc = write_stats(out_dir, j.stp, outs)) < 0) {
+            cJSON_Delete(r);
+            goto done;
+        }
+    }
     if (s->refit) {
         double *Wr = malloc((size_t)(k * d) * sizeof *Wr), *GWr = malloc((size_t)(k * d) * sizeof *GWr);
         if (!Wr || !GWr)

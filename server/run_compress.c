@@ -11,6 +11,7 @@
 #include "device.h"
 #include "model_check.h"
 #include "models.h"
+#include "mpi_run.h"
 #include "run.h"
 #include "state.h"
 
@@ -125,9 +126,11 @@ static int stats_key(const compress_spec *s, const char *model_id, const char *l
 
 /* The sufficient statistics of layer li of m (its inputs and
  * pre-activation outputs on the training set, the layer's bias as the
- * offset) into *st. */
+ * offset) into *st.  With share, under mpirun, each rank runs the forward
+ * passes of its share of the training images and the sums are added up
+ * (every rank calls it); else this process does all the rows. */
 static int layer_stats(cctx *c, const vv_model *m, int li, const vv_dataset *train,
-                       const vv_preprocess *pp, int64_t ntrain, vv_stats *st)
+                       const vv_preprocess *pp, int64_t ntrain, int share, vv_stats *st)
 {
     const vv_layer *L = &m->layers[li];
     int64_t k = L->in_ch, d = L->out_ch;
@@ -157,13 +160,15 @@ static int layer_stats(cctx *c, const vv_model *m, int li, const vv_dataset *tra
     vv_stats_opts so = {
         .chunk_rows = c->spec->lasso.chunk_rows, .bias = bias, .stop = c->stop, .be = c->be};
     if (rc == 0)
-        rc = vv_stats_compute(phi, psi, &so, st);
+        rc = share ? par_stats_share(phi, psi, &so, 1, st) : vv_stats_compute(phi, psi, &so, st);
     vv_rows_free(phi);
     vv_rows_free(psi);
     if (own_md)
         vv_model_dev_close(f.md);
     feats_free(&f);
     free(bias);
+    if (share && ((rc = par_agree(rc, NULL, 0)) < 0 || (rc = par_sum_stats(st)) < 0))
+        vv_stats_free(st);
     return rc;
 }
 
@@ -220,12 +225,17 @@ static int compress_layer(cctx *c, const vv_model *src, const vv_model *bsrc, in
         return vv_fail(VV_ENOMEM, "out of memory for layer %s", L->name);
     int rc = 0;
     if (!ce) {
-        rc = layer_stats(c, src, li, (const vv_dataset *)train, pp, ntrain, &st);
+        rc = layer_stats(c, src, li, (const vv_dataset *)train, pp, ntrain, 1, &st);
         if (rc == 0 && keyed && (ce = cache_add(cache, key, &st)) != NULL)
             stp = cache_stats(ce);
     }
     if (rc < 0)
         return rc;
+    if (par_rank() != 0) {
+        /* Rank 0 solves; its choice comes back through share_layer. */
+        vv_stats_free(&st);
+        return 0;
+    }
     lo->stats_seconds = lo->cached ? 0 : stp->seconds;
     lo->lambda_max = vv_lambda_max(stp);
     cJSON *ev = cJSON_CreateObject();
@@ -299,7 +309,7 @@ static int compress_layer(cctx *c, const vv_model *src, const vv_model *bsrc, in
     if (rc == 0 && bsrc) {
         const vv_stats *bs = stp;
         if (bsrc != src) {
-            if ((rc = layer_stats(c, bsrc, li, train, pp, ntrain, &bst)) < 0)
+            if ((rc = layer_stats(c, bsrc, li, train, pp, ntrain, 0, &bst)) < 0)
                 goto done;
             bs = &bst;
         }
@@ -324,6 +334,23 @@ static int apply(vv_model *m, const layer_out *lo, const double *W, const int64_
     int j = vv_model_feeding_linear(m, lo->li);
     *pruned = j >= 0;
     return j >= 0 ? vv_model_prune(m, j, lo->li, keep, lo->kept) : 0;
+}
+
+/* Under mpirun: rank 0's outcome of layer lo (its status, then V and the
+ * kept neurons) reaches every rank, which applies it to its network when
+ * the next layer's features come from the compressed one.  *stopped: the
+ * solve was stopped by the user. */
+static int share_layer(int rc, layer_out *lo, int *stopped, char *field, size_t fsz)
+{
+    if (par_size() == 1 || (rc = par_agree(rc, field, fsz)) < 0)
+        return rc;
+    int64_t hdr[2] = {lo->kept, lo->res.stop_reason == VV_STOP_USER};
+    par_bcast(hdr, sizeof hdr);
+    lo->kept = hdr[0];
+    *stopped = (int)hdr[1];
+    par_bcast(lo->W, (size_t)(lo->k * lo->d) * sizeof *lo->W);
+    par_bcast(lo->keep, (size_t)lo->kept * sizeof *lo->keep);
+    return 0;
 }
 
 /* Events of the in-process training of the default model, passed on to the
@@ -384,6 +411,12 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
     *result = NULL;
     set_field(field, fsz, "");
     cctx c = {.spec = s, .sink = sink, .stop = stop, .t0 = vv_now()};
+    /* Under mpirun (mpi_run.h) every rank computes its share of each layer's
+     * statistics; rank 0 alone solves, evaluates, runs the baseline and
+     * fine-tuning, and writes.  The daemon's cache is not used there. */
+    int root = par_rank() == 0;
+    if (par_size() > 1)
+        cache = NULL;
     resident *res = NULL;
     vv_model own = {0}, cur = {0}, curl = {0}, bm = {0}, bmp = {0};
     const vv_model *orig = &own;
@@ -402,10 +435,12 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
     }
     c.be = vv_backend_is_device(be) ? be : NULL;
 
-    /* The model. */
-    if (s->model.resident && !strcmp(s->model.resident, MODELS_DEFAULT) &&
-        !models_default_cached() && (rc = train_default(&c, out_dir, field, fsz)) < 0)
-        return rc;
+    /* The model (the default one is trained by rank 0 when not yet cached). */
+    if (s->model.resident && !strcmp(s->model.resident, MODELS_DEFAULT)) {
+        rc = root && !models_default_cached() ? train_default(&c, out_dir, field, fsz) : 0;
+        if ((rc = par_agree(rc, field, fsz)) < 0)
+            return rc;
+    }
     if (s->model.resident) {
         if (!(res = models_acquire_default(s->model.resident))) {
             set_field(field, fsz, "/model");
@@ -469,7 +504,7 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
     test = dat.test;
     pp = dat.pp;
     int64_t ntrain = dat.ntrain, ntest = dat.ntest;
-    if ((rc = run_mkdir_p(out_dir)) < 0)
+    if (root && (rc = run_mkdir_p(out_dir)) < 0)
         goto done;
 
     cJSON *ev = cJSON_CreateObject();
@@ -486,10 +521,11 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
     run_emit_log(sink, ev);
 
     evals before, after, pruned_e, base_p, base_r, base_f;
-    int refit = s->lasso.refit, ft = s->finetune.enabled, base = s->baseline;
-    if ((rc = compress_eval_all(&c, orig, train, test, &pp, ntrain, ntest, &before)) < 0)
+    int refit = s->lasso.refit && root, ft = s->finetune.enabled, base = s->baseline && root;
+    if (root && (rc = compress_eval_all(&c, orig, train, test, &pp, ntrain, ntest, &before)) < 0)
         goto done;
-    compress_emit_evals(&c, &before, "before");
+    if (root)
+        compress_emit_evals(&c, &before, "before");
 
     /* The networks: cur (the lasso's, refitted when asked: the features of
      * the next layer in sequential mode, then fine-tuned), curl (the lasso's
@@ -511,8 +547,10 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
         const vv_model *bsrc = !base ? NULL : !s->sequential || t == 0 ? src : &bm;
         /* Sequential features come from a network that changed: not cached. */
         const char *id = s->sequential && t > 0 ? NULL : model_id[0] ? model_id : NULL;
-        if ((rc = compress_layer(&c, src, bsrc, idx[t], train, &pp, ntrain, cache, id, out_dir,
-                                 &los[t], field, fsz)) < 0) {
+        int sstop = 0;
+        rc = compress_layer(&c, src, bsrc, idx[t], train, &pp, ntrain, cache, id, out_dir, &los[t],
+                            field, fsz);
+        if ((rc = share_layer(rc, &los[t], &sstop, field, fsz)) < 0) {
             cJSON_Delete(lj);
             if (rc == VV_ESTATE && stop && atomic_load(stop)) {
                 stopped = 1;
@@ -532,6 +570,11 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
             goto done;
         }
         done_layers = t + 1;
+        if (!root) {
+            if (sstop)
+                break;
+            continue;
+        }
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "layer", orig->layers[lo->li].name);
         cJSON_AddNumberToObject(o, "neurons", (double)lo->k);
@@ -575,6 +618,12 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
             stopped = 1;
             break;
         }
+    }
+    /* The other ranks are done. */
+    par_end();
+    if (!root) {
+        cJSON_Delete(lj);
+        goto done;
     }
     if (stopped && done_layers == 0) {
         /* Stopped before any layer was solved: a stopped run with no model. */

@@ -10,11 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Set while a spec for another machine is parsed (spec_parse_job_remote):
+ * a device is checked by name, not against this process's devices. */
+_Thread_local int spec_for_worker;
+
 const char *const spec_lasso_fields[] = {
-    "kind",   "name",     "phi",          "psi",     "bias",          "generate",
-    "lambda", "lambda_paper", "lambda_ratio", "path", "target_active", "solver",
-    "tol",    "max_iter", "max_seconds",  "mu",      "init",          "seed",
-    "refit",  "metrics_every", "chunk_rows", "device", NULL};
+    "kind",   "name",          "phi",          "psi",    "bias",          "generate",
+    "lambda", "lambda_paper",  "lambda_ratio", "path",   "target_active", "solver",
+    "tol",    "max_iter",      "max_seconds",  "mu",     "init",          "seed",
+    "refit",  "metrics_every", "chunk_rows",   "device", "save_stats",    NULL};
 
 typedef struct pctx {
     char *field;
@@ -124,6 +128,27 @@ static int get_file(pctx *c, const cJSON *j, const char *ptr, spec_file *out)
     if (!out->path) {
         snprintf(sub, sizeof sub, "%s/path", ptr);
         return bad(c, VV_EMISSING, sub, "is required");
+    }
+    return 0;
+}
+
+/* A list of 1..SPEC_MAX_SHARDS file references (phi or psi as shards). */
+static int get_shards(pctx *c, const cJSON *j, const char *ptr, spec_file **out, int *n)
+{
+    int len = cJSON_GetArraySize(j);
+    if (len < 1 || len > SPEC_MAX_SHARDS)
+        return bad(c, VV_EINVAL, ptr, "a list of shards must name 1 to %d files, got %d",
+                   SPEC_MAX_SHARDS, len);
+    if (!(*out = calloc((size_t)len, sizeof **out)))
+        return vv_fail(VV_ENOMEM, "out of memory");
+    *n = len;
+    int i = 0;
+    for (const cJSON *m = j->child; m; m = m->next, i++) {
+        char sub[160];
+        snprintf(sub, sizeof sub, "%s/%d", ptr, i);
+        int rc = get_file(c, m, sub, &(*out)[i]);
+        if (rc < 0)
+            return rc;
     }
     return 0;
 }
@@ -304,11 +329,11 @@ static int parse_lasso(const cJSON *root, lasso_spec *s, const char *const *fore
                 return bad(&c, VV_EINVAL, ptr, "appears twice");
         if (foreign && is_foreign(foreign, k))
             continue;
-        if (foreign && (!strcmp(k, "phi") || !strcmp(k, "psi") || !strcmp(k, "bias") ||
-                        !strcmp(k, "generate") ||
-                        (!strcmp(k, "init") && !(cJSON_IsString(m) &&
-                                                 (!strcmp(m->valuestring, "zeros") ||
-                                                  !strcmp(m->valuestring, "random")))))) {
+        if (foreign &&
+            (!strcmp(k, "phi") || !strcmp(k, "psi") || !strcmp(k, "bias") ||
+             !strcmp(k, "generate") || !strcmp(k, "save_stats") ||
+             (!strcmp(k, "init") && !(cJSON_IsString(m) && (!strcmp(m->valuestring, "zeros") ||
+                                                            !strcmp(m->valuestring, "random")))))) {
             rc = bad(&c, VV_EUNKNOWN, ptr,
                      !strcmp(k, "init") ? "must be \"zeros\" or \"random\" here"
                                         : "unknown field (the features come from the model)");
@@ -323,9 +348,16 @@ static int parse_lasso(const cJSON *root, lasso_spec *s, const char *const *fore
         } else if (!strcmp(k, "name")) {
             rc = get_string(&c, m, ptr, &s->name);
         } else if (!strcmp(k, "phi")) {
-            rc = get_file(&c, m, ptr, &s->phi);
+            rc = cJSON_IsArray(m) ? get_shards(&c, m, ptr, &s->phi_shards, &s->nphi_shards)
+                                  : get_file(&c, m, ptr, &s->phi);
         } else if (!strcmp(k, "psi")) {
-            rc = get_file(&c, m, ptr, &s->psi);
+            rc = cJSON_IsArray(m) ? get_shards(&c, m, ptr, &s->psi_shards, &s->npsi_shards)
+                                  : get_file(&c, m, ptr, &s->psi);
+        } else if (!strcmp(k, "save_stats")) {
+            if (!cJSON_IsBool(m))
+                rc = bad(&c, VV_ETYPE, ptr, "must be a boolean, got %s", type_name(m));
+            else
+                s->save_stats = cJSON_IsTrue(m);
         } else if (!strcmp(k, "bias")) {
             have_bias = 1;
             if (cJSON_IsArray(m))
@@ -410,12 +442,11 @@ static int parse_lasso(const cJSON *root, lasso_spec *s, const char *const *fore
             else if (!device_name_ok(m->valuestring))
                 rc = bad(&c, VV_EINVAL, ptr, "unknown device '%.64s' (one of %s)",
                          m->valuestring, device_names());
-            else if (devices_get(m->valuestring, &be) < 0) {
+            else if (!spec_for_worker && devices_get(m->valuestring, &be) < 0) {
                 char why[256];
                 snprintf(why, sizeof why, "%s", vv_err_detail());
                 rc = bad(&c, VV_EINVAL, ptr, "%s", why);
-            }
-            else if (strcmp(m->valuestring, "auto"))
+            } else if (strcmp(m->valuestring, "auto"))
                 snprintf(s->device, sizeof s->device, "%s", m->valuestring);
         } else {
             rc = bad(&c, VV_EUNKNOWN, ptr, "unknown field");
@@ -429,10 +460,18 @@ static int parse_lasso(const cJSON *root, lasso_spec *s, const char *const *fore
     if (foreign) {
         /* the caller checks the data fields */
     } else if (s->generate) {
-        if (s->phi.path)
+        if (s->phi.path || s->nphi_shards)
             return bad(&c, VV_EINVAL, "/phi", "give either phi/psi or generate, not both");
-        if (s->psi.path)
+        if (s->psi.path || s->npsi_shards)
             return bad(&c, VV_EINVAL, "/psi", "give either phi/psi or generate, not both");
+    } else if (s->nphi_shards || s->npsi_shards) {
+        if (!s->nphi_shards || !s->npsi_shards)
+            return bad(&c, VV_EINVAL, s->nphi_shards ? "/psi" : "/phi",
+                       "phi and psi must both be lists of shards, or both files");
+        if (s->nphi_shards != s->npsi_shards)
+            return bad(&c, VV_EINVAL, "/psi",
+                       "lists %d shards but phi lists %d: shard i of each must hold the same rows",
+                       s->npsi_shards, s->nphi_shards);
     } else {
         if (!s->phi.path)
             return bad(&c, VV_EMISSING, "/phi", "is required (or generate)");
@@ -471,6 +510,12 @@ void spec_free_lasso(lasso_spec *s)
     free(s->name);
     free_file(&s->phi);
     free_file(&s->psi);
+    for (int i = 0; i < s->nphi_shards; i++)
+        free_file(&s->phi_shards[i]);
+    for (int i = 0; i < s->npsi_shards; i++)
+        free_file(&s->psi_shards[i]);
+    free(s->phi_shards);
+    free(s->psi_shards);
     free(s->bias);
     free_file(&s->bias_file);
     free(s->path_values);

@@ -26,9 +26,19 @@ typedef struct spec_file {
 typedef enum { LAM_NONE = 0, LAM_CANONICAL, LAM_PAPER, LAM_RATIO } spec_lambda_kind;
 typedef enum { PATH_NONE = 0, PATH_LAMBDAS, PATH_RATIOS, PATH_GRID } spec_path_kind;
 
+/* The most shards phi or psi may list. */
+enum { SPEC_MAX_SHARDS = 64 };
+
 typedef struct lasso_spec {
     char *name;
     spec_file phi, psi;
+    /* phi and psi given as lists of shards instead (phi and psi unset): the
+     * rows are the concatenation of the shards, phi_shards[i] and
+     * psi_shards[i] holding the same rows; under mpirun each rank reads
+     * whole shards (server/mpi_run.h) */
+    spec_file *phi_shards, *psi_shards;
+    int nphi_shards, npsi_shards; /* equal in a parsed spec */
+    int save_stats;               /* also write G.npy and B.npy, the statistics (run.c) */
     /* bias: inline values or a file, or neither */
     double *bias;
     int64_t nbias;
@@ -176,6 +186,10 @@ const char *spec_kind_name(job_kind k);
 /* Parses a spec of any kind (dispatching on "kind"); same contract as
  * spec_parse_lasso.  Call spec_free_job either way. */
 int spec_parse_job(const cJSON *root, job_spec *out, char *field, size_t fieldsz);
+/* spec_parse_job for a spec that a worker will run (`vvd run --report-to`):
+ * its "device" is checked by name only, not against this process's. */
+int spec_parse_job_remote(const cJSON *root, job_spec *out, char *field, size_t fieldsz);
+extern _Thread_local int spec_for_worker;
 int spec_parse_job_text(const char *text, size_t len, job_spec *out, char *field, size_t fieldsz);
 void spec_free_job(job_spec *s);
 

@@ -139,9 +139,10 @@ void run_row_free(run_row *r)
 {
     if (!r)
         return;
-    char *strs[12] = {r->id,     r->kind,  r->state,    r->stop_reason, r->spec,   r->result,
-                      r->error,  r->sweep_id, r->config_hash, r->name, r->tags, r->notes};
-    for (int i = 0; i < 12; i++)
+    char *strs[13] = {r->id,    r->kind,     r->state,       r->stop_reason, r->spec,
+                      r->result, r->error,   r->sweep_id,    r->config_hash, r->name,
+                      r->tags,  r->notes,    r->runner};
+    for (int i = 0; i < 13; i++)
         free(strs[i]);
     memset(r, 0, sizeof *r);
 }

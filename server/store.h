@@ -42,6 +42,8 @@ typedef struct run_row {
     char *name;         /* the name set by store_run_annotate, or NULL */
     char *tags;         /* JSON array of strings, sorted and unique ("[]") */
     char *notes;        /* free text ("" when none) */
+    char *runner;       /* NULL: this daemon's; "external" or where it runs (store_run_claim) */
+    int64_t ext_seq;    /* an external run: the worker's last event number applied */
 } run_row;
 
 void run_row_free(run_row *r);
@@ -96,11 +98,28 @@ int store_run_annotate(store *s, const char *id, int set_name, const char *name,
  * VV_ENOTFOUND.  *was (may be NULL) receives the row as it was. */
 int store_run_delete(store *s, const char *id, double now, run_row *was);
 
-/* Start-up recovery: every RUNNING run becomes CRASHED with error
+/* ---- external runs (run by `vvd run --report-to` elsewhere) ----------------- */
+
+/* Inserts a QUEUED run that waits for a worker (runner "external"): never
+ * queued here, nor crashed or queued by store_recover.  As
+ * store_run_insert otherwise. */
+int store_run_insert_external(store *s, const char *id, const char *kind, const char *spec,
+                              const char *sweep_id, const char *config_hash, double now);
+
+/* A worker takes an external QUEUED run: RUNNING, runner = where, started
+ * = heartbeat = now.  VV_ENOTFOUND for a missing run; VV_ESTATE for a run
+ * that is not external or not QUEUED (the detail says its state). */
+int store_run_claim(store *s, const char *id, const char *where, double now);
+
+/* Records that the worker's events up to seq are applied, and a heartbeat. */
+int store_run_ext_seq(store *s, const char *id, int64_t seq, double now);
+
+/* Start-up recovery: every RUNNING run of this daemon (external runs run
+ * elsewhere and are left as they are) becomes CRASHED with error
  * {"title":"daemon stopped while the run was running", ...} and finished =
- * now; *crashed receives how many.  The ids of QUEUED runs, oldest first,
- * go to *queued (array of *nqueued malloc'd strings; free each and the
- * array). */
+ * now; *crashed receives how many.  The ids of this daemon's QUEUED runs,
+ * oldest first, go to *queued (array of *nqueued malloc'd strings; free
+ * each and the array). */
 int store_recover(store *s, double now, int *crashed, char ***queued, int *nqueued);
 
 /* Number of runs in each state, for /metrics: counts[i] for states[i],

@@ -23,7 +23,7 @@ extern const int vv_schema_migration_count;
 /* clang-format off */
 #define RUN_COLS                                                                           \
     "id, kind, state, stop_reason, spec, result, error, sweep_id, config_hash, created, "  \
-    "started, finished, heartbeat, last_seq, name, tags, notes"
+    "started, finished, heartbeat, last_seq, name, tags, notes, runner, ext_seq"
 
 /* The largest N of the ids "<p>-N" (digits only) in a column of a table. */
 #define MAX_SUFFIX(col, table, p)                                                          \
@@ -63,11 +63,13 @@ static const char *const query_sql[Q_COUNT] = {
     /* A crashed run's event stream ends with a CRASHED state event. */
     [Q_CRASH_EVENT] = "INSERT INTO events (run_id, seq, type, data) SELECT id, last_seq + 1, "
                       "'state', '{\"state\":\"CRASHED\",\"stop_reason\":null}' FROM runs "
-                      "WHERE state = 'RUNNING'",
-    [Q_CRASH_SEQ] = "UPDATE runs SET last_seq = last_seq + 1 WHERE state = 'RUNNING'",
+                      "WHERE state = 'RUNNING' AND runner IS NULL",
+    [Q_CRASH_SEQ] = "UPDATE runs SET last_seq = last_seq + 1 WHERE state = 'RUNNING' "
+                    "AND runner IS NULL",
     [Q_CRASH_RUNNING] = "UPDATE runs SET state = 'CRASHED', error = ?1, finished = ?2 "
-                        "WHERE state = 'RUNNING'",
-    [Q_QUEUED] = "SELECT id FROM runs WHERE state = 'QUEUED' ORDER BY created, id",
+                        "WHERE state = 'RUNNING' AND runner IS NULL",
+    [Q_QUEUED] = "SELECT id FROM runs WHERE state = 'QUEUED' AND runner IS NULL "
+                 "ORDER BY created, id",
     [Q_COUNT_STATES] = "SELECT state, COUNT(*) FROM runs GROUP BY state",
     [Q_MAX_IDS] = "SELECT (" MAX_SUFFIX("id", "runs", "r") "), "
                   "MAX(IFNULL((" MAX_SUFFIX("id", "sweeps", "s") "), 0), "
@@ -260,11 +262,11 @@ static inline double col_real(sqlite3_stmt *st, int i)
 static inline int read_run(sqlite3_stmt *st, run_row *r)
 {
     memset(r, 0, sizeof *r);
-    char **strs[12] = {&r->id,     &r->kind,  &r->state,    &r->stop_reason, &r->spec,
+    char **strs[13] = {&r->id,     &r->kind,  &r->state,    &r->stop_reason, &r->spec,
                        &r->result, &r->error, &r->sweep_id, &r->config_hash, &r->name,
-                       &r->tags,   &r->notes};
-    static const int cols[12] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 14, 15, 16};
-    for (int i = 0; i < 12; i++) {
+                       &r->tags,   &r->notes, &r->runner};
+    static const int cols[13] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 14, 15, 16, 17};
+    for (int i = 0; i < 13; i++) {
         int err = col_dup(st, cols[i], strs[i]);
         if (err) {
             run_row_free(r);
@@ -276,6 +278,7 @@ static inline int read_run(sqlite3_stmt *st, run_row *r)
     r->finished = sqlite3_column_double(st, 11);
     r->heartbeat = sqlite3_column_double(st, 12);
     r->last_seq = sqlite3_column_int64(st, 13);
+    r->ext_seq = sqlite3_column_int64(st, 18);
     return 0;
 }
 

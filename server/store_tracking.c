@@ -239,3 +239,89 @@ int store_sweep_deleted(store *s, const char *sweep_id,
     unlock(s);
     return err < 0 ? err : 0;
 }
+
+/* ---- external runs ------------------------------------------------------------- */
+
+int store_run_insert_external(store *s, const char *id, const char *kind, const char *spec,
+                              const char *sweep_id, const char *config_hash, double now)
+{
+    if (!id || !kind || !spec)
+        return vv_fail(VV_EINVAL, "store_run_insert_external: id, kind and spec are required");
+    lock(s);
+    int err = begin(s);
+    if (!err) {
+        err = exec_q(s, Q_RUN_INSERT, "inserting a run", "tttttd", id, kind, spec, sweep_id,
+                     config_hash, now);
+        if (!err)
+            err = exec_texts(s, "UPDATE runs SET runner = 'external' WHERE id = ?1",
+                             "inserting a run", 1, &id);
+        err = finish(s, err);
+    }
+    if (err == VV_ECONFLICT)
+        err = vv_fail(VV_ECONFLICT, "run %s (or its sweep point) already exists", id);
+    unlock(s);
+    return err;
+}
+
+int store_run_claim(store *s, const char *id, const char *where, double now)
+{
+    if (!id || !where)
+        return vv_fail(VV_EINVAL, "store_run_claim: NULL argument");
+    lock(s);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db,
+                                "UPDATE runs SET state = 'RUNNING', runner = ?2, started = ?3, "
+                                "heartbeat = ?3 WHERE id = ?1 AND runner IS NOT NULL AND "
+                                "state = 'QUEUED'",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 2, where, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_double(st, 3, now);
+    int err = rc == SQLITE_OK ? step(s, st, "claiming a run") : db_err(s, rc, "claiming a run");
+    int changed = err == 0 ? sqlite3_changes(s->db) : 0;
+    sqlite3_finalize(st);
+    if (err == 0 && !changed) {
+        sqlite3_stmt *q;
+        err = bound(s, Q_RUN_GET, &q, "reading a run", "t", id);
+        if (!err) {
+            run_row r;
+            err = step(s, q, "reading a run");
+            if (err == 0) {
+                err = vv_fail(VV_ENOTFOUND, "run %s does not exist", id);
+            } else if (err == 1 && (err = read_run(q, &r)) == 0) {
+                err = !r.runner ? vv_fail(VV_ESTATE, "run %s is run by this daemon, not by a "
+                                                     "worker", id)
+                                : vv_fail(VV_ESTATE, "run %s is %s (runner: %s), not QUEUED", id,
+                                          r.state, r.runner);
+                run_row_free(&r);
+            }
+            reset(q);
+        }
+    }
+    unlock(s);
+    return err < 0 ? err : 0;
+}
+
+int store_run_ext_seq(store *s, const char *id, int64_t seq, double now)
+{
+    lock(s);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db,
+                                "UPDATE runs SET ext_seq = MAX(ext_seq, ?2), heartbeat = ?3 "
+                                "WHERE id = ?1",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 2, seq);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_double(st, 3, now);
+    int err = rc == SQLITE_OK ? step(s, st, "recording a worker's events")
+                              : db_err(s, rc, "recording a worker's events");
+    sqlite3_finalize(st);
+    unlock(s);
+    return err < 0 ? err : 0;
+}

@@ -44,10 +44,10 @@ if [ "$tsan" = 1 ]; then
   # The event hub's unit test and the daemon's integration suites that
   # exercise its threads (those that exist).
   names=$(meson test -C "$build" --list --no-rebuild 2>/dev/null | sed -n 's|^[^ ]* / ||p')
-  for t in hub daemon durability blobs hygiene tracking daemon_load; do
+  for t in hub daemon durability blobs hygiene tracking cluster daemon_load; do
     if grep -qx "$t" <<<"$names"; then test_args+=("$t"); fi
   done
-  ninja -C "$build" vvd tests/test_hub >/dev/null
+  ninja -C "$build" vvd vvctl tests/test_hub >/dev/null
   test_args+=(--no-rebuild)
 else
   ninja -C "$build" >/dev/null

@@ -222,6 +222,9 @@ class Session:
                     if not k.startswith("VVD_") and k != "PYTHONPATH"}
         self.env.update(HOME=self.home, PYTHONDONTWRITEBYTECODE="1", PIP_NO_INDEX="1",
                         PIP_DISABLE_PIP_VERSION_CHECK="1")
+        if os.geteuid() == 0:
+            # CI runs as root, which OpenMPI refuses unless told (the README says so).
+            self.env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
         self.port = 8470
         if not port_free(8470):
             self.port = free_port()

@@ -83,6 +83,14 @@ int main(void)
         if (rc == 0)
             spec_free_lasso(&s);
     }
+    rc = parse("{\"kind\":\"lasso\",\"phi\":[\"a\",{\"path\":\"b\",\"tensor\":\"t\"}],"
+               "\"psi\":[\"c\",\"d\"],\"lambda\":1,\"save_stats\":true}",
+               &s, field);
+    CHECK(rc == 0 && s.nphi_shards == 2 && s.npsi_shards == 2 && !s.phi.path &&
+              !strcmp(s.phi_shards[1].path, "b") && !strcmp(s.phi_shards[1].tensor, "t") &&
+              !strcmp(s.psi_shards[0].path, "c") && s.save_stats,
+          "phi and psi as lists of shards, and save_stats, parse");
+    spec_free_lasso(&s);
     rc = parse("{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"target_active\":5}", &s, field);
     CHECK(rc == 0 && s.target_active == 5 && s.tol == 1e-6 && s.solver == VV_SOLVER_AUTO,
           "target_active parses; defaults are documented ones");
@@ -103,7 +111,8 @@ int main(void)
         {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\"}", VV_EMISSING, "/lambda"},
         {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"lambda\":-1}", VV_EINVAL, "/lambda"},
         {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"lambda\":0}", VV_EINVAL, "/lambda"},
-        {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"lambda\":\"0.1\"}", VV_ETYPE, "/lambda"},
+        {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"lambda\":\"0.1\"}", VV_ETYPE,
+         "/lambda"},
         {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"lambda\":1e999}", VV_EINVAL, "/lambda"},
         {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"lambda\":1,\"lambda_ratio\":0.1}",
          VV_EINVAL, "/lambda_ratio"},
@@ -115,6 +124,16 @@ int main(void)
         {"{\"kind\":\"lasso\",\"phi\":\"\",\"psi\":\"b\",\"lambda\":1}", VV_EINVAL, "/phi"},
         {"{\"kind\":\"lasso\",\"phi\":{\"tensor\":\"x\"},\"psi\":\"b\",\"lambda\":1}", VV_EMISSING,
          "/phi/path"},
+        /* Shards: both lists, of the same length, of files. */
+        {"{\"kind\":\"lasso\",\"phi\":[\"a\",\"b\"],\"psi\":\"c\",\"lambda\":1}", VV_EINVAL,
+         "/psi"},
+        {"{\"kind\":\"lasso\",\"phi\":[\"a\",\"b\"],\"psi\":[\"c\"],\"lambda\":1}", VV_EINVAL,
+         "/psi"},
+        {"{\"kind\":\"lasso\",\"phi\":[],\"psi\":[],\"lambda\":1}", VV_EINVAL, "/phi"},
+        {"{\"kind\":\"lasso\",\"phi\":[\"a\",3],\"psi\":[\"c\",\"d\"],\"lambda\":1}", VV_ETYPE,
+         "/phi/1"},
+        {"{\"kind\":\"lasso\",\"phi\":[\"a\"],\"psi\":[\"c\"],\"lambda\":1,\"save_stats\":1}",
+         VV_ETYPE, "/save_stats"},
         {"{\"kind\":\"lasso\",\"phi\":{\"path\":\"a\",\"dtype\":\"x\"},\"psi\":\"b\",\"lambda\":1}",
          VV_EUNKNOWN, "/phi/dtype"},
         {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"lambda\":1,\"solver\":\"newton\"}",
@@ -142,7 +161,8 @@ int main(void)
          VV_EINVAL, "/path/lambdas/1"},
         {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"path\":{\"n\":3,\"lambdas\":[1]}}",
          VV_EINVAL, "/path/lambdas"},
-        {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"path\":{\"lambdas\":[1],\"min_ratio\":0.1}}",
+        {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"path\":{\"lambdas\":[1],\"min_ratio\":"
+         "0.1}}",
          VV_EINVAL, "/path/min_ratio"},
         {"{\"kind\":\"lasso\",\"phi\":\"a\",\"psi\":\"b\",\"target_active\":0}", VV_EINVAL,
          "/target_active"},

@@ -5,6 +5,103 @@
 
 #include <stdatomic.h>
 
+/* The shares of a distributed pass (mpi_run.h): vv_stats_share, row ranges
+ * whose statistics add up, and shards concatenated.  G, Bt, c: the textbook
+ * sums of p. */
+static void check_shares(const tprob *p, const double *G, const double *Bt, double c)
+{
+    int64_t n = p->n, k = p->k, d = p->d;
+    /* The shares of a distributed pass: contiguous, in order, covering
+     * every item once, sizes within one of each other (mpi_run.h). */
+    int share_ok = 1;
+    int64_t ns[] = {0, 1, 5, 7, 537, 1000003};
+    for (unsigned t = 0; t < sizeof ns / sizeof *ns; t++)
+        for (int parts = 1; parts <= 9; parts++) {
+            int64_t at = 0, lo = INT64_MAX, hi = 0;
+            for (int r = 0; r < parts; r++) {
+                int64_t b0, e0;
+                vv_stats_share(ns[t], r, parts, &b0, &e0);
+                share_ok &= b0 == at && e0 >= b0;
+                lo = e0 - b0 < lo ? e0 - b0 : lo;
+                hi = e0 - b0 > hi ? e0 - b0 : hi;
+                at = e0;
+            }
+            share_ok &= at == ns[t] && hi - lo <= 1;
+        }
+    CHECK(share_ok, "vv_stats_share splits 0..n into contiguous shares within one of each other");
+
+    /* Row ranges: the sums of the shares of 3 "ranks" equal one pass over
+     * every row to 1e-12 (only the order of summation differs), and n
+     * counts the rows of each share. */
+    {
+        vv_rows *a, *b;
+        vv_rows_from_memory("phi", p->n, p->k, p->phi, &a);
+        vv_rows_from_memory("psi", p->n, p->d, p->psi, &b);
+        double *Gs = calloc((size_t)(k * k), sizeof *Gs), *Bs = calloc((size_t)(k * d), sizeof *Bs);
+        double cs = 0;
+        int64_t nsum = 0;
+        int rok = 1;
+        for (int r = 0; r < 3; r++) {
+            int64_t b0, e0;
+            vv_stats_share(n, r, 3, &b0, &e0);
+            vv_stats_opts o = {
+                .chunk_rows = 50, .bias = p->bias, .row0 = b0, .nrows = e0 - b0, .workers = 2};
+            vv_stats st;
+            if (vv_stats_compute(a, b, &o, &st) < 0) {
+                rok = 0;
+                continue;
+            }
+            rok &= st.n == e0 - b0;
+            for (int64_t i = 0; i < k * k; i++)
+                Gs[i] += st.G[i];
+            for (int64_t i = 0; i < k * d; i++)
+                Bs[i] += st.Bt[i];
+            cs += st.c;
+            nsum += st.n;
+            vv_stats_free(&st);
+        }
+        CHECK(rok && nsum == n, "a pass over a row range sums that range's rows only");
+        CHECK(max_rel_diff(Gs, G, k * k) < 1e-12 && max_rel_diff(Bs, Bt, k * d) < 1e-12 &&
+                  fabs(cs - c) <= 1e-12 * c,
+              "the statistics of the shares add up to those of all the rows");
+        vv_stats st;
+        vv_stats_opts bad = {.row0 = n - 2, .nrows = 3};
+        CHECK(vv_stats_compute(a, b, &bad, &st) == VV_EINVAL && strstr(vv_err_detail(), "phi"),
+              "a row range past the end is VV_EINVAL naming the source");
+        vv_rows_free(a);
+        vv_rows_free(b);
+
+        /* Shards: the concatenation of row pieces is the whole matrix. */
+        vv_rows *pa[3], *pb[3], *ca, *cb;
+        int64_t cut[] = {0, 100, 101, n};
+        for (int i = 0; i < 3; i++) {
+            vv_rows_from_memory("phi part", cut[i + 1] - cut[i], k, p->phi + cut[i] * k, &pa[i]);
+            vv_rows_from_memory("psi part", cut[i + 1] - cut[i], d, p->psi + cut[i] * d, &pb[i]);
+        }
+        int cok = vv_rows_concat("phi shards", pa, 3, &ca) == 0;
+        cok &= vv_rows_concat("psi shards", pb, 3, &cb) == 0;
+        CHECK(cok && vv_rows_n(ca) == n && vv_rows_cols(ca) == k && !vv_rows_thread_safe(ca),
+              "vv_rows_concat: rows of all parts, their columns, serialised reads");
+        vv_stats_opts o = {.chunk_rows = 64, .bias = p->bias};
+        if (cok && vv_stats_compute(ca, cb, &o, &st) == 0) {
+            CHECK(max_rel_diff(st.G, G, k * k) < 1e-13 && max_rel_diff(st.Bt, Bt, k * d) < 1e-13,
+                  "the statistics of the shards' concatenation are those of the whole");
+            vv_stats_free(&st);
+        } else {
+            CHECK(0, "the statistics of the shards' concatenation are those of the whole");
+        }
+        vv_rows_free(ca);
+        vv_rows_free(cb);
+        vv_rows *q[2];
+        vv_rows_from_memory("a", 3, k, p->phi, &q[0]);
+        vv_rows_from_memory("b", 3, k + 1, p->phi, &q[1]);
+        CHECK(vv_rows_concat("mixed", q, 2, &ca) == VV_ESHAPE && ca == NULL,
+              "shards of different widths are VV_ESHAPE");
+        free(Gs);
+        free(Bs);
+    }
+}
+
 int main(void)
 {
     tprob p;
@@ -67,6 +164,7 @@ int main(void)
         vv_rows_free(a);
         vv_rows_free(b);
     }
+    check_shares(&p, G, Bt, c);
 
     /* Mismatched N. */
     vv_rows *a, *b;

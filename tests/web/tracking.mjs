@@ -349,6 +349,17 @@ export async function scenarioTracking(browser) {
     } else {
       skip('compress run: stage accuracies and layer boundaries', 'no Fashion-MNIST');
     }
+
+    // ---- a run a worker ran elsewhere (vvd run --report-to) names where
+    const ext = await d.req('POST', '/v1/runs?external=1', quick(9));
+    await d.req('POST', `/v1/runs/${ext.json.id}/claim`, {where: 'node7 pid 42, slurm job 9_0'});
+    await d.req('POST', `/v1/runs/${ext.json.id}/finish`, {state: 'FINISHED', stop_reason: 'converged', result: {active: 3}});
+    await page.goto(`${d.origin}/#/runs/${ext.json.id}`);
+    await step('run page: a run a worker ran says where it ran', async () => {
+      await page.waitForSelector('[data-runner]');
+      const t = await text(page, '[data-runner]');
+      if (!/ran on node7 pid 42, slurm job 9_0/.test(t)) throw new Error('runner: ' + t);
+    });
     await page.context().close();
   } finally {
     await d.close();

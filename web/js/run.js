@@ -166,7 +166,8 @@ export function mount(root, params, id) {
       h('span', {}, 'created ', when(r.created)),
       r.started > 0 ? h('span', {}, 'started ', when(r.started)) : null,
       r.finished > 0 ? h('span', {}, 'took ', dur(r.finished - r.started)) : null,
-      r.state === 'QUEUED' && r.waiting_reason ? h('span', {}, `queue position ${r.queue_position}: ${r.waiting_reason}`) : null);
+      r.runner && r.runner !== 'external' ? h('span', {'data-runner': r.runner}, 'ran on ', h('b', {}, r.runner)) : null,
+      r.state === 'QUEUED' && r.waiting_reason ? h('span', {}, r.runner ? r.waiting_reason : `queue position ${r.queue_position}: ${r.waiting_reason}`) : null);
     if (r.error) {
       errBox.hidden = false;
       const e = r.error;

@@ -160,4 +160,11 @@ int vv_rows_thread_safe(const vv_rows *r);
 /* Closes the source; accepts NULL. */
 void vv_rows_free(vv_rows *r);
 
+/* A source whose rows are those of parts[0], then parts[1], ... (shards of
+ * one matrix; rows_concat.c).  Every part must have the same number of
+ * columns (VV_ESHAPE naming the first that differs).  Takes ownership of the
+ * nparts sources, also on failure; parts itself stays the caller's.  Reads
+ * are serialised (vv_rows_thread_safe() is 0); errors name the part. */
+int vv_rows_concat(const char *name, vv_rows **parts, int nparts, vv_rows **out);
+
 #endif

@@ -36,17 +36,34 @@ typedef struct vv_stats_opts {
     vv_backend *be;         /* NULL: CPU.  Another backend (a device): each chunk is
                              * uploaded and G, Bt accumulate in its memory (one
                              * worker), then come back to the host */
+    int64_t row0, nrows;    /* nrows > 0: only rows [row0, row0 + nrows) of both sources
+                             * (one process's share of a pass whose sums are added up
+                             * across processes); 0: every row */
+    int workers;            /* CPU workers; 0 chooses (one per core, at most 4) */
 } vv_stats_opts;
 
 /* One streaming pass over the rows of phi (N x K) and psi (N x D): G, Bt, c
- * accumulated in float64.  Memory: O(K^2 + K D + chunk).  Fails with
- * VV_ESHAPE when the row counts differ (naming both sources), with the
- * source's error on bad data (NaN/Inf, I/O), VV_ENOMEM, or VV_ESTATE when
- * *stop became non-zero.  On failure *out is zeroed. */
+ * accumulated in float64, unnormalised (plain sums over the rows, so the
+ * statistics of disjoint row ranges add up to those of their union; n is
+ * the number of rows summed).  Memory: O(K^2 + K D + chunk).  Fails with
+ * VV_ESHAPE when the row counts differ (naming both sources), VV_EINVAL for
+ * a row range outside them, with the source's error on bad data (NaN/Inf,
+ * I/O), VV_ENOMEM, or VV_ESTATE when *stop became non-zero.  On failure
+ * *out is zeroed. */
 int vv_stats_compute(vv_rows *phi, vv_rows *psi, const vv_stats_opts *opts, vv_stats *out);
 
 /* Frees G and Bt and zeroes the struct; accepts NULL. */
 void vv_stats_free(vv_stats *s);
+
+/* The rows per chunk of a pass given chunk_rows (0: choose) and K features
+ * (before it is cut to the rows there are). */
+int64_t vv_stats_chunk(int64_t chunk_rows, int64_t k);
+
+/* The share of part `part` of `parts` in n items, [*begin, *end):
+ * contiguous, in part order, covering 0..n exactly once, the sizes
+ * differing by at most one (the first n % parts shares are the larger).
+ * Used to split rows (or shards) across processes. */
+void vv_stats_share(int64_t n, int part, int parts, int64_t *begin, int64_t *end);
 
 /* ---- Quantities on the statistics (gram.c) ------------------------------ */
 

@@ -1,0 +1,274 @@
+/* mpi_run.c - the ranks of one job under mpirun (see mpi_run.h); with
+ * VV_HAVE_MPI undefined, a single process of rank 0. */
+#include "mpi_run.h"
+
+#include "vv/blas.h"
+#include "vv/err.h"
+#include "vv/log.h"
+
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifdef VV_HAVE_MPI
+#include <mpi.h>
+#endif
+
+static struct {
+    int on;         /* MPI was started */
+    int rank, size; /* 0 and 1 without MPI */
+    int local;      /* ranks on this node */
+    int done;       /* past the last collective, or a failure was agreed on */
+} g = {0, 0, 1, 1, 0};
+
+/* Whether mpirun (OpenMPI, or a PMI launcher: MPICH, Slurm) started us, and
+ * how many ranks it started (0: not started by it). */
+static int launched_size(void)
+{
+    const char *v = getenv("OMPI_COMM_WORLD_SIZE");
+    if (!v || !v[0])
+        v = getenv("PMI_SIZE");
+    return v && v[0] ? atoi(v) : 0;
+}
+
+int par_built(void)
+{
+#ifdef VV_HAVE_MPI
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int par_rank(void)
+{
+    return g.rank;
+}
+int par_size(void)
+{
+    return g.size;
+}
+
+int par_workers(void)
+{
+    if (!g.on)
+        return 0;
+    /* Under a binding (mpirun binds each of a few ranks to a core by
+     * default) the mask is this rank's share already; unbound, the node's
+     * cores are shared by its ranks. */
+    cpu_set_t set;
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int mine = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : (int)online;
+    int w = mine < online ? mine : (int)(online / (g.local > 0 ? g.local : 1));
+    return w < 1 ? 1 : w;
+}
+
+void par_end(void)
+{
+    g.done = 1;
+}
+
+int par_stats_share(vv_rows *phi, vv_rows *psi, const vv_stats_opts *opts, int split, vv_stats *out)
+{
+    vv_stats_opts o = *opts;
+    if (!o.workers)
+        o.workers = par_workers();
+    if (!split || g.size == 1 || vv_rows_n(phi) != vv_rows_n(psi))
+        return vv_stats_compute(phi, psi, &o, out);
+    /* Whole chunks, so that each is read (and, for compress, computed by the
+     * forward passes, whose float32 results depend on the batch) as in one
+     * process: the sums then differ only in their order. */
+    int64_t n = vv_rows_n(phi), chunk = vv_stats_chunk(o.chunk_rows, vv_rows_cols(phi)), b, e;
+    o.chunk_rows = chunk;
+    vv_stats_share((n + chunk - 1) / chunk, g.rank, g.size, &b, &e);
+    b *= chunk;
+    e = e * chunk < n ? e * chunk : n;
+    if (e > b) {
+        o.row0 = b;
+        o.nrows = e - b;
+        /* One BLAS thread per worker, as a pass of several workers has (and
+         * as the rank's cores allow): the forward passes' float32 results
+         * depend on how BLAS splits them. */
+        int threads = vv_blas_threads();
+        vv_blas_set_threads(1);
+        int rc = vv_stats_compute(phi, psi, &o, out);
+        vv_blas_set_threads(threads);
+        return rc;
+    }
+    /* Fewer rows than ranks: nothing to add here. */
+    int64_t k = vv_rows_cols(phi), d = vv_rows_cols(psi);
+    memset(out, 0, sizeof *out);
+    out->k = k;
+    out->d = d;
+    out->G = calloc((size_t)(k * k), sizeof *out->G);
+    out->Bt = calloc((size_t)(k * d), sizeof *out->Bt);
+    if (!out->G || !out->Bt) {
+        vv_stats_free(out);
+        return vv_fail(VV_ENOMEM, "sufficient statistics: out of memory");
+    }
+    return 0;
+}
+
+#ifdef VV_HAVE_MPI
+
+int par_init(void)
+{
+    int n = launched_size();
+    if (n == 0)
+        return 0;
+    int provided = 0;
+    if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+        return vv_fail(VV_EINTERNAL, "MPI_Init_thread failed");
+    g.on = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &g.rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &g.size);
+    MPI_Comm node;
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) ==
+        MPI_SUCCESS) {
+        MPI_Comm_size(node, &g.local);
+        MPI_Comm_free(&node);
+    }
+    VV_INFO("mpi", NULL, "rank %d of %d (%d on this node, %d statistics workers)", g.rank, g.size,
+            g.local, par_workers());
+    return 0;
+}
+
+void par_finalize(void)
+{
+    if (g.on)
+        MPI_Finalize();
+    g.on = 0;
+}
+
+/* What the lowest failing rank tells the others. */
+typedef struct failure {
+    int err;
+    char field[256];
+    char detail[1024];
+} failure;
+
+int par_agree(int rc, char *field, size_t fieldsz)
+{
+    if (!g.on || g.done)
+        return rc;
+    int mine = rc < 0 ? g.rank : g.size, first = g.size;
+    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (first == g.size)
+        return 0;
+    failure f = {0};
+    if (g.rank == first) {
+        f.err = rc;
+        snprintf(f.field, sizeof f.field, "%s", field && fieldsz ? field : "");
+        snprintf(f.detail, sizeof f.detail, "%s", vv_err_detail());
+    }
+    MPI_Bcast(&f, (int)sizeof f, MPI_BYTE, first, MPI_COMM_WORLD);
+    g.done = 1;
+    if (field && fieldsz)
+        snprintf(field, fieldsz, "%s", f.field);
+    return vv_fail(f.err, "rank %d: %s", first, f.detail);
+}
+
+int par_leave(int rc, char *field, size_t fieldsz)
+{
+    if (!g.on || g.done || rc >= 0)
+        return rc;
+    return par_agree(rc, field, fieldsz);
+}
+
+/* MPI counts are ints: large arrays go in pieces. */
+#define PIECE ((int64_t)1 << 26)
+
+static void sum_doubles(double *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i += PIECE) {
+        int m = (int)(n - i < PIECE ? n - i : PIECE);
+        MPI_Allreduce(MPI_IN_PLACE, x + i, m, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    }
+}
+
+int par_sum_stats(vv_stats *st)
+{
+    if (!g.on)
+        return 0;
+    double t0 = MPI_Wtime();
+    sum_doubles(st->G, st->k * st->k);
+    sum_doubles(st->Bt, st->k * st->d);
+    double s[3] = {st->c, (double)st->n, st->flops};
+    MPI_Allreduce(MPI_IN_PLACE, s, 3, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    st->c = s[0];
+    st->n = (int64_t)s[1];
+    st->flops = s[2];
+    /* The pass took as long as its slowest rank, and the sums on top. */
+    double secs = st->seconds + (MPI_Wtime() - t0);
+    MPI_Allreduce(&secs, &st->seconds, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    return 0;
+}
+
+int64_t par_sum_i64(int64_t v)
+{
+    int64_t sum = v;
+    if (g.on)
+        MPI_Allreduce(&v, &sum, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
+    return sum;
+}
+
+int par_bcast(void *buf, size_t bytes)
+{
+    if (!g.on)
+        return 0;
+    for (size_t i = 0; i < bytes; i += (size_t)PIECE) {
+        size_t m = bytes - i < (size_t)PIECE ? bytes - i : (size_t)PIECE;
+        MPI_Bcast((char *)buf + i, (int)m, MPI_BYTE, 0, MPI_COMM_WORLD);
+    }
+    return 0;
+}
+
+#else /* one process */
+
+int par_init(void)
+{
+    if (launched_size() > 1)
+        return vv_fail(VV_EINVAL,
+                       "started by mpirun as one of %d processes, but this vvd was built "
+                       "without MPI (rebuild with libopenmpi-dev installed, -Dmpi=enabled)",
+                       launched_size());
+    return 0;
+}
+
+void par_finalize(void) {}
+
+int par_agree(int rc, char *field, size_t fieldsz)
+{
+    (void)field;
+    (void)fieldsz;
+    return rc;
+}
+
+int par_leave(int rc, char *field, size_t fieldsz)
+{
+    (void)field;
+    (void)fieldsz;
+    return rc;
+}
+
+int par_sum_stats(vv_stats *st)
+{
+    (void)st;
+    return 0;
+}
+
+int64_t par_sum_i64(int64_t v)
+{
+    return v;
+}
+
+int par_bcast(void *buf, size_t bytes)
+{
+    (void)buf;
+    (void)bytes;
+    return 0;
+}
+
+#endif

@@ -1,0 +1,86 @@
+/* mpi_run.h - one job over the processes that mpirun started (`mpirun -np P
+ * vvd run SPEC.json`).
+ *
+ * Each rank streams its own share of the rows into partial, unnormalised
+ * sums G, Bt, c, n (vv_stats_compute over a row range); par_sum_stats adds
+ * them up across the ranks (MPI_Allreduce, float64), so every rank holds the
+ * statistics of all the rows; rank 0 solves and writes, the others stop
+ * after their last collective (par_end) and exit quietly.
+ *
+ * Errors: the ranks meet at checkpoints (par_agree), where each brings its
+ * status; when one failed, every rank leaves with the error of the lowest
+ * failing rank, its detail prefixed "rank R: ".  A rank that fails between
+ * checkpoints returns from its job and joins the next checkpoint with its
+ * error through par_leave, so no rank waits for it.  Collectives other
+ * than checkpoints only follow a checkpoint that succeeded.
+ *
+ * Without MPI (built with -Dmpi=disabled, or not started by mpirun) there is
+ * one process of rank 0 and every function returns at once: the rest of
+ * vvd calls them unconditionally.  Only the main thread calls them.
+ */
+#ifndef VV_MPI_RUN_H
+#define VV_MPI_RUN_H
+
+#include "vv/lasso.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* 1 when vvd was built with MPI. */
+int par_built(void);
+
+/* Starts MPI when this process was started by mpirun (OMPI_COMM_WORLD_SIZE
+ * or PMI_SIZE in the environment).  Returns 0, or VV_EINVAL (with a detail
+ * saying so) when mpirun started several processes of a vvd built without
+ * MPI. */
+int par_init(void);
+
+/* Ends MPI (once every rank is done); a no-op without it. */
+void par_finalize(void);
+
+/* This process's rank (0 without MPI) and the number of ranks (1). */
+int par_rank(void);
+int par_size(void);
+
+/* CPU workers a statistics pass of this rank should use: the cores it may
+ * run on shared by the ranks of its node; 0 (choose) without MPI. */
+int par_workers(void);
+
+/* A checkpoint: every rank passes its status rc (0 or a negative vv_err) and
+ * field (the JSON pointer at fault, may be NULL).  Returns 0 when every rank
+ * succeeded; otherwise, on every rank, the error of the lowest failing rank,
+ * with vv_err_detail() "rank R: its detail" and field set to its field. */
+int par_agree(int rc, char *field, size_t fieldsz);
+
+/* Sums st's G, Bt, c and n over the ranks (in float64), in place on every
+ * rank; seconds becomes the slowest rank's pass plus the sums.  Every rank
+ * must hold statistics of the same K and D. */
+int par_sum_stats(vv_stats *st);
+
+/* This rank's statistics pass: with split, its share of the rows of phi
+ * and psi in whole chunks of the pass (vv_stats_share of the chunks, so that
+ * every chunk is read, and computed by a compress job's forward passes, as
+ * in one process), else all of them (its own shards); a rank whose share is
+ * empty gets zeros.  Under MPI the pass uses par_workers()
+ * workers unless opts says.  Local: the caller then meets the others at
+ * par_agree and sums with par_sum_stats. */
+int par_stats_share(vv_rows *phi, vv_rows *psi, const vv_stats_opts *opts, int split,
+                    vv_stats *out);
+
+/* The sum of v over the ranks (v without MPI). */
+int64_t par_sum_i64(int64_t v);
+
+/* Copies bytes of buf from rank 0 to every rank. */
+int par_bcast(void *buf, size_t bytes);
+
+/* This rank is past its last collective of the job: par_leave does nothing
+ * more. */
+void par_end(void);
+
+/* Called with the job's status once it returned: when this rank failed and
+ * has not yet told the others (no checkpoint saw its error, par_end not
+ * called), joins the checkpoint they wait at with it.  Returns the error
+ * the job ends with (rc, or that of a lower failing rank). */
+int par_leave(int rc, char *field, size_t fieldsz);
+
+#endif
