@@ -232,7 +232,13 @@ int report_run_main(int argc, char **argv)
     devices_close();
     cJSON *err = NULL;
     const char *st = "FAILED", *why = NULL;
-    if (rc < 0) {
+    if (rc == VV_ESTATE && atomic_load(&report_stop)) {
+        /* Stopped during the statistics pass: no V to keep, as the daemon
+         * ends its own runs stopped then. */
+        st = "STOPPED";
+        why = "user";
+        printf("{\"event\":\"result\",\"state\":\"STOPPED\",\"stop_reason\":\"user\"}\n");
+    } else if (rc < 0) {
         cJSON *eo = run_error_object(rc, field);
         print_json(eo);
         err = cJSON_DetachItemFromObject(eo, "error");
@@ -251,5 +257,5 @@ int report_run_main(int argc, char **argv)
     cJSON_Delete(result);
     cJSON_Delete(err);
     reporter_free(rep);
-    return rc < 0 || frc < 0 ? 1 : 0;
+    return (rc < 0 && strcmp(st, "STOPPED")) || frc < 0 ? 1 : 0;
 }

@@ -363,7 +363,8 @@ def scenario_api(vvd, vvctl):
             t.ok(w.returncode == 0 and r["state"] == "STOPPED" and r["stop_reason"] == "user"
                  and time.monotonic() - t0 < 30,
                  "stop on the daemon: the worker stops its run, reported STOPPED (user) in %.1f s"
-                 % (time.monotonic() - t0), (w.returncode, r["state"], err[-300:]))
+                 % (time.monotonic() - t0),
+                 (w.returncode, r["state"], r.get("error"), out[-600:], err[-600:]))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
