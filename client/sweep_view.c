@@ -328,6 +328,29 @@ void vc_sweep_print_counts(const vc_sweep *v)
 
 /* The table of a compress sweep: kept widths, parameters and test
  * accuracy, the front on params and test_acc. */
+/* The columns every table of points starts with: the Pareto mark, the run,
+ * the grid's axes, the state (a header when p is NULL).  Returns the count;
+ * the axes' texts go to own[*no...] (free them). */
+static int lead_cells(const vc_sweep *v, const vc_point *p, const char **cells, char **own, int *no)
+{
+    int c = 0;
+    cells[c++] = p ? (p->pareto ? "*" : "") : "";
+    cells[c++] = !p ? "RUN" : p->run ? vc_str(p->run, "id", "?") : "-";
+    for (int a = 0; a < v->naxes; a++) {
+        if (!p) {
+            cells[c++] = v->axes[a]->string;
+            continue;
+        }
+        own[*no] = vc_fmt_value(cJSON_GetObjectItemCaseSensitive(p->values, v->axes[a]->string));
+        cells[c++] = own[(*no)++];
+    }
+    cells[c++] = !p           ? "STATE"
+                 : p->run     ? vc_str(p->run, "state", "?")
+                 : p->deleted ? "DELETED"
+                              : "MISSING";
+    return c;
+}
+
 static void print_compress_table(const vc_sweep *v)
 {
     int ncols = 1 + 1 + v->naxes + 4 + (v->retried > 0);
@@ -335,12 +358,8 @@ static void print_compress_table(const vc_sweep *v)
     vc_table_init(&t, ncols);
     const char *cells[VC_MAX_AXES + 10];
     char *own[VC_MAX_AXES + 10];
-    int c = 0;
-    cells[c++] = "";
-    cells[c++] = "RUN";
-    for (int a = 0; a < v->naxes; a++)
-        cells[c++] = v->axes[a]->string;
-    cells[c++] = "STATE";
+    int no = 0;
+    int c = lead_cells(v, NULL, cells, own, &no);
     cells[c++] = "WIDTHS";
     cells[c++] = "PARAMS";
     cells[c++] = "TEST_ACC";
@@ -351,15 +370,8 @@ static void print_compress_table(const vc_sweep *v)
         const vc_point *p = &v->pts[i];
         const cJSON *res = p->run ? vc_point_result(p) : NULL;
         char b[3][64];
-        int no = 0;
-        c = 0;
-        cells[c++] = p->pareto ? "*" : "";
-        cells[c++] = p->run ? vc_str(p->run, "id", "?") : "-";
-        for (int a = 0; a < v->naxes; a++) {
-            own[no] = vc_fmt_value(cJSON_GetObjectItemCaseSensitive(p->values, v->axes[a]->string));
-            cells[c++] = own[no++];
-        }
-        cells[c++] = p->run ? vc_str(p->run, "state", "?") : p->deleted ? "DELETED" : "MISSING";
+        no = 0;
+        c = lead_cells(v, p, cells, own, &no);
         own[no] = vc_fmt_widths(res, 1);
         cells[c++] = own[no++];
         cells[c++] = vc_fmt_params(b[0], sizeof b[0], res);
@@ -394,12 +406,8 @@ void vc_sweep_print_table(const vc_sweep *v)
     vc_table_init(&t, ncols);
     const char *cells[VC_MAX_AXES + 10];
     char *own[VC_MAX_AXES + 10];
-    int c = 0;
-    cells[c++] = "";
-    cells[c++] = "RUN";
-    for (int a = 0; a < v->naxes; a++)
-        cells[c++] = v->axes[a]->string;
-    cells[c++] = "STATE";
+    int no = 0;
+    int c = lead_cells(v, NULL, cells, own, &no);
     cells[c++] = "ACTIVE";
     cells[c++] = "OBJECTIVE";
     cells[c++] = "MSE";
@@ -413,15 +421,8 @@ void vc_sweep_print_table(const vc_sweep *v)
         const vc_point *p = &v->pts[i];
         const cJSON *res = p->run ? vc_point_result(p) : NULL;
         char b[6][40];
-        int no = 0;
-        c = 0;
-        cells[c++] = p->pareto ? "*" : "";
-        cells[c++] = p->run ? vc_str(p->run, "id", "?") : "-";
-        for (int a = 0; a < v->naxes; a++) {
-            own[no] = vc_fmt_value(cJSON_GetObjectItemCaseSensitive(p->values, v->axes[a]->string));
-            cells[c++] = own[no++];
-        }
-        cells[c++] = p->run ? vc_str(p->run, "state", "?") : p->deleted ? "DELETED" : "MISSING";
+        no = 0;
+        c = lead_cells(v, p, cells, own, &no);
         cells[c++] = vc_fmt_num(b[0], sizeof b[0], res, "active", 9);
         cells[c++] = vc_fmt_num(b[1], sizeof b[1], res, "objective", 7);
         cells[c++] = vc_fmt_num(b[2], sizeof b[2], res, "mse", 7);

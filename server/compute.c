@@ -37,31 +37,12 @@ static void on_log(void *ctx, const cJSON *ev)
     hub_publish_log(c->j->hub, c->id, cJSON_PrintUnformatted(ev));
 }
 
-/* Records the files a run wrote (its artifacts), recursing one level. */
-static void add_artifacts(jobs *j, const char *id, const char *dir, const char *prefix)
+/* Records a file a run wrote as its artifact. */
+static int add_artifact(void *ctx, const char *name, const char *path, int64_t bytes)
 {
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (de->d_name[0] == '.' || strstr(de->d_name, ".tmp."))
-            continue;
-        char path[4096], name[512];
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        snprintf(name, sizeof name, "%s%s", prefix, de->d_name);
-        struct stat st;
-        if (stat(path, &st) < 0)
-            continue;
-        if (S_ISDIR(st.st_mode) && !prefix[0]) {
-            char sub[512];
-            snprintf(sub, sizeof sub, "%s/", de->d_name);
-            add_artifacts(j, id, path, sub);
-        } else if (S_ISREG(st.st_mode)) {
-            store_artifact_add(j->cfg.db, id, name, path, (int64_t)st.st_size);
-        }
-    }
-    closedir(d);
+    sink_ctx *c = ctx;
+    store_artifact_add(c->j->cfg.db, c->id, name, path, bytes);
+    return 0;
 }
 
 /* Runs one queued run to its end and hands its final state to the hub (the
@@ -76,7 +57,7 @@ static void run_one(jobs *j, qitem *q)
     cJSON *result = NULL;
     char field[256] = "";
     int rc = run_job(&q->spec, out, &sink, &j->stop_flag, j->cache, &result, field, sizeof field);
-    add_artifacts(j, q->id, out, "");
+    run_each_output(out, add_artifact, &sc);
     int shutdown = atomic_load(&j->shutdown_run);
     if (rc < 0) {
         /* Stopped during the statistics pass: there is no V to keep. */

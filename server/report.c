@@ -1,11 +1,12 @@
 /* report.c - a worker's run reported to a central vvd (report.h). */
 #include "report.h"
 
+#include "run.h"
+
 #include "vv/err.h"
 #include "vv/log.h"
 
 #include <curl/curl.h>
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -395,39 +396,22 @@ void reporter_event(reporter *r, const char *type, const cJSON *data)
 
 /* ---- The end ---------------------------------------------------------------------- */
 
-/* Uploads the files of dir (prefix "" or "SUB/"), one level of folders. */
-static int upload_dir(reporter *r, const char *dir, const char *prefix, int *count)
+typedef struct upload_ctx {
+    reporter *r;
+    int count;
+} upload_ctx;
+
+/* Uploads one file of the run's folder as its artifact NAME. */
+static int upload_one(void *ctx, const char *name, const char *path, int64_t bytes)
 {
-    DIR *d = opendir(dir);
-    if (!d)
-        return errno == ENOENT ? 0 : vv_fail(VV_EIO, "%s: %s", dir, strerror(errno));
-    int rc = 0;
-    struct dirent *de;
-    while (rc == 0 && (de = readdir(d))) {
-        if (de->d_name[0] == '.' || strstr(de->d_name, ".tmp."))
-            continue;
-        char path[4096], name[512];
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        snprintf(name, sizeof name, "%s%s", prefix, de->d_name);
-        struct stat st;
-        if (stat(path, &st) < 0)
-            continue;
-        if (S_ISDIR(st.st_mode) && !prefix[0]) {
-            char sub[512];
-            snprintf(sub, sizeof sub, "%s/", de->d_name);
-            rc = upload_dir(r, path, sub, count);
-        } else if (S_ISREG(st.st_mode)) {
-            char url[768], *ans = NULL;
-            snprintf(url, sizeof url, "/v1/runs/%s/artifacts/%s", r->id, name);
-            long status = http(r, "PUT", url, NULL, path, &ans);
-            if (status != 201)
-                rc = answer_error(r, status, name, ans);
-            else
-                (*count)++;
-            free(ans);
-        }
-    }
-    closedir(d);
+    upload_ctx *u = ctx;
+    char url[768], *ans = NULL;
+    (void)bytes;
+    snprintf(url, sizeof url, "/v1/runs/%s/artifacts/%s", u->r->id, name);
+    long status = http(u->r, "PUT", url, NULL, path, &ans);
+    int rc = status == 201 ? 0 : answer_error(u->r, status, name, ans);
+    u->count += rc == 0;
+    free(ans);
     return rc;
 }
 
@@ -446,8 +430,9 @@ int reporter_finish(reporter *r, const char *out_dir, const char *state, const c
     if (r->dropped)
         VV_WARN("report", r->id, "%lld events were dropped while the daemon was away",
                 (long long)r->dropped);
-    int files = 0;
-    int rc = out_dir ? upload_dir(r, out_dir, "", &files) : 0;
+    upload_ctx u = {r, 0};
+    int rc = out_dir ? run_each_output(out_dir, upload_one, &u) : 0;
+    int files = u.count;
     if (rc < 0)
         return rc;
     cJSON *b = cJSON_CreateObject();

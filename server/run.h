@@ -81,6 +81,17 @@ cache_entry *cache_add(run_cache *c, const char *key, vv_stats *st);
 const vv_stats *cache_stats(const cache_entry *e);
 void cache_warm_start(const cache_entry *e, double lambda, double *W, int64_t kd);
 void cache_add_solution(cache_entry *e, double lambda, const double *W, int64_t kd);
+/* An entry that holds an object of the caller's (a compress job's trunk
+ * features) instead of statistics: bytes count against the budget, and
+ * blob_free(blob) is called when it is evicted or the cache freed.  Returns
+ * 0, or -1 (blob still the caller's) when it alone exceeds the budget or
+ * memory is short.  cache_take removes the entry of key and hands its
+ * object back to the caller (NULL when there is none): a job takes it for
+ * its duration, so that nothing it adds meanwhile evicts it, and may give
+ * it back with cache_add_blob. */
+int cache_add_blob(run_cache *c, const char *key, void *blob, size_t bytes,
+                   void (*blob_free)(void *));
+void *cache_take(run_cache *c, const char *key);
 
 /* Solves on given statistics what the spec selects: one lambda (warm
  * started from the cache entry ce when given), a path (V files under
@@ -154,6 +165,14 @@ int run_job(job_spec *spec, const char *out_dir, const run_sink *sink,
 
 /* Creates a directory and its parents (mkdir -p). */
 int run_mkdir_p(const char *dir);
+
+/* Calls fn for each file a run wrote in dir, its artifacts: the regular
+ * files of dir and of its folders one level down (named "SUB/NAME"),
+ * skipping names that start with '.' and temporary files (".tmp.").  Stops
+ * at fn's first non-zero answer and returns it; 0 when dir is missing. */
+int run_each_output(const char *dir,
+                    int (*fn)(void *ctx, const char *name, const char *path, int64_t bytes),
+                    void *ctx);
 
 /* Writes text (or a JSON object, pretty-printed, with a final newline) to
  * path through a temporary file renamed into place, so a reader or a crash

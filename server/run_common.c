@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,4 +174,41 @@ void run_data_close(run_data *d)
     vv_dataset_free(d->train);
     vv_dataset_free(d->test);
     memset(d, 0, sizeof *d);
+}
+
+static int each_output(const char *dir, const char *prefix,
+                       int (*fn)(void *ctx, const char *name, const char *path, int64_t bytes),
+                       void *ctx)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int rc = 0;
+    struct dirent *de;
+    while (rc == 0 && (de = readdir(d))) {
+        if (de->d_name[0] == '.' || strstr(de->d_name, ".tmp."))
+            continue;
+        char path[4096], name[512];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        snprintf(name, sizeof name, "%s%s", prefix, de->d_name);
+        struct stat st;
+        if (stat(path, &st) < 0)
+            continue;
+        if (S_ISDIR(st.st_mode) && !prefix[0]) {
+            char sub[512];
+            snprintf(sub, sizeof sub, "%s/", de->d_name);
+            rc = each_output(path, sub, fn, ctx);
+        } else if (S_ISREG(st.st_mode)) {
+            rc = fn(ctx, name, path, (int64_t)st.st_size);
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+int run_each_output(const char *dir,
+                    int (*fn)(void *ctx, const char *name, const char *path, int64_t bytes),
+                    void *ctx)
+{
+    return each_output(dir, "", fn, ctx);
 }

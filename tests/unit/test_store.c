@@ -712,11 +712,10 @@ static void test_tracking(void)
           "the sweep records the deleted run (id, point, state, result, time)");
     store_run_set_state(s, "r-4", "FAILED", NULL, NULL, "{}", 10);
     CHECK(store_run_delete(s, "r-4", 11, NULL) == 0, "delete a second one");
-    collect d2 = {0};
+    collect d2 = {0}, pts = {0};
     CHECK(store_sweep_deleted(s, "s-1", on_deleted, &d2) == 0 && d2.n == 2 &&
               strncmp(d2.text[1], "r-4 aaa#2 FAILED", 16) == 0,
           "both deletions are listed, oldest first");
-    collect pts = {0};
     CHECK(store_sweep_points(s, "s-1", on_point, &pts) == 0 && pts.n == 1 &&
               strcmp(pts.text[0], "bbb=RUNNING") == 0,
           "the sweep's remaining runs: one point");
