@@ -231,10 +231,12 @@ int vv_stats_compute(vv_rows *phi, vv_rows *psi, const vv_stats_opts *opts, vv_s
             pthread_join(ws[i].tid, NULL);
         vv_blas_set_threads(threads);
     }
-    if (p.rc < 0) {
+    if (p.rc < 0)
         rc = vv_fail(p.rc, "%s", p.detail);
+    if (device && o.device_sums)
+        rc = o.device_sums(o.device_sums_ctx, be, rc, ws[0].dG, ws[0].dBt, k, d);
+    if (rc < 0)
         goto done;
-    }
     if (device && ((rc = be->ops->download(be, ws[0].G, ws[0].dG,
                                            (size_t)(k * k) * sizeof(double))) < 0 ||
                    (rc = be->ops->download(be, ws[0].Bt, ws[0].dBt,

@@ -11,6 +11,9 @@
 #include <cublas_v2.h>
 #include <cuda.h>
 #include <dlfcn.h>
+#ifdef VV_HAVE_NCCL
+#include <nccl.h>
+#endif
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +47,7 @@ static struct {
     __typeof__(cuModuleGetFunction) *ModuleGetFunction;
     __typeof__(cuLaunchKernel) *LaunchKernel;
     __typeof__(cuGetErrorString) *GetErrorString;
+    __typeof__(cuDeviceGetPCIBusId) *DeviceGetPCIBusId; /* optional: the groups' keys */
     __typeof__(cublasCreate_v2) *blasCreate;
     __typeof__(cublasDestroy_v2) *blasDestroy;
     __typeof__(cublasDgemm_v2) *Dgemm;
@@ -130,6 +134,7 @@ static void load(void)
     SYM(hb, SetPointerMode, "cublasSetPointerMode_v2");
     SYM(hb, SetMathMode, "cublasSetMathMode");
 #undef SYM
+    *(void **)&cu.DeviceGetPCIBusId = dlsym(hd, "cuDeviceGetPCIBusId");
     CUresult r = cu.Init(0);
     if (r != CUDA_SUCCESS) {
         const char *m = NULL;
@@ -157,6 +162,7 @@ typedef struct cuda_impl {
     CUdeviceptr count; /* group_shrink's counter */
     CUdeviceptr idx;   /* gather_rows' indices, grown as needed */
     int64_t idx_cap;
+    void *comm; /* the NCCL communicator of group_join */
     int lost;
     char lost_why[256]; /* the error that lost it */
 } cuda_impl;
@@ -398,6 +404,126 @@ static int cuda_adaptive_avg(vv_backend *be, const float *x, int64_t planes, int
                        "vv_adaptive_avg");
 }
 
+/* ---- Sums across processes: NCCL, loaded at run time ------------------------------ */
+
+#ifdef VV_HAVE_NCCL
+
+static struct {
+    __typeof__(ncclGetUniqueId) *GetUniqueId;
+    __typeof__(ncclCommInitRank) *CommInitRank;
+    __typeof__(ncclAllReduce) *AllReduce;
+    __typeof__(ncclCommDestroy) *CommDestroy;
+    __typeof__(ncclGetErrorString) *GetErrorString;
+    __typeof__(ncclGetLastError) *GetLastError; /* optional (NCCL >= 2.13) */
+} nc;
+
+static pthread_once_t nccl_once = PTHREAD_ONCE_INIT;
+static char nccl_msg[512]; /* why NCCL cannot be used; empty once loaded */
+
+static void load_nccl(void)
+{
+    static const char *const names[] = {
+#ifdef VV_CUDA_LIBDIR
+        VV_CUDA_LIBDIR "/libnccl.so.2",
+#endif
+        "libnccl.so.2", "libnccl.so"};
+    /* VVD_NCCL names another library (tests/gpu/emu's emulated NCCL). */
+    const char *env = getenv("VVD_NCCL");
+    void *h =
+        env && *env ? open_first(&env, 1) : open_first(names, (int)(sizeof names / sizeof *names));
+    if (!h) {
+        snprintf(nccl_msg, sizeof nccl_msg, "no NCCL (%s): %s", env && *env ? env : "libnccl.so.2",
+                 dlerror());
+        return;
+    }
+    struct {
+        void **f;
+        const char *name;
+    } syms[] = {{(void **)&nc.GetUniqueId, "ncclGetUniqueId"},
+                {(void **)&nc.CommInitRank, "ncclCommInitRank"},
+                {(void **)&nc.AllReduce, "ncclAllReduce"},
+                {(void **)&nc.CommDestroy, "ncclCommDestroy"},
+                {(void **)&nc.GetErrorString, "ncclGetErrorString"}};
+    for (unsigned i = 0; i < sizeof syms / sizeof *syms; i++)
+        if (!(*syms[i].f = dlsym(h, syms[i].name))) {
+            snprintf(nccl_msg, sizeof nccl_msg, "NCCL lacks %s", syms[i].name);
+            return;
+        }
+    *(void **)&nc.GetLastError = dlsym(h, "ncclGetLastError");
+    if (!cu.DeviceGetPCIBusId)
+        snprintf(nccl_msg, sizeof nccl_msg, "the CUDA driver lacks cuDeviceGetPCIBusId");
+}
+
+static int nccl_loaded(void)
+{
+    pthread_once(&nccl_once, load_nccl);
+    return nccl_msg[0] ? vv_fail(VV_EDEVICE, "%s", nccl_msg) : 0;
+}
+
+static int check_nccl(vv_backend *be, ncclResult_t r, const char *what)
+{
+    if (r == ncclSuccess)
+        return 0;
+    const char *last = nc.GetLastError ? nc.GetLastError((ncclComm_t)impl(be)->comm) : NULL;
+    return vv_fail(VV_EDEVICE, "nccl: %s: %s%s%s", what, nc.GetErrorString(r),
+                   last && *last ? ": " : "", last && *last ? last : "");
+}
+
+static int cuda_group_key(vv_backend *be, char *key, size_t keysz)
+{
+    int rc = ready(be);
+    if (rc == 0 && (rc = nccl_loaded()) == 0)
+        rc = check(be, cu.DeviceGetPCIBusId(key, (int)keysz, impl(be)->dev), "cuDeviceGetPCIBusId");
+    return rc;
+}
+
+static int cuda_group_id(vv_backend *be, void *id, size_t idsz)
+{
+    ncclUniqueId u;
+    int rc = nccl_loaded();
+    if (rc == 0 && idsz < sizeof u)
+        rc = vv_fail(VV_EINVAL, "nccl: a group id takes %zu bytes", sizeof u);
+    if (rc == 0 && (rc = check_nccl(be, nc.GetUniqueId(&u), "ncclGetUniqueId")) == 0)
+        memcpy(id, &u, sizeof u);
+    return rc;
+}
+
+static int cuda_group_join(vv_backend *be, const void *id, int rank, int size)
+{
+    cuda_impl *im = impl(be);
+    ncclUniqueId u;
+    ncclComm_t comm = NULL;
+    int rc = ready(be);
+    if (rc == 0)
+        rc = nccl_loaded();
+    if (rc == 0 && im->comm)
+        rc = vv_fail(VV_ESTATE, "nccl: this device is in a group already");
+    if (rc < 0)
+        return rc;
+    memcpy(&u, id, sizeof u);
+    /* NCCL takes the device of the current context (ready made it ours). */
+    if ((rc = check_nccl(be, nc.CommInitRank(&comm, size, u, rank), "ncclCommInitRank")) == 0)
+        im->comm = comm;
+    return rc;
+}
+
+static int cuda_group_sum(vv_backend *be, double *x, int64_t n)
+{
+    cuda_impl *im = impl(be);
+    int rc = ready(be);
+    if (rc == 0 && !im->comm)
+        rc = vv_fail(VV_ESTATE, "nccl: this device is in no group");
+    if (rc < 0 || n == 0)
+        return rc;
+    /* On the context's default stream, which the synchronisation waits for. */
+    rc = check_nccl(be,
+                    nc.AllReduce(x, x, (size_t)n, ncclDouble, ncclSum, (ncclComm_t)im->comm, NULL),
+                    "ncclAllReduce");
+    return rc ? rc : check(be, cu.CtxSynchronize(), "ncclAllReduce");
+}
+
+#endif /* VV_HAVE_NCCL */
+
 static int cuda_info_op(vv_backend *be, char *name, size_t namesz, size_t *free_bytes,
                         size_t *total_bytes);
 static int cuda_lost_op(const vv_backend *be);
@@ -423,6 +549,12 @@ static const vv_backend_ops cuda_ops = {
     .info = cuda_info_op,
     .lost = cuda_lost_op,
     .close = vv_backend_cuda_close,
+#ifdef VV_HAVE_NCCL
+    .group_key = cuda_group_key,
+    .group_id = cuda_group_id,
+    .group_join = cuda_group_join,
+    .group_sum = cuda_group_sum,
+#endif
 };
 
 int vv_backend_cuda_count(void)
@@ -505,6 +637,10 @@ void vv_backend_cuda_close(vv_backend *be)
     cuda_impl *im = impl(be);
     if (im->ctx)
         cu.CtxSetCurrent(im->ctx);
+#ifdef VV_HAVE_NCCL
+    if (im->comm)
+        nc.CommDestroy((ncclComm_t)im->comm);
+#endif
     if (im->blas)
         cu.blasDestroy(im->blas);
     if (im->count)

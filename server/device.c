@@ -1,5 +1,6 @@
 /* device.c - the compute devices of the process (device.h). */
 #include "device.h"
+#include "mpi_run.h"
 
 #include "vv/array.h"
 #include "vv/cpu.h"
@@ -93,6 +94,11 @@ int devices_open(const char *name)
     if (!is_auto && !parse_index(name, "cuda:", &idx))
         return vv_fail(VV_EINVAL, "unknown device '%.64s' (one of %s)", name, device_names());
 #ifdef VV_HAVE_CUDA
+    /* Under mpirun a node's ranks take its GPUs in turn, one each while
+     * there are as many (the sums between them need that). */
+    int count = is_auto ? vv_backend_cuda_count() : 0;
+    if (count > 0 && count <= 64)
+        idx = par_local_rank() % count;
     vv_backend *be;
     int rc = vv_backend_cuda_open(idx, &be);
     snprintf(nm, sizeof nm, "cuda:%d", idx);

@@ -20,8 +20,12 @@ static struct {
     int on;         /* MPI was started */
     int rank, size; /* 0 and 1 without MPI */
     int local;      /* ranks on this node */
+    int local_rank; /* this rank among them */
     int done;       /* past the last collective, or a failure was agreed on */
-} g = {0, 0, 1, 1, 0};
+} g = {0, 0, 1, 1, 0, 0};
+
+/* Installs the sums between the devices in o when they apply (mpi_run.h). */
+static void device_sums_hook(vv_stats_opts *o);
 
 /* Whether mpirun (OpenMPI, or a PMI launcher: MPICH, Slurm) started us, and
  * how many ranks it started (0: not started by it). */
@@ -51,6 +55,11 @@ int par_size(void)
     return g.size;
 }
 
+int par_local_rank(void)
+{
+    return g.local_rank;
+}
+
 int par_workers(void)
 {
     if (!g.on)
@@ -75,6 +84,7 @@ int par_stats_share(vv_rows *phi, vv_rows *psi, const vv_stats_opts *opts, int s
     vv_stats_opts o = *opts;
     if (!o.workers)
         o.workers = par_workers();
+    device_sums_hook(&o);
     if (!split || g.size == 1 || vv_rows_n(phi) != vv_rows_n(psi))
         return vv_stats_compute(phi, psi, &o, out);
     /* Whole chunks, so that each is read (and, for compress, computed by the
@@ -108,7 +118,28 @@ int par_stats_share(vv_rows *phi, vv_rows *psi, const vv_stats_opts *opts, int s
         vv_stats_free(out);
         return vv_fail(VV_ENOMEM, "sufficient statistics: out of memory");
     }
-    return 0;
+    if (!o.device_sums)
+        return 0;
+    /* The others sum on their devices: this rank brings its zeros there. */
+    vv_backend *be = o.be;
+    size_t kk = (size_t)(k * k) * sizeof(double), kd = (size_t)(k * d) * sizeof(double);
+    double *dG = be->ops->alloc(be, kk), *dBt = be->ops->alloc(be, kd);
+    int rc = dG && dBt
+                 ? 0
+                 : vv_fail(VV_ENOMEM, "sufficient statistics on %s: out of memory", be->ops->name);
+    if (rc == 0 && (rc = be->ops->upload(be, dG, out->G, kk)) == 0)
+        rc = be->ops->upload(be, dBt, out->Bt, kd);
+    rc = o.device_sums(o.device_sums_ctx, be, rc, dG, dBt, k, d);
+    if (rc == 0 && (rc = be->ops->download(be, out->G, dG, kk)) == 0)
+        rc = be->ops->download(be, out->Bt, dBt, kd);
+    be->ops->free(be, dG);
+    be->ops->free(be, dBt);
+    for (int64_t i = 0; i < k; i++)
+        for (int64_t j = 0; j < i; j++)
+            out->G[i * k + j] = out->G[j * k + i];
+    if (rc < 0)
+        vv_stats_free(out);
+    return rc;
 }
 
 #ifdef VV_HAVE_MPI
@@ -128,6 +159,7 @@ int par_init(void)
     if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) ==
         MPI_SUCCESS) {
         MPI_Comm_size(node, &g.local);
+        MPI_Comm_rank(node, &g.local_rank);
         MPI_Comm_free(&node);
     }
     VV_INFO("mpi", NULL, "rank %d of %d (%d on this node, %d statistics workers)", g.rank, g.size,
@@ -188,13 +220,112 @@ static void sum_doubles(double *x, int64_t n)
     }
 }
 
+/* ---- Sums between the devices ------------------------------------------------------ */
+
+static struct {
+    vv_backend *be; /* the device decided on */
+    int on;         /* 1: sums between the devices; -1: on the host */
+    int summed;     /* the last pass's G and Bt were summed there */
+} dv;
+
+/* Whether every rank can sum on its device: each brings the key of its GPU
+ * (host name and PCI bus id), or why it has none; two ranks on one GPU keep
+ * the sums on the host.  Then rank 0 makes the group and every rank joins
+ * it.  Collective; every rank reaches the same answer: 1 or -1. */
+static int dv_decide(vv_backend *be)
+{
+    enum { KEY = 256 };
+    char bus[96] = "", host[128] = "", *keys = NULL;
+    int ok = be->ops->group_key(be, bus, sizeof bus) == 0, all = 0;
+    if (!ok)
+        VV_INFO("mpi", NULL, "rank %d: no sums between the GPUs: %s", g.rank, vv_err_detail());
+    if (ok && !(keys = calloc((size_t)g.size, KEY)))
+        ok = 0;
+    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (!all) {
+        free(keys);
+        if (g.rank == 0)
+            VV_INFO("mpi", NULL, "statistics summed on the host: a rank cannot use NCCL");
+        return -1;
+    }
+    char mine[KEY];
+    gethostname(host, sizeof host - 1);
+    snprintf(mine, sizeof mine, "%s/%s", host, bus);
+    MPI_Allgather(mine, KEY, MPI_CHAR, keys, KEY, MPI_CHAR, MPI_COMM_WORLD);
+    for (int i = 0; i < g.size; i++)
+        for (int j = i + 1; j < g.size; j++)
+            if (!strncmp(keys + (size_t)i * KEY, keys + (size_t)j * KEY, KEY)) {
+                if (g.rank == 0)
+                    VV_INFO("mpi", NULL,
+                            "statistics summed on the host: ranks %d and %d share the GPU %s "
+                            "(NCCL takes one GPU per rank: --device auto gives a node's ranks "
+                            "its GPUs in turn)",
+                            i, j, keys + (size_t)j * KEY);
+                free(keys);
+                return -1;
+            }
+    free(keys);
+    struct {
+        int rc;
+        char id[VV_GROUP_ID_BYTES];
+    } m = {0};
+    if (g.rank == 0 && (m.rc = be->ops->group_id(be, m.id, sizeof m.id)) < 0)
+        VV_WARN("mpi", NULL, "statistics summed on the host: %s", vv_err_detail());
+    MPI_Bcast(&m, (int)sizeof m, MPI_BYTE, 0, MPI_COMM_WORLD);
+    if (m.rc < 0)
+        return -1;
+    ok = be->ops->group_join(be, m.id, g.rank, g.size) == 0;
+    if (!ok)
+        VV_WARN("mpi", NULL, "rank %d: statistics summed on the host: %s", g.rank, vv_err_detail());
+    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    return all ? 1 : -1;
+}
+
+/* vv_stats_opts.device_sums: the pass's checkpoint, then the sums. */
+static int dv_sums(void *ctx, vv_backend *be, int rc, double *G, double *Bt, int64_t k, int64_t d)
+{
+    (void)ctx;
+    dv.summed = 0;
+    if ((rc = par_agree(rc, NULL, 0)) < 0)
+        return rc;
+    if (dv.be != be) {
+        dv.be = be;
+        dv.on = dv_decide(be);
+    }
+    if (dv.on < 0)
+        return 0;
+    double t0 = MPI_Wtime();
+    if ((rc = be->ops->group_sum(be, G, k * k)) == 0)
+        rc = be->ops->group_sum(be, Bt, k * d);
+    dv.summed = rc == 0;
+    if (dv.summed && g.rank == 0)
+        VV_INFO("mpi", NULL, "G and Bt summed between the GPUs with NCCL (%d ranks, %.3f s)",
+                g.size, MPI_Wtime() - t0);
+    return rc;
+}
+
+static void device_sums_hook(vv_stats_opts *o)
+{
+    const char *off = getenv("VV_NO_NCCL");
+    if (g.on && g.size > 1 && o->be && vv_backend_is_device(o->be) && o->be->ops->group_sum &&
+        !(off && !strcmp(off, "1"))) {
+        o->device_sums = dv_sums;
+        o->device_sums_ctx = NULL;
+    }
+}
+
 int par_sum_stats(vv_stats *st)
 {
     if (!g.on)
         return 0;
     double t0 = MPI_Wtime();
-    sum_doubles(st->G, st->k * st->k);
-    sum_doubles(st->Bt, st->k * st->d);
+    if (!dv.summed) {
+        sum_doubles(st->G, st->k * st->k);
+        sum_doubles(st->Bt, st->k * st->d);
+        if (g.rank == 0)
+            VV_INFO("mpi", NULL, "G and Bt summed on the host (MPI_Allreduce, %d ranks)", g.size);
+    }
+    dv.summed = 0;
     double s[3] = {st->c, (double)st->n, st->flops};
     MPI_Allreduce(MPI_IN_PLACE, s, 3, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
     st->c = s[0];
@@ -226,6 +357,11 @@ int par_bcast(void *buf, size_t bytes)
 }
 
 #else /* one process */
+
+static void device_sums_hook(vv_stats_opts *o)
+{
+    (void)o;
+}
 
 int par_init(void)
 {

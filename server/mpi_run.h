@@ -7,6 +7,13 @@
  * statistics of all the rows; rank 0 solves and writes, the others stop
  * after their last collective (par_end) and exit quietly.
  *
+ * On a device backend with group operations (CUDA built with NCCL), G and
+ * Bt are summed between the devices before they come back to the host
+ * (ncclAllReduce over one communicator of every rank, each on its own GPU),
+ * and par_sum_stats sums only c, n and the timings on the host.  The host
+ * sums are kept when VV_NO_NCCL=1, when a rank cannot load NCCL, or when
+ * two ranks of a node share a GPU (NCCL refuses that); the log says which.
+ *
  * Errors: the ranks meet at checkpoints (par_agree), where each brings its
  * status; when one failed, every rank leaves with the error of the lowest
  * failing rank, its detail prefixed "rank R: ".  A rank that fails between
@@ -42,6 +49,10 @@ void par_finalize(void);
 int par_rank(void);
 int par_size(void);
 
+/* This process's rank among the ranks of its node (0 without MPI): a node's
+ * ranks on "auto" take its GPUs in turn (server/device.c). */
+int par_local_rank(void);
+
 /* CPU workers a statistics pass of this rank should use: the cores it may
  * run on shared by the ranks of its node; 0 (choose) without MPI. */
 int par_workers(void);
@@ -62,8 +73,10 @@ int par_sum_stats(vv_stats *st);
  * every chunk is read, and computed by a compress job's forward passes, as
  * in one process), else all of them (its own shards); a rank whose share is
  * empty gets zeros.  Under MPI the pass uses par_workers()
- * workers unless opts says.  Local: the caller then meets the others at
- * par_agree and sums with par_sum_stats. */
+ * workers unless opts says.  The caller then meets the others at par_agree
+ * and sums with par_sum_stats; when the sums go between the devices, the
+ * ranks meet once the pass is over, inside this call, and a failure there
+ * returns the agreed error (par_agree then returns it at once). */
 int par_stats_share(vv_rows *phi, vv_rows *psi, const vv_stats_opts *opts, int split,
                     vv_stats *out);
 

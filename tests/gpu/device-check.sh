@@ -40,6 +40,7 @@ t0=$(date +%s)
 python3 gpu/embed_fatbin.py "$B/kernels.fatbin" "$B/cuda_fatbin.c"
 CFLAGS=(-O2 -std=gnu11 -D_GNU_SOURCE -DVV_HAVE_CUDA "-DVV_CUDA_LIBDIR=\"$CUDA/lib64\""
         -Icore/include -Icore -Igpu/include -Itests "-I$CUDA/include")
+[ -f "$CUDA/include/nccl.h" ] && CFLAGS+=(-DVV_HAVE_NCCL)
 CORE=(err cpu blas backend_cpu backend_sim gram stats solve solve_fista solve_fista_dev solve_bcd
       solve_adam array npy log synth)
 SRC=(gpu/backend_cuda.c "$B/cuda_fatbin.c" tests/gpu/no_safetensors.c)
@@ -64,6 +65,34 @@ grep -q '^1\.\.0 # SKIP' "$log/equivalence.tap" && { echo "device-check: no usab
 if [ "$erc" != 0 ] || grep -q '^not ok' "$log/equivalence.tap"; then
   echo "device-check: equivalence FAILED (exit $erc)"
   exit 1
+fi
+
+# Two ranks under mpirun (where MPI is installed): their statistics summed
+# between the GPUs with NCCL (tests/gpu/nccl_check.c, server/mpi_run.c's
+# path) against one process.  With one GPU both ranks are on it, which NCCL
+# refuses, so the sums must stay on the host.
+if command -v mpirun >/dev/null && command -v mpicc >/dev/null; then
+  echo "== two ranks (mpirun; NCCL between the GPUs)"
+  mpicc "${CFLAGS[@]}" -DVV_HAVE_MPI -Iserver tests/gpu/nccl_check.c server/mpi_run.c \
+    "${objs[@]}" $BLAS -ldl -lpthread -lm -o "$B/nccl_check"
+  ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+  mrc=0
+  OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+    OMPI_MCA_btl_vader_single_copy_mechanism=none \
+    mpirun -np 2 --oversubscribe --bind-to none "$B/nccl_check" ${NCCL_ARGS:-} \
+    > "$log/nccl.txt" 2>&1 || mrc=$?
+  cat "$log/nccl.txt"
+  want="summed on the host"
+  if [ -f "$CUDA/include/nccl.h" ] && { [ "${ngpu:-0}" -ge 2 ] || [ -n "${VVD_NCCL:-}" ]; }; then
+    want="summed between the GPUs with NCCL"
+  fi
+  if [ "$mrc" != 0 ] || ! grep -q '^ok' "$log/nccl.txt" || ! grep -q "$want" "$log/nccl.txt"; then
+    echo "device-check: two ranks FAILED (exit $mrc; expected \"$want\")"
+    exit 1
+  fi
+  echo "two ranks: G and Bt $want"
+else
+  echo "== two ranks: skipped (no mpirun or mpicc)"
 fi
 
 rc=0

@@ -42,19 +42,20 @@ ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIR
 ENV["ASAN_OPTIONS"] = (ENV.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
 
 
-def run(tmp, spec, name, np=0, timeout=300):
-    """Runs spec (np ranks under mpirun, 0: plain `vvd run`): (exit status,
-    the last event, every event, stderr, seconds)."""
+def run(tmp, spec, name, np=0, timeout=300, env=None, args=()):
+    """Runs spec (np ranks under mpirun, 0: plain `vvd run`; env and vvd's
+    args besides the defaults): (exit status, the last event, every event,
+    stderr, seconds)."""
     path = os.path.join(tmp, name + ".json")
     with open(path, "w") as f:
         json.dump(spec, f)
-    cmd = [VVD, "run", path, "--out", os.path.join(tmp, name)]
+    cmd = [VVD, "run", path, "--out", os.path.join(tmp, name)] + list(args)
     if np:
         cmd = [MPIRUN, "-np", str(np), "--oversubscribe", "--bind-to", "none"] + cmd
     t0 = time.time()
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=ENV,
-                           cwd=tmp)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                           env=dict(ENV, **(env or {})), cwd=tmp)
     except subprocess.TimeoutExpired as e:
         return -9, {}, [], "timed out: %s" % e, time.time() - t0
     events = []
@@ -130,6 +131,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="vvd-mpi-")
     try:
         lasso_cases(tmp)
+        nccl_cases(tmp)
         failure_cases(tmp)
         compress_case(tmp)
         t.ok(not left_running(tmp), "no vvd process of this test is left running",
@@ -208,6 +210,71 @@ def lasso_cases(tmp):
     t.ok(rc7 == 0 and r7.get("state") == "FINISHED" and "ranks" not in r7,
          "mpirun -np 1: FINISHED as one process", err7[-800:])
     same_stats(tmp, "one", "np1", "mpirun -np 1")
+
+
+def nccl_cases(tmp):
+    """The CUDA backend under mpirun: G and Bt summed between the GPUs with
+    NCCL before they come back to the host, here on the CUDA emulator and its
+    emulated NCCL (tests/gpu/emu; each process's emulated GPU is its own)."""
+    drv, nccl = os.environ.get("VV_TEST_CUDA_EMULATOR"), os.environ.get("VV_TEST_NCCL_EMULATOR")
+    if not drv or not nccl:
+        t.ok(True, "# SKIP sums between GPUs: no CUDA or NCCL emulator (vvd without CUDA or NCCL)")
+        return
+    env = {"VVD_CUDA_DRIVER": drv, "VVD_CUBLAS": drv, "VVD_NCCL": nccl}
+    base = {"kind": "lasso", "phi": "data/phi.npy", "psi": "data/psi.npy", "lambda_ratio": 0.1,
+            "bias": [0.1, -0.2, 0.3, 0, 0.5, -1], "tol": 1e-9, "metrics_every": 1,
+            "save_stats": True}
+    dev = ("--device", "cuda:0")
+    rc, r, _, err, _ = run(tmp, base, "nccl2", np=2, env=env, args=dev)
+    summed = "G and Bt summed between the GPUs with NCCL (2 ranks"
+    if not t.ok(rc == 0 and r.get("state") == "FINISHED" and r.get("ranks") == 2 and
+                summed in err and "summed on the host" not in err,
+                "cuda:0 on 2 ranks: G and Bt summed between the GPUs with NCCL", err[-1500:]):
+        return
+    same_stats(tmp, "one", "nccl2", "NCCL sums over 2 ranks")
+    rc, r2, _, err, _ = run(tmp, base, "nccl2host", np=2, env=dict(env, VV_NO_NCCL="1"),
+                            args=dev)
+    t.ok(rc == 0 and "G and Bt summed on the host (MPI_Allreduce, 2 ranks)" in err and
+         "NCCL" not in err, "VV_NO_NCCL=1: the sums go through the host", err[-1500:])
+    same_stats(tmp, "nccl2", "nccl2host", "NCCL and host sums")
+    v1 = read_npy(os.path.join(tmp, "nccl2", "V.npy"))[1]
+    v2 = read_npy(os.path.join(tmp, "nccl2host", "V.npy"))[1]
+    v0 = read_npy(os.path.join(tmp, "one", "V.npy"))[1]
+    t.ok(v1 == v2 and r.get("iterations") == r2.get("iterations") and
+         read_npy(os.path.join(tmp, "nccl2", "kept.npy"))[1] ==
+         read_npy(os.path.join(tmp, "one", "kept.npy"))[1] and rel(v1, v0) <= 1e-5,
+         "the solution is the same: V identical to the host sums', to %.1e of one CPU process's"
+         % rel(v1, v0))
+    # Two ranks on one GPU: NCCL refuses that, so the sums stay on the host.
+    rc, _, _, err, _ = run(tmp, base, "nccl2dup", np=2,
+                           env=dict(env, VV_EMU_PCI_BUS_ID="0000:17:00.0"), args=dev)
+    t.ok(rc == 0 and "ranks 0 and 1 share the GPU" in err and
+         "summed on the host (MPI_Allreduce" in err and "nccl emulator" not in err,
+         "2 ranks on one GPU: the sums go through the host", err[-1500:])
+    same_stats(tmp, "one", "nccl2dup", "ranks sharing a GPU")
+    # 1500 rows are 2 chunks for 3 ranks: the third brings zeros to the sums.
+    gen = dict(base, generate={"n": 1500, "k": 40, "d": 3, "seed": 5}, bias=[0.5, 0, -0.5])
+    del gen["phi"], gen["psi"]
+    run(tmp, gen, "ngen1")
+    rc, _, _, err, _ = run(tmp, gen, "ngen3", np=3, env=env, args=dev)
+    t.ok(rc == 0 and "with NCCL (3 ranks" in err, "3 ranks, one with no rows: NCCL sums",
+         err[-1500:])
+    same_stats(tmp, "ngen1", "ngen3", "NCCL sums over 3 ranks, one empty")
+    # Rank 1 failing during its pass (a NaN in its last shard): rank 0, at
+    # the checkpoint before the sums, ends with its message; nobody hangs.
+    with open(os.path.join(tmp, "data", "psi_4.npy"), "rb") as f:
+        data = bytearray(f.read())
+    data[-8:] = struct.pack("<d", float("nan"))
+    with open(os.path.join(tmp, "data", "psi_nan.npy"), "wb") as f:
+        f.write(data)
+    bad = dict(base, phi=["data/phi_%d.npy" % i for i in range(5)],
+               psi=["data/psi_%d.npy" % i for i in range(4)] + ["data/psi_nan.npy"])
+    rc, r, _, err, secs = run(tmp, bad, "nccl2nan", np=2, env=env, args=dev, timeout=120)
+    d = r.get("error", {}).get("detail", "")
+    t.ok(rc not in (0, -9) and d.startswith("rank 1: ") and "psi_nan.npy" in d and
+         len([x for x in err.splitlines() if "ERROR" in x and "rank 1: " in x]) == 2,
+         "a rank failing during its pass on the GPU ends both: %s (%.1f s)" % (d, secs),
+         err[-1500:])
 
 
 def failure_cases(tmp):

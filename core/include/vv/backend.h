@@ -82,7 +82,28 @@ typedef struct vv_backend_ops {
                 size_t *total_bytes);
     int (*lost)(const vv_backend *be);
     void (*close)(vv_backend *be);
+    /* Sums across the processes of one job on their devices (NCCL on
+     * CUDA); NULL where the backend has none (the CPU and simulated ones),
+     * and the caller then sums on the host.  The caller (server/mpi_run.c)
+     * carries ids between the processes.  group_key: a string naming the
+     * physical device (its PCI bus id), so that the caller can see two
+     * processes sharing one, which the library refuses; fails (VV_EDEVICE)
+     * when the library cannot be loaded.  group_id: on one process, the id
+     * of a new group (at most VV_GROUP_ID_BYTES bytes written to id).
+     * group_join: joins group id as member rank of size; every member calls
+     * it (collective: it returns once all have joined); the group lives
+     * until close.  group_sum: x (n doubles of this backend's memory)
+     * becomes the sum of every member's x, in place; collective, called in
+     * the same order by every member.  Each returns 0 or a negative
+     * vv_err. */
+    int (*group_key)(vv_backend *be, char *key, size_t keysz);
+    int (*group_id)(vv_backend *be, void *id, size_t idsz);
+    int (*group_join)(vv_backend *be, const void *id, int rank, int size);
+    int (*group_sum)(vv_backend *be, double *x, int64_t n);
 } vv_backend_ops;
+
+/* The largest id group_id writes. */
+#define VV_GROUP_ID_BYTES 128
 
 struct vv_backend {
     const vv_backend_ops *ops;

@@ -40,6 +40,15 @@ typedef struct vv_stats_opts {
                              * (one process's share of a pass whose sums are added up
                              * across processes); 0: every row */
     int workers;            /* CPU workers; 0 chooses (one per core, at most 4) */
+    /* On a device backend, when set: called once the pass is over, with its
+     * status rc (0 or a negative vv_err) and G (K x K, upper triangle) and
+     * Bt (K x D) still in device memory, before they come back to the host;
+     * what it returns is the pass's status (server/mpi_run.c sums them
+     * across processes there).  Not called when the pass fails before it
+     * starts (bad shapes, no memory). */
+    int (*device_sums)(void *ctx, vv_backend *be, int rc, double *G, double *Bt, int64_t k,
+                       int64_t d);
+    void *device_sums_ctx;
 } vv_stats_opts;
 
 /* One streaming pass over the rows of phi (N x K) and psi (N x D): G, Bt, c

@@ -38,6 +38,7 @@
 #include <sys/mman.h>
 #include <tuple>
 #include <type_traits>
+#include <unistd.h>
 #include <utility>
 
 #include "cuda_builtins.h"
@@ -599,6 +600,55 @@ EXPORT CUresult cuMemGetInfo_v2(size_t *free_bytes, size_t *total_bytes)
     std::lock_guard<std::mutex> g(mem_lock);
     *free_bytes = total - used;
     *total_bytes = total;
+    return CUDA_SUCCESS;
+}
+
+/* The allocation holding p (emu_nccl.cc checks its buffers with it, as
+ * NCCL asks the runtime). */
+EXPORT CUresult cuMemGetAddressRange_v2(CUdeviceptr *base, size_t *size, CUdeviceptr p)
+{
+    CUresult r = usable(1);
+    if (r != CUDA_SUCCESS)
+        return r;
+    std::lock_guard<std::mutex> g(mem_lock);
+    auto it = allocs.upper_bound((uintptr_t)p);
+    if (it == allocs.begin() || (uintptr_t)p - (--it)->first >= it->second)
+        return CUDA_ERROR_NOT_FOUND;
+    if (base)
+        *base = (CUdeviceptr)it->first;
+    if (size)
+        *size = it->second;
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuCtxGetCurrent(CUcontext *ctx)
+{
+    if (!initialised)
+        return CUDA_ERROR_NOT_INITIALIZED;
+    if (!ctx)
+        return CUDA_ERROR_INVALID_VALUE;
+    *ctx = current;
+    return CUDA_SUCCESS;
+}
+
+/* Each process's emulated GPU is its own device (its own host memory), so
+ * its bus id names the process; VV_EMU_PCI_BUS_ID gives every process the
+ * same, as ranks sharing one GPU have. */
+EXPORT CUresult cuDeviceGetPCIBusId(char *bus, int len, CUdevice dev)
+{
+    CUresult r = usable(0);
+    if (r != CUDA_SUCCESS)
+        return r;
+    if (!bus || len <= 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (dev < 0 || dev >= ndevices)
+        return CUDA_ERROR_INVALID_DEVICE;
+    const char *s = getenv("VV_EMU_PCI_BUS_ID");
+    unsigned pid = (unsigned)getpid();
+    if (s && *s)
+        snprintf(bus, (size_t)len, "%s", s);
+    else
+        snprintf(bus, (size_t)len, "%04x:%02x:00.0", (pid >> 8) & 0xffff, pid & 0xff);
     return CUDA_SUCCESS;
 }
 
