@@ -20,6 +20,12 @@ extern void cblas_dsyrk(int, int, int, int, int, double, const double *, int, do
 extern void dpotrf_(const char *, const int *, double *, const int *, int *);
 extern void dpotrs_(const char *, const int *, const int *, const double *, const int *, double *,
                     const int *, int *);
+extern void dgeqp3_(const int *, const int *, double *, const int *, int *, double *, double *,
+                    const int *, int *);
+extern void dgeqrf_(const int *, const int *, double *, const int *, double *, double *,
+                    const int *, int *);
+extern void dorgqr_(const int *, const int *, const int *, double *, const int *, const double *,
+                    double *, const int *, int *);
 extern void dsyev_(const char *, const char *, const int *, double *, const int *, double *,
                    double *, const int *, int *);
 extern char *openblas_get_corename(void);
@@ -127,6 +133,40 @@ int vv_dpotrs(int n, int nrhs, const double *a, double *b)
     int info = 0;
     dpotrs_("L", &n, &nrhs, a, &n, b, &n, &info);
     return info;
+}
+
+/* LAPACK's workspace query, then the call with the workspace it asked
+ * for; -1 when out of memory. */
+#define WITH_WORK(call_query, call)                                                                \
+    do {                                                                                           \
+        int info = 0, lwork = -1;                                                                  \
+        double q;                                                                                  \
+        double *work = &q;                                                                         \
+        call_query;                                                                                \
+        lwork = (int)q > 1 ? (int)q : 1;                                                           \
+        if (!(work = malloc((size_t)lwork * sizeof *work)))                                        \
+            return -1;                                                                             \
+        call;                                                                                      \
+        free(work);                                                                                \
+        return info;                                                                               \
+    } while (0)
+
+int vv_dgeqp3(int m, int n, double *a, int lda, int *jpvt, double *tau)
+{
+    WITH_WORK(dgeqp3_(&m, &n, a, &lda, jpvt, tau, work, &lwork, &info),
+              dgeqp3_(&m, &n, a, &lda, jpvt, tau, work, &lwork, &info));
+}
+
+int vv_dgeqrf(int m, int n, double *a, int lda, double *tau)
+{
+    WITH_WORK(dgeqrf_(&m, &n, a, &lda, tau, work, &lwork, &info),
+              dgeqrf_(&m, &n, a, &lda, tau, work, &lwork, &info));
+}
+
+int vv_dorgqr(int m, int n, int k, double *a, int lda, const double *tau)
+{
+    WITH_WORK(dorgqr_(&m, &n, &k, a, &lda, tau, work, &lwork, &info),
+              dorgqr_(&m, &n, &k, a, &lda, tau, work, &lwork, &info));
 }
 
 int vv_dsyev(int n, double *a, double *w)

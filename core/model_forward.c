@@ -1,10 +1,14 @@
-/* model_forward.c - the eval-mode forward pass: convolutions as im2col +
- * one sgemm per group of samples, the other layers as plain loops. */
+/* model_forward.c - the eval-mode forward pass: 3x3 convolutions by
+ * Winograd (model_winograd.c), the others as im2col + one sgemm per chunk
+ * of samples, with batch norm and ReLU fused into their output pass; the
+ * convolutional head split over threads by samples, the fully connected
+ * tail on every sample at once with BLAS's threads. */
 #include "model_internal.h"
 #include "vv/backend.h"
 #include "vv/blas.h"
 #include "vv/model.h"
 
+#include <assert.h>
 #include <float.h>
 #include <math.h>
 #include <pthread.h>
@@ -13,13 +17,18 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Scratch budget per forward call, in floats (about 16 MiB): groups of
- * samples small enough to stay in the caches between layers. */
-#define SCRATCH_FLOATS (4l << 20)
+/* Budgets per thread, in floats: the two activation buffers of a group of
+ * samples (32 MiB: late layers then multiply large enough matrices) and a
+ * convolution's scratch (16 MiB, in chunks of samples that fit). */
+#define ACT_FLOATS (8l << 20)
+#define CONV_FLOATS (1l << 20)
+/* Samples per pass through the fully connected tail at least (its weights
+ * are read once per pass: AlexNet's first is 151 MB). */
+#define DENSE_GROUP 1024
+/* Winograd weights of one call at most (256 MiB); past it they are
+ * transformed per chunk of samples. */
+#define WINO_FLOATS (64l << 20)
 
-/* Convolution of nb samples: x (nb x c x h x w) -> y (nb x oc x oh x ow).
- * col holds ckk x (nb * oh * ow) floats and tmp oc x (nb * oh * ow), then
- * the 2 oc of the output affine (vv__scratch_sizes counts them). */
 void vv__conv_affine(const vv_layer *l, const vv_layer *bn, float *scale, float *shift)
 {
     for (int o = 0; o < l->oc; o++) {
@@ -34,21 +43,96 @@ void vv__conv_affine(const vv_layer *l, const vv_layer *bn, float *scale, float 
     }
 }
 
-/* bn (may be NULL) and relu are a following batch norm and ReLU fused into
- * the conv's output pass (affine_act, which also reorders the sgemm's
- * channel-major output into sample-major). */
-static void conv(const vv_layer *l, const float *x, int64_t nb, float *y, float *col, float *tmp,
-                 const vv_layer *bn, int relu)
+/* im2col of ns samples into col, (c k k) rows of ldc floats, sample s at
+ * column s oh ow.  The backend's im2col copies rows with memcpy, a call per
+ * output row: at AlexNet's 3x3 maps that cost more than the sgemm.  Here
+ * the rows are plain loops the compiler vectorises. */
+static void im2col(const vv_layer *l, const float *x, int64_t ns, float *col, int64_t ldc)
 {
-    int64_t ohw = (int64_t)l->oh * l->ow, ncol = nb * ohw;
-    int64_t ckk = (int64_t)l->in_ch * l->kernel * l->kernel;
-    float *sc = tmp + (int64_t)l->oc * ncol;
-    vv__conv_affine(l, bn, sc, sc + l->oc);
+    int c = l->c, h = l->h, w = l->w, k = l->kernel, st = l->stride, pad = l->pad;
+    int oh = l->oh, ow = l->ow;
+    int64_t ohw = (int64_t)oh * ow, in_sz = (int64_t)c * h * w;
+    for (int ci = 0; ci < c; ci++)
+        for (int ki = 0; ki < k; ki++)
+            for (int kj = 0; kj < k; kj++) {
+                float *row = col + ((int64_t)(ci * k + ki) * k + kj) * ldc;
+                /* Output columns whose input column is inside: [j0, j1). */
+                int j0 = 0, j1 = ow;
+                while (j0 < ow && j0 * st - pad + kj < 0)
+                    j0++;
+                while (j1 > j0 && (j1 - 1) * st - pad + kj >= w)
+                    j1--;
+                for (int64_t s = 0; s < ns; s++) {
+                    const float *xc = x + s * in_sz + (int64_t)ci * h * w;
+                    for (int i = 0; i < oh; i++) {
+                        int y = i * st - pad + ki;
+                        float *dst = row + s * ohw + (int64_t)i * ow;
+                        if (y < 0 || y >= h) {
+                            for (int j = 0; j < ow; j++)
+                                dst[j] = 0.0f;
+                            continue;
+                        }
+                        const float *src = xc + (int64_t)y * w - pad + kj;
+                        for (int j = 0; j < j0; j++)
+                            dst[j] = 0.0f;
+                        if (st == 1)
+                            for (int j = j0; j < j1; j++)
+                                dst[j] = src[j];
+                        else
+                            for (int j = j0; j < j1; j++)
+                                dst[j] = src[(int64_t)j * st];
+                        for (int j = j1; j < ow; j++)
+                            dst[j] = 0.0f;
+                    }
+                }
+            }
+}
+
+/* Scratch floats a conv needs for one sample by im2col: its output affine
+ * (2 oc), the columns and the gemm output. */
+static int64_t im2col_floats(const vv_layer *l, int64_t nb)
+{
+    int64_t ohw = (int64_t)l->oh * l->ow;
+    return 2 * (int64_t)l->oc + nb * ((int64_t)l->in_ch * l->kernel * l->kernel + l->oc) * ohw;
+}
+
+/* A convolution of nb samples, x (nb x c x h x w) -> y (nb x oc x oh x ow),
+ * with a following batch norm bn (may be NULL) and ReLU fused into its
+ * output pass.  scr holds nscr >= im2col_floats(l, 1) floats; u is the
+ * layer's Winograd weights (vv__wino_weights) or NULL.  Winograd when the
+ * layer allows it (its weights transformed here when u is NULL and they
+ * fit), im2col and one sgemm per chunk of samples otherwise. */
+static void conv(const vv_layer *l, const float *u, const float *x, int64_t nb, float *y,
+                 float *scr, int64_t nscr, const vv_layer *bn, int relu)
+{
+    int64_t oc = l->oc, ohw = (int64_t)l->oh * l->ow,
+            ckk = (int64_t)l->in_ch * l->kernel * l->kernel;
+    float *sc = scr;
+    vv__conv_affine(l, bn, sc, sc + oc);
+    scr += 2 * oc;
+    nscr -= 2 * oc;
+    if (vv__wino_ok(l)) {
+        int64_t wf = vv__wino_weight_floats(l);
+        if (!u && nscr - wf >= 2 * vv__wino_sample_floats(l)) {
+            vv__wino_weights(l, scr);
+            u = scr;
+            scr += wf;
+            nscr -= wf;
+        }
+        if (u && vv__wino_conv(l, u, x, nb, y, scr, nscr, sc, sc + oc, relu) == nb)
+            return;
+    }
+    int64_t per = (ckk + oc) * ohw, g = nscr / per;
+    g = g < 1 ? 1 : g > nb ? nb : g;
+    int64_t in_sz = (int64_t)l->c * l->h * l->w, out_sz = oc * ohw;
     vv_backend *be = vv_backend_cpu();
-    be->ops->im2col(be, x, nb, l->c, l->h, l->w, l->kernel, l->stride, l->pad, l->oh, l->ow, col,
-                    ncol);
-    be->ops->sgemm(be, 0, 0, l->oc, ncol, ckk, 1.0f, l->weight, ckk, col, ncol, 0.0f, tmp, ncol);
-    be->ops->affine_act(be, tmp, ncol, ohw, nb, l->oc, ohw, sc, sc + l->oc, relu, y);
+    for (int64_t s0 = 0; s0 < nb; s0 += g) {
+        int64_t ns = nb - s0 < g ? nb - s0 : g, ncol = ns * ohw;
+        float *col = scr, *tmp = scr + ckk * ncol;
+        im2col(l, x + s0 * in_sz, ns, col, ncol);
+        be->ops->sgemm(be, 0, 0, oc, ncol, ckk, 1.0f, l->weight, ckk, col, ncol, 0.0f, tmp, ncol);
+        be->ops->affine_act(be, tmp, ncol, ohw, ns, oc, ohw, sc, sc + oc, relu, y + s0 * out_sz);
+    }
 }
 
 static void batchnorm(const vv_layer *l, const float *x, int64_t nb, float *y)
@@ -94,9 +178,15 @@ void vv__layer_forward(const vv_layer *l, const float *x, int64_t nb, float *y, 
 {
     int64_t in_sz = (int64_t)l->c * l->h * l->w;
     switch (l->type) {
-    case VV_LAYER_CONV2D:
-        conv(l, x, nb, y, col, tmp, NULL, 0);
+    case VV_LAYER_CONV2D: {
+        /* col and tmp are one buffer (model_internal.h). */
+        int64_t cs, ts;
+        vv__scratch_sizes(l, nb, &cs, &ts);
+        assert(tmp == col + cs);
+        (void)tmp;
+        conv(l, NULL, x, nb, y, col, cs + ts, NULL, 0);
         break;
+    }
     case VV_LAYER_BATCHNORM2D:
         batchnorm(l, x, nb, y);
         break;
@@ -181,32 +271,47 @@ void vv__scratch_release(void)
     }
 }
 
-int vv_model_forward(const vv_model *m, int from, int to, const float *x, int64_t n, float *y)
+/* Where the fully connected tail of [from, to) starts: its first linear
+ * layer after from, or to. */
+static int dense_start(const vv_model *m, int from, int to)
 {
-    if (!m->finished || from < 0 || to > m->n || from >= to || n < 0)
-        return vv_fail(VV_EINVAL, "forward: bad layer range [%d, %d) of %d layers", from, to, m->n);
-    if (n == 0)
-        return 0;
-    /* Per-sample floats of the widest activation and of the conv scratch. */
-    int64_t act = vv_model_size(m, from - 1), scr = 0;
+    for (int i = from + 1; i < to; i++)
+        if (m->layers[i].type == VV_LAYER_LINEAR)
+            return i;
+    return to;
+}
+
+/* Layers [from, to) on n samples, in groups whose activations fit in
+ * ACT_FLOATS (at least DENSE_GROUP when dense), on the calling thread's
+ * scratch; u[i] is conv layer i's Winograd weights or NULL (u may be
+ * NULL). */
+static int run_seg(const vv_model *m, int from, int to, const float *x, int64_t n, float *y,
+                   float *const *u, int dense)
+{
+    int64_t act = vv_model_size(m, from - 1), cscr = 0;
     for (int i = from; i < to; i++) {
-        int64_t c, t;
-        vv__scratch_sizes(&m->layers[i], 1, &c, &t);
+        const vv_layer *l = &m->layers[i];
         if (vv_model_size(m, i) > act)
             act = vv_model_size(m, i);
-        if (c + t > scr)
-            scr = c + t;
+        if (l->type == VV_LAYER_CONV2D && im2col_floats(l, 1) > cscr)
+            cscr = im2col_floats(l, 1);
+        /* Room for one sample by Winograd too (large images: 4 (c + oc)
+         * can pass 9 c + oc floats per pixel). */
+        int64_t wino = 2 * (int64_t)l->oc + vv__wino_sample_floats(l) + 16 * (l->ow / 2 + 2);
+        if (vv__wino_ok(l) && wino > cscr)
+            cscr = wino;
     }
-    int64_t g = SCRATCH_FLOATS / (2 * act + scr);
-    if (g < 1)
-        g = 1;
-    if (g > n)
-        g = n;
-    float *buf = scratch_get((size_t)(2 * act + scr) * (size_t)g);
+    if (cscr && cscr < CONV_FLOATS)
+        cscr = CONV_FLOATS;
+    int64_t g = ACT_FLOATS / (2 * act);
+    if (dense && g < DENSE_GROUP)
+        g = DENSE_GROUP;
+    g = g < 1 ? 1 : g > n ? n : g;
+    float *buf = scratch_get((size_t)(2 * act * g + cscr));
     if (!buf)
         return vv_fail(VV_ENOMEM, "forward: out of memory for a group of %lld samples",
                        (long long)g);
-    float *a = buf, *b = buf + act * g, *col = buf + 2 * act * g;
+    float *a = buf, *b = buf + act * g, *scr = buf + 2 * act * g;
     int64_t in_sz = vv_model_size(m, from - 1), out_sz = vv_model_size(m, to - 1);
     for (int64_t s0 = 0; s0 < n; s0 += g) {
         int64_t nb = n - s0 < g ? n - s0 : g;
@@ -217,8 +322,6 @@ int vv_model_forward(const vv_model *m, int from, int to, const float *x, int64_
             /* Flatten and dropout (eval) change nothing in memory. */
             if (!last && (l->type == VV_LAYER_FLATTEN || l->type == VV_LAYER_DROPOUT))
                 continue;
-            int64_t cs, ts;
-            vv__scratch_sizes(l, nb, &cs, &ts);
             /* conv -> batch norm -> relu in one pass when the range holds all
              * three (and does not end inside them). */
             const vv_layer *bn = NULL;
@@ -232,13 +335,46 @@ int vv_model_forward(const vv_model *m, int from, int to, const float *x, int64_
             }
             float *dst = last ? y + s0 * out_sz : (cur == a ? b : a);
             if (l->type == VV_LAYER_CONV2D)
-                conv(l, cur, nb, dst, col, col + cs, bn, relu);
+                conv(l, u ? u[i] : NULL, cur, nb, dst, scr, cscr, bn, relu);
             else
-                vv__layer_forward(l, cur, nb, dst, col, col + cs);
+                vv__layer_forward(l, cur, nb, dst, NULL, NULL);
             cur = dst;
             i += skip;
         }
     }
+    return 0;
+}
+
+/* The Winograd weights of the conv layers of [from, to) that take them, in
+ * one block (*block, freed by the caller) that u[i] points into; *u and
+ * *block stay NULL when there are none or they would pass WINO_FLOATS. */
+static int wino_prepare(const vv_model *m, int from, int to, float ***u, float **block)
+{
+    int64_t total = 0;
+    *u = NULL;
+    *block = NULL;
+    for (int i = from; i < to; i++)
+        if (vv__wino_ok(&m->layers[i]))
+            total += vv__wino_weight_floats(&m->layers[i]);
+    if (total == 0 || total > WINO_FLOATS)
+        return 0;
+    *u = calloc((size_t)m->n, sizeof **u);
+    *block = malloc((size_t)total * sizeof **block);
+    if (!*u || !*block) {
+        free(*u);
+        free(*block);
+        *u = NULL;
+        *block = NULL;
+        return vv_fail(VV_ENOMEM, "forward: out of memory for %lld Winograd weights",
+                       (long long)total);
+    }
+    float *p = *block;
+    for (int i = from; i < to; i++)
+        if (vv__wino_ok(&m->layers[i])) {
+            vv__wino_weights(&m->layers[i], p);
+            (*u)[i] = p;
+            p += vv__wino_weight_floats(&m->layers[i]);
+        }
     return 0;
 }
 
@@ -248,6 +384,7 @@ typedef struct fwd_part {
     const float *x;
     int64_t n;
     float *y;
+    float *const *u;
     int rc;
     char detail[512];
     pthread_t tid;
@@ -256,24 +393,20 @@ typedef struct fwd_part {
 static void *fwd_thread(void *arg)
 {
     fwd_part *p = arg;
-    p->rc = vv_model_forward(p->m, p->from, p->to, p->x, p->n, p->y);
+    p->rc = p->n > 0 ? run_seg(p->m, p->from, p->to, p->x, p->n, p->y, p->u, 0) : 0;
     if (p->rc < 0)
         snprintf(p->detail, sizeof p->detail, "%s", vv_err_detail());
     vv__scratch_release();
     return NULL;
 }
 
-int vv_model_forward_parallel(const vv_model *m, int from, int to, const float *x, int64_t n,
-                              float *y, int threads)
+/* Layers [from, to) (no fully connected tail) split by samples over
+ * threads, each with a single-threaded BLAS. */
+static int run_parallel(const vv_model *m, int from, int to, const float *x, int64_t n, float *y,
+                        float *const *u, int threads)
 {
-    if (threads <= 0) {
-        long nc = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = nc < 1 ? 1 : nc > 8 ? 8 : (int)nc;
-    }
-    if (threads > n / 8)
-        threads = (int)(n / 8);
-    if (threads <= 1 || !m->finished || from < 0 || to > m->n || from >= to)
-        return vv_model_forward(m, from, to, x, n, y);
+    if (threads <= 1)
+        return run_seg(m, from, to, x, n, y, u, 0);
     int64_t in = vv_model_size(m, from - 1), out = vv_model_size(m, to - 1);
     fwd_part parts[8];
     int blas = vv_blas_threads();
@@ -281,8 +414,13 @@ int vv_model_forward_parallel(const vv_model *m, int from, int to, const float *
     int started = 0;
     for (int t = 0; t < threads; t++) {
         int64_t s0 = n * t / threads, s1 = n * (t + 1) / threads;
-        parts[t] = (fwd_part){
-            .m = m, .from = from, .to = to, .x = x + s0 * in, .n = s1 - s0, .y = y + s0 * out};
+        parts[t] = (fwd_part){.m = m,
+                              .from = from,
+                              .to = to,
+                              .x = x + s0 * in,
+                              .n = s1 - s0,
+                              .y = y + s0 * out,
+                              .u = u};
     }
     for (int t = 1; t < threads; t++, started++)
         if (pthread_create(&parts[t].tid, NULL, fwd_thread, &parts[t]))
@@ -298,4 +436,130 @@ int vv_model_forward_parallel(const vv_model *m, int from, int to, const float *
         if (parts[t].rc < 0)
             return vv_fail(parts[t].rc, "%s", parts[t].detail);
     return 0;
+}
+
+/* An adaptive average pool that enlarges its maps (AlexNet's at 64x64
+ * inputs: 1x1 -> 6x6), then flatten and dropout, then the linear layer lin:
+ * the pool is linear, so the pair is one linear layer on the pool's input
+ * whose weights wf (out x c h w) sum lin's weights over the cells each
+ * input pixel feeds, divided by the cells' sizes.  36 times fewer
+ * multiplications for AlexNet's first classifier layer. */
+static void fold_pool_linear(const vv_layer *ap, const vv_layer *lin, float *wf)
+{
+    int h = ap->h, w = ap->w, oh = ap->oh, ow = ap->ow;
+    int64_t c = ap->c, in = c * h * w, pin = c * oh * ow;
+    memset(wf, 0, (size_t)(lin->out_ch * in) * sizeof *wf);
+    for (int64_t o = 0; o < lin->out_ch; o++)
+        for (int64_t ci = 0; ci < c; ci++) {
+            const float *src = lin->weight + o * pin + ci * oh * ow;
+            float *dst = wf + o * in + ci * h * w;
+            for (int i = 0; i < oh; i++) {
+                int h0 = i * h / oh, h1 = ((i + 1) * h + oh - 1) / oh;
+                for (int j = 0; j < ow; j++) {
+                    int w0 = j * w / ow, w1 = ((j + 1) * w + ow - 1) / ow;
+                    float v = src[i * ow + j] / (float)((h1 - h0) * (w1 - w0));
+                    for (int a = h0; a < h1; a++)
+                        for (int b = w0; b < w1; b++)
+                            dst[a * w + b] += v;
+                }
+            }
+        }
+}
+
+/* The layer before the fully connected tail d that fold_pool_linear takes
+ * (skipping flatten and dropout), or -1. */
+static int foldable_pool(const vv_model *m, int from, int d)
+{
+    int i = d - 1;
+    while (i >= from &&
+           (m->layers[i].type == VV_LAYER_FLATTEN || m->layers[i].type == VV_LAYER_DROPOUT))
+        i--;
+    if (i < from || m->layers[i].type != VV_LAYER_ADAPTIVE_AVGPOOL2D)
+        return -1;
+    const vv_layer *ap = &m->layers[i];
+    return (int64_t)ap->h * ap->w < (int64_t)ap->oh * ap->ow ? i : -1;
+}
+
+/* The fully connected tail [d, to) on the head's outputs mid (n x in):
+ * when pool >= 0, mid is that pool's input and layer d runs with folded
+ * weights (fold_pool_linear). */
+static int run_tail(const vv_model *m, int pool, int d, int to, const float *mid, int64_t n,
+                    float *y, float *const *u)
+{
+    if (pool < 0)
+        return run_seg(m, d, to, mid, n, y, u, 1);
+    const vv_layer *ap = &m->layers[pool], *lin = &m->layers[d];
+    int64_t in = (int64_t)ap->c * ap->h * ap->w, out = lin->out_ch;
+    float *wf = malloc((size_t)(out * in) * sizeof *wf);
+    float *y1 = d + 1 == to ? y : malloc((size_t)(n * out) * sizeof *y1);
+    int rc = 0;
+    if (!wf || !y1) {
+        rc = vv_fail(VV_ENOMEM, "forward: out of memory for %lld folded weights",
+                     (long long)(out * in));
+    } else {
+        fold_pool_linear(ap, lin, wf);
+        if (lin->bias_v)
+            for (int64_t s = 0; s < n; s++)
+                memcpy(y1 + s * out, lin->bias_v, (size_t)out * sizeof(float));
+        vv_sgemm(0, 1, n, out, in, 1.0f, mid, in, wf, in, lin->bias_v ? 1.0f : 0.0f, y1, out);
+        if (d + 1 < to)
+            rc = run_seg(m, d + 1, to, y1, n, y, u, 1);
+    }
+    free(wf);
+    if (y1 != y)
+        free(y1);
+    return rc;
+}
+
+/* The forward pass: the convolutional head split over threads by samples,
+ * then the fully connected tail on all samples at once with BLAS's own
+ * threads (its weights read once per DENSE_GROUP samples). */
+static int forward(const vv_model *m, int from, int to, const float *x, int64_t n, float *y,
+                   int threads)
+{
+    if (!m->finished || from < 0 || to > m->n || from >= to || n < 0)
+        return vv_fail(VV_EINVAL, "forward: bad layer range [%d, %d) of %d layers", from, to, m->n);
+    if (n == 0)
+        return 0;
+    float **u, *block;
+    int rc = wino_prepare(m, from, to, &u, &block);
+    if (rc < 0)
+        return rc;
+    int d = dense_start(m, from, to);
+    if (d == to) {
+        rc = run_parallel(m, from, to, x, n, y, u, threads);
+    } else {
+        int pool = foldable_pool(m, from, d), head = pool >= 0 ? pool : d;
+        float *mid = head == from ? (float *)x
+                                  : malloc((size_t)(n * vv_model_size(m, head - 1)) * sizeof *mid);
+        if (!mid)
+            rc = vv_fail(VV_ENOMEM, "forward: out of memory for %lld samples' features",
+                         (long long)n);
+        if (rc == 0 && head > from)
+            rc = run_parallel(m, from, head, x, n, mid, u, threads);
+        if (rc == 0)
+            rc = run_tail(m, pool, d, to, mid, n, y, u);
+        if (mid != x)
+            free(mid);
+    }
+    free(u);
+    free(block);
+    return rc;
+}
+
+int vv_model_forward(const vv_model *m, int from, int to, const float *x, int64_t n, float *y)
+{
+    return forward(m, from, to, x, n, y, 1);
+}
+
+int vv_model_forward_parallel(const vv_model *m, int from, int to, const float *x, int64_t n,
+                              float *y, int threads)
+{
+    if (threads <= 0) {
+        long nc = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = nc < 1 ? 1 : nc > 8 ? 8 : (int)nc;
+    }
+    if (threads > n / 8)
+        threads = (int)(n / 8);
+    return forward(m, from, to, x, n, y, threads < 1 ? 1 : threads);
 }

@@ -32,9 +32,32 @@ void vv__scratch_sizes(const vv_layer *l, int64_t nb, int64_t *col, int64_t *tmp
 void vv__scratch_release(void);
 
 /* One layer on nb samples: x (nb x input) -> y (nb x output); col and tmp
- * are the conv scratch of vv__scratch_sizes. */
+ * are the conv scratch of vv__scratch_sizes, one buffer (tmp = col + its
+ * col floats; unused by other layers, which take NULL). */
 void vv__layer_forward(const vv_layer *l, const float *x, int64_t nb, float *y, float *col,
                        float *tmp);
+
+/* ---- Winograd F(2x2, 3x3) (model_winograd.c) ---------------------------------- */
+
+/* Whether conv layer l is one Winograd's kernel takes (3x3, stride 1, pad 1,
+ * at least 8 input channels). */
+int vv__wino_ok(const vv_layer *l);
+
+/* Floats of l's transformed weights (16 x oc x c) and of the scratch one
+ * sample takes (its input and output transforms). */
+int64_t vv__wino_weight_floats(const vv_layer *l);
+int64_t vv__wino_sample_floats(const vv_layer *l);
+
+/* Writes l's transformed weights G g G^T to u (16 planes of oc x c). */
+void vv__wino_weights(const vv_layer *l, float *u);
+
+/* The convolution of nb samples x -> y by Winograd with the transformed
+ * weights u, each output then scaled, shifted (per channel) and, when relu,
+ * clamped at 0.  scratch holds nscratch floats; runs in chunks of samples
+ * that fit and returns nb, or 0 (nothing done) when not even one does. */
+int64_t vv__wino_conv(const vv_layer *l, const float *u, const float *x, int64_t nb, float *y,
+                      float *scratch, int64_t nscratch, const float *scale, const float *shift,
+                      int relu);
 
 /* ---- Training (train.c, train_backward.c) ---------------------------------------- */
 

@@ -59,6 +59,18 @@ void vv_dsyrk_t(int64_t n, int64_t k, double alpha, const double *a, int64_t lda
 int vv_dpotrf(int n, double *a);
 int vv_dpotrs(int n, int nrhs, const double *a, double *b);
 
+/* LAPACK Householder QR of the m x n column-major a (leading dimension
+ * lda): with column pivoting (dgeqp3; jpvt: n ints, 0 on entry for free
+ * columns, the 1-based original column of each column on return) or
+ * without (dgeqrf); R on and above the diagonal, the reflectors below with
+ * their factors in tau (min(m, n) doubles).  vv_dorgqr overwrites the
+ * first n columns of a (m x n, n <= m, holding k reflectors) with those of
+ * Q.  Return LAPACK's info (0 on success), or -1 when out of memory for
+ * the workspace. */
+int vv_dgeqp3(int m, int n, double *a, int lda, int *jpvt, double *tau);
+int vv_dgeqrf(int m, int n, double *a, int lda, double *tau);
+int vv_dorgqr(int m, int n, int k, double *a, int lda, const double *tau);
+
 /* Eigenvalues of a symmetric n x n matrix (destroyed), ascending. Returns
  * info, or -1 when out of memory. */
 int vv_dsyev(int n, double *a, double *w);

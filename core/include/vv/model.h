@@ -125,13 +125,20 @@ int vv_model_save(const vv_model *m, const char *path);
 /* Runs layers [from, to) on x (n samples of layer from's input shape) and
  * writes layer to-1's output to y (n x vv_model_size(m, to - 1)).  x and y
  * may not overlap.  Thread-safe on a finished model.  Fails with VV_ENOMEM
- * or VV_EINVAL (bad range).  Batches are processed in groups that keep the
- * scratch memory near 64 MiB per call. */
+ * or VV_EINVAL (bad range).  3x3 stride-1 convolutions run by Winograd
+ * F(2x2, 3x3) (the same outputs to float rounding, about 1e-7 relative),
+ * with their weights transformed once per call (16/9 of their size, up to
+ * 256 MiB; past it per chunk).  Batches are processed in groups whose two
+ * activation buffers stay near 32 MiB (plus 4 MiB of convolution scratch);
+ * a fully connected tail (from the first linear layer after from) runs on
+ * every sample at once, after the rest, with the head's outputs kept
+ * (n x that layer's input floats). */
 int vv_model_forward(const vv_model *m, int from, int to, const float *x, int64_t n, float *y);
 
-/* The same with the batch split over threads (0: one per core, at most 8),
- * each running single-threaded BLAS; the process-wide OpenBLAS thread count
- * is set to 1 during the call, so call it from one thread at a time. */
+/* The same with the batch split over threads (0: one per core, at most 8)
+ * up to the fully connected tail, each running single-threaded BLAS (the
+ * process-wide OpenBLAS thread count is set to 1 meanwhile, so call it from
+ * one thread at a time); the tail then runs on BLAS's own threads. */
 int vv_model_forward_parallel(const vv_model *m, int from, int to, const float *x, int64_t n,
                               float *y, int threads);
 

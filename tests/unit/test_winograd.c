@@ -1,0 +1,206 @@
+/* test_winograd.c - the Winograd F(2x2, 3x3) convolution (core/
+ * model_winograd.c) against a direct convolution summed in double, on
+ * random weights and inputs of even and odd sizes, with the fused affine
+ * and ReLU, in chunks of samples; the forward pass of a model whose
+ * convolutions take it against the same direct convolution; and the
+ * forward pass's other rewrite, an enlarging adaptive average pool folded
+ * into the linear layer after it, against the two layers one at a time. */
+#include "../../core/model_internal.h"
+#include "tap.h"
+#include "vv/array.h"
+#include "vv/lasso.h"
+#include "vv/model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* y = relu?(scale * conv(x) + shift) in double, PyTorch's cross-correlation
+ * with zero padding 1. */
+static void direct(const vv_layer *l, const float *x, int64_t nb, const float *scale,
+                   const float *shift, int relu, float *y)
+{
+    int c = l->c, h = l->h, w = l->w, oc = l->oc;
+    for (int64_t s = 0; s < nb; s++)
+        for (int o = 0; o < oc; o++)
+            for (int i = 0; i < h; i++)
+                for (int j = 0; j < w; j++) {
+                    double acc = 0;
+                    for (int ci = 0; ci < c; ci++)
+                        for (int a = 0; a < 3; a++)
+                            for (int b = 0; b < 3; b++) {
+                                int yy = i - 1 + a, xx = j - 1 + b;
+                                if (yy < 0 || yy >= h || xx < 0 || xx >= w)
+                                    continue;
+                                acc += (double)l->weight[((o * c + ci) * 3 + a) * 3 + b] *
+                                       x[((s * c + ci) * h + yy) * w + xx];
+                            }
+                    double v = acc * scale[o] + shift[o];
+                    y[((s * oc + o) * h + i) * w + j] = (float)(relu && v < 0 ? 0 : v);
+                }
+}
+
+static int conv_model(vv_model *m, int c, int h, int w, int oc)
+{
+    vv_model_init(m, c, h, w);
+    vv_layer l = {.type = VV_LAYER_CONV2D,
+                  .in_ch = c,
+                  .out_ch = oc,
+                  .kernel = 3,
+                  .stride = 1,
+                  .pad = 1,
+                  .bias = 1,
+                  .name = "conv"};
+    int rc = vv_model_add(m, &l);
+    if (rc == 0)
+        rc = vv_model_finish(m);
+    return rc;
+}
+
+static void one_shape(int c, int h, int w, int oc, int64_t nb, int relu, vv_rng *r)
+{
+    vv_model m;
+    CHECKF(conv_model(&m, c, h, w, oc) == 0, "%dx%dx%d -> %d conv builds", c, h, w, oc);
+    vv_model_init_params(&m, 3);
+    const vv_layer *l = &m.layers[0];
+    CHECKF(vv__wino_ok(l), "%dx%dx%d -> %d: Winograd takes it", c, h, w, oc);
+    int64_t in = (int64_t)c * h * w, out = (int64_t)oc * h * w;
+    float *x = malloc((size_t)(nb * in) * sizeof *x), *y = malloc((size_t)(nb * out) * sizeof *y),
+          *ref = malloc((size_t)(nb * out) * sizeof *ref);
+    float *sc = malloc(2 * (size_t)oc * sizeof *sc);
+    for (int64_t i = 0; i < nb * in; i++)
+        x[i] = (float)(2 * vv_rng_uniform(r) - 1);
+    for (int o = 0; o < oc; o++) {
+        sc[o] = (float)(0.5 + vv_rng_uniform(r));
+        sc[oc + o] = (float)(vv_rng_uniform(r) - 0.5);
+    }
+    float *u = malloc((size_t)vv__wino_weight_floats(l) * sizeof *u);
+    vv__wino_weights(l, u);
+    /* Room for 2 samples at a time: the chunks must join up. */
+    int64_t ns = 2 * vv__wino_sample_floats(l) + 16 * (w / 2 + 2);
+    float *scr = malloc((size_t)ns * sizeof *scr);
+    direct(l, x, nb, sc, sc + oc, relu, ref);
+    memset(y, 0xff, (size_t)(nb * out) * sizeof *y); /* NaNs: every output is written */
+    int64_t done = vv__wino_conv(l, u, x, nb, y, scr, ns, sc, sc + oc, relu);
+    double e = rel_err(y, ref, nb * out);
+    CHECKF(done == nb && e < 2e-6,
+           "%dx%dx%d -> %d, %lld samples%s: Winograd equals the direct convolution "
+           "(max rel err %.2e < 2e-6)",
+           c, h, w, oc, (long long)nb, relu ? ", relu" : "", e);
+    if (relu) {
+        int neg = 0;
+        for (int64_t i = 0; i < nb * out; i++)
+            neg |= y[i] < 0;
+        CHECK(!neg, "the fused ReLU leaves no negative output");
+    }
+    CHECK(vv__wino_conv(l, u, x, nb, y, scr, vv__wino_sample_floats(l) - 1, sc, sc + oc, relu) == 0,
+          "too little scratch for one sample: it declines (returns 0)");
+    free(x);
+    free(y);
+    free(ref);
+    free(sc);
+    free(u);
+    free(scr);
+    vv_model_free(&m);
+}
+
+/* The whole forward pass (conv, batch norm folded in, ReLU) of a model
+ * whose convolution takes Winograd, against the direct convolution. */
+static void through_forward(vv_rng *r)
+{
+    vv_model m;
+    vv_model_init(&m, 16, 12, 10);
+    vv_layer cv = {.type = VV_LAYER_CONV2D,
+                   .in_ch = 16,
+                   .out_ch = 24,
+                   .kernel = 3,
+                   .stride = 1,
+                   .pad = 1,
+                   .bias = 1,
+                   .name = "conv"};
+    vv_layer bn = {
+        .type = VV_LAYER_BATCHNORM2D, .in_ch = 24, .out_ch = 24, .eps = 1e-5f, .name = "bn"};
+    vv_layer re = {.type = VV_LAYER_RELU};
+    int rc = vv_model_add(&m, &cv);
+    rc = rc ? rc : vv_model_add(&m, &bn);
+    rc = rc ? rc : vv_model_add(&m, &re);
+    rc = rc ? rc : vv_model_finish(&m);
+    CHECK(rc == 0, "conv -> batch norm -> relu builds");
+    vv_model_init_params(&m, 5);
+    vv_layer *b = &m.layers[1];
+    for (int o = 0; o < 24; o++) {
+        b->running_mean[o] = (float)(vv_rng_uniform(r) - 0.5);
+        b->running_var[o] = (float)(0.5 + vv_rng_uniform(r));
+        b->weight[o] = (float)(0.5 + vv_rng_uniform(r));
+        b->bias_v[o] = (float)(vv_rng_uniform(r) - 0.5);
+    }
+    int64_t n = 40, in = 16 * 12 * 10, out = 24 * 12 * 10;
+    float *x = malloc((size_t)(n * in) * sizeof *x), *y = malloc((size_t)(n * out) * sizeof *y),
+          *ref = malloc((size_t)(n * out) * sizeof *ref), sc[48];
+    for (int64_t i = 0; i < n * in; i++)
+        x[i] = (float)(2 * vv_rng_uniform(r) - 1);
+    vv__conv_affine(&m.layers[0], b, sc, sc + 24);
+    direct(&m.layers[0], x, n, sc, sc + 24, 1, ref);
+    CHECK(vv_model_forward(&m, 0, m.n, x, n, y) == 0, "forward runs");
+    double e = rel_err(y, ref, n * out);
+    CHECKF(e < 2e-6, "forward with Winograd equals conv + batch norm + relu (max rel err %.2e)", e);
+    memset(y, 0, (size_t)(n * out) * sizeof *y);
+    CHECK(vv_model_forward_parallel(&m, 0, m.n, x, n, y, 2) == 0, "forward on 2 threads runs");
+    e = rel_err(y, ref, n * out);
+    CHECKF(e < 2e-6, "... and equals it too (max rel err %.2e)", e);
+    free(x);
+    free(y);
+    free(ref);
+    vv_model_free(&m);
+}
+
+static void folded_pool(vv_rng *r)
+{
+    vv_model m;
+    vv_model_init(&m, 8, 2, 3);
+    vv_layer ap = {.type = VV_LAYER_ADAPTIVE_AVGPOOL2D, .out_h = 5, .out_w = 4};
+    vv_layer fl = {.type = VV_LAYER_FLATTEN};
+    vv_layer li = {.type = VV_LAYER_LINEAR, .in_ch = 160, .out_ch = 7, .bias = 1, .name = "fc"};
+    int rc = vv_model_add(&m, &ap);
+    rc = rc ? rc : vv_model_add(&m, &fl);
+    rc = rc ? rc : vv_model_add(&m, &li);
+    rc = rc ? rc : vv_model_finish(&m);
+    CHECK(rc == 0, "adaptive pool 2x3 -> 5x4, flatten, linear builds");
+    vv_model_init_params(&m, 9);
+    int64_t n = 33;
+    float x[33 * 48], pooled[33 * 160], y[33 * 7], ref[33 * 7];
+    for (int i = 0; i < 33 * 48; i++)
+        x[i] = (float)(2 * vv_rng_uniform(r) - 1);
+    CHECK(vv_model_forward(&m, 0, 1, x, n, pooled) == 0 &&
+              vv_model_forward(&m, 2, 3, pooled, n, ref) == 0,
+          "the pool alone, then the linear layer alone");
+    CHECK(vv_model_forward(&m, 0, m.n, x, n, y) == 0, "all three at once (folded)");
+    double e = rel_err(y, ref, n * 7);
+    CHECKF(e < 1e-6, "the folded pool and linear equal the layers one at a time (max rel err %.2e)",
+           e);
+    vv_model_free(&m);
+}
+
+int main(void)
+{
+    vv_rng r;
+    vv_rng_seed(&r, 17);
+    one_shape(8, 4, 4, 8, 1, 0, &r);
+    one_shape(16, 8, 8, 32, 5, 1, &r);
+    one_shape(12, 7, 5, 9, 3, 0, &r); /* odd sizes: half-empty edge tiles */
+    one_shape(64, 32, 32, 16, 2, 1, &r);
+    one_shape(9, 5, 12, 4, 4, 1, &r);
+    vv_model m;
+    vv_layer l;
+    conv_model(&m, 16, 8, 8, 16);
+    l = m.layers[0];
+    l.stride = 2;
+    CHECK(!vv__wino_ok(&l), "stride 2 is not Winograd's");
+    l = m.layers[0];
+    l.c = 3;
+    CHECK(!vv__wino_ok(&l), "3 input channels are not");
+    vv_model_free(&m);
+    through_forward(&r);
+    folded_pool(&r);
+    return tap_done();
+}
