@@ -1,5 +1,6 @@
 /* compress_internal.h - what the compress job (run_compress.c) shares with
- * its evaluation, baseline and fine-tuning stages (compress_stages.c). */
+ * its evaluation, baseline and fine-tuning stages (compress_stages.c) and
+ * its features (compress_trunk.c). */
 #ifndef VV_COMPRESS_INTERNAL_H
 #define VV_COMPRESS_INTERNAL_H
 
@@ -14,15 +15,16 @@ typedef struct cctx {
     const atomic_int *stop;
     double t0;
     int64_t step, iters;
-    vv_backend *be;        /* the job's device; NULL: the CPU (forward passes too) */
-    const vv_model *res_m; /* a resident model's network, whose weights stay on */
-    vv_model_dev *res_md;  /* the device between runs (models_device) */
+    vv_backend *be;               /* the job's device; NULL: the CPU (forward passes too) */
+    const vv_model *res_m;        /* a resident model's network, whose weights stay on */
+    vv_model_dev *res_md;         /* the device between runs (models_device) */
+    int trunk_stats, trunk_evals; /* statistics passes and evaluations started from the trunk */
 } cctx;
 
 /* A network's evaluation. */
 typedef struct evals {
     double train_acc, train_loss, test_acc, test_loss, latency_ms;
-    int64_t params, macs;
+    int64_t params, macs, latency_batch;
     int have_test;
 } evals;
 
@@ -49,6 +51,73 @@ typedef struct layer_out {
  * when m is the resident model's network, else a fresh upload, *own set:
  * close it after use. */
 int compress_dev_for(cctx *c, const vv_model *m, vv_model_dev **md, int *own);
+
+/* The output of layers [0, at) of the job's networks on images [0, n) of a
+ * data set (float32, n x cols), with their labels: in memory, or in an
+ * unlinked temporary file (fd) beyond the memory limit. */
+typedef struct trunk {
+    int at;
+    int64_t n, cols;
+    float *mem;
+    int fd, in_file;
+    int32_t *labels;
+    double seconds;
+} trunk;
+
+/* The layer whose input is the trunk of a job whose lowest compressed layer
+ * is first: the linear layer feeding it (whose outputs the job deletes),
+ * else first itself. */
+int compress_trunk_at(const vv_model *m, int first);
+/* 1 when layers [0, at) of m hold a convolution or a linear layer: a trunk
+ * there saves work (below a flatten alone it would only copy the images). */
+int compress_trunk_worth(const vv_model *m, int at);
+/* Bytes of trunk the job may hold in memory (VVD_TRUNK_MEMORY, else a
+ * quarter of the free memory, at most 4 GiB). */
+int64_t compress_trunk_limit(void);
+/* Computes the trunk of m at layer at on images [0, n) of ds (one forward
+ * pass, on the job's device when it has one) into *t: in memory when it
+ * fits in *budget (which it then takes from), else in a temporary file in
+ * dir.  Fails with the data set's and forward pass's errors, VV_EIO or
+ * VV_ESTATE (stopped); *t is then empty. */
+int compress_trunk_build(cctx *c, const vv_model *m, int at, const vv_dataset *ds,
+                         const vv_preprocess *pp, int64_t n, const char *dir, int64_t *budget,
+                         trunk *t);
+/* Rows [r0, r0 + n) of the trunk into dst (n x cols). */
+int compress_trunk_read(const trunk *t, int64_t r0, int64_t n, float *dst);
+/* Frees it and leaves it empty (fd -1); accepts NULL. */
+void compress_trunk_free(trunk *t);
+/* The trunks of the training (tr) and test (te: empty without test) images:
+ * taken from the cache under key when an earlier run left them there (a
+ * sweep's points share them; *cached set), else built (the memory budget
+ * compress_trunk_limit() shared by both).  On failure both are empty. */
+int compress_trunks_get(cctx *c, run_cache *cache, const char *key, const vv_model *m, int at,
+                        const vv_dataset *train, const vv_dataset *test, const vv_preprocess *pp,
+                        int64_t ntrain, int64_t ntest, const char *dir, trunk *tr, trunk *te,
+                        int *cached);
+/* Leaves the trunks in the cache under key when both are in memory and fit
+ * its budget, else frees them; either way *tr and *te are left empty. */
+void compress_trunks_put(run_cache *cache, const char *key, trunk *tr, trunk *te);
+/* The result's description of the trunks (te may be NULL). */
+cJSON *compress_trunk_json(const vv_model *m, const trunk *tr, const trunk *te);
+
+/* The sufficient statistics of layer li of m (its inputs and pre-activation
+ * outputs on the training set, the layer's bias as the offset) into *st,
+ * from the trunk tr (NULL, or one of another size or above li: from the
+ * images).  With share, under mpirun, each rank runs the forward passes of
+ * its share of the training images and the sums are added up (every rank
+ * calls it); else this process does all the rows. */
+int compress_layer_stats(cctx *c, const vv_model *m, int li, const trunk *tr,
+                         const vv_dataset *train, const vv_preprocess *pp, int64_t ntrain,
+                         int share, vv_stats *st);
+
+/* compress_eval_all on the trunks of the training (tr) and test (te, may be
+ * NULL) images; m must share them (unchanged below tr->at). */
+int compress_eval_trunk(cctx *c, const vv_model *m, const trunk *tr, const trunk *te, evals *e);
+
+/* The latency of m (on md's device when not NULL, inputs and outputs
+ * crossing the bus included): the median of 5 forward passes of a batch of
+ * zeros, in milliseconds; *batch: its size. */
+double compress_latency_ms(const vv_model *m, vv_model_dev *md, int64_t *batch);
 
 /* Accuracy and cross-entropy on both splits, parameters, multiply-adds and
  * the latency of a batch of m. */

@@ -31,28 +31,6 @@ int compress_dev_for(cctx *c, const vv_model *m, vv_model_dev **md, int *own)
 
 /* ---- Evaluation --------------------------------------------------------------------- */
 
-/* Median time of 3 forward passes of one batch of zeros, in milliseconds
- * (on md's device when md is not NULL, inputs and outputs crossing the bus
- * included). */
-static double compress_latency_ms(const vv_model *m, vv_model_dev *md, int64_t batch)
-{
-    int64_t in = vv_model_size(m, -1), k = vv_model_size(m, m->n - 1);
-    float *x = calloc((size_t)(batch * in), sizeof(float)), *y = malloc((size_t)(batch * k) * 4);
-    double t[3] = {0, 0, 0};
-    for (int r = 0; r < 3 && x && y; r++) {
-        double t0 = vv_now();
-        if (md)
-            vv_model_forward_dev(md, 0, m->n, x, batch, y);
-        else
-            vv_model_forward(m, 0, m->n, x, batch, y);
-        t[r] = (vv_now() - t0) * 1e3;
-    }
-    free(x);
-    free(y);
-    double a = t[0], b = t[1], c = t[2];
-    return a > b ? (b > c ? b : a > c ? c : a) : (a > c ? a : b > c ? c : b);
-}
-
 int compress_eval_all(cctx *c, const vv_model *m, vv_dataset *train, vv_dataset *test,
                       const vv_preprocess *pp, int64_t ntrain, int64_t ntest, evals *e)
 {
@@ -71,7 +49,7 @@ int compress_eval_all(cctx *c, const vv_model *m, vv_dataset *train, vv_dataset 
     e->params = vv_model_params(m);
     e->macs = vv_model_macs(m);
     if (rc == 0)
-        e->latency_ms = compress_latency_ms(m, md, b);
+        e->latency_ms = compress_latency_ms(m, md, &e->latency_batch);
     if (own)
         vv_model_dev_close(md);
     return rc;
@@ -89,6 +67,7 @@ cJSON *compress_evals_json(const evals *e)
     cJSON_AddNumberToObject(o, "params", (double)e->params);
     cJSON_AddNumberToObject(o, "macs", (double)e->macs);
     cJSON_AddNumberToObject(o, "latency_ms", e->latency_ms);
+    cJSON_AddNumberToObject(o, "latency_batch", (double)e->latency_batch);
     return o;
 }
 

@@ -361,6 +361,9 @@ typedef struct cache_entry {
     int nsol;
     double sol_lambda[MAX_SOLUTIONS];
     double *sol_W[MAX_SOLUTIONS];
+    void *blob; /* cache_add_blob's object instead of statistics */
+    size_t blob_bytes;
+    void (*blob_free)(void *);
     struct cache_entry *next;
 } cache_entry;
 
@@ -380,7 +383,7 @@ run_cache *run_cache_new(size_t max_bytes)
 
 static size_t entry_bytes(const cache_entry *e)
 {
-    size_t b = (size_t)(e->st.k * e->st.k + e->st.k * e->st.d) * sizeof(double);
+    size_t b = (size_t)(e->st.k * e->st.k + e->st.k * e->st.d) * sizeof(double) + e->blob_bytes;
     return b + (size_t)e->nsol * (size_t)(e->st.k * e->st.d) * sizeof(double);
 }
 
@@ -388,6 +391,8 @@ static void entry_free(cache_entry *e)
 {
     free(e->key);
     vv_stats_free(&e->st);
+    if (e->blob && e->blob_free)
+        e->blob_free(e->blob);
     for (int i = 0; i < e->nsol; i++)
         free(e->sol_W[i]);
     free(e);
@@ -461,25 +466,14 @@ cache_entry *cache_find(run_cache *c, const char *key)
     return NULL;
 }
 
-/* Takes ownership of *st (zeroing it) into a new entry, evicting the least
- * recently used entries beyond the budget; NULL (and *st untouched) when the
- * statistics alone exceed the budget or memory is short. */
 const vv_stats *cache_stats(const cache_entry *e) { return &e->st; }
 
-cache_entry *cache_add(run_cache *c, const char *key, vv_stats *st)
+/* Puts e (its size known) at the head, evicting the least recently used
+ * entries beyond the budget; 0, or -1 (e untouched) when e alone exceeds it. */
+static int cache_insert(run_cache *c, cache_entry *e)
 {
-    cache_entry *e = calloc(1, sizeof *e);
-    if (!e || !(e->key = strdup(key))) {
-        free(e);
-        return NULL;
-    }
-    e->st = *st;
-    if (entry_bytes(e) > c->max_bytes) {
-        free(e->key);
-        free(e);
-        return NULL;
-    }
-    memset(st, 0, sizeof *st);
+    if (entry_bytes(e) > c->max_bytes)
+        return -1;
     e->used = ++c->clock;
     e->next = c->head;
     c->head = e;
@@ -497,7 +491,60 @@ cache_entry *cache_add(run_cache *c, const char *key, vv_stats *st)
         *lru = victim->next;
         entry_free(victim);
     }
+    return 0;
+}
+
+/* Takes ownership of *st (zeroing it) into a new entry, evicting the least
+ * recently used entries beyond the budget; NULL (and *st untouched) when the
+ * statistics alone exceed the budget or memory is short. */
+cache_entry *cache_add(run_cache *c, const char *key, vv_stats *st)
+{
+    cache_entry *e = calloc(1, sizeof *e);
+    if (!e || !(e->key = strdup(key))) {
+        free(e);
+        return NULL;
+    }
+    e->st = *st;
+    if (cache_insert(c, e) < 0) {
+        free(e->key);
+        free(e);
+        return NULL;
+    }
+    memset(st, 0, sizeof *st);
     return e;
+}
+
+int cache_add_blob(run_cache *c, const char *key, void *blob, size_t bytes,
+                   void (*blob_free)(void *))
+{
+    cache_entry *e = calloc(1, sizeof *e);
+    if (!e || !(e->key = strdup(key))) {
+        free(e);
+        return -1;
+    }
+    e->blob_bytes = bytes;
+    if (cache_insert(c, e) < 0) {
+        free(e->key);
+        free(e);
+        return -1;
+    }
+    e->blob = blob;
+    e->blob_free = blob_free;
+    return 0;
+}
+
+void *cache_take(run_cache *c, const char *key)
+{
+    for (cache_entry **p = &c->head; key[0] && *p; p = &(*p)->next)
+        if (!strcmp((*p)->key, key)) {
+            cache_entry *e = *p;
+            void *blob = e->blob;
+            *p = e->next;
+            e->blob = NULL;
+            entry_free(e);
+            return blob;
+        }
+    return NULL;
 }
 
 void cache_warm_start(const cache_entry *e, double lambda, double *W, int64_t kd)

@@ -6,7 +6,10 @@
  * stored whole); the multi-task lasso is solved with the layer's bias as the
  * fixed offset; the layer's weight becomes V and the neurons whose columns
  * are zero are deleted from the layer that produces them.  The network is
- * evaluated before and after, and the smaller model is exported. */
+ * evaluated before and after, and the smaller model is exported.  The
+ * layers below every change (the trunk, compress_trunk.c) run once: the
+ * statistics passes and the evaluations before fine-tuning start from
+ * their output. */
 #include "compress_internal.h"
 #include "device.h"
 #include "model_check.h"
@@ -32,76 +35,6 @@ static void set_field(char *field, size_t fsz, const char *ptr)
         snprintf(field, fsz, "%s", ptr);
 }
 
-/* ---- Features as row sources --------------------------------------------------------- */
-
-/* Phi (the input of layer li) and Psi (its output) for rows [r0, r0 + n) of
- * the training set, computed together when Phi is read and kept for the
- * Psi read of the same rows (the statistics pass reads a chunk's Phi then
- * its Psi under one lock for sources like these). */
-typedef struct feats {
-    const vv_model *m;
-    vv_model_dev *md; /* m's weights on the job's device; NULL: the CPU */
-    int li;
-    const vv_dataset *ds;
-    const vv_preprocess *pp;
-    int64_t in, k, d;
-    int64_t r0, n; /* rows held in psi */
-    float *x, *phi, *psi;
-    int64_t cap;
-} feats;
-
-static int feats_fill(feats *f, int64_t r0, int64_t n)
-{
-    if (n > f->cap) {
-        free(f->x);
-        free(f->phi);
-        free(f->psi);
-        f->x = malloc((size_t)(n * f->in) * sizeof(float));
-        f->phi = malloc((size_t)(n * f->k) * sizeof(float));
-        f->psi = malloc((size_t)(n * f->d) * sizeof(float));
-        f->cap = f->x && f->phi && f->psi ? n : 0;
-        if (!f->cap)
-            return vv_fail(VV_ENOMEM, "features: out of memory for %lld rows", (long long)n);
-    }
-    int rc = vv_dataset_batch(f->ds, f->pp, NULL, r0, n, NULL, f->x, NULL);
-    if (rc == 0 && f->li > 0)
-        rc = f->md ? vv_model_forward_dev(f->md, 0, f->li, f->x, n, f->phi)
-                   : vv_model_forward(f->m, 0, f->li, f->x, n, f->phi);
-    else if (rc == 0)
-        memcpy(f->phi, f->x, (size_t)(n * f->k) * sizeof(float));
-    if (rc == 0)
-        rc = f->md ? vv_model_forward_dev(f->md, f->li, f->li + 1, f->phi, n, f->psi)
-                   : vv_model_forward(f->m, f->li, f->li + 1, f->phi, n, f->psi);
-    f->r0 = rc == 0 ? r0 : -1;
-    f->n = rc == 0 ? n : 0;
-    return rc;
-}
-
-static int read_phi(void *ctx, int64_t r0, int64_t n, double *dst)
-{
-    feats *f = ctx;
-    int rc = feats_fill(f, r0, n);
-    for (int64_t t = 0; rc == 0 && t < n * f->k; t++)
-        dst[t] = f->phi[t];
-    return rc;
-}
-
-static int read_psi(void *ctx, int64_t r0, int64_t n, double *dst)
-{
-    feats *f = ctx;
-    int rc = f->r0 == r0 && f->n == n ? 0 : feats_fill(f, r0, n);
-    for (int64_t t = 0; rc == 0 && t < n * f->d; t++)
-        dst[t] = f->psi[t];
-    return rc;
-}
-
-static void feats_free(feats *f)
-{
-    free(f->x);
-    free(f->phi);
-    free(f->psi);
-}
-
 /* ---- One layer ------------------------------------------------------------------------- */
 
 static int stats_key(const compress_spec *s, const char *model_id, const char *layer, int64_t n,
@@ -122,54 +55,6 @@ static int stats_key(const compress_spec *s, const char *model_id, const char *l
                              (long long)st.st_ino, (long long)st.st_size, (long long)st.st_mtime);
     }
     return len < sz ? 0 : -1;
-}
-
-/* The sufficient statistics of layer li of m (its inputs and
- * pre-activation outputs on the training set, the layer's bias as the
- * offset) into *st.  With share, under mpirun, each rank runs the forward
- * passes of its share of the training images and the sums are added up
- * (every rank calls it); else this process does all the rows. */
-static int layer_stats(cctx *c, const vv_model *m, int li, const vv_dataset *train,
-                       const vv_preprocess *pp, int64_t ntrain, int share, vv_stats *st)
-{
-    const vv_layer *L = &m->layers[li];
-    int64_t k = L->in_ch, d = L->out_ch;
-    double *bias = malloc((size_t)d * sizeof *bias);
-    if (!bias)
-        return vv_fail(VV_ENOMEM, "out of memory for layer %s", L->name);
-    for (int64_t i = 0; i < d; i++)
-        bias[i] = L->bias_v ? L->bias_v[i] : 0;
-    feats f = {.m = m,
-               .li = li,
-               .ds = train,
-               .pp = pp,
-               .in = vv_model_size(m, -1),
-               .k = k,
-               .d = d,
-               .r0 = -1};
-    int own_md;
-    int rc = compress_dev_for(c, m, &f.md, &own_md);
-    vv_rows *phi = NULL, *psi = NULL;
-    char nphi[128], npsi[128];
-    snprintf(nphi, sizeof nphi, "input of %s", L->name);
-    snprintf(npsi, sizeof npsi, "output of %s", L->name);
-    if (rc == 0)
-        rc = vv_rows_from_callback(nphi, ntrain, k, read_phi, &f, NULL, &phi);
-    if (rc == 0)
-        rc = vv_rows_from_callback(npsi, ntrain, d, read_psi, &f, NULL, &psi);
-    vv_stats_opts so = {
-        .chunk_rows = c->spec->lasso.chunk_rows, .bias = bias, .stop = c->stop, .be = c->be};
-    if (rc == 0)
-        rc = share ? par_stats_share(phi, psi, &so, 1, st) : vv_stats_compute(phi, psi, &so, st);
-    vv_rows_free(phi);
-    vv_rows_free(psi);
-    if (own_md)
-        vv_model_dev_close(f.md);
-    feats_free(&f);
-    free(bias);
-    if (share && ((rc = par_agree(rc, NULL, 0)) < 0 || (rc = par_sum_stats(st)) < 0))
-        vv_stats_free(st);
-    return rc;
 }
 
 /* The job's sink with the layer being solved stamped on its metrics. */
@@ -198,9 +83,9 @@ static void layer_log(void *ctx, const cJSON *ev)
  * magnitude baseline at the same width (bsrc == src: on the same
  * statistics; else on bsrc's, the baseline network's own features). */
 static int compress_layer(cctx *c, const vv_model *src, const vv_model *bsrc, int li,
-                          const vv_dataset *train, const vv_preprocess *pp, int64_t ntrain,
-                          run_cache *cache, const char *model_id, const char *out_dir,
-                          layer_out *lo, char *field, size_t fsz)
+                          const trunk *tr, const vv_dataset *train, const vv_preprocess *pp,
+                          int64_t ntrain, run_cache *cache, const char *model_id,
+                          const char *out_dir, layer_out *lo, char *field, size_t fsz)
 {
     const compress_spec *s = c->spec;
     const vv_layer *L = &src->layers[li];
@@ -225,7 +110,11 @@ static int compress_layer(cctx *c, const vv_model *src, const vv_model *bsrc, in
         return vv_fail(VV_ENOMEM, "out of memory for layer %s", L->name);
     int rc = 0;
     if (!ce) {
-        rc = layer_stats(c, src, li, (const vv_dataset *)train, pp, ntrain, 1, &st);
+        /* Under mpirun the ranks share the rows, each from the images (rank
+         * 0 alone holds the trunk). */
+        const trunk *ftr = par_size() > 1 ? NULL : tr;
+        c->trunk_stats += ftr != NULL;
+        rc = compress_layer_stats(c, src, li, ftr, train, pp, ntrain, 1, &st);
         if (rc == 0 && keyed && (ce = cache_add(cache, key, &st)) != NULL)
             stp = cache_stats(ce);
     }
@@ -309,7 +198,8 @@ static int compress_layer(cctx *c, const vv_model *src, const vv_model *bsrc, in
     if (rc == 0 && bsrc) {
         const vv_stats *bs = stp;
         if (bsrc != src) {
-            if ((rc = layer_stats(c, bsrc, li, train, pp, ntrain, 0, &bst)) < 0)
+            c->trunk_stats += tr != NULL;
+            if ((rc = compress_layer_stats(c, bsrc, li, tr, train, pp, ntrain, 0, &bst)) < 0)
                 goto done;
             bs = &bst;
         }
@@ -405,6 +295,18 @@ static int train_default(cctx *c, const char *out_dir, char *field, size_t fsz)
     return rc;
 }
 
+/* The evaluation of m from the trunks when there are (m unchanged below
+ * them), else from the images. */
+static int eval_net(cctx *c, const vv_model *m, const trunk *tr, const trunk *te, vv_dataset *train,
+                    vv_dataset *test, const vv_preprocess *pp, int64_t ntrain, int64_t ntest,
+                    evals *e)
+{
+    if (!tr->n)
+        return compress_eval_all(c, m, train, test, pp, ntrain, ntest, e);
+    c->trunk_evals++;
+    return compress_eval_trunk(c, m, tr, te->n ? te : NULL, e);
+}
+
 int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
                  const atomic_int *stop, run_cache *cache, cJSON **result, char *field, size_t fsz)
 {
@@ -424,6 +326,8 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
     run_data dat = {0};
     vv_dataset *train = NULL, *test = NULL; /* dat's */
     layer_out *los = NULL;
+    trunk ttr = {.fd = -1}, tte = {.fd = -1}; /* the trunk of the train and test images */
+    char tkey[8192] = "";                     /* their cache key ("": not cached) */
     int nl = 0, *idx = NULL, stopped = 0;
     char model_id[4400] = "";
     cJSON *r = NULL;
@@ -522,7 +426,29 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
 
     evals before, after, pruned_e, base_p, base_r, base_f;
     int refit = s->lasso.refit && root, ft = s->finetune.enabled, base = s->baseline && root;
-    if (root && (rc = compress_eval_all(&c, orig, train, test, &pp, ntrain, ntest, &before)) < 0)
+    /* The trunk below every change, once (rank 0: it evaluates); the images
+     * when it fits neither in memory nor in a file, or holds only them. */
+    int tcached = 0, at = compress_trunk_at(orig, idx[0]);
+    if (root && compress_trunk_worth(orig, at)) {
+        char tl[256];
+        snprintf(tl, sizeof tl, "trunk@%d|test=%lld|device=%s", at, (long long)ntest,
+                 s->lasso.device);
+        if (!cache || !model_id[0] || stats_key(s, model_id, tl, ntrain, &pp, tkey, sizeof tkey))
+            tkey[0] = 0;
+        rc = compress_trunks_get(&c, cache, tkey, orig, at, train, test, &pp, ntrain, ntest,
+                                 out_dir, &ttr, &tte, &tcached);
+        if (rc == VV_ENOMEM || rc == VV_EIO) {
+            cJSON *lg = cJSON_CreateObject();
+            cJSON_AddStringToObject(lg, "event", "log");
+            cJSON_AddStringToObject(lg, "message", vv_err_detail());
+            cJSON_AddStringToObject(lg, "note", "features are recomputed from the images");
+            run_emit_log(sink, lg);
+            rc = 0;
+        }
+        if (rc < 0)
+            goto done;
+    }
+    if (root && (rc = eval_net(&c, orig, &ttr, &tte, train, test, &pp, ntrain, ntest, &before)) < 0)
         goto done;
     if (root)
         compress_emit_evals(&c, &before, "before");
@@ -548,8 +474,8 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
         /* Sequential features come from a network that changed: not cached. */
         const char *id = s->sequential && t > 0 ? NULL : model_id[0] ? model_id : NULL;
         int sstop = 0;
-        rc = compress_layer(&c, src, bsrc, idx[t], train, &pp, ntrain, cache, id, out_dir, &los[t],
-                            field, fsz);
+        rc = compress_layer(&c, src, bsrc, idx[t], ttr.n ? &ttr : NULL, train, &pp, ntrain, cache,
+                            id, out_dir, &los[t], field, fsz);
         if ((rc = share_layer(rc, &los[t], &sstop, field, fsz)) < 0) {
             cJSON_Delete(lj);
             if (rc == VV_ESTATE && stop && atomic_load(stop)) {
@@ -592,8 +518,8 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
         cJSON_AddNumberToObject(o, "active", (double)lo->res.e.active);
         cJSON_AddStringToObject(o, "stop_reason", vv_stop_reason_name(lo->res.stop_reason));
         cJSON_AddNumberToObject(o, "iterations", (double)lo->res.iterations);
-        cJSON_AddStringToObject(o, "solver_used", vv_solver_name(lo->res.solver ? lo->res.solver
-                                                                                : s->lasso.solver));
+        cJSON_AddStringToObject(o, "solver_used",
+                                vv_solver_name(lo->res.solver ? lo->res.solver : s->lasso.solver));
         cJSON_AddNumberToObject(o, "first_step", (double)lo->first_step);
         cJSON_AddNumberToObject(o, "last_step", (double)lo->last_step);
         cJSON_AddNumberToObject(o, "stats_seconds", lo->stats_seconds);
@@ -645,8 +571,8 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
     c.stop = &no_stop;
     cJSON *stages = cJSON_CreateObject();
     cJSON_AddItemToObject(stages, "before", compress_evals_json(&before));
-    if ((rc = compress_eval_all(&c, refit ? &curl : &cur, train, test, &pp, ntrain, ntest,
-                                &pruned_e)) < 0) {
+    if ((rc = eval_net(&c, refit ? &curl : &cur, &ttr, &tte, train, test, &pp, ntrain, ntest,
+                       &pruned_e)) < 0) {
         cJSON_Delete(lj);
         cJSON_Delete(stages);
         goto done;
@@ -655,7 +581,7 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
     cJSON_AddItemToObject(stages, "pruned", compress_evals_json(&pruned_e));
     after = pruned_e;
     if (refit) {
-        if ((rc = compress_eval_all(&c, &cur, train, test, &pp, ntrain, ntest, &after)) < 0) {
+        if ((rc = eval_net(&c, &cur, &ttr, &tte, train, test, &pp, ntrain, ntest, &after)) < 0) {
             cJSON_Delete(lj);
             cJSON_Delete(stages);
             goto done;
@@ -691,11 +617,11 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
                                 "the same number of neurons per layer, those whose outgoing "
                                 "weights have the largest L2 norm");
         int bstop = 0;
-        rc = compress_eval_all(&c, refit ? &bmp : &bm, train, test, &pp, ntrain, ntest, &base_p);
+        rc = eval_net(&c, refit ? &bmp : &bm, &ttr, &tte, train, test, &pp, ntrain, ntest, &base_p);
         if (rc == 0)
             cJSON_AddItemToObject(bj, "pruned", compress_evals_json(&base_p));
         if (rc == 0 && refit &&
-            (rc = compress_eval_all(&c, &bm, train, test, &pp, ntrain, ntest, &base_r)) == 0)
+            (rc = eval_net(&c, &bm, &ttr, &tte, train, test, &pp, ntrain, ntest, &base_r)) == 0)
             cJSON_AddItemToObject(bj, "refit", compress_evals_json(&base_r));
         if (rc == 0 && ft) {
             c.stop = user_stop;
@@ -767,6 +693,16 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
     cJSON_AddItemToObject(r, "before", compress_evals_json(&before));
     cJSON_AddItemToObject(r, "after", compress_evals_json(&after));
     cJSON_AddItemToObject(r, "stages", stages);
+    if (ttr.n) {
+        /* What was computed once: the trunk, and what started from it. */
+        cJSON *tj = compress_trunk_json(orig, &ttr, tte.n ? &tte : NULL);
+        cJSON_AddBoolToObject(tj, "cached", tcached);
+        if (tcached)
+            cJSON_SetNumberValue(cJSON_GetObjectItem(tj, "seconds"), 0);
+        cJSON_AddNumberToObject(tj, "statistics_passes", c.trunk_stats);
+        cJSON_AddNumberToObject(tj, "evaluations", c.trunk_evals);
+        cJSON_AddItemToObject(r, "trunk", tj);
+    }
     if (bj)
         cJSON_AddItemToObject(r, "baseline", bj);
     /* The top-level summary keys of a run (the first layer's lambda and
@@ -861,6 +797,7 @@ done:
     vv_model_free(&bmp);
     vv_model_free(&own);
     models_release(res);
+    compress_trunks_put(cache, tkey, &ttr, &tte);
     run_data_close(&dat);
     return rc;
 }

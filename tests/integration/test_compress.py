@@ -196,6 +196,12 @@ def main_cases(tmp):
          "the result names the solver auto chose (%s) and the multiply-adds after"
          % r.get("solver_used"))
 
+    # Below fc1 (which feeds the first compressed layer) lies only a flatten:
+    # no trunk to keep, the images are read directly.
+    t.ok("trunk" not in r, "no trunk below a flatten alone", r.get("trunk"))
+    t.ok(b.get("latency_batch") == 32 and a.get("latency_batch") == 32,
+         "latency is measured on its own, on batches of 32")
+
     out = os.path.join(tmp, "c1")
     kept = json.load(open(os.path.join(out, "kept.json")))
     V2 = read_npy(os.path.join(out, "V_fc2.npy"))
@@ -347,6 +353,34 @@ def other_formats(tmp):
         t.ok(r["after"]["params"] < r["before"]["params"] and r["after"]["macs"] < r["before"]["macs"],
              "fewer parameters and multiply-adds after (%d -> %d)" % (r["before"]["params"],
                                                                      r["after"]["params"]))
+        # The convolutions (up to classifier.1's input) run once on the
+        # training and the test images; every statistics pass (classifier.4,
+        # classifier.6, the baseline's classifier.6) and the evaluations before
+        # fine-tuning (before, pruned, refit, the baseline's pruned and refit)
+        # run only the classifier from there.
+        tr = r.get("trunk", {})
+        t.ok(tr.get("input_of") == "classifier.1" and tr.get("train_rows") == 200 and
+             tr.get("test_rows") == 30 and tr.get("features") == 32 and
+             tr.get("storage") == "memory" and tr.get("statistics_passes") == 3 and
+             tr.get("evaluations") == 5 and tr.get("cached") is False,
+             "the convolutions run once; the statistics and evaluations start from their output",
+             tr)
+        # Beyond the memory limit the trunk goes to a temporary file: the same run.
+        quick = {"kind": "compress", "model": vgg, "layers": "all_linear", "lambda_ratio": 0.3,
+                 "data": {"format": "cifar10", "dir": cdir}, "finetune": False, "baseline": False}
+        rcm, rm, _ = run(tmp, quick, "cifar-mem")
+        rcf, rf, _ = run(tmp, quick, "cifar-file", {"VVD_TRUNK_MEMORY": "0"})
+        t.ok(rcm == 0 and rcf == 0 and rf.get("trunk", {}).get("storage") == "file" and
+             rm.get("trunk", {}).get("storage") == "memory" and
+             [l["kept"] for l in rf["layers"]] == [l["kept"] for l in rm["layers"]] and
+             all(close(x[q], y[q], 1e-12) for x, y in zip(rf["layers"], rm["layers"])
+                 for q in ("objective", "lambda_max")) and
+             all(close(rf["stages"][p][q], rm["stages"][p][q], 1e-9) for p in rm["stages"]
+                 for q in ("train_acc", "test_acc", "train_loss", "test_loss")),
+             "with the trunk in a file: the same neurons, objectives and accuracies",
+             rf.get("trunk"))
+        t.ok(not [f for f in os.listdir(os.path.join(tmp, "cifar-file")) if f.startswith(".trunk")],
+             "the trunk's temporary file is gone")
     # The same images as .npy (N x C x H x W uint8) with int64 labels.
     imgs, labs = bytearray(), []
     with open(os.path.join(cdir, "data_batch_1.bin"), "rb") as f:
@@ -445,6 +479,27 @@ def daemon_cases(tmp):
         t.ok(r.status == 400 and r.json().get("field") == "/model",
              "a run naming a deleted model is a 400 naming /model")
         t.ok(d.get("/health").json().get("models") == 0, "/health counts resident models")
+        # A sweep's points share the trunk: the second run on a resident VGG
+        # takes the first one's convolution outputs from the daemon's cache.
+        write_cifar10(os.path.join(d.dir, "cifar"), 40, 30, seed=5)
+        r = d.post("/v1/models", {"name": "vgg", "arch": "vgg19_cifar", "width_div": 16, "seed": 3,
+                                  "preprocess": {"mean": [0.49, 0.48, 0.45],
+                                                 "std": [0.25, 0.24, 0.26]}})
+        t.eq(r.status, 201, "POST /v1/models loads a VGG with seeded weights")
+        spec = {"kind": "compress", "model": "vgg", "layers": "all_linear",
+                "data": {"format": "cifar10", "dir": "cifar"}, "lambda_ratio": 0.3,
+                "finetune": False}
+        ids = [d.submit(spec)["id"], d.submit(dict(spec, lambda_ratio=0.2))["id"]]
+        for i in ids:
+            d.wait_end(i, deadline=300)
+        res = [d.run(i).get("result") or {} for i in ids]
+        t.ok(res[0].get("trunk", {}).get("cached") is False and
+             res[1].get("trunk", {}).get("cached") is True and
+             res[1]["trunk"].get("evaluations") == 5 and
+             all(res[1]["before"][q] == res[0]["before"][q]
+                 for q in ("train_acc", "test_acc", "train_loss", "test_loss")),
+             "the second run reuses the first one's trunk: the same evaluation before",
+             [x.get("trunk") for x in res])
 
 
 def device_cases(tmp):
