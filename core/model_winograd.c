@@ -62,9 +62,11 @@ void vv__wino_weights(const vv_layer *l, float *u)
 }
 
 /* Builds with x86-64's baseline get the transforms also for AVX2 and
- * AVX-512, picked at load time (GCC's function multiversioning). */
+ * AVX-512, picked at load time (GCC's function multiversioning).  Not under
+ * the sanitizers: the resolvers run before their runtimes are initialised
+ * (a ThreadSanitizer build crashed at start-up), as in shallow.c. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) &&                             \
-    !defined(__SANITIZE_ADDRESS__)
+    !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 #define VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define VECTOR_CLONES
