@@ -6,6 +6,32 @@
 #include <math.h>
 #include <stdlib.h>
 
+int vv_score_logits(const float *y, int64_t nb, int64_t k, const int32_t *labels,
+                    int64_t first, int64_t *correct, double *loss_sum)
+{
+    for (int64_t i = 0; i < nb; i++) {
+        const float *z = y + i * k;
+        int64_t best = 0;
+        double mx = z[0];
+        for (int64_t t = 1; t < k; t++)
+            if (z[t] > mx) {
+                mx = z[t];
+                best = t;
+            }
+        double se = 0;
+        for (int64_t t = 0; t < k; t++)
+            se += exp((double)z[t] - mx);
+        int32_t l = labels[i];
+        if (l < 0 || l >= k)
+            return vv_fail(VV_EINVAL,
+                           "label %d of image %lld is not a class of the model's %lld outputs",
+                           l, (long long)(first + i), (long long)k);
+        *loss_sum += log(se) + mx - z[l];
+        *correct += best == l;
+    }
+    return 0;
+}
+
 /* The forward pass on md's device when md is not NULL, else on the CPU. */
 static int evaluate(const vv_model *m, vv_model_dev *md, const vv_dataset *ds,
                     const vv_preprocess *pp, int64_t n, int64_t batch, const atomic_int *stop,
@@ -30,29 +56,7 @@ static int evaluate(const vv_model *m, vv_model_dev *md, const vv_dataset *ds,
             (rc = md ? vv_model_forward_dev(md, 0, m->n, x, nb, y)
                      : vv_model_forward_parallel(m, 0, m->n, x, nb, y, 0)) < 0)
             break;
-        for (int64_t i = 0; i < nb; i++) {
-            const float *z = y + i * k;
-            int64_t best = 0;
-            double mx = z[0];
-            for (int64_t t = 1; t < k; t++)
-                if (z[t] > mx) {
-                    mx = z[t];
-                    best = t;
-                }
-            double se = 0;
-            for (int64_t t = 0; t < k; t++)
-                se += exp((double)z[t] - mx);
-            int32_t l = lab[i];
-            if (l < 0 || l >= k) {
-                rc = vv_fail(VV_EINVAL,
-                             "label %d of image %lld is not a class of the model's "
-                             "%lld outputs",
-                             l, (long long)(s0 + i), (long long)k);
-                break;
-            }
-            total += log(se) + mx - z[l];
-            correct += best == l;
-        }
+        rc = vv_score_logits(y, nb, k, lab, s0, &correct, &total);
     }
     free(x);
     free(y);

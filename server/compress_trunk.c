@@ -338,29 +338,7 @@ static int trunk_evaluate(cctx *c, const vv_model *m, vv_model_dev *md, const tr
             (rc = md ? vv_model_forward_dev(md, t->at, m->n, x, nb, y)
                      : vv_model_forward_parallel(m, t->at, m->n, x, nb, y, 0)) < 0)
             break;
-        for (int64_t i = 0; i < nb; i++) {
-            const float *z = y + i * k;
-            int64_t best = 0;
-            double mx = z[0];
-            for (int64_t q = 1; q < k; q++)
-                if (z[q] > mx) {
-                    mx = z[q];
-                    best = q;
-                }
-            double se = 0;
-            for (int64_t q = 0; q < k; q++)
-                se += exp((double)z[q] - mx);
-            int32_t l = t->labels[s0 + i];
-            if (l < 0 || l >= k) {
-                rc = vv_fail(VV_EINVAL,
-                             "label %d of image %lld is not a class of the model's "
-                             "%lld outputs",
-                             l, (long long)(s0 + i), (long long)k);
-                break;
-            }
-            total += log(se) + mx - z[l];
-            correct += best == l;
-        }
+        rc = vv_score_logits(y, nb, k, t->labels + s0, s0, &correct, &total);
     }
     free(x);
     free(y);

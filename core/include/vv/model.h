@@ -170,6 +170,13 @@ int vv_model_evaluate(const vv_model *m, const struct vv_dataset *ds,
                       const struct vv_preprocess *pp, int64_t n, int64_t batch,
                       const atomic_int *stop, double *acc, double *loss);
 
+/* Scores nb rows of k logits y against their labels: adds to *correct the
+ * rows whose argmax (first on ties) is the label and to *loss_sum their
+ * cross-entropies.  first is the index of row 0 in the data set, for the
+ * message: VV_EINVAL names an image whose label is not a class. */
+int vv_score_logits(const float *y, int64_t nb, int64_t k, const int32_t *labels,
+                    int64_t first, int64_t *correct, double *loss_sum);
+
 /* The same with the forward pass on md's device (md holds m's weights;
  * NULL: the CPU, as vv_model_evaluate). */
 int vv_model_evaluate_dev(const vv_model *m, vv_model_dev *md, const struct vv_dataset *ds,
