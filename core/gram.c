@@ -1,4 +1,5 @@
-/* gram.c - objective, duality gap, screening and constants on (G, Bt, c, N). */
+/* gram.c - objective, duality gap, screening and constants on (G, Bt, c, N),
+ * over groups of rows (groups.c; one row a group without them). */
 #include "solve_internal.h"
 #include "vv/backend.h"
 #include "vv/err.h"
@@ -10,11 +11,15 @@
 
 double vv_lambda_max(const vv_stats *s)
 {
+    /* max_g ||Bt_g||_F / N: W = 0 is optimal iff every group's gradient block
+     * Bt_g / N lies in the lambda-ball of the Frobenius norm. */
     double best = 0;
-    for (int64_t k = 0; k < s->k; k++) {
-        const double *b = s->Bt + k * s->d;
+    int64_t ng = vv_groups_count(s);
+    for (int64_t g = 0; g < ng; g++) {
+        const double *b = s->Bt + vv__goff(s, g) * s->d;
+        int64_t len = (vv__goff(s, g + 1) - vv__goff(s, g)) * s->d;
         double q = 0;
-        for (int64_t j = 0; j < s->d; j++)
+        for (int64_t j = 0; j < len; j++)
             q += b[j] * b[j];
         if (q > best)
             best = q;
@@ -83,14 +88,18 @@ double vv_lipschitz(const vv_stats *s)
 void vv_gram_eval(const vv_stats *s, const double *W, const double *GW, double lambda,
                   double *mnorm, vv_eval *e)
 {
-    int64_t k = s->k, d = s->d;
+    int64_t d = s->d, ng = vv_groups_count(s);
     double n = (double)s->n;
     double wb = 0, wgw = 0, gn = 0, mmax = 0;
     int64_t active = 0;
-    for (int64_t i = 0; i < k; i++) {
-        const double *w = W + i * d, *gw = GW + i * d, *b = s->Bt + i * d;
+    /* A group's rows are one contiguous block of W, GW and Bt, so the sums
+     * run in the same order as row by row; for groups of one row this is
+     * the row-wise computation exactly. */
+    for (int64_t g = 0; g < ng; g++) {
+        int64_t r0 = vv__goff(s, g), len = (vv__goff(s, g + 1) - r0) * d;
+        const double *w = W + r0 * d, *gw = GW + r0 * d, *b = s->Bt + r0 * d;
         double ww = 0, mm = 0;
-        for (int64_t j = 0; j < d; j++) {
+        for (int64_t j = 0; j < len; j++) {
             wb += w[j] * b[j];
             wgw += w[j] * gw[j];
             ww += w[j] * w[j];
@@ -101,7 +110,7 @@ void vv_gram_eval(const vv_stats *s, const double *W, const double *GW, double l
         gn += wn;
         active += wn > VV_ACTIVE_TOL;
         if (mnorm)
-            mnorm[i] = mn;
+            mnorm[g] = mn;
         if (mn > mmax)
             mmax = mn;
     }
@@ -180,17 +189,42 @@ done:
     return rc;
 }
 
-int vv_gap_safe_screened(const vv_stats *s, const vv_eval *e, double lambda, double mnorm_k,
-                         int64_t k)
+int vv_gap_safe_screened_lg(const vv_stats *s, const vv_eval *e, double lambda, double mnorm_g,
+                            double L_g)
 {
     /* The dual objective is N-strongly concave, so the dual optimum lies within
      * sqrt(2 gap / N) of the feasible point theta = s R / N; rounding can make the
-     * computed gap slightly negative, so the radius never drops below that noise. */
+     * computed gap slightly negative, so the radius never drops below that noise.
+     * Over that ball ||Phi_g^T theta||_F moves by at most ||Phi_g||_2 times the
+     * radius, and ||Phi_g||_2 = sqrt(lambda_max(G_gg)) = sqrt(L_g). */
     double gap = e->gap;
     double floor_gap = 1e-13 * (e->objective > 0 ? e->objective : 0);
     if (gap < floor_gap)
         gap = floor_gap;
     double r = sqrt(2 * gap / (double)s->n);
-    double gkk = s->G[k * s->k + k];
-    return e->dual_scale * mnorm_k + r * sqrt(gkk > 0 ? gkk : 0) < lambda;
+    return e->dual_scale * mnorm_g + r * sqrt(L_g > 0 ? L_g : 0) < lambda;
+}
+
+int vv_gap_safe_screened(const vv_stats *s, const vv_eval *e, double lambda, double mnorm_g,
+                         int64_t g)
+{
+    int64_t r0 = vv__goff(s, g), sz = vv__goff(s, g + 1) - r0;
+    if (sz == 1)
+        return vv_gap_safe_screened_lg(s, e, lambda, mnorm_g, s->G[r0 * s->k + r0]);
+    /* A block of several rows: L_g from its own eigenvalue problem (the
+     * solvers compute every L_g once with vv_group_lmax instead). */
+    vv_stats one = *s;
+    int64_t off[2] = {0, sz};
+    one.k = sz;
+    one.group_off = off;
+    one.ngroups = 1;
+    double *blk = malloc((size_t)(sz * sz) * sizeof *blk), L = 0;
+    if (!blk)
+        return 0;
+    for (int64_t i = 0; i < sz; i++)
+        memcpy(blk + i * sz, s->G + (r0 + i) * s->k + r0, (size_t)sz * sizeof *blk);
+    one.G = blk;
+    int rc = vv_group_lmax(&one, &L);
+    free(blk);
+    return rc == 0 && vv_gap_safe_screened_lg(s, e, lambda, mnorm_g, L);
 }

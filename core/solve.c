@@ -90,6 +90,9 @@ int vv_lasso_solve(const vv_stats *s, const vv_lasso_opts *o, double *W, vv_lass
         return vv_fail(VV_EINVAL, "lambda must be a positive finite number, got %g", o->lambda);
     if (!(o->tol >= 0) || !isfinite(o->tol))
         return vv_fail(VV_EINVAL, "tol must be a non-negative finite number, got %g", o->tol);
+    int rc = vv_groups_check(s);
+    if (rc < 0)
+        return rc;
     res->lambda = o->lambda;
     double t0 = vv_now();
     /* On a device backend FISTA runs resident there; the sequential solvers
@@ -99,10 +102,15 @@ int vv_lasso_solve(const vv_stats *s, const vv_lasso_opts *o, double *W, vv_lass
     vv_lasso_opts host = *o;
     if (device)
         host.be = NULL;
-    int rc;
+    /* The resident solver serves groups of one size through the backend's
+     * row operations (the ngroups x (size D) view); groups of several sizes
+     * would need a kernel per group, so FISTA runs on the host instead
+     * (doc/group-lasso.md). */
+    if (resident && vv_groups_size(s) == 0)
+        resident = 0;
     switch (o->solver) {
     case VV_SOLVER_FISTA:
-        rc = resident ? vv_solve_fista_dev(s, o, W, res) : vv_solve_fista(s, o, W, res);
+        rc = resident ? vv_solve_fista_dev(s, o, W, res) : vv_solve_fista(s, &host, W, res);
         res->solver = VV_SOLVER_FISTA;
         break;
     case VV_SOLVER_ADAM_PROX:
@@ -122,7 +130,7 @@ int vv_lasso_solve(const vv_stats *s, const vv_lasso_opts *o, double *W, vv_lass
             rc = vv_solve_bcd(s, &host, W, res);
             res->solver = VV_SOLVER_BCD;
         } else {
-            rc = resident ? vv_solve_fista_dev(s, o, W, res) : vv_solve_fista(s, o, W, res);
+            rc = resident ? vv_solve_fista_dev(s, o, W, res) : vv_solve_fista(s, &host, W, res);
             res->solver = VV_SOLVER_FISTA;
         }
         break;
@@ -142,10 +150,20 @@ int vv_lasso_solve(const vv_stats *s, const vv_lasso_opts *o, double *W, vv_lass
 int vv_lasso_refit(const vv_stats *s, const double *W, double *Wr)
 {
     int64_t k = s->k, d = s->d;
-    int64_t *sup = malloc((size_t)k * sizeof *sup);
-    if (!sup)
+    int64_t ng = vv_groups_count(s);
+    int64_t *sup = malloc((size_t)k * sizeof *sup), *gsup = malloc((size_t)ng * sizeof *gsup);
+    if (!sup || !gsup) {
+        free(sup);
+        free(gsup);
         return vv_fail(VV_ENOMEM, "refit: out of memory");
-    int64_t m = vv_lasso_support(W, k, d, sup);
+    }
+    /* The support: every row of every active group (the active rows without
+     * groups); a group's zero rows are refitted with it. */
+    int64_t mg = vv_lasso_group_support(s, W, gsup), m = 0;
+    for (int64_t a = 0; a < mg; a++)
+        for (int64_t i = vv__goff(s, gsup[a]); i < vv__goff(s, gsup[a] + 1); i++)
+            sup[m++] = i;
+    free(gsup);
     memset(Wr, 0, (size_t)(k * d) * sizeof *Wr);
     if (m == 0) {
         free(sup);

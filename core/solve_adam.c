@@ -4,7 +4,8 @@
  * takes one full-batch Adam step (learning rate mu, betas 0.9 / 0.999,
  * eps 1e-8, PyTorch's bias correction) on the MSE averaged over the N*D
  * entries, then shrinks every neuron's column v_k by
- * max(0, 1 - mu*lambda_paper / (||v_k|| + 1e-8)).  With
+ * max(0, 1 - mu*lambda_paper / (||v_k|| + 1e-8)) (with groups, every
+ * group's block V_g by the same factor of ||V_g||_F).  With
  * lambda = lambda_paper * D / 2 this is the canonical problem's penalty.
  * The gradient 2/(N D) (V G - B) comes from the statistics.  The paper's
  * bugs are not kept: the start may be the trained weight, the stop is the
@@ -53,7 +54,7 @@ int vv_solve_adam(const vv_stats *s, const vv_lasso_opts *o, double *W, vv_lasso
             m2[i] = b2 * m2[i] + (1 - b2) * g * g;
             W[i] -= step * m1[i] / (sqrt(m2[i]) / bc2s + eps);
         }
-        if ((rc = be->ops->group_shrink(be, k, d, W, mu * lam_paper, 1e-8, NULL)) < 0)
+        if ((rc = vv__group_shrink(be, s, W, mu * lam_paper, 1e-8)) < 0)
             goto done;
     }
     res->stop_reason = why;

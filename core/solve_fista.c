@@ -1,7 +1,8 @@
 /* solve_fista.c - accelerated proximal gradient with adaptive restart.
  *
  * Step 1/L with L = lambda_max(G)/N from power iteration; the prox of
- * lambda/L sum ||w_k|| is the group soft-threshold.  Only one product with
+ * lambda/L sum_g ||W_g||_F is the group soft-threshold of every group
+ * (every row without groups; vv__group_shrink).  Only one product with
  * G per iteration: G Y is recovered from G W of the last two iterates by
  * linearity.  Momentum restarts when it points uphill (O'Donoghue and
  * Candes' gradient scheme).
@@ -48,7 +49,7 @@ int vv_solve_fista(const vv_stats *s, const vv_lasso_opts *o, double *W, vv_lass
         double step = 1.0 / (n * L);
         for (int64_t i = 0; i < kd; i++)
             Wn[i] = Y[i] - step * (GY[i] - s->Bt[i]);
-        if ((rc = be->ops->group_shrink(be, k, d, Wn, o->lambda / L, 0.0, NULL)) < 0)
+        if ((rc = vv__group_shrink(be, s, Wn, o->lambda / L, 0.0)) < 0)
             goto done;
         if ((rc = vv_gram_apply(s, be, Wn, GWn)) < 0)
             goto done;

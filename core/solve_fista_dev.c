@@ -5,11 +5,15 @@
  * O'Donoghue-Candes restart), written only in the backend table's
  * operations, so that on a GPU nothing of size K x D crosses the bus: each
  * iteration is one product G Wn, a few passes of axpby and dot over K x D,
- * and two vectors of K row norms brought back for the certificate
- * (sum_k ||w_k|| and max_k ||Bt_k - (G W)_k||).  The product uses only the
- * nonzero rows of Wn (G is symmetric, so G[:, S] is rows S of G, gathered
- * into blocks): 2 K |S| D flops instead of 2 K^2 D, which is most of the
- * time saved once the iterates are sparse.  Every sum of the certificate is
+ * and two vectors of group norms brought back for the certificate
+ * (sum_g ||W_g||_F and max_g ||Bt_g - (G W)_g||_F).  Groups must have one
+ * size gs: then they are the rows of the ngroups x (gs D) view of the
+ * row-major K x D matrices, and the backend's row_norms and group_shrink
+ * serve them unchanged (no kernel of its own; gs = 1 is the neuron-wise
+ * solver exactly).  The product uses only the rows of the nonzero groups
+ * of Wn (G is symmetric, so G[:, S] is rows S of G, gathered into blocks):
+ * 2 K |S| D flops instead of 2 K^2 D, which is most of the time saved once
+ * the iterates are sparse.  Every sum of the certificate is
  * float64.  With the CPU backend it is the reference the tests compare with
  * the host solvers.
  */
@@ -26,13 +30,14 @@ typedef struct dev {
     vv_backend *be;
     const vv_backend_ops *op;
     int64_t k, d;
+    int64_t gs, ng;        /* the groups' size and count (1 and k without groups) */
     double *G, *Bt;
     double *buf[NBUF - 2]; /* W, GW, Wn, GWn, Y, GY */
     double *T;             /* scratch, K x D */
-    double *nrm;           /* K row norms, backend memory */
+    double *nrm;           /* ng group norms, backend memory */
     double *h_nrm;         /* the same, host */
-    double *w_nrm;         /* host: the row norms of the last X given to apply */
-    int64_t *idx;          /* host: its nonzero rows */
+    double *w_nrm;         /* host: the group norms of the last X given to apply */
+    int64_t *idx;          /* host: the rows of its nonzero groups */
     double *Gp, *Xp;       /* BLK rows of G and of X, gathered */
 } dev;
 
@@ -60,6 +65,8 @@ static int dev_alloc(dev *v, vv_backend *be, const vv_stats *s)
     v->op = be->ops;
     v->k = s->k;
     v->d = s->d;
+    v->gs = vv_groups_size(s);
+    v->ng = v->gs > 0 ? s->k / v->gs : 0;
     size_t kd = (size_t)(s->k * s->d) * sizeof(double), kk = (size_t)(s->k * s->k) * sizeof(double);
     int64_t blk = s->k < BLK ? s->k : BLK;
     int ok = (v->G = v->op->alloc(be, kk)) && (v->Bt = v->op->alloc(be, kd)) &&
@@ -83,24 +90,27 @@ static int dev_alloc(dev *v, vv_backend *be, const vv_stats *s)
     return rc ? rc : v->op->upload(be, v->Bt, s->Bt, kd);
 }
 
-/* Row norms of X into the host array out. */
+/* Group norms of X (the row norms of its ngroups x (gs D) view) into the
+ * host array out. */
 static int norms(dev *v, const double *X, double *out)
 {
-    int rc = v->op->row_norms(v->be, v->k, v->d, X, v->nrm);
-    return rc ? rc : v->op->download(v->be, out, v->nrm, (size_t)v->k * sizeof(double));
+    int rc = v->op->row_norms(v->be, v->ng, v->gs * v->d, X, v->nrm);
+    return rc ? rc : v->op->download(v->be, out, v->nrm, (size_t)v->ng * sizeof(double));
 }
 
-/* GX = G X, from the nonzero rows of X when they are under half; leaves
- * X's row norms in w_nrm for eval. */
+/* GX = G X, from the rows of the nonzero groups of X when they are under
+ * half (a zero row of a nonzero group adds zeros); leaves X's group norms
+ * in w_nrm for eval. */
 static int apply(dev *v, const double *X, double *GX)
 {
     int64_t k = v->k, d = v->d, nnz = 0;
     int rc = norms(v, X, v->w_nrm);
     if (rc)
         return rc;
-    for (int64_t i = 0; i < k; i++)
-        if (v->w_nrm[i] > 0)
-            v->idx[nnz++] = i;
+    for (int64_t g = 0; g < v->ng; g++)
+        if (v->w_nrm[g] > 0)
+            for (int64_t i = g * v->gs; i < (g + 1) * v->gs; i++)
+                v->idx[nnz++] = i;
     if (nnz * 2 > k)
         return v->op->gemm(v->be, 0, 0, k, d, k, 1.0, v->G, k, X, d, 0.0, GX, d);
     if (nnz == 0) /* GX = 0 (0 X, X being all zeros) */
@@ -127,16 +137,16 @@ static int eval(dev *v, const vv_stats *s, const double *W, const double *GW, do
     int rc;
     if ((rc = v->op->dot(v->be, kd, W, v->Bt, &wb)) || (rc = v->op->dot(v->be, kd, W, GW, &wgw)))
         return rc;
-    for (int64_t i = 0; i < v->k; i++) {
-        gn += v->w_nrm[i];
-        active += v->w_nrm[i] > VV_ACTIVE_TOL;
+    for (int64_t g = 0; g < v->ng; g++) {
+        gn += v->w_nrm[g];
+        active += v->w_nrm[g] > VV_ACTIVE_TOL;
     }
     /* T = Bt - G W, the scaled dual point's numerator. */
     if ((rc = v->op->axpby(v->be, kd, 1.0, v->Bt, 0.0, v->T)) ||
         (rc = v->op->axpby(v->be, kd, -1.0, GW, 1.0, v->T)) || (rc = norms(v, v->T, v->h_nrm)))
         return rc;
-    for (int64_t i = 0; i < v->k; i++)
-        mmax = fmax(mmax, v->h_nrm[i] / (double)s->n);
+    for (int64_t g = 0; g < v->ng; g++)
+        mmax = fmax(mmax, v->h_nrm[g] / (double)s->n);
     vv_gram_eval_sums(s, lambda, wb, wgw, gn, mmax, active, e);
     return 0;
 }
@@ -163,6 +173,9 @@ int vv_solve_fista_dev(const vv_stats *s, const vv_lasso_opts *o, double *W, vv_
     vv_backend *be = o->be ? o->be : vv_backend_cpu();
     int64_t kd = s->k * s->d;
     double n = (double)s->n;
+    if (vv_groups_size(s) == 0)
+        return vv_fail(VV_EINVAL, "the device solver needs groups of one size "
+                                  "(vv_lasso_solve runs fista on the host for others)");
     dev v;
     int rc = dev_alloc(&v, be, s);
     if (rc)
@@ -195,7 +208,7 @@ int vv_solve_fista_dev(const vv_stats *s, const vv_lasso_opts *o, double *W, vv_
         if ((rc = op->axpby(be, kd, 1.0, Y, 0.0, Wn)) ||
             (rc = op->axpby(be, kd, -step, GY, 1.0, Wn)) ||
             (rc = op->axpby(be, kd, step, v.Bt, 1.0, Wn)) ||
-            (rc = op->group_shrink(be, s->k, s->d, Wn, o->lambda / L, 0.0, NULL)) ||
+            (rc = op->group_shrink(be, v.ng, v.gs * s->d, Wn, o->lambda / L, 0.0, NULL)) ||
             (rc = apply(&v, Wn, GWn)))
             goto done;
         it++;

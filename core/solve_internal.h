@@ -34,6 +34,18 @@ vv_stop_reason vv_progress_poll(vv_progress *p, int64_t it);
 int vv__power_lipschitz(vv_backend *be, const double *G, int64_t k, int64_t n, double *x,
                         double *y, double *L);
 
+/* The first row of group g (g = ngroups: k); row g without groups. */
+static inline int64_t vv__goff(const vv_stats *s, int64_t g)
+{
+    return s->group_off ? s->group_off[g] : g;
+}
+
+/* The prox of thr sum_g ||X_g||_F (eps as the backend's group_shrink) on
+ * X (K x D): one backend call on the ngroups x (size D) view when the
+ * groups have one size, else a loop over the groups on host memory
+ * (groups.c). */
+int vv__group_shrink(vv_backend *be, const vv_stats *s, double *X, double thr, double eps);
+
 int vv_solve_fista(const vv_stats *s, const vv_lasso_opts *o, double *W, vv_lasso_result *res);
 /* FISTA with G, Bt and the iterates in o->be's memory (solve_fista_dev.c). */
 int vv_solve_fista_dev(const vv_stats *s, const vv_lasso_opts *o, double *W,

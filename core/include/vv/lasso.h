@@ -4,7 +4,10 @@
  *
  *     P(V) = 1/(2N) ||Psi - b - Phi V^T||_F^2 + lambda * sum_k ||v_k||_2
  *
- * with Phi N x K, Psi N x D and V D x K.  Internally every solver works on
+ * with Phi N x K, Psi N x D and V D x K; with groups of features
+ * (vv_stats.group_off) the penalty is lambda * sum_g ||W_g||_F over blocks
+ * of rows of W, the group lasso (doc/group-lasso.md), of which one row a
+ * group is the case above.  Internally every solver works on
  * W = V^T (K x D, row k = the outgoing weights of neuron k, contiguous) and
  * on the sufficient statistics G = Phi^T Phi, Bt = Phi^T (Psi - b),
  * c = ||Psi - b||_F^2 and N, so no iteration touches N-sized data.
@@ -27,6 +30,17 @@ typedef struct vv_stats {
     double c;       /* ||Psi - b||_F^2 */
     double seconds; /* wall time of the pass */
     double flops;   /* floating-point operations of the Gram and cross products */
+    /* Groups of rows of W (of features) penalised together: group g is rows
+     * [group_off[g], group_off[g + 1]) (ascending, group_off[0] = 0,
+     * group_off[ngroups] = k); NULL / 0: every row its own group.  Not
+     * owned: vv_stats_free leaves it.  Groups that are not contiguous in the
+     * features (channels tied by a residual addition) are made contiguous by
+     * ordering the features.  vv_stats_compute zeroes both (no groups); a
+     * caller sets them afterwards, on a copy when the statistics are shared:
+     * vv_stats g = *s; g.group_off = off; g.ngroups = ng;
+     * (doc/group-lasso.md). */
+    const int64_t *group_off;
+    int64_t ngroups;
 } vv_stats;
 
 typedef struct vv_stats_opts {
@@ -61,7 +75,8 @@ typedef struct vv_stats_opts {
  * *out is zeroed. */
 int vv_stats_compute(vv_rows *phi, vv_rows *psi, const vv_stats_opts *opts, vv_stats *out);
 
-/* Frees G and Bt and zeroes the struct; accepts NULL. */
+/* Frees G and Bt and zeroes the struct (group_off, not owned, is not
+ * freed); accepts NULL. */
 void vv_stats_free(vv_stats *s);
 
 /* The rows per chunk of a pass given chunk_rows (0: choose) and K features
@@ -74,9 +89,42 @@ int64_t vv_stats_chunk(int64_t chunk_rows, int64_t k);
  * Used to split rows (or shards) across processes. */
 void vv_stats_share(int64_t n, int part, int parts, int64_t *begin, int64_t *end);
 
+/* ---- Groups (groups.c; doc/group-lasso.md) ------------------------------- */
+
+/* Checks s's groups: VV_EINVAL (with a message naming the fault) unless
+ * group_off is NULL (ngroups 0 or k) or ngroups >= 1 offsets ascend
+ * strictly from group_off[0] = 0 to group_off[ngroups] = k (no empty group;
+ * k = 0 allows ngroups = 0). */
+int vv_groups_check(const vv_stats *s);
+
+/* Offsets (*ng + 1 values, malloc'd, the caller frees) of k rows in groups
+ * of `size` consecutive rows; VV_EINVAL unless size >= 1 divides k,
+ * VV_ENOMEM. */
+int vv_groups_uniform(int64_t k, int64_t size, int64_t **off, int64_t *ng);
+
+/* The number of groups (k when group_off is NULL). */
+int64_t vv_groups_count(const vv_stats *s);
+
+/* The size shared by every group, or 0 when the sizes differ (1 without
+ * groups). */
+int64_t vv_groups_size(const vv_stats *s);
+
+/* L_g = lambda_max(G_gg), the largest eigenvalue of the diagonal block of
+ * every group (not divided by N), into L (vv_groups_count(s) values): G_kk
+ * exactly for a group of one row, LAPACK's dsyev scaled up by 1 + 1e-12
+ * otherwise (an upper bound within rounding: screening relies on it).
+ * VV_ENOMEM, or VV_ENUMERIC when dsyev fails. */
+int vv_group_lmax(const vv_stats *s, double *L);
+
+/* The active groups of W (K x D), ||W_g||_F > VV_ACTIVE_TOL: writes their
+ * indices, ascending, to gidx (vv_groups_count(s) entries of room; may be
+ * NULL) and returns how many there are. */
+int64_t vv_lasso_group_support(const vv_stats *s, const double *W, int64_t *gidx);
+
 /* ---- Quantities on the statistics (gram.c) ------------------------------ */
 
-/* Smallest lambda for which V = 0 is optimal: max_k ||Bt_k|| / N. */
+/* Smallest lambda for which V = 0 is optimal: max_g ||Bt_g||_F / N
+ * (max_k ||Bt_k|| / N without groups). */
 double vv_lambda_max(const vv_stats *s);
 
 /* Largest eigenvalue of G / N by power iteration (relative accuracy about
@@ -90,34 +138,42 @@ typedef struct vv_eval {
     double gap;        /* duality gap, >= 0 up to rounding */
     double rel_gap;    /* gap / (c / 2N) */
     double mse;        /* ||R||^2 / (N D), the paper's MSELoss */
-    double group_norm; /* sum_k ||w_k|| */
+    double group_norm; /* sum_g ||W_g||_F (sum_k ||w_k|| without groups) */
     double r2;         /* ||R||^2 */
-    double dual_scale; /* s = min(1, lambda / max_k ||M_k||) */
-    int64_t active;    /* #{k : ||w_k|| > active_tol} */
+    double dual_scale; /* s = min(1, lambda / max_g ||M_g||_F) */
+    int64_t active;    /* #{g : ||W_g||_F > active_tol}: active GROUPS (neurons
+                        * without groups) */
 } vv_eval;
 
 /* The column norm above which a neuron counts as active (the paper's 1e-7). */
 #define VV_ACTIVE_TOL 1e-7
 
-/* Evaluates W (K x D) given GW = G W.  When mnorm is not NULL it receives
- * ||M_k|| = ||Bt_k - (G W)_k|| / N for every k (K values), the quantity Gap
- * Safe screening needs.  O(K D). */
+/* Evaluates W (K x D) given GW = G W, with s's groups.  When mnorm is not
+ * NULL it receives ||M_g||_F = ||Bt_g - (G W)_g||_F / N for every GROUP g
+ * (vv_groups_count(s) values; K without groups), the quantity Gap Safe
+ * screening needs.  O(K D). */
 void vv_gram_eval(const vv_stats *s, const double *W, const double *GW, double lambda,
                   double *mnorm, vv_eval *e);
 
 /* The same from the sums it is made of, however they were computed:
- * wb = <W, Bt>, wgw = <W, G W>, gn = sum_k ||w_k||, mmax = max_k ||M_k|| and
- * active = #{k : ||w_k|| > VV_ACTIVE_TOL}. */
+ * wb = <W, Bt>, wgw = <W, G W>, gn = sum_g ||W_g||_F, mmax = max_g ||M_g||_F
+ * and active = #{g : ||W_g||_F > VV_ACTIVE_TOL} (rows k for singletons). */
 void vv_gram_eval_sums(const vv_stats *s, double lambda, double wb, double wgw, double gn,
                        double mmax, int64_t active, vv_eval *e);
 
 /* GW = G W computed from the nonzero rows of W only (O(K |supp W| D)). */
 int vv_gram_apply(const vv_stats *s, vv_backend *be, const double *W, double *GW);
 
-/* Gap Safe rule: 1 when neuron k is provably zero at the optimum, i.e.
- * s ||M_k|| + sqrt(2 gap / N) sqrt(G_kk) < lambda. */
-int vv_gap_safe_screened(const vv_stats *s, const vv_eval *e, double lambda, double mnorm_k,
-                         int64_t k);
+/* Gap Safe rule: 1 when group g (neuron g without groups) is provably zero
+ * at the optimum, i.e. s ||M_g||_F + sqrt(2 gap / N) sqrt(L_g) < lambda with
+ * L_g = lambda_max(G_gg) (G_kk for one row; ||Phi_g||_2 = sqrt(L_g)).  This
+ * form computes L_g (an eigenvalue problem for a group of several rows; 0,
+ * not screened, when that fails); solvers pass their vv_group_lmax values
+ * to vv_gap_safe_screened_lg. */
+int vv_gap_safe_screened(const vv_stats *s, const vv_eval *e, double lambda, double mnorm_g,
+                         int64_t g);
+int vv_gap_safe_screened_lg(const vv_stats *s, const vv_eval *e, double lambda, double mnorm_g,
+                            double L_g);
 
 /* ---- Solvers --------------------------------------------------------------- */
 
@@ -178,7 +234,10 @@ typedef struct vv_lasso_opts {
     vv_backend *be;         /* NULL: CPU */
     int resident;           /* fista: keep G, Bt and the iterates in be's memory and do
                              * every K x D operation through be's table (the device
-                             * solver); implied when be is not the CPU backend */
+                             * solver); implied when be is not the CPU backend.  The
+                             * resident solver needs groups of one size (it views W
+                             * as ngroups x (size D)); with groups of several sizes
+                             * fista runs on the host instead */
     /* bcd */
     int no_screening;       /* disable Gap Safe screening (tests) */
     /* adam_prox: Adam with learning rate mu on the MSE, then group
@@ -199,21 +258,26 @@ typedef struct vv_lasso_result {
 /* Fills opts with the defaults (auto solver, tol 1e-6, ...). */
 void vv_lasso_opts_default(vv_lasso_opts *o);
 
-/* Solves from the warm start W (K x D, in/out; zeros for a cold start).
- * On return W holds the last iterate, which the certificate in res grades.
- * Fails only on VV_ENOMEM, a backend error or invalid options (VV_EINVAL);
- * reaching max_iter or the time limit is a normal return. */
+/* Solves from the warm start W (K x D, in/out; zeros for a cold start),
+ * with the penalty lambda sum_g ||W_g||_F over s's groups (one row a group
+ * without them).  On return W holds the last iterate, which the certificate
+ * in res grades.  Fails only on VV_ENOMEM, a backend error or invalid
+ * options or groups (VV_EINVAL); reaching max_iter or the time limit is a
+ * normal return. */
 int vv_lasso_solve(const vv_stats *s, const vv_lasso_opts *o, double *W, vv_lasso_result *res);
 
-/* Least squares on the support of W (||w_k|| > VV_ACTIVE_TOL):
- * W_S = G_SS^{-1} Bt_S by Cholesky, zero elsewhere; when G_SS is singular
+/* Least squares on the support of W: S = every row of the active groups
+ * (||W_g||_F > VV_ACTIVE_TOL; the rows k with ||w_k|| > VV_ACTIVE_TOL
+ * without groups): W_S = G_SS^{-1} Bt_S by Cholesky, zero elsewhere; when G_SS is singular
  * the smallest ridge among 1e-12 .. 1e-4 of its mean diagonal that makes it
  * factorable is added.  Writes the refitted weights to Wr (K x D); fails
  * with VV_ENUMERIC when no ridge helps. */
 int vv_lasso_refit(const vv_stats *s, const double *W, double *Wr);
 
-/* The active neurons of W (K x D): writes their indices, ascending, to idx
- * (K entries of room; may be NULL) and returns how many there are. */
+/* The active neurons of W (K x D), row by row whatever the groups
+ * (vv_lasso_group_support gives the active groups): writes their indices,
+ * ascending, to idx (K entries of room; may be NULL) and returns how many
+ * there are. */
 int64_t vv_lasso_support(const double *W, int64_t k, int64_t d, int64_t *idx);
 
 /* Fills W with the initialisation: zeros, or PyTorch's nn.Linear default
