@@ -301,6 +301,12 @@ static int build(const cJSON *a, const char *ptr, vv_model *m, vv_preprocess *pp
             }
             rc = name[0] == 'v' ? vv_model_vgg19_cifar(m, div, classes)
                                 : vv_model_alexnet_cifar64(m, div, classes);
+        } else if (!strcmp(name, "fmnist_cnn")) {
+            if (16 % div) {
+                snprintf(p, sizeof p, "%.200s/width_div", ptr);
+                return spec_bad(field, fsz, VV_EINVAL, p, "must divide 16, got %d", div);
+            }
+            rc = vv_model_fmnist_cnn(m, div, classes);
         } else if (is_mlp) {
             if (cJSON_GetObjectItemCaseSensitive(a, "width_div") ||
                 cJSON_GetObjectItemCaseSensitive(a, "classes")) {
@@ -337,7 +343,8 @@ static int build(const cJSON *a, const char *ptr, vv_model *m, vv_preprocess *pp
             rc = vv_model_mlp(m, c, h, w, sizes, n);
         } else {
             return spec_bad(field, fsz, VV_EINVAL, p,
-                            "unknown architecture '%.64s' (vgg19_cifar, alexnet_cifar64, mlp)",
+                            "unknown architecture '%.64s' (vgg19_cifar, alexnet_cifar64, "
+                            "fmnist_cnn, mlp)",
                             name);
         }
         if (rc < 0)

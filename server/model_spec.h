@@ -1,7 +1,8 @@
 /* model_spec.h - models and data sets named in job specs (JSON).
  *
  * An architecture spec (schema/model.schema.json) is either a built-in
- * architecture, {"arch": "vgg19_cifar" | "alexnet_cifar64" | "mlp", ...},
+ * architecture, {"arch": "vgg19_cifar" | "alexnet_cifar64" | "fmnist_cnn" | "mlp",
+ * ...},
  * or a list of layers, {"input": [c, h, w], "layers": [{"type": "conv2d",
  * "name": "features.0", ...}, ...]}, with PyTorch's argument names.  Either
  * may carry "preprocess", the input preprocessing the model was trained

@@ -150,7 +150,8 @@ typedef enum { SCHED_CONSTANT = 0, SCHED_STEP, SCHED_COSINE } train_schedule;
 
 typedef struct train_spec {
     char *name;
-    char *preset;       /* "fmnist-mlp", "alexnet_cifar64", "vgg19_cifar" or NULL */
+    char *preset;       /* "fmnist-mlp", "fmnist-cnn", "alexnet_cifar64", "vgg19_cifar" or
+                         * NULL */
     model_ref model;    /* architecture, and initial weights when given */
     data_spec data;
     vv_train_opts opts;

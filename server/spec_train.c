@@ -1,7 +1,7 @@
 /* spec_train.c - the "train" job spec (schema/train.schema.json).
  *
- * A preset fills in the recipe (and for fmnist-mlp the model and data set);
- * any field given explicitly overrides it. */
+ * A preset fills in the recipe (and the model, and for fmnist-mlp and
+ * fmnist-cnn the data set); any field given explicitly overrides it. */
 #include "spec.h"
 
 #include "vv/err.h"
@@ -68,6 +68,19 @@ static int apply_preset(train_spec *s, const char *name, char *field, size_t fsz
         s->batch_size = 128;
         s->schedule = SCHED_COSINE;
         s->install_default = 1;
+    } else if (!strcmp(name, "fmnist-cnn")) {
+        /* A small VGG-style CNN (vv_model_fmnist_cnn) on Fashion-MNIST with
+         * fmnist-mlp's recipe; not installed as the default model.  Measured
+         * on a shared 2-core machine: 2.5-4 min an epoch, 91.4% test
+         * accuracy after the 4 epochs (88.0% after 1). */
+        s->opts.optimizer = VV_OPT_ADAM;
+        s->opts.lr = 1e-3;
+        s->opts.weight_decay = 1e-4;
+        s->opts.decoupled = 1;
+        s->epochs = 4;
+        s->batch_size = 128;
+        s->schedule = SCHED_COSINE;
+        s->install_default = 0;
     } else if (!strcmp(name, "alexnet_cifar64")) {
         /* train_alexnet.ipynb: Adam lr 1e-4, weight decay 1e-4 (coupled), 40
          * epochs, batch 256, Resize(70) + RandomCrop(64). */
@@ -97,7 +110,7 @@ static int apply_preset(train_spec *s, const char *name, char *field, size_t fsz
         s->aug_hflip = 1;
     } else {
         return fail(field, fsz, VV_EINVAL, "/preset",
-                    "unknown preset (fmnist-mlp, alexnet_cifar64, vgg19_cifar)");
+                    "unknown preset (fmnist-mlp, fmnist-cnn, alexnet_cifar64, vgg19_cifar)");
     }
     if (!(s->preset = strdup(name)))
         return vv_fail(VV_ENOMEM, "out of memory");
@@ -122,6 +135,11 @@ static int preset_model_data(train_spec *s, int have_model, int have_data, char 
             cJSON *pp = cJSON_AddObjectToObject(m, "preprocess");
             cJSON_AddItemToObject(pp, "mean", cJSON_CreateDoubleArray((double[]){0.2860}, 1));
             cJSON_AddItemToObject(pp, "std", cJSON_CreateDoubleArray((double[]){0.3530}, 1));
+        } else if (!strcmp(s->preset, "fmnist-cnn")) {
+            cJSON_AddStringToObject(m, "arch", "fmnist_cnn");
+            cJSON *pp = cJSON_AddObjectToObject(m, "preprocess");
+            cJSON_AddItemToObject(pp, "mean", cJSON_CreateDoubleArray((double[]){0.2860}, 1));
+            cJSON_AddItemToObject(pp, "std", cJSON_CreateDoubleArray((double[]){0.3530}, 1));
         } else if (!strcmp(s->preset, "alexnet_cifar64")) {
             cJSON_AddStringToObject(m, "arch", "alexnet_cifar64");
             cJSON *pp = cJSON_AddObjectToObject(m, "preprocess");
@@ -140,7 +158,7 @@ static int preset_model_data(train_spec *s, int have_model, int have_data, char 
         cJSON_Delete(m);
     }
     if (rc == 0 && !have_data && s->preset) {
-        if (strcmp(s->preset, "fmnist-mlp"))
+        if (strcmp(s->preset, "fmnist-mlp") && strcmp(s->preset, "fmnist-cnn"))
             return fail(field, fsz, VV_EMISSING, "/data",
                         "is required for this preset (CIFAR-10: {\"format\": \"cifar10\", "
                         "\"dir\": ...})");
