@@ -4,6 +4,7 @@
 #ifndef VV_COMPRESS_INTERNAL_H
 #define VV_COMPRESS_INTERNAL_H
 
+#include "model_check.h"
 #include "run.h"
 
 #include "vv/lasso.h"
@@ -31,8 +32,11 @@ typedef struct evals {
 /* One compressed layer: the lasso's choice and the baseline's. */
 typedef struct layer_out {
     int li;
+    layer_unit u;  /* what it deletes: neurons or channels (groups of u.group features) */
+    int64_t *goff; /* the groups' offsets (u.units + 1) */
+    int64_t ng;
     int64_t k, d, kept;
-    int64_t *keep; /* kept indices, ascending */
+    int64_t *keep; /* kept units (neurons or channels), ascending */
     double *W;     /* K x D solution (refitted when asked) */
     double *Wl;    /* K x D lasso solution before the refit (NULL without one) */
     /* The magnitude baseline at the same width: the kept neurons of largest
@@ -101,12 +105,14 @@ void compress_trunks_put(run_cache *cache, const char *key, trunk *tr, trunk *te
 cJSON *compress_trunk_json(const vv_model *m, const trunk *tr, const trunk *te);
 
 /* The sufficient statistics of layer li of m (its inputs and pre-activation
- * outputs on the training set, the layer's bias as the offset) into *st,
+ * outputs on the training set, the layer's bias as the offset; for a conv,
+ * rows are u->positions output positions per image, sampled by the spec's
+ * seed, with the unfolded input patches and the outputs there) into *st,
  * from the trunk tr (NULL, or one of another size or above li: from the
  * images).  With share, under mpirun, each rank runs the forward passes of
  * its share of the training images and the sums are added up (every rank
  * calls it); else this process does all the rows. */
-int compress_layer_stats(cctx *c, const vv_model *m, int li, const trunk *tr,
+int compress_layer_stats(cctx *c, const vv_model *m, int li, const layer_unit *u, const trunk *tr,
                          const vv_dataset *train, const vv_preprocess *pp, int64_t ntrain,
                          int share, vv_stats *st);
 
@@ -127,10 +133,37 @@ cJSON *compress_evals_json(const evals *e);
 /* A metric event of e tagged phase. */
 void compress_emit_evals(cctx *c, const evals *e, const char *phase);
 
-/* The magnitude baseline of layer lo->li at lo's width (see
- * compress_stages.c). */
-int compress_baseline_layer(const compress_spec *s, const vv_layer *L, const vv_stats *bst,
+/* The baseline of layer lo->li of m at lo's width (see compress_stages.c):
+ * neurons by the L2 norm of their outgoing weights, channels by the L1 norm
+ * of their filters in the producing conv (Li et al., ICLR 2017). */
+int compress_baseline_layer(const compress_spec *s, const vv_model *m, const vv_stats *bst,
                             layer_out *lo);
+
+/* ---- One layer (compress_layer.c) ---- */
+
+/* The cache key of a layer's statistics (or of the trunk) from the model
+ * id, the data files' identity and the preprocessing; -1 if it does not
+ * fit in sz. */
+int compress_stats_key(const compress_spec *s, const char *model_id, const char *layer, int64_t n,
+                       const vv_preprocess *pp, char *buf, size_t sz);
+/* Compresses layer li of src: statistics (cached by model_id when given),
+ * the lasso over its neurons or channels, the kept ones, the refit; and,
+ * when bsrc is given, the baseline at the same width (bsrc == src: on the
+ * same statistics; else on bsrc's, the baseline network's own features). */
+int compress_layer(cctx *c, const vv_model *src, const vv_model *bsrc, int li, const trunk *tr,
+                   const vv_dataset *train, const vv_preprocess *pp, int64_t ntrain,
+                   run_cache *cache, const char *model_id, const char *out_dir, layer_out *lo,
+                   char *field, size_t fsz);
+/* Sets layer lo->li's weight of m to V = W^T (D x K) and deletes the units
+ * not in keep (lo->kept of them) from the layer producing them (and a conv's
+ * batch norms); a layer whose inputs are not one layer's outputs keeps its
+ * width with zero columns. */
+int compress_apply(vv_model *m, const layer_out *lo, const double *W, const int64_t *keep);
+/* Under mpirun: rank 0's outcome of layer lo (its status, then V and the
+ * kept units) reaches every rank.  *stopped: the solve was stopped by the
+ * user. */
+int compress_share_layer(int rc, layer_out *lo, int *stopped, char *field, size_t fsz);
+void compress_layer_free(layer_out *lo);
 
 /* Trains m in place for the spec's fine-tuning epochs (see
  * compress_stages.c). */

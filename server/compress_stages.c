@@ -87,48 +87,57 @@ void compress_emit_evals(cctx *c, const evals *e, const char *phase)
     run_emit_metric(c->sink, &rm);
 }
 
-/* The magnitude baseline of layer lo->li at lo's width: the lo->kept input
- * neurons whose outgoing weights (columns of the layer's weight in src) have
- * the largest L2 norms, with those weights (Wbp) and refitted on the
+/* The baseline of layer lo->li at lo's width: the lo->kept units of the
+ * largest norms (neurons: the L2 norm of their outgoing weights, the
+ * columns of the layer's weight in m; channels: the L1 norm of their
+ * filters in the producing conv, Li et al.'s filter pruning), with the
+ * layer's weights as trained on their features (Wbp) and refitted on the
  * statistics bst (Wb) when the run refits. */
-int compress_baseline_layer(const compress_spec *s, const vv_layer *L, const vv_stats *bst,
+int compress_baseline_layer(const compress_spec *s, const vv_model *m, const vv_stats *bst,
                             layer_out *lo)
 {
-    int64_t k = lo->k, d = lo->d;
-    double *norm = malloc((size_t)k * sizeof *norm);
-    lo->bkeep = malloc((size_t)k * sizeof *lo->bkeep);
+    const vv_layer *L = &m->layers[lo->li];
+    int64_t k = lo->k, d = lo->d, g = lo->u.group, units = lo->u.units;
+    int chan = lo->u.kind == UNIT_CHANNELS;
+    double *norm = malloc((size_t)units * sizeof *norm);
+    char *take = calloc((size_t)units, 1);
+    lo->bkeep = malloc((size_t)units * sizeof *lo->bkeep);
     lo->Wbp = calloc((size_t)(k * d), sizeof *lo->Wbp);
     lo->Wb = calloc((size_t)(k * d), sizeof *lo->Wb);
-    if (!norm || !lo->bkeep || !lo->Wbp || !lo->Wb) {
+    if (!norm || !take || !lo->bkeep || !lo->Wbp || !lo->Wb) {
         free(norm);
+        free(take);
         return vv_fail(VV_ENOMEM, "out of memory for the baseline of %s", L->name);
     }
-    for (int64_t q = 0; q < k; q++) {
+    for (int64_t q = 0; q < units; q++) {
         double a = 0;
-        for (int64_t i = 0; i < d; i++)
-            a += (double)L->weight[i * k + q] * L->weight[i * k + q];
+        if (chan) {
+            const vv_layer *P = &m->layers[lo->u.producer];
+            int64_t fan = (int64_t)P->in_ch * P->kernel * P->kernel;
+            for (int64_t t = 0; t < fan; t++)
+                a += fabs((double)P->weight[q * fan + t]);
+        } else {
+            for (int64_t i = 0; i < d; i++)
+                a += (double)L->weight[i * k + q] * L->weight[i * k + q];
+        }
         norm[q] = a;
     }
     /* The kept largest norms (ties: the lower index), then ascending. */
-    char *take = calloc((size_t)k, 1);
-    if (!take) {
-        free(norm);
-        return vv_fail(VV_ENOMEM, "out of memory for the baseline of %s", L->name);
-    }
-    for (int64_t t = 0; t < lo->kept && t < k; t++) {
+    for (int64_t t = 0; t < lo->kept && t < units; t++) {
         int64_t best = -1;
-        for (int64_t q = 0; q < k; q++)
+        for (int64_t q = 0; q < units; q++)
             if (!take[q] && (best < 0 || norm[q] > norm[best]))
                 best = q;
         if (best >= 0)
             take[best] = 1;
     }
     int64_t n = 0;
-    for (int64_t q = 0; q < k; q++)
+    for (int64_t q = 0; q < units; q++)
         if (take[q]) {
             lo->bkeep[n++] = q;
-            for (int64_t i = 0; i < d; i++)
-                lo->Wbp[q * d + i] = L->weight[i * k + q];
+            for (int64_t r = q * g; r < (q + 1) * g; r++)
+                for (int64_t i = 0; i < d; i++)
+                    lo->Wbp[r * d + i] = L->weight[i * k + r];
         }
     free(take);
     free(norm);
@@ -142,7 +151,7 @@ int compress_baseline_layer(const compress_spec *s, const vv_layer *L, const vv_
         memcpy(lo->Wb, lo->Wbp, (size_t)(k * d) * sizeof *lo->Wb);
         rc = 0;
     }
-    /* Columns the refit zeroed stay kept, with zero weights (the same width). */
+    /* Units the refit zeroed stay kept, with zero weights (the same width). */
     return rc;
 }
 

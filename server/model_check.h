@@ -2,9 +2,10 @@
  * the layers it names, and the header of the model's weights file.
  *
  * A layer can be compressed when it is linear and hidden neurons lie before
- * it (a conv2d or linear layer): the lasso then chooses which of its inputs
- * to keep.  A linear layer fed by the input alone has no hidden neurons to
- * delete and is refused.  The daemon checks this when a run is submitted
+ * it (a conv2d or linear layer), or when it is a conv2d fed by the channels
+ * of another conv2d: the lasso then chooses which of its inputs (neurons,
+ * or channels as groups of inputs) to keep.  A layer fed by the input alone
+ * has nothing to delete and is refused.  The daemon checks this when a run is submitted
  * (POST /v1/runs, each point of POST /v1/sweeps), whatever names the model
  * (an inline architecture, a spec file, a resident model), so that a bad
  * name is a 400 and never a queued run that fails later; `vvd run` checks an
@@ -20,17 +21,45 @@
 
 #include <stddef.h>
 
-/* 1 when layer i of m can be compressed (linear, with a conv2d or linear
- * layer before it), else 0. */
+/* What compressing a layer deletes: the neurons of the linear layer that
+ * feeds it (groups of one input), the channels of the conv2d that feeds it
+ * (groups of the inputs that come from one channel: k x k of a conv, h x w
+ * of a linear layer after flatten), or nothing (a linear layer above
+ * hidden layers whose inputs are no one layer's outputs: its columns are
+ * zeroed). */
+typedef enum { UNIT_NONE = 0, UNIT_NEURONS, UNIT_CHANNELS } unit_kind;
+
+typedef struct layer_unit {
+    unit_kind kind;
+    int producer;      /* the layer whose neurons or channels are deleted; -1: none */
+    int conv;          /* the layer is a conv2d: its rows are (image, position) pairs */
+    int64_t k, d;      /* features (in_ch x k x k for a conv) and outputs */
+    int64_t group;     /* features per deleted unit */
+    int64_t units;     /* k / group: the neurons or channels that can go */
+    int64_t positions; /* rows per image: sampled output positions of a conv, else 1 */
+} layer_unit;
+
+/* 1 when layer i of m can be compressed (a linear layer with a conv2d or
+ * linear layer before it, or a conv2d fed by another's channels), else 0. */
 int model_layer_compressible(const vv_model *m, int i);
 
-/* Checks the layers a compress spec names against m.  Fails with VV_EINVAL
- * and field "/layers/<i>" when name i is not a layer of m, names a layer that
- * is not linear, or a linear layer fed by the input ("fed by the input: it
- * has no hidden neurons to delete"); each detail lists the layers of m that
- * can be compressed.  With "all_linear", fails with VV_EINVAL at "/layers"
- * when no linear layer of m is fed by a linear layer (what all_linear
- * compresses). */
+/* Describes what compressing layer i deletes into *u; returns 0 (and a
+ * zeroed *u) when it cannot be compressed.  positions: a conv's positions
+ * per image (-1: all, 0: the default; at most its output map). */
+int model_layer_unit(const vv_model *m, int i, int64_t positions, layer_unit *u);
+
+/* The layers a compress spec selects, ascending, into idx (m->n entries of
+ * room; may be NULL); returns how many, or VV_EINVAL with field
+ * "/layers/<i>" for a name that is not a layer of m or one that cannot be
+ * compressed (a linear layer fed by the input, a conv2d with no channels to
+ * delete in front of it: each detail lists the layers that can be), at
+ * "/layers" for a set (all_linear, all_conv, all) that is empty in m, and
+ * at "/positions_per_image" for more positions than a selected conv
+ * layer's output map. */
+int model_compress_layers(const vv_model *m, const compress_spec *s, int *idx, char *field,
+                          size_t fsz);
+
+/* model_compress_layers without the list: 0 or its error. */
 int model_check_layers(const vv_model *m, const compress_spec *s, char *field, size_t fsz);
 
 /* model_check_layers against the spec's own model as the daemon has it

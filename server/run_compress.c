@@ -35,214 +35,6 @@ static void set_field(char *field, size_t fsz, const char *ptr)
         snprintf(field, fsz, "%s", ptr);
 }
 
-/* ---- One layer ------------------------------------------------------------------------- */
-
-static int stats_key(const compress_spec *s, const char *model_id, const char *layer, int64_t n,
-                     const vv_preprocess *pp, char *buf, size_t sz)
-{
-    const char *paths[8];
-    int np = data_paths(&s->data, paths, 8);
-    size_t len = (size_t)snprintf(buf, sz, "compress|%s|%s|n=%lld|pp=%d,%d,%d,%d", model_id, layer,
-                                  (long long)n, pp->resize, pp->crop, pp->nnorm, pp->scale255);
-    for (int i = 0; i < pp->nnorm && len < sz; i++)
-        len += (size_t)snprintf(buf + len, sz - len, ",%.9g/%.9g", pp->mean[i], pp->std[i]);
-    for (int i = 0; i < np && len < sz; i++) {
-        struct stat st;
-        if (stat(paths[i], &st) < 0)
-            return -1;
-        len +=
-            (size_t)snprintf(buf + len, sz - len, "|%s:%lld:%lld:%lld", paths[i],
-                             (long long)st.st_ino, (long long)st.st_size, (long long)st.st_mtime);
-    }
-    return len < sz ? 0 : -1;
-}
-
-/* The job's sink with the layer being solved stamped on its metrics. */
-typedef struct layer_sink {
-    const run_sink *inner;
-    const char *layer;
-} layer_sink;
-
-static void layer_metric(void *ctx, const run_metric *m)
-{
-    const layer_sink *ls = ctx;
-    run_metric t = *m;
-    snprintf(t.layer, sizeof t.layer, "%s", ls->layer);
-    run_emit_metric(ls->inner, &t);
-}
-
-static void layer_log(void *ctx, const cJSON *ev)
-{
-    const layer_sink *ls = ctx;
-    if (ls->inner && ls->inner->log)
-        ls->inner->log(ls->inner->ctx, ev);
-}
-
-/* Compresses layer li of src: statistics (cached by model_id when given),
- * the lasso, the kept neurons, the refit; and, when bsrc is given, the
- * magnitude baseline at the same width (bsrc == src: on the same
- * statistics; else on bsrc's, the baseline network's own features). */
-static int compress_layer(cctx *c, const vv_model *src, const vv_model *bsrc, int li,
-                          const trunk *tr, const vv_dataset *train, const vv_preprocess *pp,
-                          int64_t ntrain, run_cache *cache, const char *model_id,
-                          const char *out_dir, layer_out *lo, char *field, size_t fsz)
-{
-    const compress_spec *s = c->spec;
-    const vv_layer *L = &src->layers[li];
-    memset(lo, 0, sizeof *lo);
-    lo->li = li;
-    lo->k = L->in_ch;
-    lo->d = L->out_ch;
-    int64_t k = lo->k, d = lo->d;
-    vv_stats st = {0}, bst = {0};
-    const vv_stats *stp = &st;
-    cache_entry *ce = NULL;
-    char key[8192];
-    int keyed =
-        cache && model_id && stats_key(s, model_id, L->name, ntrain, pp, key, sizeof key) == 0;
-    if (keyed && (ce = cache_find(cache, key)) != NULL) {
-        stp = cache_stats(ce);
-        lo->cached = 1;
-    }
-    lo->W = calloc((size_t)(k * d), sizeof(double));
-    lo->keep = malloc((size_t)k * sizeof(int64_t));
-    if (!lo->W || !lo->keep)
-        return vv_fail(VV_ENOMEM, "out of memory for layer %s", L->name);
-    int rc = 0;
-    if (!ce) {
-        /* Under mpirun the ranks share the rows, each from the images (rank
-         * 0 alone holds the trunk). */
-        const trunk *ftr = par_size() > 1 ? NULL : tr;
-        c->trunk_stats += ftr != NULL;
-        rc = compress_layer_stats(c, src, li, ftr, train, pp, ntrain, 1, &st);
-        if (rc == 0 && keyed && (ce = cache_add(cache, key, &st)) != NULL)
-            stp = cache_stats(ce);
-    }
-    if (rc < 0)
-        return rc;
-    if (par_rank() != 0) {
-        /* Rank 0 solves; its choice comes back through share_layer. */
-        vv_stats_free(&st);
-        return 0;
-    }
-    lo->stats_seconds = lo->cached ? 0 : stp->seconds;
-    lo->lambda_max = vv_lambda_max(stp);
-    cJSON *ev = cJSON_CreateObject();
-    cJSON_AddStringToObject(ev, "event", "stats");
-    cJSON_AddStringToObject(ev, "layer", L->name);
-    cJSON_AddNumberToObject(ev, "n", (double)ntrain);
-    cJSON_AddNumberToObject(ev, "k", (double)k);
-    cJSON_AddNumberToObject(ev, "d", (double)d);
-    cJSON_AddNumberToObject(ev, "seconds", lo->stats_seconds);
-    cJSON_AddBoolToObject(ev, "cached", lo->cached);
-    cJSON_AddNumberToObject(ev, "lambda_max", lo->lambda_max);
-    cJSON_AddNumberToObject(ev, "step", (double)c->step);
-    run_emit_log(c->sink, ev);
-
-    if (s->lasso.target_active > k) {
-        set_field(field, fsz, "/target_active");
-        rc = vv_fail(VV_EINVAL, "target_active=%lld exceeds the %lld neurons feeding %s",
-                     (long long)s->lasso.target_active, (long long)k, L->name);
-        goto done;
-    }
-    vv_lasso_init(s->lasso.init, s->lasso.seed, k, d, lo->W);
-    double deadline = s->lasso.max_seconds > 0 ? vv_now() + s->lasso.max_seconds : 0;
-    lo->search = cJSON_CreateArray();
-    layer_sink ls = {c->sink, L->name};
-    run_sink lsink = {layer_metric, layer_log, &ls};
-    lo->first_step = c->step;
-    rc = run_select_solve(&s->lasso, c->be, stp, ce, &lsink, c->stop, out_dir, c->t0, deadline,
-                          &c->step, &c->iters, lo->W, &lo->lambda, &lo->res, lo->search, field,
-                          fsz);
-    lo->last_step = c->step;
-    if (rc < 0)
-        goto done;
-    lo->kept = vv_lasso_support(lo->W, k, d, lo->keep);
-    if (lo->kept == 0) {
-        /* Never remove every neuron: keep the one that enters the path first
-         * (largest ||Bt_k||), with its least-squares weights. */
-        int64_t best = 0;
-        double bn = -1;
-        for (int64_t i = 0; i < k; i++) {
-            double q = 0;
-            for (int64_t t = 0; t < d; t++)
-                q += stp->Bt[i * d + t] * stp->Bt[i * d + t];
-            if (q > bn) {
-                bn = q;
-                best = i;
-            }
-        }
-        double g = stp->G[best * k + best];
-        for (int64_t t = 0; t < d; t++)
-            lo->W[best * d + t] = g > 0 ? stp->Bt[best * d + t] / g : 0;
-        lo->keep[0] = best;
-        lo->kept = 1;
-        lo->fallback = 1;
-    } else if (s->lasso.refit) {
-        double *Wr = malloc((size_t)(k * d) * sizeof *Wr);
-        if (!Wr) {
-            rc = vv_fail(VV_ENOMEM, "out of memory for the refit");
-            goto done;
-        }
-        if ((rc = vv_lasso_refit(stp, lo->W, Wr)) == 0) {
-            lo->Wl = lo->W;
-            lo->W = Wr;
-        } else {
-            free(Wr);
-            if (rc == VV_ENUMERIC) { /* no ridge helps: keep the lasso's weights */
-                lo->refit_failed = 1;
-                rc = 0;
-            }
-        }
-    }
-    if (rc == 0 && bsrc) {
-        const vv_stats *bs = stp;
-        if (bsrc != src) {
-            c->trunk_stats += tr != NULL;
-            if ((rc = compress_layer_stats(c, bsrc, li, tr, train, pp, ntrain, 0, &bst)) < 0)
-                goto done;
-            bs = &bst;
-        }
-        rc = compress_baseline_layer(s, &bsrc->layers[li], bs, lo);
-    }
-done:
-    vv_stats_free(&st);
-    vv_stats_free(&bst);
-    return rc;
-}
-
-/* Sets layer li's weight of m to V = W^T (D x K) and deletes the neurons
- * that feed it and were not kept; a layer fed by something else than a
- * linear layer keeps its width with zero columns. */
-static int apply(vv_model *m, const layer_out *lo, const double *W, const int64_t *keep,
-                 int *pruned)
-{
-    vv_layer *L = &m->layers[lo->li];
-    for (int64_t i = 0; i < lo->d; i++)
-        for (int64_t c = 0; c < lo->k; c++)
-            L->weight[i * lo->k + c] = (float)W[c * lo->d + i];
-    int j = vv_model_feeding_linear(m, lo->li);
-    *pruned = j >= 0;
-    return j >= 0 ? vv_model_prune(m, j, lo->li, keep, lo->kept) : 0;
-}
-
-/* Under mpirun: rank 0's outcome of layer lo (its status, then V and the
- * kept neurons) reaches every rank, which applies it to its network when
- * the next layer's features come from the compressed one.  *stopped: the
- * solve was stopped by the user. */
-static int share_layer(int rc, layer_out *lo, int *stopped, char *field, size_t fsz)
-{
-    if (par_size() == 1 || (rc = par_agree(rc, field, fsz)) < 0)
-        return rc;
-    int64_t hdr[2] = {lo->kept, lo->res.stop_reason == VV_STOP_USER};
-    par_bcast(hdr, sizeof hdr);
-    lo->kept = hdr[0];
-    *stopped = (int)hdr[1];
-    par_bcast(lo->W, (size_t)(lo->k * lo->d) * sizeof *lo->W);
-    par_bcast(lo->keep, (size_t)lo->kept * sizeof *lo->keep);
-    return 0;
-}
-
 /* Events of the in-process training of the default model, passed on to the
  * run's sink as log events with "phase": "train_default", metrics renamed
  * "train_metric" and results "train_result" (they are not this run's). */
@@ -374,31 +166,10 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
         rc = vv_fail(VV_ENOMEM, "out of memory");
         goto done;
     }
-    if (s->all_linear) {
-        for (int i = 0; i < orig->n; i++)
-            if (orig->layers[i].type == VV_LAYER_LINEAR && vv_model_feeding_linear(orig, i) >= 0)
-                idx[nl++] = i;
-        if (nl == 0) {
-            set_field(field, fsz, "/layers");
-            rc = vv_fail(VV_EINVAL, "/layers: the model has no linear layer fed by hidden "
-                                    "neurons (all_linear needs linear -> relu -> linear)");
-            goto done;
-        }
-    } else {
-        /* The same check as at submission (model_check.h): a name of the
-         * model, linear, with hidden neurons before it. */
-        if ((rc = model_check_layers(orig, s, field, fsz)) < 0)
-            goto done;
-        for (int t = 0; t < s->nlayers; t++) {
-            int i = vv_model_find(orig, s->layers[t]);
-            int at = nl;
-            while (at > 0 && idx[at - 1] > i) {
-                idx[at] = idx[at - 1];
-                at--;
-            }
-            idx[at] = i;
-            nl++;
-        }
+    if ((nl = model_compress_layers(orig, s, idx, field, fsz)) < 0) {
+        rc = nl;
+        nl = 0;
+        goto done;
     }
 
     /* The data. */
@@ -433,7 +204,7 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
         char tl[256];
         snprintf(tl, sizeof tl, "trunk@%d|test=%lld|device=%s", at, (long long)ntest,
                  s->lasso.device);
-        if (!cache || !model_id[0] || stats_key(s, model_id, tl, ntrain, &pp, tkey, sizeof tkey))
+        if (!cache || !model_id[0] || compress_stats_key(s, model_id, tl, ntrain, &pp, tkey, sizeof tkey))
             tkey[0] = 0;
         rc = compress_trunks_get(&c, cache, tkey, orig, at, train, test, &pp, ntrain, ntest,
                                  out_dir, &ttr, &tte, &tcached);
@@ -476,7 +247,7 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
         int sstop = 0;
         rc = compress_layer(&c, src, bsrc, idx[t], ttr.n ? &ttr : NULL, train, &pp, ntrain, cache,
                             id, out_dir, &los[t], field, fsz);
-        if ((rc = share_layer(rc, &los[t], &sstop, field, fsz)) < 0) {
+        if ((rc = compress_share_layer(rc, &los[t], &sstop, field, fsz)) < 0) {
             cJSON_Delete(lj);
             if (rc == VV_ESTATE && stop && atomic_load(stop)) {
                 stopped = 1;
@@ -487,11 +258,10 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
             goto done;
         }
         layer_out *lo = &los[t];
-        int pruned, p2;
-        if ((rc = apply(&cur, lo, lo->W, lo->keep, &pruned)) < 0 ||
-            (refit && (rc = apply(&curl, lo, lo->Wl ? lo->Wl : lo->W, lo->keep, &p2)) < 0) ||
-            (base && (rc = apply(&bm, lo, lo->Wb, lo->bkeep, &p2)) < 0) ||
-            (base && refit && (rc = apply(&bmp, lo, lo->Wbp, lo->bkeep, &p2)) < 0)) {
+        if ((rc = compress_apply(&cur, lo, lo->W, lo->keep)) < 0 ||
+            (refit && (rc = compress_apply(&curl, lo, lo->Wl ? lo->Wl : lo->W, lo->keep)) < 0) ||
+            (base && (rc = compress_apply(&bm, lo, lo->Wb, lo->bkeep)) < 0) ||
+            (base && refit && (rc = compress_apply(&bmp, lo, lo->Wbp, lo->bkeep)) < 0)) {
             cJSON_Delete(lj);
             goto done;
         }
@@ -503,12 +273,27 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
         }
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "layer", orig->layers[lo->li].name);
-        cJSON_AddNumberToObject(o, "neurons", (double)lo->k);
+        /* neurons: the units the layer's lasso chose among (channels of a
+         * conv for a channel layer, also under "channels"). */
+        int chan = lo->u.kind == UNIT_CHANNELS;
+        cJSON_AddNumberToObject(o, "neurons", (double)lo->u.units);
         cJSON_AddNumberToObject(o, "kept", (double)lo->kept);
+        cJSON_AddStringToObject(o, "unit", chan ? "channel" : "neuron");
+        if (lo->u.producer >= 0)
+            cJSON_AddStringToObject(o, "producer", orig->layers[lo->u.producer].name);
+        if (chan) {
+            cJSON_AddNumberToObject(o, "channels", (double)lo->u.units);
+            cJSON_AddNumberToObject(o, "group", (double)lo->u.group);
+            if (lo->u.conv)
+                cJSON_AddNumberToObject(o, "positions_per_image", (double)lo->u.positions);
+        }
         cJSON_AddStringToObject(o, "removes",
-                                pruned ? "neurons of the layer feeding it"
-                                       : "nothing (inputs are not neurons of a linear layer; "
-                                         "their columns are zero)");
+                                chan ? "channels of the conv2d feeding it (its filters, its batch "
+                                       "norm's channels and these inputs)"
+                                : lo->u.kind == UNIT_NEURONS
+                                    ? "neurons of the layer feeding it"
+                                    : "nothing (inputs are not neurons of a linear layer; "
+                                      "their columns are zero)");
         cJSON_AddNumberToObject(o, "lambda", lo->lambda);
         cJSON_AddNumberToObject(o, "lambda_paper", 2 * lo->lambda / (double)lo->d);
         cJSON_AddNumberToObject(o, "lambda_max", lo->lambda_max);
@@ -613,9 +398,16 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
     if (base && !stopped) {
         bj = cJSON_CreateObject();
         cJSON_AddStringToObject(bj, "method", "magnitude");
+        int any_chan = 0;
+        for (int t = 0; t < done_layers; t++)
+            any_chan |= los[t].u.kind == UNIT_CHANNELS;
         cJSON_AddStringToObject(bj, "selection",
-                                "the same number of neurons per layer, those whose outgoing "
-                                "weights have the largest L2 norm");
+                                any_chan ? "the same number of units per layer: neurons whose "
+                                           "outgoing weights have the largest L2 norm, channels "
+                                           "whose filters have the largest L1 norm (Li et al., "
+                                           "ICLR 2017)"
+                                         : "the same number of neurons per layer, those whose "
+                                           "outgoing weights have the largest L2 norm");
         int bstop = 0;
         rc = eval_net(&c, refit ? &bmp : &bm, &ttr, &tte, train, test, &pp, ntrain, ntest, &base_p);
         if (rc == 0)
@@ -780,15 +572,8 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
     r = NULL;
 done:
     cJSON_Delete(r);
-    for (int t = 0; los && t < nl; t++) {
-        free(los[t].keep);
-        free(los[t].W);
-        free(los[t].Wl);
-        free(los[t].bkeep);
-        free(los[t].Wb);
-        free(los[t].Wbp);
-        cJSON_Delete(los[t].search);
-    }
+    for (int t = 0; los && t < nl; t++)
+        compress_layer_free(&los[t]);
     free(los);
     free(idx);
     vv_model_free(&cur);

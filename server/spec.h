@@ -130,13 +130,24 @@ typedef struct finetune_spec {
 /* Experiment 3 of the paper (kind "compress"): a trained model, a data set,
  * the linear layers to compress, and the lasso options (the solver fields
  * of a lasso spec). */
+/* "layers": "all_linear" (every linear layer fed by a linear layer's
+ * neurons), "all_conv" (every conv2d fed by another's channels), "all"
+ * (both, and linear layers after flatten). */
+enum { LAYERS_ALL_LINEAR = 1, LAYERS_ALL_CONV, LAYERS_ALL };
+
+/* Output positions per image sampled from a conv layer by default. */
+#define COMPRESS_POSITIONS 64
+
 typedef struct compress_spec {
     char *name;
     model_ref model;
     data_spec data;
-    char **layers;     /* names of linear layers */
+    char **layers;     /* names of linear or conv2d layers */
     int nlayers;
-    int all_linear;    /* "all_linear": every linear layer fed by hidden neurons */
+    int layer_set;     /* LAYERS_ALL_*: a named set instead of names (0: names) */
+    int64_t positions; /* positions_per_image of conv layers: -1 all; 0 the default,
+                        * COMPRESS_POSITIONS (fewer when the map is smaller); a given
+                        * number may not exceed a layer's map */
     int sequential;    /* features from the already compressed network (default) */
     int64_t batch_size; /* forward-pass batch */
     int export_model;  /* write the compressed model (default true) */

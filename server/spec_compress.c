@@ -10,9 +10,10 @@
 #include <string.h>
 
 /* The compress-only fields; the rest are the lasso solver options. */
-static const char *const own_fields[] = {"kind",     "name",       "model",      "data",
-                                         "layers",   "sequential", "batch_size", "export",
-                                         "finetune", "baseline",   NULL};
+static const char *const own_fields[] = {
+    "kind",   "name",     "model",    "data",
+    "layers", "sequential", "batch_size", "export",
+    "finetune", "baseline", "positions_per_image", NULL};
 
 const char *const spec_compress_fields[] = {"kind",         "name",   "model",
                                             "data",         "layers", "sequential",
@@ -22,7 +23,8 @@ const char *const spec_compress_fields[] = {"kind",         "name",   "model",
                                             "solver",       "tol",    "max_iter",
                                             "max_seconds",  "mu",     "init",
                                             "seed",         "refit",  "metrics_every",
-                                            "chunk_rows",   "device", NULL};
+                                            "chunk_rows",   "device", "positions_per_image",
+                                            NULL};
 
 static int fail(char *field, size_t fsz, int err, const char *ptr, const char *msg)
 {
@@ -166,15 +168,20 @@ int spec_parse_compress(const cJSON *root, compress_spec *s, char *field, size_t
             if ((rc = data_spec_parse(m, ptr, &s->data, field, fsz)) < 0)
                 return rc;
         } else if (!strcmp(k, "layers")) {
-            if (cJSON_IsString(m) && !strcmp(m->valuestring, "all_linear")) {
-                s->all_linear = 1;
+            static const char *const sets[] = {"all_linear", "all_conv", "all"};
+            int set = 0;
+            for (int q = 0; q < 3; q++)
+                if (cJSON_IsString(m) && !strcmp(m->valuestring, sets[q]))
+                    set = q + 1;
+            if (set) {
+                s->layer_set = set;
                 continue;
             }
             int n = cJSON_GetArraySize(m);
             if (!cJSON_IsArray(m) || n < 1 || n > 256)
                 return fail(field, fsz, VV_ETYPE, ptr,
-                            "must be \"all_linear\" or an array of 1 to 256 linear layer names "
-                            "(e.g. [\"classifier.6\"])");
+                            "must be \"all_linear\", \"all_conv\", \"all\" or an array of 1 "
+                            "to 256 layer names (e.g. [\"classifier.6\"], [\"features.40\"])");
             if (!(s->layers = calloc((size_t)n, sizeof *s->layers)))
                 return vv_fail(VV_ENOMEM, "out of memory");
             int i = 0;
@@ -199,6 +206,17 @@ int spec_parse_compress(const cJSON *root, compress_spec *s, char *field, size_t
         } else if (!strcmp(k, "finetune")) {
             if ((rc = parse_finetune(m, &s->finetune, field, fsz)) < 0)
                 return rc;
+        } else if (!strcmp(k, "positions_per_image")) {
+            if (cJSON_IsString(m) && !strcmp(m->valuestring, "all")) {
+                s->positions = -1;
+                continue;
+            }
+            if (!cJSON_IsNumber(m) || m->valuedouble != floor(m->valuedouble) ||
+                m->valuedouble < 1 || m->valuedouble > 1e9)
+                return fail(field, fsz, VV_EINVAL, ptr,
+                            "must be \"all\" or an integer >= 1 (output positions of a conv "
+                            "layer sampled per image; at most its map)");
+            s->positions = (int64_t)m->valuedouble;
         } else if (!strcmp(k, "batch_size")) {
             if (!cJSON_IsNumber(m) || m->valuedouble != floor(m->valuedouble) ||
                 m->valuedouble < 1 || m->valuedouble > 65536)

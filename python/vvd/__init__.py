@@ -60,13 +60,14 @@ def load(source, weights=None, client=None):
 
 
 def compress(module, data, layers="all_linear", input_shape=None, client=None, **kwargs):
-    """Compresses a torch module's linear layers in the daemon; returns
-    (smaller_module, result).
+    """Compresses a torch module's linear and conv layers in the daemon;
+    returns (smaller_module, result).
 
     data: "fashion-mnist", or a dict as a compress spec takes it ({"format":
     "npy", "train": {"images", "labels"}, "test": {...}, "max_train": ...});
     local files and numpy arrays in it are uploaded as blobs.
-    layers: "all_linear" or a list of linear layer names.
+    layers: "all_linear", "all_conv", "all" or a list of layer names (a conv
+    layer or a linear layer after flatten deletes whole channels).
     input_shape: (C, H, W) or (features,) (known for a module from vvd.load).
     client: a vvd.Client (default Client(): VVD_SERVER or 127.0.0.1:8470).
     Other keywords go into the spec as they are (lambda_ratio, lambda,

@@ -162,9 +162,13 @@ class _Progress:
         self._write(text, final=True)
 
 
+# The named sets of layers a compress spec takes instead of names.
+LAYER_SETS = ("all_linear", "all_conv", "all")
+
+
 def compress(module, data, layers="all_linear", input_shape=None, client=None,
              preprocess=None, name=None, progress=True, timeout=None, **lasso):
-    """Compresses module's linear layers in the daemon and returns
+    """Compresses module's linear and conv layers in the daemon and returns
     (smaller_module, result).
 
     module: an nn.Module vvd.export accepts; input_shape: (C, H, W) or
@@ -174,9 +178,12 @@ def compress(module, data, layers="all_linear", input_shape=None, client=None,
     "test": {...}, "max_train", ...}; local files (and numpy arrays, saved
     as .npy) in it are uploaded as blobs, other strings are passed as paths
     in the daemon's data root.
-    layers: "all_linear" or a list of linear layer names ("classifier.4").
+    layers: "all_linear", "all_conv", "all" or a list of layer names
+    ("classifier.4": its input neurons, or channels after flatten;
+    "features.3", a conv: its input channels).
     lasso: the other fields of the compress spec, passed as they are
-    (lambda_ratio, lambda, target_active, refit, solver, tol, sequential, ...).
+    (lambda_ratio, lambda, target_active, refit, solver, tol, sequential,
+    positions_per_image, ...).
     client: a vvd.Client (default: Client(), VVD_SERVER or 127.0.0.1:8470).
     progress: a one-line display on stderr while the run goes.
 
@@ -204,8 +211,8 @@ def compress(module, data, layers="all_linear", input_shape=None, client=None,
            "model": {"spec": "blobs/" + base + "model.json",
                      "weights": "blobs/" + base + "model.safetensors"},
            "data": _data_spec(data, up, shape),
-           "layers": [layers] if isinstance(layers, str) and layers != "all_linear" else
-           list(layers) if not isinstance(layers, str) else layers}
+           "layers": layers if layers in LAYER_SETS else
+           [layers] if isinstance(layers, str) else list(layers)}
     if name is not None:
         job["name"] = name
     job.update(lasso)

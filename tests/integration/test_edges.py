@@ -295,9 +295,36 @@ def layer_cases(tmp):
                                 "model": {"arch": "vgg19_cifar", "width_div": 16},
                                 "layers": ["features.0"]})
         code, f, detail = problem(r)
-        t.ok(r.status == 400 and f == "/layers/0" and "conv2d layer, not linear" in detail and
+        t.ok(r.status == 400 and f == "/layers/0" and
+             "no channels to delete in front of it" in detail and
+             "features.3, features.7" in detail and
              "classifier.1, classifier.4, classifier.6" in detail,
-             "a conv layer: 400 at /layers/0, not linear, listing VGG's classifier layers", r)
+             "the first conv layer (fed by the input): 400 at /layers/0, no channels to "
+             "delete, listing VGG's conv and classifier layers", r)
+        vgg = {"arch": "vgg19_cifar", "width_div": 16}
+        for extra, field, words, what in (
+                ({"layers": ["features.49"], "positions_per_image": 5}, "/positions_per_image",
+                 ["5 positions exceed the 2 x 2 output map of layer features.49"],
+                 "more positions per image than the conv's output map"),
+                ({"layers": "all_conv", "positions_per_image": 0}, "/positions_per_image",
+                 ["integer >= 1"], "zero positions per image"),
+                ({"layers": "all_conv", "positions_per_image": "some"}, "/positions_per_image",
+                 ["\"all\""], "positions per image that is neither a number nor \"all\""),
+                ({"layers": ["features.3"], "target_active": 0.5}, "/target_active", [],
+                 "a fractional target_active"),
+                ({"layers": ["features.1"]}, "/layers/0", ["batchnorm2d layer, not linear or "
+                                                          "conv2d"], "a batch norm layer")):
+            r = d.post("/v1/runs", dict({"kind": "compress", "lambda_ratio": 0.1, "data": data,
+                                         "model": vgg}, **extra))
+            code, f, detail = problem(r)
+            t.ok(r.status == 400 and f == field and all(w in detail for w in words),
+                 "%s: 400 at %s" % (what, field), r)
+        r = d.post("/v1/runs", {"kind": "compress", "lambda_ratio": 0.1, "data": data,
+                                "model": {"arch": "mlp", "input": [1, 28, 28],
+                                          "sizes": [784, 64, 10]}, "layers": "all_conv"})
+        code, f, detail = problem(r)
+        t.ok(r.status == 400 and f == "/layers" and "no conv2d layer fed by the channels" in detail,
+             "all_conv on an MLP: 400 at /layers", r)
         r = d.post("/v1/runs", {"kind": "compress", "lambda_ratio": 0.1, "data": data,
                                 "model": {"arch": "mlp", "input": [1, 28, 28],
                                           "sizes": [784, 10]}, "layers": "all_linear"})
