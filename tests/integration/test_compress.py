@@ -421,8 +421,6 @@ def bad_input(tmp):
     expect(dict(base, layers=["fc9"]), "unknown layer", "/layers/0", ["no layer"])
     expect(dict(base, model={"arch": "alexnet_cifar64", "width_div": 32}, layers=["features.0"]),
            "first conv", "/layers/0", ["no channels to delete in front of it"])
-    expect(dict(base, model={"arch": "alexnet_cifar64", "width_div": 32}, layers=["features.1"]),
-           "not linear", "/layers/0", ["relu layer, not linear or conv2d"])
     expect(dict(base, model={"arch": "vgg19_cifar", "width_div": 16}, layers=["classifier.6"]),
            "image size", "/data", ["1x28x28", "3x32x32"])
     trunc = os.path.join(tmp, "trunc-images.gz")
