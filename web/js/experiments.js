@@ -223,12 +223,13 @@ function compressView(el, run) {
   const tot = layers.reduce((t, l) => [t[0] + (l.neurons || 0), t[1] + (l.kept || 0)], [0, 0]);
   const notes = layers.some((l) => l.note);
   fill(el, h('h2', {}, 'Compression'),
-    layers.length ? h('h3', {}, 'Layers: neurons kept') : null,
+    layers.length ? h('h3', {}, layers.some((l) => l.unit === 'channel') ? 'Layers: neurons and channels kept' : 'Layers: neurons kept') : null,
     layers.length ? h('table', {class: 'grid', id: 'compress-layers'},
       h('thead', {}, h('tr', {}, ['layer', 'neurons', 'kept', 'kept %', 'λ', 'rel_gap', 'iterations', 'solver', 'stop_reason', notes ? 'note' : null]
         .filter(Boolean).map((t) => h('th', {}, t)))),
       h('tbody', {}, layers.map((l) => h('tr', {'data-layer': l.layer},
-        h('td', {}, h('code', {}, l.layer)), h('td', {}, num(l.neurons)), h('td', {}, num(l.kept)),
+        h('td', {}, h('code', {}, l.layer), l.unit === 'channel' ? h('span', {class: 'muted'}, ` channels of ${l.producer}`) : null),
+        h('td', {}, num(l.neurons)), h('td', {}, num(l.kept)),
         h('td', {}, isNum(l.kept) && l.neurons ? (100 * l.kept / l.neurons).toFixed(1) + ' %' : '—'),
         h('td', {}, num(l.lambda)), h('td', {}, sci(l.rel_gap)), h('td', {}, num(l.iterations)),
         h('td', {}, l.solver_used ? (res.solver && res.solver !== l.solver_used ? `${res.solver} → ${l.solver_used}` : l.solver_used) : res.solver || '—'),
