@@ -359,6 +359,30 @@ def compress_case(tmp):
          "each layer's lambda_max (from the summed statistics) equal to 1e-12",
          [(a["lambda_max"], b["lambda_max"]) for a, b in zip(r1["layers"], r2["layers"])])
 
+    # Channels: conv layers' rows are sampled positions, drawn per image by
+    # the seed, so the ranks' shares add up to one process's rows.
+    cnn = {"kind": "compress",
+           "model": {"arch": "fmnist_cnn", "width_div": 4, "seed": 3,
+                     "preprocess": {"mean": [0.286], "std": [0.353]}},
+           "layers": "all", "lambda_ratio": 0.05, "positions_per_image": 8,
+           "data": {"format": "fashion-mnist", "max_train": 1001, "max_test": 200},
+           "finetune": False, "baseline": False}
+    rc1, r1, _, err1, _ = run(tmp, cnn, "cnn1")
+    rc2, r2, _, err2, _ = run(tmp, cnn, "cnn2", np=2)
+    ok = rc1 == 0 and rc2 == 0
+    kept1 = json.load(open(os.path.join(tmp, "cnn1", "kept.json"))) if ok else {}
+    kept2 = json.load(open(os.path.join(tmp, "cnn2", "kept.json"))) if ok else None
+    # The first layer's statistics are the original network's; later ones
+    # come from a network changed by solves certified to rel_gap 1e-6, whose
+    # iterates differ with the sums' rounding.
+    lm = [(a["lambda_max"], b["lambda_max"]) for a, b in zip(r1["layers"], r2["layers"])] \
+        if ok else [(1, 0)]
+    t.ok(ok and kept1 == kept2 and abs(lm[0][0] - lm[0][1]) <= 1e-12 * lm[0][0] and
+         all(abs(a - b) <= 1e-6 * a for a, b in lm),
+         "channel pruning on 2 ranks: the same channels kept (%s), the first layer's lambda_max "
+         "equal to 1e-12, the others to 1e-6" % {k: len(v) for k, v in kept1.items()},
+         (lm, (err1 + err2)[-1500:]))
+
 
 if __name__ == "__main__":
     sys.exit(main())
