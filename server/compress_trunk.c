@@ -229,6 +229,21 @@ typedef struct feats {
     int64_t icap;      /* images the buffers hold */
 } feats;
 
+/* The input of layer li for images [i0, i0 + n) into f->phi (n x its
+ * size): the trunk's rows (or the images) run through the layers between. */
+static int feats_input(feats *f, int64_t i0, int64_t n)
+{
+    int from = f->tr ? f->tr->at : 0;
+    int rc = f->tr ? compress_trunk_read(f->tr, i0, n, f->x)
+                   : vv_dataset_batch(f->ds, f->pp, NULL, i0, n, NULL, f->x, NULL);
+    if (rc == 0 && f->li > from)
+        rc = f->md ? vv_model_forward_dev(f->md, from, f->li, f->x, n, f->phi)
+                   : vv_model_forward(f->m, from, f->li, f->x, n, f->phi);
+    else if (rc == 0)
+        memcpy(f->phi, f->x, (size_t)(n * vv_model_size(f->m, f->li - 1)) * sizeof(float));
+    return rc;
+}
+
 static int feats_fill(feats *f, int64_t r0, int64_t n)
 {
     if (n > f->cap) {
@@ -242,14 +257,7 @@ static int feats_fill(feats *f, int64_t r0, int64_t n)
         if (!f->cap)
             return vv_fail(VV_ENOMEM, "features: out of memory for %lld rows", (long long)n);
     }
-    int from = f->tr ? f->tr->at : 0;
-    int rc = f->tr ? compress_trunk_read(f->tr, r0, n, f->x)
-                   : vv_dataset_batch(f->ds, f->pp, NULL, r0, n, NULL, f->x, NULL);
-    if (rc == 0 && f->li > from)
-        rc = f->md ? vv_model_forward_dev(f->md, from, f->li, f->x, n, f->phi)
-                   : vv_model_forward(f->m, from, f->li, f->x, n, f->phi);
-    else if (rc == 0)
-        memcpy(f->phi, f->x, (size_t)(n * f->k) * sizeof(float));
+    int rc = feats_input(f, r0, n);
     if (rc == 0)
         rc = f->md ? vv_model_forward_dev(f->md, f->li, f->li + 1, f->phi, n, f->psi)
                    : vv_model_forward(f->m, f->li, f->li + 1, f->phi, n, f->psi);
@@ -302,14 +310,7 @@ static int conv_fill(feats *f, int64_t r0, int64_t n)
         if (!f->cap)
             return vv_fail(VV_ENOMEM, "features: out of memory for %lld rows", (long long)n);
     }
-    int from = f->tr ? f->tr->at : 0;
-    int rc = f->tr ? compress_trunk_read(f->tr, i0, ni, f->x)
-                   : vv_dataset_batch(f->ds, f->pp, NULL, i0, ni, NULL, f->x, NULL);
-    if (rc == 0 && f->li > from)
-        rc = f->md ? vv_model_forward_dev(f->md, from, f->li, f->x, ni, f->phi)
-                   : vv_model_forward(f->m, from, f->li, f->x, ni, f->phi);
-    else if (rc == 0)
-        memcpy(f->phi, f->x, (size_t)(ni * csz) * sizeof(float));
+    int rc = feats_input(f, i0, ni);
     f->r0 = -1;
     if (rc < 0)
         return rc;
