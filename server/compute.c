@@ -37,12 +37,25 @@ static void on_log(void *ctx, const cJSON *ev)
     hub_publish_log(c->j->hub, c->id, cJSON_PrintUnformatted(ev));
 }
 
-/* Records a file a run wrote as its artifact. */
+/* Records a file a run wrote as its artifact, with a few tries (as
+ * mark_running); a store that cannot take it (a full disk) stops the walk
+ * with its error: the run then ends FAILED, never FINISHED without the
+ * record of a file it wrote. */
 static int add_artifact(void *ctx, const char *name, const char *path, int64_t bytes)
 {
     sink_ctx *c = ctx;
-    store_artifact_add(c->j->cfg.db, c->id, name, path, bytes);
-    return 0;
+    int rc = 0;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        if ((rc = store_artifact_add(c->j->cfg.db, c->id, name, path, bytes)) == 0)
+            return 0;
+        VV_ERROR("jobs", c->id, "cannot store artifact %s: %s", name, vv_err_detail());
+        struct timespec ts = {0, 50000000L << attempt};
+        nanosleep(&ts, NULL);
+    }
+    char why[512];
+    snprintf(why, sizeof why, "%s", vv_err_detail());
+    return vv_fail(rc, "the store cannot record the run's file %s (%s): is the disk full? The "
+                   "file is in the run's folder, unrecorded", name, why);
 }
 
 /* Runs one queued run to its end and hands its final state to the hub (the
@@ -57,7 +70,13 @@ static void run_one(jobs *j, qitem *q)
     cJSON *result = NULL;
     char field[256] = "";
     int rc = run_job(&q->spec, out, &sink, &j->stop_flag, j->cache, &result, field, sizeof field);
-    run_each_output(out, add_artifact, &sc);
+    int arc = run_each_output(out, add_artifact, &sc);
+    if (rc == 0 && arc < 0) {
+        cJSON_Delete(result);
+        result = NULL;
+        field[0] = 0;
+        rc = arc;
+    }
     int shutdown = atomic_load(&j->shutdown_run);
     if (rc < 0) {
         /* Stopped during the statistics pass: there is no V to keep. */
