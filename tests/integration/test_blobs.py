@@ -89,8 +89,13 @@ def wait_state(d, rid, deadline=120):
 
 
 def scenario_names(t, vvd):
-    data = tempfile.mkdtemp(prefix="vvd-blobs-")
-    outside = tempfile.mkdtemp(prefix="vvd-blobs-outside-")
+    # The data root and the folder outside it in a parent of their own, so
+    # that "nothing was created next to the data root" is not disturbed by
+    # the temporary folders of tests running beside this one.
+    top = tempfile.mkdtemp(prefix="vvd-blobs-")
+    data, outside = os.path.join(top, "data"), os.path.join(top, "outside")
+    os.mkdir(data)
+    os.mkdir(outside)
     try:
         with Daemon(vvd, data_dir=data) as d:
             _names(t, d, data, outside)
@@ -109,8 +114,7 @@ def scenario_names(t, vvd):
             con.close()
         t.eq(res, [("ok",)], "PRAGMA integrity_check of DATA/vvd.db is ok")
     finally:
-        shutil.rmtree(data, ignore_errors=True)
-        shutil.rmtree(outside, ignore_errors=True)
+        shutil.rmtree(top, ignore_errors=True)
 
 
 def _names(t, d, data, outside):
