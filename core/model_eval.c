@@ -6,8 +6,8 @@
 #include <math.h>
 #include <stdlib.h>
 
-int vv_score_logits(const float *y, int64_t nb, int64_t k, const int32_t *labels,
-                    int64_t first, int64_t *correct, double *loss_sum)
+int vv_score_logits(const float *y, int64_t nb, int64_t k, const int32_t *labels, int64_t first,
+                    int64_t *correct, double *loss_sum)
 {
     for (int64_t i = 0; i < nb; i++) {
         const float *z = y + i * k;
@@ -24,8 +24,8 @@ int vv_score_logits(const float *y, int64_t nb, int64_t k, const int32_t *labels
         int32_t l = labels[i];
         if (l < 0 || l >= k)
             return vv_fail(VV_EINVAL,
-                           "label %d of image %lld is not a class of the model's %lld outputs",
-                           l, (long long)(first + i), (long long)k);
+                           "label %d of image %lld is not a class of the model's %lld outputs", l,
+                           (long long)(first + i), (long long)k);
         *loss_sum += log(se) + mx - z[l];
         *correct += best == l;
     }
@@ -43,7 +43,10 @@ static int evaluate(const vv_model *m, vv_model_dev *md, const vv_dataset *ds,
     float *x = malloc((size_t)(batch * in) * sizeof(float));
     float *y = malloc((size_t)(batch * k) * sizeof(float));
     int32_t *lab = malloc((size_t)batch * sizeof(int32_t));
+    vv_forward_plan *plan = NULL;
     int rc = x && y && lab ? 0 : vv_fail(VV_ENOMEM, "evaluation: out of memory");
+    if (rc == 0 && !md)
+        rc = vv_forward_plan_new(m, 0, m->n, &plan);
     int64_t correct = 0;
     double total = 0;
     for (int64_t s0 = 0; s0 < n && rc == 0; s0 += batch) {
@@ -54,10 +57,11 @@ static int evaluate(const vv_model *m, vv_model_dev *md, const vv_dataset *ds,
         int64_t nb = n - s0 < batch ? n - s0 : batch;
         if ((rc = vv_dataset_batch(ds, pp, NULL, s0, nb, NULL, x, lab)) < 0 ||
             (rc = md ? vv_model_forward_dev(md, 0, m->n, x, nb, y)
-                     : vv_model_forward_parallel(m, 0, m->n, x, nb, y, 0)) < 0)
+                     : vv_forward_plan_run(plan, x, nb, y, 0)) < 0)
             break;
         rc = vv_score_logits(y, nb, k, lab, s0, &correct, &total);
     }
+    vv_forward_plan_free(plan);
     free(x);
     free(y);
     free(lab);

@@ -1,8 +1,11 @@
 /* model_forward.c - the eval-mode forward pass: 3x3 convolutions by
  * Winograd (model_winograd.c), the others as im2col + one sgemm per chunk
- * of samples, with batch norm and ReLU fused into their output pass; the
- * convolutional head split over threads by samples, the fully connected
- * tail on every sample at once with BLAS's threads. */
+ * of samples, with batch norm and ReLU (and after Winograd a 2x2 max pool)
+ * fused into their output pass; the convolutional head split over threads
+ * by samples, the fully connected tail on every sample at once with BLAS's
+ * threads.  A plan (vv_forward_plan_new) keeps what does not change
+ * between calls: the Winograd weights, a folded pool's weights, the
+ * threads' scratch. */
 #include "model_internal.h"
 #include "vv/backend.h"
 #include "vv/blas.h"
@@ -19,15 +22,19 @@
 
 /* Budgets per thread, in floats: the two activation buffers of a group of
  * samples (32 MiB: late layers then multiply large enough matrices) and a
- * convolution's scratch (16 MiB, in chunks of samples that fit). */
+ * convolution's scratch (32 MiB, in chunks of samples that fit: Winograd's
+ * 36 sgemms per chunk then have enough tiles; 4 MiB ran VGG-19 at 0.8 times
+ * the speed). */
 #define ACT_FLOATS (8l << 20)
-#define CONV_FLOATS (1l << 20)
+#define CONV_FLOATS (8l << 20)
 /* Samples per pass through the fully connected tail at least (its weights
  * are read once per pass: AlexNet's first is 151 MB). */
 #define DENSE_GROUP 1024
 /* Winograd weights of one call at most (256 MiB); past it they are
  * transformed per chunk of samples. */
 #define WINO_FLOATS (64l << 20)
+/* Threads a forward pass splits its samples over at most. */
+#define MAX_THREADS 8
 
 void vv__conv_affine(const vv_layer *l, const vv_layer *bn, float *scale, float *shift)
 {
@@ -103,7 +110,7 @@ static int64_t im2col_floats(const vv_layer *l, int64_t nb)
  * layer allows it (its weights transformed here when u is NULL and they
  * fit), im2col and one sgemm per chunk of samples otherwise. */
 static void conv(const vv_layer *l, const float *u, const float *x, int64_t nb, float *y,
-                 float *scr, int64_t nscr, const vv_layer *bn, int relu)
+                 float *scr, int64_t nscr, const vv_layer *bn, int relu, int pool)
 {
     int64_t oc = l->oc, ohw = (int64_t)l->oh * l->ow,
             ckk = (int64_t)l->in_ch * l->kernel * l->kernel;
@@ -119,9 +126,11 @@ static void conv(const vv_layer *l, const float *u, const float *x, int64_t nb, 
             scr += wf;
             nscr -= wf;
         }
-        if (u && vv__wino_conv(l, u, x, nb, y, scr, nscr, sc, sc + oc, relu) == nb)
+        if (u && vv__wino_conv(l, u, x, nb, y, scr, nscr, sc, sc + oc, relu, pool) == nb)
             return;
     }
+    /* A pool is fused only where Winograd runs (run_seg). */
+    assert(!pool);
     int64_t per = (ckk + oc) * ohw, g = nscr / per;
     g = g < 1 ? 1 : g > nb ? nb : g;
     int64_t in_sz = (int64_t)l->c * l->h * l->w, out_sz = oc * ohw;
@@ -150,8 +159,40 @@ static void batchnorm(const vv_layer *l, const float *x, int64_t nb, float *y)
     }
 }
 
+/* A max pool without padding (AlexNet's 3x3 stride 2, VGG's unfused 2x2):
+ * no window leaves the map, so each window row is a strided loop over the
+ * output row without bounds tests.  NaNs propagate, as PyTorch's do. */
+static void maxpool_nopad(const vv_layer *l, const float *x, int64_t planes, float *y)
+{
+    int h = l->h, w = l->w, k = l->kernel, st = l->stride, oh = l->oh, ow = l->ow;
+    for (int64_t p = 0; p < planes; p++) {
+        const float *src = x + p * h * w;
+        float *dst = y + p * oh * ow;
+        for (int i = 0; i < oh; i++) {
+            float *d = dst + (int64_t)i * ow;
+            const float *r0 = src + (int64_t)i * st * w;
+            for (int j = 0; j < ow; j++)
+                d[j] = r0[(int64_t)j * st];
+            for (int a = 0; a < k; a++)
+                for (int b = a == 0; b < k; b++) {
+                    const float *r = r0 + (int64_t)a * w + b;
+                    for (int j = 0; j < ow; j++) {
+                        float v = r[(int64_t)j * st];
+                        d[j] = v > d[j] || v != v ? v : d[j];
+                    }
+                }
+        }
+    }
+}
+
 static void pool(const vv_layer *l, const float *x, int64_t nb, float *y)
 {
+    if (l->type == VV_LAYER_MAXPOOL2D && l->pad == 0 &&
+        (l->oh - 1) * l->stride + l->kernel <= l->h &&
+        (l->ow - 1) * l->stride + l->kernel <= l->w) {
+        maxpool_nopad(l, x, nb * l->c, y);
+        return;
+    }
     vv_backend *be = vv_backend_cpu();
     be->ops->pool2d(be, x, nb * l->c, l->h, l->w, l->kernel, l->stride, l->pad, l->oh, l->ow,
                     l->type == VV_LAYER_MAXPOOL2D, y);
@@ -184,7 +225,7 @@ void vv__layer_forward(const vv_layer *l, const float *x, int64_t nb, float *y, 
         vv__scratch_sizes(l, nb, &cs, &ts);
         assert(tmp == col + cs);
         (void)tmp;
-        conv(l, NULL, x, nb, y, col, cs + ts, NULL, 0);
+        conv(l, NULL, x, nb, y, col, cs + ts, NULL, 0, 0);
         break;
     }
     case VV_LAYER_BATCHNORM2D:
@@ -244,10 +285,15 @@ static void scratch_init(void)
     pthread_key_create(&scratch_key, scratch_free);
 }
 
-static float *scratch_get(size_t floats)
+/* own's buffer when own is not NULL (a plan's, per thread), else the
+ * calling thread's. */
+static float *scratch_get(scratch *own, size_t floats)
 {
-    pthread_once(&scratch_once, scratch_init);
-    scratch *s = pthread_getspecific(scratch_key);
+    scratch *s = own;
+    if (!s) {
+        pthread_once(&scratch_once, scratch_init);
+        s = pthread_getspecific(scratch_key);
+    }
     if (!s) {
         if (!(s = calloc(1, sizeof *s)))
             return NULL;
@@ -261,16 +307,6 @@ static float *scratch_get(size_t floats)
     return s->p;
 }
 
-void vv__scratch_release(void)
-{
-    pthread_once(&scratch_once, scratch_init);
-    scratch *s = pthread_getspecific(scratch_key);
-    if (s) {
-        pthread_setspecific(scratch_key, NULL);
-        scratch_free(s);
-    }
-}
-
 /* Where the fully connected tail of [from, to) starts: its first linear
  * layer after from, or to. */
 static int dense_start(const vv_model *m, int from, int to)
@@ -282,11 +318,11 @@ static int dense_start(const vv_model *m, int from, int to)
 }
 
 /* Layers [from, to) on n samples, in groups whose activations fit in
- * ACT_FLOATS (at least DENSE_GROUP when dense), on the calling thread's
- * scratch; u[i] is conv layer i's Winograd weights or NULL (u may be
- * NULL). */
+ * ACT_FLOATS (at least DENSE_GROUP when dense), on own's scratch (the
+ * calling thread's when own is NULL); u[i] is conv
+ * layer i's Winograd weights or NULL (u may be NULL). */
 static int run_seg(const vv_model *m, int from, int to, const float *x, int64_t n, float *y,
-                   float *const *u, int dense)
+                   float *const *u, int dense, scratch *own)
 {
     int64_t act = vv_model_size(m, from - 1), cscr = 0;
     for (int i = from; i < to; i++) {
@@ -295,9 +331,9 @@ static int run_seg(const vv_model *m, int from, int to, const float *x, int64_t 
             act = vv_model_size(m, i);
         if (l->type == VV_LAYER_CONV2D && im2col_floats(l, 1) > cscr)
             cscr = im2col_floats(l, 1);
-        /* Room for one sample by Winograd too (large images: 4 (c + oc)
-         * can pass 9 c + oc floats per pixel). */
-        int64_t wino = 2 * (int64_t)l->oc + vv__wino_sample_floats(l) + 16 * (l->ow / 2 + 2);
+        /* Room for one sample by Winograd too (its 2.25 (c + oc) floats
+         * per pixel, and rows, can pass im2col's 9 c + oc on small maps). */
+        int64_t wino = 2 * (int64_t)l->oc + vv__wino_sample_floats(l) + vv__wino_row_floats(l);
         if (vv__wino_ok(l) && wino > cscr)
             cscr = wino;
     }
@@ -307,7 +343,7 @@ static int run_seg(const vv_model *m, int from, int to, const float *x, int64_t 
     if (dense && g < DENSE_GROUP)
         g = DENSE_GROUP;
     g = g < 1 ? 1 : g > n ? n : g;
-    float *buf = scratch_get((size_t)(2 * act * g + cscr));
+    float *buf = scratch_get(own, (size_t)(2 * act * g + cscr));
     if (!buf)
         return vv_fail(VV_ENOMEM, "forward: out of memory for a group of %lld samples",
                        (long long)g);
@@ -322,20 +358,23 @@ static int run_seg(const vv_model *m, int from, int to, const float *x, int64_t 
             /* Flatten and dropout (eval) change nothing in memory. */
             if (!last && (l->type == VV_LAYER_FLATTEN || l->type == VV_LAYER_DROPOUT))
                 continue;
-            /* conv -> batch norm -> relu in one pass when the range holds all
-             * three (and does not end inside them). */
+            /* conv -> batch norm -> relu -> 2x2 max pool in one pass when the
+             * range holds them (the pool when the layer's Winograd weights
+             * are prepared: scr has room for a sample by Winograd). */
             const vv_layer *bn = NULL;
-            int relu = 0, skip = 0;
+            int relu = 0, pool = 0, skip = 0;
             if (l->type == VV_LAYER_CONV2D) {
                 if (i + 1 < to && m->layers[i + 1].type == VV_LAYER_BATCHNORM2D)
                     bn = &m->layers[i + 1], skip = 1;
                 if (i + 1 + skip < to && m->layers[i + 1 + skip].type == VV_LAYER_RELU)
                     relu = 1, skip++;
+                if (u && u[i] && i + 1 + skip < to && vv__wino_pool_ok(l, &m->layers[i + 1 + skip]))
+                    pool = 1, skip++;
                 last = i + skip == to - 1;
             }
             float *dst = last ? y + s0 * out_sz : (cur == a ? b : a);
             if (l->type == VV_LAYER_CONV2D)
-                conv(l, u ? u[i] : NULL, cur, nb, dst, scr, cscr, bn, relu);
+                conv(l, u ? u[i] : NULL, cur, nb, dst, scr, cscr, bn, relu, pool);
             else
                 vv__layer_forward(l, cur, nb, dst, NULL, NULL);
             cur = dst;
@@ -385,6 +424,7 @@ typedef struct fwd_part {
     int64_t n;
     float *y;
     float *const *u;
+    scratch *own; /* the part's scratch, kept by the plan */
     int rc;
     char detail[512];
     pthread_t tid;
@@ -393,22 +433,21 @@ typedef struct fwd_part {
 static void *fwd_thread(void *arg)
 {
     fwd_part *p = arg;
-    p->rc = p->n > 0 ? run_seg(p->m, p->from, p->to, p->x, p->n, p->y, p->u, 0) : 0;
+    p->rc = p->n > 0 ? run_seg(p->m, p->from, p->to, p->x, p->n, p->y, p->u, 0, p->own) : 0;
     if (p->rc < 0)
         snprintf(p->detail, sizeof p->detail, "%s", vv_err_detail());
-    vv__scratch_release();
     return NULL;
 }
 
 /* Layers [from, to) (no fully connected tail) split by samples over
- * threads, each with a single-threaded BLAS. */
+ * threads, each with a single-threaded BLAS and the scratch own[t]. */
 static int run_parallel(const vv_model *m, int from, int to, const float *x, int64_t n, float *y,
-                        float *const *u, int threads)
+                        float *const *u, int threads, scratch *own)
 {
     if (threads <= 1)
-        return run_seg(m, from, to, x, n, y, u, 0);
+        return run_seg(m, from, to, x, n, y, u, 0, NULL);
     int64_t in = vv_model_size(m, from - 1), out = vv_model_size(m, to - 1);
-    fwd_part parts[8];
+    fwd_part parts[MAX_THREADS];
     int blas = vv_blas_threads();
     vv_blas_set_threads(1);
     int started = 0;
@@ -420,7 +459,8 @@ static int run_parallel(const vv_model *m, int from, int to, const float *x, int
                               .x = x + s0 * in,
                               .n = s1 - s0,
                               .y = y + s0 * out,
-                              .u = u};
+                              .u = u,
+                              .own = &own[t]};
     }
     for (int t = 1; t < threads; t++, started++)
         if (pthread_create(&parts[t].tid, NULL, fwd_thread, &parts[t]))
@@ -481,85 +521,145 @@ static int foldable_pool(const vv_model *m, int from, int d)
 }
 
 /* The fully connected tail [d, to) on the head's outputs mid (n x in):
- * when pool >= 0, mid is that pool's input and layer d runs with folded
- * weights (fold_pool_linear). */
-static int run_tail(const vv_model *m, int pool, int d, int to, const float *mid, int64_t n,
-                    float *y, float *const *u)
+ * when pool >= 0, mid is that pool's input and layer d runs with the
+ * folded weights wf (fold_pool_linear). */
+static int run_tail(const vv_model *m, int pool, const float *wf, int d, int to, const float *mid,
+                    int64_t n, float *y, float *const *u)
 {
     if (pool < 0)
-        return run_seg(m, d, to, mid, n, y, u, 1);
+        return run_seg(m, d, to, mid, n, y, u, 1, NULL);
     const vv_layer *ap = &m->layers[pool], *lin = &m->layers[d];
     int64_t in = (int64_t)ap->c * ap->h * ap->w, out = lin->out_ch;
-    float *wf = malloc((size_t)(out * in) * sizeof *wf);
     float *y1 = d + 1 == to ? y : malloc((size_t)(n * out) * sizeof *y1);
     int rc = 0;
-    if (!wf || !y1) {
-        rc = vv_fail(VV_ENOMEM, "forward: out of memory for %lld folded weights",
-                     (long long)(out * in));
+    if (!y1) {
+        rc = vv_fail(VV_ENOMEM, "forward: out of memory for %lld x %lld outputs", (long long)n,
+                     (long long)out);
     } else {
-        fold_pool_linear(ap, lin, wf);
         if (lin->bias_v)
             for (int64_t s = 0; s < n; s++)
                 memcpy(y1 + s * out, lin->bias_v, (size_t)out * sizeof(float));
         vv_sgemm(0, 1, n, out, in, 1.0f, mid, in, wf, in, lin->bias_v ? 1.0f : 0.0f, y1, out);
         if (d + 1 < to)
-            rc = run_seg(m, d + 1, to, y1, n, y, u, 1);
+            rc = run_seg(m, d + 1, to, y1, n, y, u, 1, NULL);
     }
-    free(wf);
     if (y1 != y)
         free(y1);
     return rc;
 }
 
+struct vv_forward_plan {
+    const vv_model *m;
+    int from, to;
+    float **u;                /* u[i]: conv layer i's Winograd weights, or NULL */
+    float *block;             /* all of them */
+    int d, pool;              /* the fully connected tail's start; the pool folded into it, or -1 */
+    float *wf;                /* the folded weights */
+    scratch own[MAX_THREADS]; /* each thread's scratch, kept between runs */
+};
+
 /* The forward pass: the convolutional head split over threads by samples,
  * then the fully connected tail on all samples at once with BLAS's own
  * threads (its weights read once per DENSE_GROUP samples). */
-static int forward(const vv_model *m, int from, int to, const float *x, int64_t n, float *y,
-                   int threads)
+static int forward(vv_forward_plan *p, const float *x, int64_t n, float *y, int threads)
 {
-    if (!m->finished || from < 0 || to > m->n || from >= to || n < 0)
-        return vv_fail(VV_EINVAL, "forward: bad layer range [%d, %d) of %d layers", from, to, m->n);
+    const vv_model *m = p->m;
+    int from = p->from, to = p->to, rc = 0;
+    float *const *u = p->u;
     if (n == 0)
         return 0;
-    float **u, *block;
-    int rc = wino_prepare(m, from, to, &u, &block);
-    if (rc < 0)
-        return rc;
-    int d = dense_start(m, from, to);
-    if (d == to) {
-        rc = run_parallel(m, from, to, x, n, y, u, threads);
-    } else {
-        int pool = foldable_pool(m, from, d), head = pool >= 0 ? pool : d;
-        float *mid = head == from ? (float *)x
-                                  : malloc((size_t)(n * vv_model_size(m, head - 1)) * sizeof *mid);
-        if (!mid)
-            rc = vv_fail(VV_ENOMEM, "forward: out of memory for %lld samples' features",
-                         (long long)n);
-        if (rc == 0 && head > from)
-            rc = run_parallel(m, from, head, x, n, mid, u, threads);
-        if (rc == 0)
-            rc = run_tail(m, pool, d, to, mid, n, y, u);
-        if (mid != x)
-            free(mid);
+    if (threads <= 0) {
+        long nc = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = nc < 1 ? 1 : (int)nc;
     }
-    free(u);
-    free(block);
+    threads = threads > MAX_THREADS ? MAX_THREADS : threads;
+    if (threads > n / 8)
+        threads = (int)(n / 8);
+    threads = threads < 1 ? 1 : threads;
+    int d = p->d, pool = p->pool, head = pool >= 0 ? pool : d;
+    if (d == to)
+        return run_parallel(m, from, to, x, n, y, u, threads, p->own);
+    float *mid =
+        head == from ? (float *)x : malloc((size_t)(n * vv_model_size(m, head - 1)) * sizeof *mid);
+    if (!mid)
+        rc = vv_fail(VV_ENOMEM, "forward: out of memory for %lld samples' features", (long long)n);
+    if (rc == 0 && head > from)
+        rc = run_parallel(m, from, head, x, n, mid, u, threads, p->own);
+    if (rc == 0)
+        rc = run_tail(m, pool, p->wf, d, to, mid, n, y, u);
+    if (mid != x)
+        free(mid);
+    return rc;
+}
+
+void vv_forward_plan_free(vv_forward_plan *p)
+{
+    if (p) {
+        free(p->u);
+        free(p->block);
+        free(p->wf);
+        for (int t = 0; t < MAX_THREADS; t++)
+            free(p->own[t].p);
+        free(p);
+    }
+}
+
+int vv_forward_plan_new(const vv_model *m, int from, int to, vv_forward_plan **out)
+{
+    *out = NULL;
+    if (!m->finished || from < 0 || to > m->n || from >= to)
+        return vv_fail(VV_EINVAL, "forward: bad layer range [%d, %d) of %d layers", from, to, m->n);
+    vv_forward_plan *p = calloc(1, sizeof *p);
+    if (!p)
+        return vv_fail(VV_ENOMEM, "forward: out of memory");
+    *p = (vv_forward_plan){.m = m, .from = from, .to = to, .d = dense_start(m, from, to)};
+    p->pool = p->d < to ? foldable_pool(m, from, p->d) : -1;
+    int rc = wino_prepare(m, from, to, &p->u, &p->block);
+    if (rc == 0 && p->pool >= 0) {
+        const vv_layer *ap = &m->layers[p->pool], *lin = &m->layers[p->d];
+        int64_t nw = (int64_t)lin->out_ch * ap->c * ap->h * ap->w;
+        if ((p->wf = malloc((size_t)nw * sizeof *p->wf)) != NULL)
+            fold_pool_linear(ap, lin, p->wf);
+        else
+            rc =
+                vv_fail(VV_ENOMEM, "forward: out of memory for %lld folded weights", (long long)nw);
+    }
+    if (rc < 0) {
+        vv_forward_plan_free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+int vv_forward_plan_run(vv_forward_plan *p, const float *x, int64_t n, float *y, int threads)
+{
+    if (n < 0)
+        return vv_fail(VV_EINVAL, "forward: %lld samples", (long long)n);
+    return forward(p, x, n, y, threads);
+}
+
+/* A plan for one call (its weights transformed for these n samples). */
+static int forward_once(const vv_model *m, int from, int to, const float *x, int64_t n, float *y,
+                        int threads)
+{
+    if (n < 0)
+        return vv_fail(VV_EINVAL, "forward: %lld samples", (long long)n);
+    vv_forward_plan *p;
+    int rc = vv_forward_plan_new(m, from, to, &p);
+    if (rc == 0)
+        rc = forward(p, x, n, y, threads);
+    vv_forward_plan_free(p);
     return rc;
 }
 
 int vv_model_forward(const vv_model *m, int from, int to, const float *x, int64_t n, float *y)
 {
-    return forward(m, from, to, x, n, y, 1);
+    return forward_once(m, from, to, x, n, y, 1);
 }
 
 int vv_model_forward_parallel(const vv_model *m, int from, int to, const float *x, int64_t n,
                               float *y, int threads)
 {
-    if (threads <= 0) {
-        long nc = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = nc < 1 ? 1 : nc > 8 ? 8 : (int)nc;
-    }
-    if (threads > n / 8)
-        threads = (int)(n / 8);
-    return forward(m, from, to, x, n, y, threads < 1 ? 1 : threads);
+    return forward_once(m, from, to, x, n, y, threads);
 }

@@ -27,37 +27,41 @@ void vv__im2col(const float *x, int c, int h, int w, int k, int stride, int pad,
  * samples; 0 for other layers. */
 void vv__scratch_sizes(const vv_layer *l, int64_t nb, int64_t *col, int64_t *tmp);
 
-/* Frees the calling thread's forward scratch (threads that end call it;
- * it is freed at thread exit anyway). */
-void vv__scratch_release(void);
-
 /* One layer on nb samples: x (nb x input) -> y (nb x output); col and tmp
  * are the conv scratch of vv__scratch_sizes, one buffer (tmp = col + its
  * col floats; unused by other layers, which take NULL). */
 void vv__layer_forward(const vv_layer *l, const float *x, int64_t nb, float *y, float *col,
                        float *tmp);
 
-/* ---- Winograd F(2x2, 3x3) (model_winograd.c) ---------------------------------- */
+/* ---- Winograd F(4x4, 3x3) (model_winograd.c) ---------------------------------- */
 
 /* Whether conv layer l is one Winograd's kernel takes (3x3, stride 1, pad 1,
  * at least 8 input channels). */
 int vv__wino_ok(const vv_layer *l);
 
-/* Floats of l's transformed weights (16 x oc x c) and of the scratch one
- * sample takes (its input and output transforms). */
+/* Floats of l's transformed weights (36 x oc x c), of the scratch one
+ * sample takes (its input and output transforms) and of the row buffer a
+ * call takes besides. */
 int64_t vv__wino_weight_floats(const vv_layer *l);
 int64_t vv__wino_sample_floats(const vv_layer *l);
+int64_t vv__wino_row_floats(const vv_layer *l);
 
-/* Writes l's transformed weights G g G^T to u (16 planes of oc x c). */
+/* Writes l's transformed weights G g G^T to u (36 planes of oc x c). */
 void vv__wino_weights(const vv_layer *l, float *u);
 
+/* Whether the max pool layer pool after conv layer l (and its batch norm
+ * and ReLU) can run inside l's output transform: 2x2, stride 2, even maps. */
+int vv__wino_pool_ok(const vv_layer *l, const vv_layer *pool);
+
 /* The convolution of nb samples x -> y by Winograd with the transformed
- * weights u, each output then scaled, shifted (per channel) and, when relu,
- * clamped at 0.  scratch holds nscratch floats; runs in chunks of samples
- * that fit and returns nb, or 0 (nothing done) when not even one does. */
+ * weights u, each output then scaled, shifted (per channel), when relu
+ * clamped at 0, and when pool max-pooled (vv__wino_pool_ok; y then holds
+ * the pooled maps).  scratch holds nscratch floats; runs in chunks of
+ * samples that fit and returns nb, or 0 (nothing done) when not even one
+ * does. */
 int64_t vv__wino_conv(const vv_layer *l, const float *u, const float *x, int64_t nb, float *y,
                       float *scratch, int64_t nscratch, const float *scale, const float *shift,
-                      int relu);
+                      int relu, int pool);
 
 /* ---- Training (train.c, train_backward.c) ---------------------------------------- */
 

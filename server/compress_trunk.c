@@ -145,11 +145,14 @@ int compress_trunk_build(cctx *c, const vv_model *m, int at, const vv_dataset *d
     float *x = malloc((size_t)(b * in) * sizeof *x);
     float *y = malloc((size_t)(b * t->cols) * sizeof *y);
     vv_model_dev *md = NULL;
+    vv_forward_plan *plan = NULL;
     int own = 0;
     if (!t->labels || !x || !y)
         rc = vv_fail(VV_ENOMEM, "trunk features: out of memory");
     if (rc == 0 && at > 0)
         rc = compress_dev_for(c, m, &md, &own);
+    if (rc == 0 && at > 0 && !md)
+        rc = vv_forward_plan_new(m, 0, at, &plan);
     for (int64_t r0 = 0; rc == 0 && r0 < n; r0 += b) {
         if (c->stop && atomic_load_explicit(c->stop, memory_order_relaxed)) {
             rc = vv_fail(VV_ESTATE, "stopped while computing the trunk features");
@@ -161,7 +164,7 @@ int compress_trunk_build(cctx *c, const vv_model *m, int at, const vv_dataset *d
         const float *out = x;
         if (at > 0) {
             rc = md ? vv_model_forward_dev(md, 0, at, x, nb, y)
-                    : vv_model_forward_parallel(m, 0, at, x, nb, y, 0);
+                    : vv_forward_plan_run(plan, x, nb, y, 0);
             out = y;
         }
         if (rc == 0)
@@ -169,6 +172,7 @@ int compress_trunk_build(cctx *c, const vv_model *m, int at, const vv_dataset *d
     }
     if (own)
         vv_model_dev_close(md);
+    vv_forward_plan_free(plan);
     free(x);
     free(y);
     t->n = n;
@@ -211,7 +215,8 @@ cJSON *compress_trunk_json(const vv_model *m, const trunk *tr, const trunk *te)
  * bias: exactly what the conv computes, without running it everywhere). */
 typedef struct feats {
     const vv_model *m;
-    vv_model_dev *md; /* m's weights on the job's device; NULL: the CPU */
+    vv_model_dev *md;      /* m's weights on the job's device; NULL: the CPU */
+    vv_forward_plan *plan; /* the CPU's layers from the trunk (or 0) to li */
     int li;
     const trunk *tr; /* NULL: from the images */
     const vv_dataset *ds;
@@ -224,7 +229,7 @@ typedef struct feats {
     int conv;
     int64_t pos, map; /* positions per image, of map = oh x ow */
     uint64_t seed;
-    int32_t *perm;    /* map entries of scratch */
+    int32_t *perm;     /* map entries of scratch */
     double *phid, *wd; /* the rows' patches (cap x k); the weight (d x k) */
     int64_t icap;      /* images the buffers hold */
 } feats;
@@ -238,7 +243,7 @@ static int feats_input(feats *f, int64_t i0, int64_t n)
                    : vv_dataset_batch(f->ds, f->pp, NULL, i0, n, NULL, f->x, NULL);
     if (rc == 0 && f->li > from)
         rc = f->md ? vv_model_forward_dev(f->md, from, f->li, f->x, n, f->phi)
-                   : vv_model_forward(f->m, from, f->li, f->x, n, f->phi);
+                   : vv_forward_plan_run(f->plan, f->x, n, f->phi, 1);
     else if (rc == 0)
         memcpy(f->phi, f->x, (size_t)(n * vv_model_size(f->m, f->li - 1)) * sizeof(float));
     return rc;
@@ -384,6 +389,7 @@ static void feats_free(feats *f)
     free(f->perm);
     free(f->phid);
     free(f->wd);
+    vv_forward_plan_free(f->plan);
 }
 
 int compress_layer_stats(cctx *c, const vv_model *m, int li, const layer_unit *u, const trunk *tr,
@@ -424,6 +430,8 @@ int compress_layer_stats(cctx *c, const vv_model *m, int li, const layer_unit *u
     int own_md = 0;
     if (rc == 0)
         rc = compress_dev_for(c, m, &f.md, &own_md);
+    if (rc == 0 && !f.md && li > (tr ? tr->at : 0))
+        rc = vv_forward_plan_new(m, tr ? tr->at : 0, li, &f.plan);
     vv_rows *phi = NULL, *psi = NULL;
     char nphi[128], npsi[128];
     snprintf(nphi, sizeof nphi, "input of %s", L->name);
@@ -461,7 +469,10 @@ static int trunk_evaluate(cctx *c, const vv_model *m, vv_model_dev *md, const tr
     int64_t k = vv_model_size(m, m->n - 1), n = t->n;
     float *x = malloc((size_t)(batch * t->cols) * sizeof(float));
     float *y = malloc((size_t)(batch * k) * sizeof(float));
+    vv_forward_plan *plan = NULL;
     int rc = x && y ? 0 : vv_fail(VV_ENOMEM, "evaluation: out of memory");
+    if (rc == 0 && !md)
+        rc = vv_forward_plan_new(m, t->at, m->n, &plan);
     int64_t correct = 0;
     double total = 0;
     for (int64_t s0 = 0; s0 < n && rc == 0; s0 += batch) {
@@ -472,10 +483,11 @@ static int trunk_evaluate(cctx *c, const vv_model *m, vv_model_dev *md, const tr
         int64_t nb = n - s0 < batch ? n - s0 : batch;
         if ((rc = compress_trunk_read(t, s0, nb, x)) < 0 ||
             (rc = md ? vv_model_forward_dev(md, t->at, m->n, x, nb, y)
-                     : vv_model_forward_parallel(m, t->at, m->n, x, nb, y, 0)) < 0)
+                     : vv_forward_plan_run(plan, x, nb, y, 0)) < 0)
             break;
         rc = vv_score_logits(y, nb, k, t->labels + s0, s0, &correct, &total);
     }
+    vv_forward_plan_free(plan);
     free(x);
     free(y);
     if (rc == 0) {
@@ -520,15 +532,20 @@ double compress_latency_ms(const vv_model *m, vv_model_dev *md, int64_t *batch)
     int64_t in = vv_model_size(m, -1), k = vv_model_size(m, m->n - 1);
     float *x = calloc((size_t)(BATCH * in), sizeof(float)), *y = malloc((size_t)(BATCH * k) * 4);
     double t[RUNS] = {0};
+    /* The weights prepared once, as a deployed model's are. */
+    vv_forward_plan *plan = NULL;
+    if (!md && vv_forward_plan_new(m, 0, m->n, &plan) < 0)
+        plan = NULL;
     /* The median of RUNS (a cold first pass is an outlier it drops). */
-    for (int r = 0; r < RUNS && x && y; r++) {
+    for (int r = 0; r < RUNS && x && y && (md || plan); r++) {
         double t0 = vv_now();
         if (md)
             vv_model_forward_dev(md, 0, m->n, x, BATCH, y);
         else
-            vv_model_forward(m, 0, m->n, x, BATCH, y);
+            vv_forward_plan_run(plan, x, BATCH, y, 1);
         t[r] = (vv_now() - t0) * 1e3;
     }
+    vv_forward_plan_free(plan);
     free(x);
     free(y);
     qsort(t, RUNS, sizeof t[0], cmp_double);

@@ -83,14 +83,15 @@ static void shape_str(const vv_npy_raw *a, char *buf, size_t cap)
 /* The forward pass over n samples of x into y (n x k), in batches. */
 typedef struct fwd {
     const vv_model *m;
-    vv_model_dev *md; /* NULL: the CPU */
-    int64_t k;        /* outputs per sample */
+    vv_model_dev *md;      /* NULL: the CPU */
+    vv_forward_plan *plan; /* the CPU's */
+    int64_t k;             /* outputs per sample */
 } fwd;
 
 static int forward_batch(const fwd *f, const float *x, int64_t nb, float *y)
 {
     return f->md ? vv_model_forward_dev(f->md, 0, f->m->n, x, nb, y)
-                 : vv_model_forward_parallel(f->m, 0, f->m->n, x, nb, y, 0);
+                 : vv_forward_plan_run(f->plan, x, nb, y, 0);
 }
 
 /* Inputs already preprocessed: a float array of the model's input shape. */
@@ -276,7 +277,9 @@ int vvd_forward(int argc, char **argv)
         snprintf(field, sizeof field, "/device");
     if (rc == 0 && !(y = malloc((size_t)(n * k) * sizeof *y + 4)))
         rc = vv_fail(VV_ENOMEM, "out of memory for %" PRId64 " x %" PRId64 " outputs", n, k);
-    fwd f = {&m, md, k};
+    fwd f = {&m, md, NULL, k};
+    if (rc == 0 && !md)
+        rc = vv_forward_plan_new(&m, 0, m.n, &f.plan);
     if (rc == 0 && images) {
         /* The data set reader reads the file again, as images. */
         vv_npy_raw_free(&raw);
@@ -305,6 +308,7 @@ int vvd_forward(int argc, char **argv)
     }
     int status = rc < 0 ? fail(rc, field) : 0;
     free(y);
+    vv_forward_plan_free(f.plan);
     vv_npy_raw_free(&raw);
     vv_model_dev_close(md);
     vv_model_free(&m);

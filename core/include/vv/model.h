@@ -126,10 +126,11 @@ int vv_model_save(const vv_model *m, const char *path);
  * writes layer to-1's output to y (n x vv_model_size(m, to - 1)).  x and y
  * may not overlap.  Thread-safe on a finished model.  Fails with VV_ENOMEM
  * or VV_EINVAL (bad range).  3x3 stride-1 convolutions run by Winograd
- * F(2x2, 3x3) (the same outputs to float rounding, about 1e-7 relative),
- * with their weights transformed once per call (16/9 of their size, up to
- * 256 MiB; past it per chunk).  Batches are processed in groups whose two
- * activation buffers stay near 32 MiB (plus 4 MiB of convolution scratch);
+ * F(4x4, 3x3) (the same outputs to float rounding, a few 1e-6 relative),
+ * with their weights transformed once per call (4 times their size, up to
+ * 256 MiB; past it per chunk; vv_forward_plan_new keeps them for many
+ * calls).  Batches are processed in groups whose two
+ * activation buffers stay near 32 MiB (plus 32 MiB of convolution scratch);
  * a fully connected tail (from the first linear layer after from) runs on
  * every sample at once, after the rest, with the head's outputs kept
  * (n x that layer's input floats). */
@@ -141,6 +142,20 @@ int vv_model_forward(const vv_model *m, int from, int to, const float *x, int64_
  * one thread at a time); the tail then runs on BLAS's own threads. */
 int vv_model_forward_parallel(const vv_model *m, int from, int to, const float *x, int64_t n,
                               float *y, int threads);
+
+/* A forward plan: layers [from, to) of the finished model m with their
+ * Winograd weights transformed once, for many calls of
+ * vv_forward_plan_run, which also keeps its threads' scratch buffers
+ * (fresh ones cost a page fault per 4 KiB on every call).  m must outlive
+ * the plan and its weights must not change meanwhile (make a new plan
+ * after training or pruning).  run is vv_model_forward_parallel (threads
+ * 1: vv_model_forward, on the calling thread's own scratch) on the plan's
+ * range, from one thread at a time when threads != 1.  new fails as
+ * vv_model_forward. */
+typedef struct vv_forward_plan vv_forward_plan;
+int vv_forward_plan_new(const vv_model *m, int from, int to, vv_forward_plan **out);
+int vv_forward_plan_run(vv_forward_plan *p, const float *x, int64_t n, float *y, int threads);
+void vv_forward_plan_free(vv_forward_plan *p);
 
 /* A model's weights resident on a device backend (vv/backend.h), for the
  * forward pass there: conv and linear weights and biases, and batch norms
@@ -174,8 +189,8 @@ int vv_model_evaluate(const vv_model *m, const struct vv_dataset *ds,
  * rows whose argmax (first on ties) is the label and to *loss_sum their
  * cross-entropies.  first is the index of row 0 in the data set, for the
  * message: VV_EINVAL names an image whose label is not a class. */
-int vv_score_logits(const float *y, int64_t nb, int64_t k, const int32_t *labels,
-                    int64_t first, int64_t *correct, double *loss_sum);
+int vv_score_logits(const float *y, int64_t nb, int64_t k, const int32_t *labels, int64_t first,
+                    int64_t *correct, double *loss_sum);
 
 /* The same with the forward pass on md's device (md holds m's weights;
  * NULL: the CPU, as vv_model_evaluate). */
