@@ -38,6 +38,13 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# Both sides on the OpenBLAS kernels vvd picks for this CPU (SkylakeX with
+# AVX-512, else Haswell), set before numpy or torch loads OpenBLAS.
+if "OPENBLAS_CORETYPE" not in os.environ:
+    with open("/proc/cpuinfo") as _f:
+        _flags = next((l for l in _f if l.startswith("flags")), "").split()
+    os.environ["OPENBLAS_CORETYPE"] = "SkylakeX" if "avx512f" in _flags else "Haswell"
+
 
 def write_cifar(d, n_train, n_test, seed):
     import numpy as np
@@ -253,9 +260,15 @@ def main():
     if p.returncode != 0 or not lines:
         sys.exit("vvd run failed (%d): %s" % (p.returncode, (p.stderr or p.stdout)[-2000:]))
     r = lines[-1]
-    print("OpenBLAS kernel (vvd): %s; PyTorch %s, %d threads, scikit-learn %s"
-          % (r.get("blas"), torch.__version__, torch.get_num_threads(),
-             __import__("sklearn").__version__))
+    kern = subprocess.run([sys.executable, "-c", "import torch; torch.ones(64, 64) @ torch.ones(64, 64)"],
+                          env=dict(os.environ, OPENBLAS_VERBOSE="2"), capture_output=True,
+                          text=True)
+    kern = kern.stdout + kern.stderr
+    kern = kern.split("Core: ")[1].split()[0] if "Core: " in kern else "?"
+    print("OpenBLAS kernel: vvd %s, PyTorch %s (OPENBLAS_CORETYPE=%s); PyTorch %s, %d threads, "
+          "scikit-learn %s" % (r.get("blas"), kern, os.environ["OPENBLAS_CORETYPE"],
+                               torch.__version__, torch.get_num_threads(),
+                               __import__("sklearn").__version__))
     tr = r.get("trunk", {})
     print("vvd:       %7.1f s  (trunk %s x %s computed once in %.1f s, %s statistics passes and %s "
           "evaluations from it)" % (t_vvd, tr.get("train_rows"), tr.get("features"),
