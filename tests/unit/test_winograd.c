@@ -50,21 +50,56 @@ static void direct(const vv_layer *l, const float *x, int64_t nb, const float *s
                 }
 }
 
+/* A 3x3, stride 1, pad 1 convolution c -> oc with a bias. */
+static vv_layer conv3x3(int c, int oc)
+{
+    return (vv_layer){.type = VV_LAYER_CONV2D,
+                      .in_ch = c,
+                      .out_ch = oc,
+                      .kernel = 3,
+                      .stride = 1,
+                      .pad = 1,
+                      .bias = 1,
+                      .name = "conv"};
+}
+
 static int conv_model(vv_model *m, int c, int h, int w, int oc)
 {
     vv_model_init(m, c, h, w);
-    vv_layer l = {.type = VV_LAYER_CONV2D,
-                  .in_ch = c,
-                  .out_ch = oc,
-                  .kernel = 3,
-                  .stride = 1,
-                  .pad = 1,
-                  .bias = 1,
-                  .name = "conv"};
+    vv_layer l = conv3x3(c, oc);
     int rc = vv_model_add(m, &l);
     if (rc == 0)
         rc = vv_model_finish(m);
     return rc;
+}
+
+/* conv (c -> oc, 3x3) -> batch norm with random statistics and affine
+ * (negative scales too: the affine must come before a max) -> relu, and a
+ * 2x2 max pool when pool, on c x h x w inputs. */
+static int conv_bn_relu(vv_model *m, int c, int h, int w, int oc, int pool, vv_rng *r)
+{
+    vv_model_init(m, c, h, w);
+    vv_layer cv = conv3x3(c, oc);
+    vv_layer bn = {
+        .type = VV_LAYER_BATCHNORM2D, .in_ch = oc, .out_ch = oc, .eps = 1e-5f, .name = "bn"};
+    vv_layer re = {.type = VV_LAYER_RELU};
+    vv_layer mp = {.type = VV_LAYER_MAXPOOL2D, .kernel = 2, .stride = 2};
+    int rc = vv_model_add(m, &cv);
+    rc = rc ? rc : vv_model_add(m, &bn);
+    rc = rc ? rc : vv_model_add(m, &re);
+    rc = rc || !pool ? rc : vv_model_add(m, &mp);
+    rc = rc ? rc : vv_model_finish(m);
+    if (rc < 0)
+        return rc;
+    vv_model_init_params(m, 5);
+    vv_layer *b = &m->layers[1];
+    for (int o = 0; o < oc; o++) {
+        b->running_mean[o] = (float)(vv_rng_uniform(r) - 0.5);
+        b->running_var[o] = (float)(0.5 + vv_rng_uniform(r));
+        b->weight[o] = (float)(vv_rng_uniform(r) - 0.3);
+        b->bias_v[o] = (float)(vv_rng_uniform(r) - 0.5);
+    }
+    return 0;
 }
 
 static void one_shape(int c, int h, int w, int oc, int64_t nb, int relu, vv_rng *r)
@@ -120,31 +155,8 @@ static void one_shape(int c, int h, int w, int oc, int64_t nb, int relu, vv_rng 
 static void through_forward(vv_rng *r)
 {
     vv_model m;
-    vv_model_init(&m, 16, 12, 10);
-    vv_layer cv = {.type = VV_LAYER_CONV2D,
-                   .in_ch = 16,
-                   .out_ch = 24,
-                   .kernel = 3,
-                   .stride = 1,
-                   .pad = 1,
-                   .bias = 1,
-                   .name = "conv"};
-    vv_layer bn = {
-        .type = VV_LAYER_BATCHNORM2D, .in_ch = 24, .out_ch = 24, .eps = 1e-5f, .name = "bn"};
-    vv_layer re = {.type = VV_LAYER_RELU};
-    int rc = vv_model_add(&m, &cv);
-    rc = rc ? rc : vv_model_add(&m, &bn);
-    rc = rc ? rc : vv_model_add(&m, &re);
-    rc = rc ? rc : vv_model_finish(&m);
-    CHECK(rc == 0, "conv -> batch norm -> relu builds");
-    vv_model_init_params(&m, 5);
+    CHECK(conv_bn_relu(&m, 16, 12, 10, 24, 0, r) == 0, "conv -> batch norm -> relu builds");
     vv_layer *b = &m.layers[1];
-    for (int o = 0; o < 24; o++) {
-        b->running_mean[o] = (float)(vv_rng_uniform(r) - 0.5);
-        b->running_var[o] = (float)(0.5 + vv_rng_uniform(r));
-        b->weight[o] = (float)(0.5 + vv_rng_uniform(r));
-        b->bias_v[o] = (float)(vv_rng_uniform(r) - 0.5);
-    }
     int64_t n = 40, in = 16 * 12 * 10, out = 24 * 12 * 10;
     float *x = malloc((size_t)(n * in) * sizeof *x), *y = malloc((size_t)(n * out) * sizeof *y),
           *ref = malloc((size_t)(n * out) * sizeof *ref), sc[48];
@@ -191,34 +203,9 @@ static void fused_pool(vv_rng *r)
 {
     int c = 16, oc = 20, h = 10, w = 6;
     vv_model m;
-    vv_model_init(&m, c, h, w);
-    vv_layer cv = {.type = VV_LAYER_CONV2D,
-                   .in_ch = c,
-                   .out_ch = oc,
-                   .kernel = 3,
-                   .stride = 1,
-                   .pad = 1,
-                   .bias = 1,
-                   .name = "conv"};
-    vv_layer bn = {
-        .type = VV_LAYER_BATCHNORM2D, .in_ch = oc, .out_ch = oc, .eps = 1e-5f, .name = "bn"};
-    vv_layer re = {.type = VV_LAYER_RELU};
-    vv_layer mp = {.type = VV_LAYER_MAXPOOL2D, .kernel = 2, .stride = 2};
-    int rc = vv_model_add(&m, &cv);
-    rc = rc ? rc : vv_model_add(&m, &bn);
-    rc = rc ? rc : vv_model_add(&m, &re);
-    rc = rc ? rc : vv_model_add(&m, &mp);
-    rc = rc ? rc : vv_model_finish(&m);
-    CHECK(rc == 0, "conv -> batch norm -> relu -> max pool builds");
-    vv_model_init_params(&m, 8);
+    CHECK(conv_bn_relu(&m, c, h, w, oc, 1, r) == 0,
+          "conv -> batch norm -> relu -> max pool builds");
     vv_layer *b = &m.layers[1];
-    for (int o = 0; o < oc; o++) {
-        b->running_mean[o] = (float)(vv_rng_uniform(r) - 0.5);
-        b->running_var[o] = (float)(0.5 + vv_rng_uniform(r));
-        /* Negative scales too: the affine must come before the max. */
-        b->weight[o] = (float)(vv_rng_uniform(r) - 0.3);
-        b->bias_v[o] = (float)(vv_rng_uniform(r) - 0.5);
-    }
     CHECK(vv__wino_pool_ok(&m.layers[0], &m.layers[3]), "the pool can be fused");
     int64_t n = 21, in = (int64_t)c * h * w, mid = (int64_t)oc * h * w, out = mid / 4;
     float *x = malloc((size_t)(n * in) * sizeof *x), *full = malloc((size_t)(n * mid) * 4),
