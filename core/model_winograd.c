@@ -19,6 +19,11 @@
 /* Tile side (inputs) and block side (outputs). */
 #define T 6
 #define M 4
+/* The transforms run on 16 channels at once (one AVX-512 register, two
+ * AVX2 ones): the tiles of 4x4 and 8x8 maps are too few per channel to
+ * fill vectors, the channels always are (VGG's: 64 to 512).  Blocks of
+ * fewer channels pad with zeros. */
+#define LANES 16
 
 int vv__wino_ok(const vv_layer *l)
 {
@@ -50,7 +55,7 @@ int64_t vv__wino_row_floats(const vv_layer *l)
 {
     /* The input transform's 6 padded rows of 16 channels, before and after
      * B^T (the output transform's 4 rows take less). */
-    return 2 * T * (M * ((int64_t)(l->ow + M - 1) / M) + 2) * 16;
+    return 2 * T * (M * ((int64_t)(l->ow + M - 1) / M) + 2) * LANES;
 }
 
 void vv__wino_weights(const vv_layer *l, float *u)
@@ -93,12 +98,6 @@ void vv__wino_weights(const vv_layer *l, float *u)
 #else
 #define VECTOR_CLONES
 #endif
-
-/* The transforms run on 16 channels at once (one AVX-512 register, two
- * AVX2 ones): the tiles of 4x4 and 8x8 maps are too few per channel to
- * fill vectors, the channels always are (VGG's: 64 to 512).  Blocks of
- * fewer channels pad with zeros. */
-#define LANES 16
 
 /* B^T d on n vectors of LANES: o[j] from d[0 .. 5] (strides ds and os). */
 static inline void bt6(const float *restrict d, int64_t ds, float *restrict o, int64_t os,
