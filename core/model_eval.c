@@ -45,8 +45,8 @@ static int evaluate(const vv_model *m, vv_model_dev *md, const vv_dataset *ds,
     int32_t *lab = malloc((size_t)batch * sizeof(int32_t));
     vv_forward_plan *plan = NULL;
     int rc = x && y && lab ? 0 : vv_fail(VV_ENOMEM, "evaluation: out of memory");
-    if (rc == 0 && !md)
-        rc = vv_forward_plan_new(m, 0, m->n, &plan);
+    if (rc == 0)
+        rc = vv_forward_plan_on(m, md, 0, m->n, &plan);
     int64_t correct = 0;
     double total = 0;
     for (int64_t s0 = 0; s0 < n && rc == 0; s0 += batch) {
@@ -56,8 +56,7 @@ static int evaluate(const vv_model *m, vv_model_dev *md, const vv_dataset *ds,
         }
         int64_t nb = n - s0 < batch ? n - s0 : batch;
         if ((rc = vv_dataset_batch(ds, pp, NULL, s0, nb, NULL, x, lab)) < 0 ||
-            (rc = md ? vv_model_forward_dev(md, 0, m->n, x, nb, y)
-                     : vv_forward_plan_run(plan, x, nb, y, 0)) < 0)
+            (rc = vv_forward_plan_run(plan, x, nb, y, 0)) < 0)
             break;
         rc = vv_score_logits(y, nb, k, lab, s0, &correct, &total);
     }

@@ -550,6 +550,7 @@ static int run_tail(const vv_model *m, int pool, const float *wf, int d, int to,
 
 struct vv_forward_plan {
     const vv_model *m;
+    vv_model_dev *md; /* a device's weights (the rest unused), or NULL */
     int from, to;
     float **u;                /* u[i]: conv layer i's Winograd weights, or NULL */
     float *block;             /* all of them */
@@ -561,11 +562,15 @@ struct vv_forward_plan {
 /* The forward pass: the convolutional head split over threads by samples,
  * then the fully connected tail on all samples at once with BLAS's own
  * threads (its weights read once per DENSE_GROUP samples). */
-static int forward(vv_forward_plan *p, const float *x, int64_t n, float *y, int threads)
+int vv_forward_plan_run(vv_forward_plan *p, const float *x, int64_t n, float *y, int threads)
 {
     const vv_model *m = p->m;
     int from = p->from, to = p->to, rc = 0;
     float *const *u = p->u;
+    if (n < 0)
+        return vv_fail(VV_EINVAL, "forward: %lld samples", (long long)n);
+    if (p->md)
+        return vv_model_forward_dev(p->md, from, to, x, n, y);
     if (n == 0)
         return 0;
     if (threads <= 0) {
@@ -604,7 +609,7 @@ void vv_forward_plan_free(vv_forward_plan *p)
     }
 }
 
-int vv_forward_plan_new(const vv_model *m, int from, int to, vv_forward_plan **out)
+int vv_forward_plan_on(const vv_model *m, vv_model_dev *md, int from, int to, vv_forward_plan **out)
 {
     *out = NULL;
     if (!m->finished || from < 0 || to > m->n || from >= to)
@@ -612,7 +617,12 @@ int vv_forward_plan_new(const vv_model *m, int from, int to, vv_forward_plan **o
     vv_forward_plan *p = calloc(1, sizeof *p);
     if (!p)
         return vv_fail(VV_ENOMEM, "forward: out of memory");
-    *p = (vv_forward_plan){.m = m, .from = from, .to = to, .d = dense_start(m, from, to)};
+    *p = (vv_forward_plan){.m = m, .md = md, .from = from, .to = to};
+    if (md) {
+        *out = p;
+        return 0;
+    }
+    p->d = dense_start(m, from, to);
     p->pool = p->d < to ? foldable_pool(m, from, p->d) : -1;
     int rc = wino_prepare(m, from, to, &p->u, &p->block);
     if (rc == 0 && p->pool >= 0) {
@@ -632,23 +642,19 @@ int vv_forward_plan_new(const vv_model *m, int from, int to, vv_forward_plan **o
     return 0;
 }
 
-int vv_forward_plan_run(vv_forward_plan *p, const float *x, int64_t n, float *y, int threads)
+int vv_forward_plan_new(const vv_model *m, int from, int to, vv_forward_plan **out)
 {
-    if (n < 0)
-        return vv_fail(VV_EINVAL, "forward: %lld samples", (long long)n);
-    return forward(p, x, n, y, threads);
+    return vv_forward_plan_on(m, NULL, from, to, out);
 }
 
 /* A plan for one call (its weights transformed for these n samples). */
 static int forward_once(const vv_model *m, int from, int to, const float *x, int64_t n, float *y,
                         int threads)
 {
-    if (n < 0)
-        return vv_fail(VV_EINVAL, "forward: %lld samples", (long long)n);
     vv_forward_plan *p;
     int rc = vv_forward_plan_new(m, from, to, &p);
     if (rc == 0)
-        rc = forward(p, x, n, y, threads);
+        rc = vv_forward_plan_run(p, x, n, y, threads);
     vv_forward_plan_free(p);
     return rc;
 }

@@ -151,8 +151,8 @@ int compress_trunk_build(cctx *c, const vv_model *m, int at, const vv_dataset *d
         rc = vv_fail(VV_ENOMEM, "trunk features: out of memory");
     if (rc == 0 && at > 0)
         rc = compress_dev_for(c, m, &md, &own);
-    if (rc == 0 && at > 0 && !md)
-        rc = vv_forward_plan_new(m, 0, at, &plan);
+    if (rc == 0 && at > 0)
+        rc = vv_forward_plan_on(m, md, 0, at, &plan);
     for (int64_t r0 = 0; rc == 0 && r0 < n; r0 += b) {
         if (c->stop && atomic_load_explicit(c->stop, memory_order_relaxed)) {
             rc = vv_fail(VV_ESTATE, "stopped while computing the trunk features");
@@ -162,9 +162,8 @@ int compress_trunk_build(cctx *c, const vv_model *m, int at, const vv_dataset *d
         if ((rc = vv_dataset_batch(ds, pp, NULL, r0, nb, NULL, x, t->labels + r0)) < 0)
             break;
         const float *out = x;
-        if (at > 0) {
-            rc = md ? vv_model_forward_dev(md, 0, at, x, nb, y)
-                    : vv_forward_plan_run(plan, x, nb, y, 0);
+        if (plan) {
+            rc = vv_forward_plan_run(plan, x, nb, y, 0);
             out = y;
         }
         if (rc == 0)
@@ -216,7 +215,7 @@ cJSON *compress_trunk_json(const vv_model *m, const trunk *tr, const trunk *te)
 typedef struct feats {
     const vv_model *m;
     vv_model_dev *md;      /* m's weights on the job's device; NULL: the CPU */
-    vv_forward_plan *plan; /* the CPU's layers from the trunk (or 0) to li */
+    vv_forward_plan *plan; /* the layers from the trunk (or 0) to li, if any */
     int li;
     const trunk *tr; /* NULL: from the images */
     const vv_dataset *ds;
@@ -238,12 +237,10 @@ typedef struct feats {
  * size): the trunk's rows (or the images) run through the layers between. */
 static int feats_input(feats *f, int64_t i0, int64_t n)
 {
-    int from = f->tr ? f->tr->at : 0;
     int rc = f->tr ? compress_trunk_read(f->tr, i0, n, f->x)
                    : vv_dataset_batch(f->ds, f->pp, NULL, i0, n, NULL, f->x, NULL);
-    if (rc == 0 && f->li > from)
-        rc = f->md ? vv_model_forward_dev(f->md, from, f->li, f->x, n, f->phi)
-                   : vv_forward_plan_run(f->plan, f->x, n, f->phi, 1);
+    if (rc == 0 && f->plan)
+        rc = vv_forward_plan_run(f->plan, f->x, n, f->phi, 1);
     else if (rc == 0)
         memcpy(f->phi, f->x, (size_t)(n * vv_model_size(f->m, f->li - 1)) * sizeof(float));
     return rc;
@@ -430,8 +427,8 @@ int compress_layer_stats(cctx *c, const vv_model *m, int li, const layer_unit *u
     int own_md = 0;
     if (rc == 0)
         rc = compress_dev_for(c, m, &f.md, &own_md);
-    if (rc == 0 && !f.md && li > (tr ? tr->at : 0))
-        rc = vv_forward_plan_new(m, tr ? tr->at : 0, li, &f.plan);
+    if (rc == 0 && li > (tr ? tr->at : 0))
+        rc = vv_forward_plan_on(m, f.md, tr ? tr->at : 0, li, &f.plan);
     vv_rows *phi = NULL, *psi = NULL;
     char nphi[128], npsi[128];
     snprintf(nphi, sizeof nphi, "input of %s", L->name);
@@ -471,8 +468,8 @@ static int trunk_evaluate(cctx *c, const vv_model *m, vv_model_dev *md, const tr
     float *y = malloc((size_t)(batch * k) * sizeof(float));
     vv_forward_plan *plan = NULL;
     int rc = x && y ? 0 : vv_fail(VV_ENOMEM, "evaluation: out of memory");
-    if (rc == 0 && !md)
-        rc = vv_forward_plan_new(m, t->at, m->n, &plan);
+    if (rc == 0)
+        rc = vv_forward_plan_on(m, md, t->at, m->n, &plan);
     int64_t correct = 0;
     double total = 0;
     for (int64_t s0 = 0; s0 < n && rc == 0; s0 += batch) {
@@ -482,8 +479,7 @@ static int trunk_evaluate(cctx *c, const vv_model *m, vv_model_dev *md, const tr
         }
         int64_t nb = n - s0 < batch ? n - s0 : batch;
         if ((rc = compress_trunk_read(t, s0, nb, x)) < 0 ||
-            (rc = md ? vv_model_forward_dev(md, t->at, m->n, x, nb, y)
-                     : vv_forward_plan_run(plan, x, nb, y, 0)) < 0)
+            (rc = vv_forward_plan_run(plan, x, nb, y, 0)) < 0)
             break;
         rc = vv_score_logits(y, nb, k, t->labels + s0, s0, &correct, &total);
     }
@@ -534,15 +530,12 @@ double compress_latency_ms(const vv_model *m, vv_model_dev *md, int64_t *batch)
     double t[RUNS] = {0};
     /* The weights prepared once, as a deployed model's are. */
     vv_forward_plan *plan = NULL;
-    if (!md && vv_forward_plan_new(m, 0, m->n, &plan) < 0)
+    if (vv_forward_plan_on(m, md, 0, m->n, &plan) < 0)
         plan = NULL;
     /* The median of RUNS (a cold first pass is an outlier it drops). */
-    for (int r = 0; r < RUNS && x && y && (md || plan); r++) {
+    for (int r = 0; r < RUNS && x && y && plan; r++) {
         double t0 = vv_now();
-        if (md)
-            vv_model_forward_dev(md, 0, m->n, x, BATCH, y);
-        else
-            vv_forward_plan_run(plan, x, BATCH, y, 1);
+        vv_forward_plan_run(plan, x, BATCH, y, 1);
         t[r] = (vv_now() - t0) * 1e3;
     }
     vv_forward_plan_free(plan);

@@ -83,16 +83,9 @@ static void shape_str(const vv_npy_raw *a, char *buf, size_t cap)
 /* The forward pass over n samples of x into y (n x k), in batches. */
 typedef struct fwd {
     const vv_model *m;
-    vv_model_dev *md;      /* NULL: the CPU */
-    vv_forward_plan *plan; /* the CPU's */
+    vv_forward_plan *plan; /* on the device or the CPU */
     int64_t k;             /* outputs per sample */
 } fwd;
-
-static int forward_batch(const fwd *f, const float *x, int64_t nb, float *y)
-{
-    return f->md ? vv_model_forward_dev(f->md, 0, f->m->n, x, nb, y)
-                 : vv_forward_plan_run(f->plan, x, nb, y, 0);
-}
 
 /* Inputs already preprocessed: a float array of the model's input shape. */
 static int run_plain(const fwd *f, const char *xpath, const vv_npy_raw *a, int64_t batch, float *y,
@@ -139,7 +132,7 @@ static int run_plain(const fwd *f, const char *xpath, const vv_npy_raw *a, int64
                 break;
             }
         if (rc == 0)
-            rc = forward_batch(f, buf, nb, y + s0 * f->k);
+            rc = vv_forward_plan_run(f->plan, buf, nb, y + s0 * f->k, 0);
     }
     free(buf);
     return rc;
@@ -180,7 +173,7 @@ static int run_images(const fwd *f, const char *xpath, const vv_preprocess *pp, 
     for (int64_t s0 = 0; s0 < n && rc == 0; s0 += batch) {
         int64_t nb = n - s0 < batch ? n - s0 : batch;
         if ((rc = vv_dataset_batch(ds, pp, NULL, s0, nb, NULL, buf, NULL)) == 0)
-            rc = forward_batch(f, buf, nb, y + s0 * f->k);
+            rc = vv_forward_plan_run(f->plan, buf, nb, y + s0 * f->k, 0);
     }
     free(buf);
     vv_dataset_free(ds);
@@ -277,9 +270,9 @@ int vvd_forward(int argc, char **argv)
         snprintf(field, sizeof field, "/device");
     if (rc == 0 && !(y = malloc((size_t)(n * k) * sizeof *y + 4)))
         rc = vv_fail(VV_ENOMEM, "out of memory for %" PRId64 " x %" PRId64 " outputs", n, k);
-    fwd f = {&m, md, NULL, k};
-    if (rc == 0 && !md)
-        rc = vv_forward_plan_new(&m, 0, m.n, &f.plan);
+    fwd f = {&m, NULL, k};
+    if (rc == 0)
+        rc = vv_forward_plan_on(&m, md, 0, m.n, &f.plan);
     if (rc == 0 && images) {
         /* The data set reader reads the file again, as images. */
         vv_npy_raw_free(&raw);

@@ -21,7 +21,6 @@ static const char *fixture(const char *name)
     return fx;
 }
 
-
 static void against_torch(const char *name, vv_model *m)
 {
     char w[256], x[256], y[256];
@@ -86,6 +85,14 @@ static void against_torch(const char *name, vv_model *m)
                rel_err(out2, out, n * k) < 1e-5,
            "%s: on the device, [0,%d) then [%d,n) (%s first) equals the CPU pass", name, split,
            split, split == L ? "the last linear layer" : "a batch norm alone");
+    /* A plan on the device runs the device's pass. */
+    vv_forward_plan *plan;
+    memset(out2, 0, (size_t)(n * k) * sizeof(float));
+    CHECKF(vv_forward_plan_on(m, md, 0, m->n, &plan) == 0 &&
+               vv_forward_plan_run(plan, xa.data, n, out2, 0) == 0 &&
+               !memcmp(out2, outd, (size_t)(n * k) * sizeof(float)),
+           "%s: a plan on the device gives its logits exactly", name);
+    vv_forward_plan_free(plan);
     free(mid);
     free(outd);
     vv_model_dev_close(md);

@@ -154,6 +154,12 @@ int vv_model_forward_parallel(const vv_model *m, int from, int to, const float *
  * vv_model_forward. */
 typedef struct vv_forward_plan vv_forward_plan;
 int vv_forward_plan_new(const vv_model *m, int from, int to, vv_forward_plan **out);
+/* The same for m's weights on a device (vv_model_dev_open; NULL: the
+ * CPU, as vv_forward_plan_new): its runs are vv_model_forward_dev's, with
+ * threads ignored and nothing prepared on the host.  md must outlive it. */
+struct vv_model_dev;
+int vv_forward_plan_on(const vv_model *m, struct vv_model_dev *md, int from, int to,
+                       vv_forward_plan **out);
 int vv_forward_plan_run(vv_forward_plan *p, const float *x, int64_t n, float *y, int threads);
 void vv_forward_plan_free(vv_forward_plan *p);
 
