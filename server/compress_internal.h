@@ -47,6 +47,7 @@ typedef struct layer_out {
     double lambda, lambda_max, stats_seconds;
     vv_lasso_result res;
     int cached, fallback;
+    int pass_layers; /* the layers whose statistics were computed in the same pass */
     cJSON *search;
     int64_t first_step, last_step; /* the metric steps of the layer's solve */
 } layer_out;
@@ -75,6 +76,9 @@ int compress_trunk_at(const vv_model *m, int first);
 /* 1 when layers [0, at) of m hold a convolution or a linear layer: a trunk
  * there saves work (below a flatten alone it would only copy the images). */
 int compress_trunk_worth(const vv_model *m, int at);
+/* The bytes an environment variable sets (a decimal count >= 0), else
+ * dflt. */
+int64_t compress_env_bytes(const char *name, int64_t dflt);
 /* Bytes of trunk the job may hold in memory (VVD_TRUNK_MEMORY, else a
  * quarter of the free memory, at most 4 GiB). */
 int64_t compress_trunk_limit(void);
@@ -104,17 +108,18 @@ void compress_trunks_put(run_cache *cache, const char *key, trunk *tr, trunk *te
 /* The result's description of the trunks (te may be NULL). */
 cJSON *compress_trunk_json(const vv_model *m, const trunk *tr, const trunk *te);
 
-/* The sufficient statistics of layer li of m (its inputs and pre-activation
- * outputs on the training set, the layer's bias as the offset; for a conv,
- * rows are u->positions output positions per image, sampled by the spec's
- * seed, with the unfolded input patches and the outputs there) into *st,
- * from the trunk tr (NULL, or one of another size or above li: from the
- * images).  With share, under mpirun, each rank runs the forward passes of
- * its share of the training images and the sums are added up (every rank
- * calls it); else this process does all the rows. */
-int compress_layer_stats(cctx *c, const vv_model *m, int li, const layer_unit *u, const trunk *tr,
-                         const vv_dataset *train, const vv_preprocess *pp, int64_t ntrain,
-                         int share, vv_stats *st);
+/* The sufficient statistics of layers li[0] < li[1] < ... < li[nl - 1] of
+ * m (each one's inputs and pre-activation outputs on the training set, its
+ * bias as the offset; for a conv, rows are u[j].positions output positions
+ * per image, sampled by the spec's seed, with the unfolded input patches
+ * and the outputs there) into st[0..nl), in one pass over the data
+ * (compress_feats.c), from the trunk tr (NULL, or one of another size or
+ * above li[0]: from the images).  With share, under mpirun, each rank runs
+ * the forward passes of its share of the training images and the sums are
+ * added up (every rank calls it); else this process does all the rows. */
+int compress_layer_stats(cctx *c, const vv_model *m, int nl, const int *li, const layer_unit *u,
+                         const trunk *tr, const vv_dataset *train, const vv_preprocess *pp,
+                         int64_t ntrain, int share, vv_stats *st);
 
 /* compress_eval_all on the trunks of the training (tr) and test (te, may be
  * NULL) images; m must share them (unchanged below tr->at). */
@@ -146,14 +151,30 @@ int compress_baseline_layer(const compress_spec *s, const vv_model *m, const vv_
  * fit in sz. */
 int compress_stats_key(const compress_spec *s, const char *model_id, const char *layer, int64_t n,
                        const vv_preprocess *pp, char *buf, size_t sz);
-/* Compresses layer li of src: statistics (cached by model_id when given),
- * the lasso over its neurons or channels, the kept ones, the refit; and,
+/* Statistics computed ahead of the layers' turns (independent mode: their
+ * inputs all come from the original network). */
+typedef struct stats_ahead {
+    vv_stats st;
+    int layers; /* the layers of the pass that computed them */
+} stats_ahead;
+/* Computes, in one pass, the statistics of layers li[t], li[t + 1], ... of
+ * m into pre[t], pre[t + 1], ... as far as their G and Bt fit in 1 GiB
+ * together (VVD_STATS_MEMORY sets the bytes; at least one), skipping those in the cache under
+ * model_id and stopping before a layer that cannot be compressed.  Returns the index after the last
+ * layer it covered, or a negative vv_err.  Under mpirun every rank calls it and computes its share
+ * (as compress_layer). */
+int compress_stats_ahead(cctx *c, const vv_model *m, int nl, const int *li, int t, const trunk *tr,
+                         const vv_dataset *train, const vv_preprocess *pp, int64_t ntrain,
+                         run_cache *cache, const char *model_id, stats_ahead *pre);
+/* Compresses layer li of src: statistics (cached by model_id when given,
+ * else pre's when it holds them, taken over; pre may be NULL), the lasso
+ * over its neurons or channels, the kept ones, the refit; and,
  * when bsrc is given, the baseline at the same width (bsrc == src: on the
  * same statistics; else on bsrc's, the baseline network's own features). */
 int compress_layer(cctx *c, const vv_model *src, const vv_model *bsrc, int li, const trunk *tr,
                    const vv_dataset *train, const vv_preprocess *pp, int64_t ntrain,
-                   run_cache *cache, const char *model_id, const char *out_dir, layer_out *lo,
-                   char *field, size_t fsz);
+                   run_cache *cache, const char *model_id, const char *out_dir, stats_ahead *pre,
+                   layer_out *lo, char *field, size_t fsz);
 /* Sets layer lo->li's weight of m to V = W^T (D x K) and deletes the units
  * not in keep (lo->kept of them) from the layer producing them (and a conv's
  * batch norms); a layer whose inputs are not one layer's outputs keeps its

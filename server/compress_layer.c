@@ -27,10 +27,10 @@ int compress_stats_key(const compress_spec *s, const char *model_id, const char 
 {
     const char *paths[8];
     int np = data_paths(&s->data, paths, 8);
-    size_t len = (size_t)snprintf(
-        buf, sz, "compress|%s|%s|n=%lld|pos=%lld,%llu|pp=%d,%d,%d,%d", model_id, layer,
-        (long long)n, (long long)s->positions, (unsigned long long)s->lasso.seed, pp->resize,
-        pp->crop, pp->nnorm, pp->scale255);
+    size_t len = (size_t)snprintf(buf, sz, "compress|%s|%s|n=%lld|pos=%lld,%llu|pp=%d,%d,%d,%d",
+                                  model_id, layer, (long long)n, (long long)s->positions,
+                                  (unsigned long long)s->lasso.seed, pp->resize, pp->crop,
+                                  pp->nnorm, pp->scale255);
     for (int i = 0; i < pp->nnorm && len < sz; i++)
         len += (size_t)snprintf(buf + len, sz - len, ",%.9g/%.9g", pp->mean[i], pp->std[i]);
     for (int i = 0; i < np && len < sz; i++) {
@@ -98,10 +98,58 @@ static void keep_first(const vv_stats *sg, layer_out *lo)
     lo->fallback = 1;
 }
 
+int compress_stats_ahead(cctx *c, const vv_model *m, int nl, const int *li, int t, const trunk *tr,
+                         const vv_dataset *train, const vv_preprocess *pp, int64_t ntrain,
+                         run_cache *cache, const char *model_id, stats_ahead *pre)
+{
+    const compress_spec *s = c->spec;
+    int *sel = malloc((size_t)nl * sizeof *sel), ns = 0, last = t;
+    layer_unit *us = malloc((size_t)nl * sizeof *us);
+    int rc = sel && us ? 0 : vv_fail(VV_ENOMEM, "out of memory");
+    /* The budget of a shared pass: its layers' G and Bt. */
+    double bytes = 0, budget = (double)compress_env_bytes("VVD_STATS_MEMORY", 1LL << 30);
+    for (int j = t; rc == 0 && j < nl; j++) {
+        layer_unit u;
+        char key[8192];
+        if (!model_layer_unit(m, li[j], s->positions, &u))
+            break; /* compress_layer reports it */
+        if (cache && model_id &&
+            compress_stats_key(s, model_id, m->layers[li[j]].name, ntrain, pp, key, sizeof key) ==
+                0 &&
+            cache_find(cache, key)) {
+            last = j + 1;
+            continue;
+        }
+        double b = 8.0 * (double)u.k * (double)(u.k + u.d);
+        if (ns > 0 && bytes + b > budget)
+            break;
+        bytes += b;
+        sel[ns] = li[j];
+        us[ns++] = u;
+        last = j + 1;
+    }
+    vv_stats *st = ns ? calloc((size_t)ns, sizeof *st) : NULL;
+    if (rc == 0 && ns > 0) {
+        /* Under mpirun the ranks share the rows, each from the images
+         * (rank 0 alone holds the trunk). */
+        const trunk *ftr = par_size() > 1 ? NULL : tr;
+        c->trunk_stats += ftr != NULL;
+        rc = st ? compress_layer_stats(c, m, ns, sel, us, ftr, train, pp, ntrain, 1, st)
+                : vv_fail(VV_ENOMEM, "out of memory");
+        for (int j = t, q = 0; rc == 0 && j < last; j++)
+            if (q < ns && li[j] == sel[q])
+                pre[j] = (stats_ahead){st[q++], ns};
+    }
+    free(st);
+    free(sel);
+    free(us);
+    return rc < 0 ? rc : last;
+}
+
 int compress_layer(cctx *c, const vv_model *src, const vv_model *bsrc, int li, const trunk *tr,
                    const vv_dataset *train, const vv_preprocess *pp, int64_t ntrain,
-                   run_cache *cache, const char *model_id, const char *out_dir, layer_out *lo,
-                   char *field, size_t fsz)
+                   run_cache *cache, const char *model_id, const char *out_dir, stats_ahead *pre,
+                   layer_out *lo, char *field, size_t fsz)
 {
     const compress_spec *s = c->spec;
     const vv_layer *L = &src->layers[li];
@@ -132,12 +180,19 @@ int compress_layer(cctx *c, const vv_model *src, const vv_model *bsrc, int li, c
         return rc;
     if (!lo->W || !lo->keep)
         return vv_fail(VV_ENOMEM, "out of memory for layer %s", L->name);
-    if (!ce) {
+    lo->pass_layers = 1;
+    if (!ce && pre && pre->st.G) {
+        st = pre->st;
+        lo->pass_layers = pre->layers;
+        memset(pre, 0, sizeof *pre);
+        if (keyed && (ce = cache_add(cache, key, &st)) != NULL)
+            stp = cache_stats(ce);
+    } else if (!ce) {
         /* Under mpirun the ranks share the rows, each from the images (rank
          * 0 alone holds the trunk). */
         const trunk *ftr = par_size() > 1 ? NULL : tr;
         c->trunk_stats += ftr != NULL;
-        rc = compress_layer_stats(c, src, li, &lo->u, ftr, train, pp, ntrain, 1, &st);
+        rc = compress_layer_stats(c, src, 1, &li, &lo->u, ftr, train, pp, ntrain, 1, &st);
         if (rc == 0 && keyed && (ce = cache_add(cache, key, &st)) != NULL)
             stp = cache_stats(ce);
     }
@@ -167,6 +222,8 @@ int compress_layer(cctx *c, const vv_model *src, const vv_model *bsrc, int li, c
     }
     cJSON_AddNumberToObject(ev, "seconds", lo->stats_seconds);
     cJSON_AddBoolToObject(ev, "cached", lo->cached);
+    if (!lo->cached)
+        cJSON_AddNumberToObject(ev, "pass_layers", lo->pass_layers);
     cJSON_AddNumberToObject(ev, "lambda_max", lo->lambda_max);
     cJSON_AddNumberToObject(ev, "step", (double)c->step);
     run_emit_log(c->sink, ev);
@@ -185,9 +242,9 @@ int compress_layer(cctx *c, const vv_model *src, const vv_model *bsrc, int li, c
     layer_sink ls = {c->sink, L->name};
     run_sink lsink = {layer_metric, layer_log, &ls};
     lo->first_step = c->step;
-    rc = run_select_solve(&s->lasso, c->be, &sg, ce, &lsink, c->stop, out_dir, c->t0, deadline,
-                          &c->step, &c->iters, lo->W, &lo->lambda, &lo->res, lo->search, field,
-                          fsz);
+    rc =
+        run_select_solve(&s->lasso, c->be, &sg, ce, &lsink, c->stop, out_dir, c->t0, deadline,
+                         &c->step, &c->iters, lo->W, &lo->lambda, &lo->res, lo->search, field, fsz);
     lo->last_step = c->step;
     if (rc < 0)
         goto done;
@@ -216,8 +273,8 @@ int compress_layer(cctx *c, const vv_model *src, const vv_model *bsrc, int li, c
         vv_stats bg = sg;
         if (bsrc != src) {
             c->trunk_stats += tr != NULL;
-            if ((rc = compress_layer_stats(c, bsrc, li, &lo->u, tr, train, pp, ntrain, 0, &bst)) <
-                0)
+            if ((rc = compress_layer_stats(c, bsrc, 1, &li, &lo->u, tr, train, pp, ntrain, 0,
+                                           &bst)) < 0)
                 goto done;
             bg = bst;
             bg.group_off = lo->goff;

@@ -43,15 +43,23 @@ int compress_trunk_worth(const vv_model *m, int at)
     return 0;
 }
 
-int64_t compress_trunk_limit(void)
+int64_t compress_env_bytes(const char *name, int64_t dflt)
 {
-    const char *e = getenv("VVD_TRUNK_MEMORY");
+    const char *e = getenv(name);
     if (e && *e) {
         char *end;
         long long v = strtoll(e, &end, 10);
         if (end != e && v >= 0)
             return (int64_t)v;
     }
+    return dflt;
+}
+
+int64_t compress_trunk_limit(void)
+{
+    int64_t set = compress_env_bytes("VVD_TRUNK_MEMORY", -1);
+    if (set >= 0)
+        return set;
     /* A quarter of the memory free now, at most 4 GiB. */
     long pages = sysconf(_SC_AVPHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
     double avail = pages > 0 && psz > 0 ? (double)pages * (double)psz : 1 << 30;
@@ -197,261 +205,6 @@ cJSON *compress_trunk_json(const vv_model *m, const trunk *tr, const trunk *te)
     cJSON_AddStringToObject(o, "storage", tr->in_file || (te && te->in_file) ? "file" : "memory");
     cJSON_AddNumberToObject(o, "seconds", tr->seconds + (te ? te->seconds : 0));
     return o;
-}
-
-/* ---- Features as row sources --------------------------------------------------------- */
-
-/* Phi (the input of layer li) and Psi (its output) for rows [r0, r0 + n) of
- * the training set, from the trunk when there is one (the layers above it
- * only), else from the images; computed together when Phi is read and kept
- * for the Psi read of the same rows (the statistics pass reads a chunk's
- * Phi then its Psi under one lock for sources like these).
- *
- * For a conv layer a row is one output position of one image (pos rows per
- * image, image-major): Phi the unfolded input patch there (in_ch x k x k,
- * zeros outside the map, the order of the weight's columns) and Psi the
- * layer's output there, computed from the patch in float64 (patch . W^T +
- * bias: exactly what the conv computes, without running it everywhere). */
-typedef struct feats {
-    const vv_model *m;
-    vv_model_dev *md;      /* m's weights on the job's device; NULL: the CPU */
-    vv_forward_plan *plan; /* the layers from the trunk (or 0) to li, if any */
-    int li;
-    const trunk *tr; /* NULL: from the images */
-    const vv_dataset *ds;
-    const vv_preprocess *pp;
-    int64_t in, k, d;
-    int64_t r0, n; /* rows held in psi (or phid) */
-    float *x, *phi, *psi;
-    int64_t cap;
-    /* conv layers */
-    int conv;
-    int64_t pos, map; /* positions per image, of map = oh x ow */
-    uint64_t seed;
-    int32_t *perm;     /* map entries of scratch */
-    double *phid, *wd; /* the rows' patches (cap x k); the weight (d x k) */
-    int64_t icap;      /* images the buffers hold */
-} feats;
-
-/* The input of layer li for images [i0, i0 + n) into f->phi (n x its
- * size): the trunk's rows (or the images) run through the layers between. */
-static int feats_input(feats *f, int64_t i0, int64_t n)
-{
-    int rc = f->tr ? compress_trunk_read(f->tr, i0, n, f->x)
-                   : vv_dataset_batch(f->ds, f->pp, NULL, i0, n, NULL, f->x, NULL);
-    if (rc == 0 && f->plan)
-        rc = vv_forward_plan_run(f->plan, f->x, n, f->phi, 1);
-    else if (rc == 0)
-        memcpy(f->phi, f->x, (size_t)(n * vv_model_size(f->m, f->li - 1)) * sizeof(float));
-    return rc;
-}
-
-static int feats_fill(feats *f, int64_t r0, int64_t n)
-{
-    if (n > f->cap) {
-        free(f->x);
-        free(f->phi);
-        free(f->psi);
-        f->x = malloc((size_t)(n * f->in) * sizeof(float));
-        f->phi = malloc((size_t)(n * f->k) * sizeof(float));
-        f->psi = malloc((size_t)(n * f->d) * sizeof(float));
-        f->cap = f->x && f->phi && f->psi ? n : 0;
-        if (!f->cap)
-            return vv_fail(VV_ENOMEM, "features: out of memory for %lld rows", (long long)n);
-    }
-    int rc = feats_input(f, r0, n);
-    if (rc == 0)
-        rc = f->md ? vv_model_forward_dev(f->md, f->li, f->li + 1, f->phi, n, f->psi)
-                   : vv_model_forward(f->m, f->li, f->li + 1, f->phi, n, f->psi);
-    f->r0 = rc == 0 ? r0 : -1;
-    f->n = rc == 0 ? n : 0;
-    return rc;
-}
-
-/* The output positions sampled from image img: all of them in order when
- * pos = map, else pos distinct ones drawn by a partial Fisher-Yates shuffle
- * seeded by (seed, img), so that every pass (and every process) draws the
- * same rows. */
-static void conv_positions(feats *f, int64_t img)
-{
-    for (int64_t p = 0; p < f->map; p++)
-        f->perm[p] = (int32_t)p;
-    if (f->pos == f->map)
-        return;
-    vv_rng r;
-    vv_rng_seed(&r, f->seed * 0x9E3779B97F4A7C15ull + (uint64_t)img * 0xD1B54A32D192ED03ull + 1);
-    for (int64_t p = 0; p < f->pos; p++) {
-        int64_t q = p + (int64_t)(vv_rng_next(&r) % (uint64_t)(f->map - p));
-        int32_t t = f->perm[p];
-        f->perm[p] = f->perm[q];
-        f->perm[q] = t;
-    }
-}
-
-/* Rows [r0, r0 + n) of a conv layer: the input maps of the images they
- * come from, run up to the layer and unfolded at the sampled positions
- * into phid. */
-static int conv_fill(feats *f, int64_t r0, int64_t n)
-{
-    const vv_layer *L = &f->m->layers[f->li];
-    int64_t i0 = r0 / f->pos, i1 = (r0 + n - 1) / f->pos, ni = i1 - i0 + 1;
-    int64_t csz = (int64_t)L->c * L->h * L->w;
-    if (ni > f->icap) {
-        free(f->x);
-        free(f->phi);
-        f->x = malloc((size_t)(ni * f->in) * sizeof(float));
-        f->phi = malloc((size_t)(ni * csz) * sizeof(float));
-        f->icap = f->x && f->phi ? ni : 0;
-        if (!f->icap)
-            return vv_fail(VV_ENOMEM, "features: out of memory for %lld images", (long long)ni);
-    }
-    if (n > f->cap) {
-        free(f->phid);
-        f->phid = malloc((size_t)(n * f->k) * sizeof(double));
-        f->cap = f->phid ? n : 0;
-        if (!f->cap)
-            return vv_fail(VV_ENOMEM, "features: out of memory for %lld rows", (long long)n);
-    }
-    int rc = feats_input(f, i0, ni);
-    f->r0 = -1;
-    if (rc < 0)
-        return rc;
-    int kk = L->kernel, ow = L->ow;
-    int64_t last = -1;
-    for (int64_t r = r0; r < r0 + n; r++) {
-        int64_t img = r / f->pos;
-        if (img != last) {
-            conv_positions(f, img);
-            last = img;
-        }
-        int p = f->perm[r % f->pos], oy = p / ow, ox = p % ow;
-        const float *mp = f->phi + (img - i0) * csz;
-        double *row = f->phid + (r - r0) * f->k;
-        for (int c = 0; c < L->c; c++)
-            for (int ky = 0; ky < kk; ky++) {
-                int y = oy * L->stride - L->pad + ky;
-                for (int kx = 0; kx < kk; kx++) {
-                    int xx = ox * L->stride - L->pad + kx;
-                    *row++ = y >= 0 && y < L->h && xx >= 0 && xx < L->w
-                                 ? (double)mp[((int64_t)c * L->h + y) * L->w + xx]
-                                 : 0.0;
-                }
-            }
-    }
-    f->r0 = r0;
-    f->n = n;
-    return 0;
-}
-
-static int read_phi(void *ctx, int64_t r0, int64_t n, double *dst)
-{
-    feats *f = ctx;
-    if (f->conv) {
-        int rc = conv_fill(f, r0, n);
-        if (rc == 0)
-            memcpy(dst, f->phid, (size_t)(n * f->k) * sizeof *dst);
-        return rc;
-    }
-    int rc = feats_fill(f, r0, n);
-    for (int64_t t = 0; rc == 0 && t < n * f->k; t++)
-        dst[t] = f->phi[t];
-    return rc;
-}
-
-static int read_psi(void *ctx, int64_t r0, int64_t n, double *dst)
-{
-    feats *f = ctx;
-    if (f->conv) {
-        int rc = f->r0 == r0 && f->n == n ? 0 : conv_fill(f, r0, n);
-        if (rc < 0)
-            return rc;
-        const vv_layer *L = &f->m->layers[f->li];
-        for (int64_t r = 0; r < n; r++)
-            for (int64_t j = 0; j < f->d; j++)
-                dst[r * f->d + j] = L->bias_v ? L->bias_v[j] : 0;
-        vv_dgemm(0, 1, n, f->d, f->k, 1.0, f->phid, f->k, f->wd, f->k, 1.0, dst, f->d);
-        return 0;
-    }
-    int rc = f->r0 == r0 && f->n == n ? 0 : feats_fill(f, r0, n);
-    for (int64_t t = 0; rc == 0 && t < n * f->d; t++)
-        dst[t] = f->psi[t];
-    return rc;
-}
-
-static void feats_free(feats *f)
-{
-    free(f->x);
-    free(f->phi);
-    free(f->psi);
-    free(f->perm);
-    free(f->phid);
-    free(f->wd);
-    vv_forward_plan_free(f->plan);
-}
-
-int compress_layer_stats(cctx *c, const vv_model *m, int li, const layer_unit *u, const trunk *tr,
-                         const vv_dataset *train, const vv_preprocess *pp, int64_t ntrain,
-                         int share, vv_stats *st)
-{
-    const vv_layer *L = &m->layers[li];
-    int64_t k = u->k, d = u->d;
-    double *bias = malloc((size_t)d * sizeof *bias);
-    if (!bias)
-        return vv_fail(VV_ENOMEM, "out of memory for layer %s", L->name);
-    for (int64_t i = 0; i < d; i++)
-        bias[i] = L->bias_v ? L->bias_v[i] : 0;
-    if (tr && (tr->n != ntrain || tr->at > li))
-        tr = NULL;
-    feats f = {.m = m,
-               .li = li,
-               .tr = tr,
-               .ds = train,
-               .pp = pp,
-               .in = tr ? tr->cols : vv_model_size(m, -1),
-               .k = k,
-               .d = d,
-               .r0 = -1,
-               .conv = u->conv,
-               .pos = u->positions,
-               .map = (int64_t)L->oh * L->ow,
-               .seed = c->spec->lasso.seed};
-    int rc = 0;
-    if (f.conv) {
-        f.perm = malloc((size_t)f.map * sizeof *f.perm);
-        f.wd = malloc((size_t)(k * d) * sizeof *f.wd);
-        if (!f.perm || !f.wd)
-            rc = vv_fail(VV_ENOMEM, "out of memory for layer %s", L->name);
-        for (int64_t t = 0; rc == 0 && t < k * d; t++)
-            f.wd[t] = L->weight[t];
-    }
-    int own_md = 0;
-    if (rc == 0)
-        rc = compress_dev_for(c, m, &f.md, &own_md);
-    if (rc == 0 && li > (tr ? tr->at : 0))
-        rc = vv_forward_plan_on(m, f.md, tr ? tr->at : 0, li, &f.plan);
-    vv_rows *phi = NULL, *psi = NULL;
-    char nphi[128], npsi[128];
-    snprintf(nphi, sizeof nphi, "input of %s", L->name);
-    snprintf(npsi, sizeof npsi, "output of %s", L->name);
-    int64_t rows = ntrain * u->positions;
-    if (rc == 0)
-        rc = vv_rows_from_callback(nphi, rows, k, read_phi, &f, NULL, &phi);
-    if (rc == 0)
-        rc = vv_rows_from_callback(npsi, rows, d, read_psi, &f, NULL, &psi);
-    /* Psi's bias is subtracted: the statistics see the pre-bias output. */
-    vv_stats_opts so = {
-        .chunk_rows = c->spec->lasso.chunk_rows, .bias = bias, .stop = c->stop, .be = c->be};
-    if (rc == 0)
-        rc = share ? par_stats_share(phi, psi, &so, 1, st) : vv_stats_compute(phi, psi, &so, st);
-    vv_rows_free(phi);
-    vv_rows_free(psi);
-    if (own_md)
-        vv_model_dev_close(f.md);
-    feats_free(&f);
-    free(bias);
-    if (share && ((rc = par_agree(rc, NULL, 0)) < 0 || (rc = par_sum_stats(st)) < 0))
-        vv_stats_free(st);
-    return rc;
 }
 
 /* ---- Evaluation from the trunk -------------------------------------------------------- */

@@ -79,22 +79,24 @@ void par_end(void)
     g.done = 1;
 }
 
-int par_stats_share(vv_rows *phi, vv_rows *psi, const vv_stats_opts *opts, int split, vv_stats *out)
+int par_stats_share(int np, const vv_stats_src *src, const vv_stats_opts *opts, int split,
+                    vv_stats *out)
 {
     vv_stats_opts o = *opts;
     if (!o.workers)
         o.workers = par_workers();
     device_sums_hook(&o);
-    if (!split || g.size == 1 || vv_rows_n(phi) != vv_rows_n(psi))
-        return vv_stats_compute(phi, psi, &o, out);
-    /* Whole chunks, so that each is read (and, for compress, computed by the
-     * forward passes, whose float32 results depend on the batch) as in one
-     * process: the sums then differ only in their order. */
-    int64_t n = vv_rows_n(phi), chunk = vv_stats_chunk(o.chunk_rows, vv_rows_cols(phi)), b, e;
-    o.chunk_rows = chunk;
-    vv_stats_share((n + chunk - 1) / chunk, g.rank, g.size, &b, &e);
-    b *= chunk;
-    e = e * chunk < n ? e * chunk : n;
+    if (!split || g.size == 1 || np < 1 || src[0].per_unit < 1)
+        return vv_stats_compute_set(np, src, &o, out);
+    /* (Shapes that do not agree fail in the pass, on every rank.) */
+    int64_t n = vv_rows_n(src[0].phi) / src[0].per_unit;
+    /* Whole batches, so that each is read (and, for compress, computed by
+     * the forward passes, whose float32 results depend on the batch) as in
+     * one process: the sums then differ only in their order. */
+    int64_t batch = vv_stats_batch(np, src, o.chunk_rows), b, e;
+    vv_stats_share((n + batch - 1) / batch, g.rank, g.size, &b, &e);
+    b *= batch;
+    e = e * batch < n ? e * batch : n;
     if (e > b) {
         o.row0 = b;
         o.nrows = e - b;
@@ -103,42 +105,49 @@ int par_stats_share(vv_rows *phi, vv_rows *psi, const vv_stats_opts *opts, int s
          * depend on how BLAS splits them. */
         int threads = vv_blas_threads();
         vv_blas_set_threads(1);
-        int rc = vv_stats_compute(phi, psi, &o, out);
+        int rc = vv_stats_compute_set(np, src, &o, out);
         vv_blas_set_threads(threads);
         return rc;
     }
-    /* Fewer rows than ranks: nothing to add here. */
-    int64_t k = vv_rows_cols(phi), d = vv_rows_cols(psi);
-    memset(out, 0, sizeof *out);
-    out->k = k;
-    out->d = d;
-    out->G = calloc((size_t)(k * k), sizeof *out->G);
-    out->Bt = calloc((size_t)(k * d), sizeof *out->Bt);
-    if (!out->G || !out->Bt) {
-        vv_stats_free(out);
-        return vv_fail(VV_ENOMEM, "sufficient statistics: out of memory");
+    /* Fewer batches than ranks: nothing to add here. */
+    memset(out, 0, (size_t)np * sizeof *out);
+    int rc = 0;
+    for (int j = 0; j < np; j++) {
+        int64_t k = vv_rows_cols(src[j].phi), d = vv_rows_cols(src[j].psi);
+        out[j].k = k;
+        out[j].d = d;
+        out[j].G = calloc((size_t)(k * k), sizeof *out[j].G);
+        out[j].Bt = calloc((size_t)(k * d), sizeof *out[j].Bt);
+        if (!out[j].G || !out[j].Bt)
+            rc = vv_fail(VV_ENOMEM, "sufficient statistics: out of memory");
+        if (!o.device_sums && rc < 0)
+            break;
+        if (!o.device_sums)
+            continue;
+        /* The others sum on their devices: this rank brings its zeros there
+         * (every rank calls device_sums once a problem, failed or not). */
+        vv_backend *be = o.be;
+        size_t kk = (size_t)(k * k) * sizeof(double), kd = (size_t)(k * d) * sizeof(double);
+        double *dG = rc == 0 ? be->ops->alloc(be, kk) : NULL;
+        double *dBt = rc == 0 ? be->ops->alloc(be, kd) : NULL;
+        if (rc == 0 && (!dG || !dBt))
+            rc = vv_fail(VV_ENOMEM, "sufficient statistics on %s: out of memory", be->ops->name);
+        if (rc == 0 && (rc = be->ops->upload(be, dG, out[j].G, kk)) == 0)
+            rc = be->ops->upload(be, dBt, out[j].Bt, kd);
+        rc = o.device_sums(o.device_sums_ctx, be, rc, dG, dBt, k, d);
+        if (rc == 0 && (rc = be->ops->download(be, out[j].G, dG, kk)) == 0)
+            rc = be->ops->download(be, out[j].Bt, dBt, kd);
+        be->ops->free(be, dG);
+        be->ops->free(be, dBt);
+        for (int64_t i = 0; rc == 0 && i < k; i++)
+            for (int64_t t = 0; t < i; t++)
+                out[j].G[i * k + t] = out[j].G[t * k + i];
+        if (rc < 0) /* as the others stop at the agreed failure */
+            break;
     }
-    if (!o.device_sums)
-        return 0;
-    /* The others sum on their devices: this rank brings its zeros there. */
-    vv_backend *be = o.be;
-    size_t kk = (size_t)(k * k) * sizeof(double), kd = (size_t)(k * d) * sizeof(double);
-    double *dG = be->ops->alloc(be, kk), *dBt = be->ops->alloc(be, kd);
-    int rc = dG && dBt
-                 ? 0
-                 : vv_fail(VV_ENOMEM, "sufficient statistics on %s: out of memory", be->ops->name);
-    if (rc == 0 && (rc = be->ops->upload(be, dG, out->G, kk)) == 0)
-        rc = be->ops->upload(be, dBt, out->Bt, kd);
-    rc = o.device_sums(o.device_sums_ctx, be, rc, dG, dBt, k, d);
-    if (rc == 0 && (rc = be->ops->download(be, out->G, dG, kk)) == 0)
-        rc = be->ops->download(be, out->Bt, dBt, kd);
-    be->ops->free(be, dG);
-    be->ops->free(be, dBt);
-    for (int64_t i = 0; i < k; i++)
-        for (int64_t j = 0; j < i; j++)
-            out->G[i * k + j] = out->G[j * k + i];
     if (rc < 0)
-        vv_stats_free(out);
+        for (int j = 0; j < np; j++)
+            vv_stats_free(&out[j]);
     return rc;
 }
 
@@ -314,26 +323,30 @@ static void device_sums_hook(vv_stats_opts *o)
     }
 }
 
-int par_sum_stats(vv_stats *st)
+int par_sum_stats(vv_stats *st, int np)
 {
     if (!g.on)
         return 0;
     double t0 = MPI_Wtime();
-    if (!dv.summed) {
-        sum_doubles(st->G, st->k * st->k);
-        sum_doubles(st->Bt, st->k * st->d);
-        if (g.rank == 0)
-            VV_INFO("mpi", NULL, "G and Bt summed on the host (MPI_Allreduce, %d ranks)", g.size);
+    for (int j = 0; j < np && !dv.summed; j++) {
+        sum_doubles(st[j].G, st[j].k * st[j].k);
+        sum_doubles(st[j].Bt, st[j].k * st[j].d);
     }
+    if (!dv.summed && g.rank == 0)
+        VV_INFO("mpi", NULL, "G and Bt summed on the host (MPI_Allreduce, %d ranks)", g.size);
     dv.summed = 0;
-    double s[3] = {st->c, (double)st->n, st->flops};
-    MPI_Allreduce(MPI_IN_PLACE, s, 3, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-    st->c = s[0];
-    st->n = (int64_t)s[1];
-    st->flops = s[2];
+    for (int j = 0; j < np; j++) {
+        double s[3] = {st[j].c, (double)st[j].n, st[j].flops};
+        MPI_Allreduce(MPI_IN_PLACE, s, 3, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+        st[j].c = s[0];
+        st[j].n = (int64_t)s[1];
+        st[j].flops = s[2];
+    }
     /* The pass took as long as its slowest rank, and the sums on top. */
-    double secs = st->seconds + (MPI_Wtime() - t0);
-    MPI_Allreduce(&secs, &st->seconds, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    double secs = st[0].seconds + (MPI_Wtime() - t0);
+    MPI_Allreduce(MPI_IN_PLACE, &secs, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    for (int j = 0; j < np; j++)
+        st[j].seconds = secs;
     return 0;
 }
 
@@ -389,9 +402,10 @@ int par_leave(int rc, char *field, size_t fieldsz)
     return rc;
 }
 
-int par_sum_stats(vv_stats *st)
+int par_sum_stats(vv_stats *st, int np)
 {
     (void)st;
+    (void)np;
     return 0;
 }
 

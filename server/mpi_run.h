@@ -63,21 +63,23 @@ int par_workers(void);
  * with vv_err_detail() "rank R: its detail" and field set to its field. */
 int par_agree(int rc, char *field, size_t fieldsz);
 
-/* Sums st's G, Bt, c and n over the ranks (in float64), in place on every
- * rank; seconds becomes the slowest rank's pass plus the sums.  Every rank
- * must hold statistics of the same K and D. */
-int par_sum_stats(vv_stats *st);
+/* Sums the G, Bt, c and n of st[0..np) (one pass's problems) over the
+ * ranks (in float64), in place on every rank; seconds becomes the slowest
+ * rank's pass plus the sums.  Every rank must hold statistics of the same
+ * K and D. */
+int par_sum_stats(vv_stats *st, int np);
 
-/* This rank's statistics pass: with split, its share of the rows of phi
- * and psi in whole chunks of the pass (vv_stats_share of the chunks, so that
- * every chunk is read, and computed by a compress job's forward passes, as
- * in one process), else all of them (its own shards); a rank whose share is
- * empty gets zeros.  Under MPI the pass uses par_workers()
- * workers unless opts says.  The caller then meets the others at par_agree
- * and sums with par_sum_stats; when the sums go between the devices, the
- * ranks meet once the pass is over, inside this call, and a failure there
- * returns the agreed error (par_agree then returns it at once). */
-int par_stats_share(vv_rows *phi, vv_rows *psi, const vv_stats_opts *opts, int split,
+/* This rank's statistics pass over the np problems of src
+ * (vv_stats_compute_set): with split, its share of their units in whole
+ * batches of the pass (vv_stats_share of the batches, so that every batch
+ * is read, and computed by a compress job's forward passes, as in one
+ * process), else all of them (its own shards); a rank whose share is empty
+ * gets zeros.  Under MPI the pass uses par_workers() workers unless opts
+ * says.  The caller then meets the others at par_agree and sums with
+ * par_sum_stats; when the sums go between the devices, the ranks meet once
+ * the pass is over, inside this call, and a failure there returns the
+ * agreed error (par_agree then returns it at once). */
+int par_stats_share(int np, const vv_stats_src *src, const vv_stats_opts *opts, int split,
                     vv_stats *out);
 
 /* The sum of v over the ranks (v without MPI). */

@@ -736,8 +736,9 @@ int run_lasso(const lasso_spec *s, const char *out_dir, const run_sink *sink,
         j.stp = &ce->st;
         j.cached = 1;
     } else {
-        vv_stats_opts so = {.chunk_rows = s->chunk_rows, .bias = bias, .stop = stop, .be = j.be};
-        if ((rc = par_stats_share(phi, psi, &so, split, &j.st)) < 0) {
+        vv_stats_opts so = {.chunk_rows = s->chunk_rows, .stop = stop, .be = j.be};
+        vv_stats_src one = {phi, psi, 1, bias};
+        if ((rc = par_stats_share(1, &one, &so, split, &j.st)) < 0) {
             const char *det = vv_err_detail();
             if (rc == VV_ESTATE) {
                 /* Stopped during the pass: nothing to save. */
@@ -755,7 +756,7 @@ int run_lasso(const lasso_spec *s, const char *out_dir, const run_sink *sink,
                     set_field(field, fieldsz, ptr);
             }
         }
-        if ((rc = par_agree(rc, field, fieldsz)) < 0 || (rc = par_sum_stats(&j.st)) < 0)
+        if ((rc = par_agree(rc, field, fieldsz)) < 0 || (rc = par_sum_stats(&j.st, 1)) < 0)
             goto done;
         /* The other ranks are done: rank 0 solves and writes. */
         par_end();

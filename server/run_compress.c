@@ -118,6 +118,7 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
     run_data dat = {0};
     vv_dataset *train = NULL, *test = NULL; /* dat's */
     layer_out *los = NULL;
+    stats_ahead *pre = NULL;                  /* independent mode's statistics, computed ahead */
     trunk ttr = {.fd = -1}, tte = {.fd = -1}; /* the trunk of the train and test images */
     char tkey[8192] = "";                     /* their cache key ("": not cached) */
     int nl = 0, *idx = NULL, stopped = 0;
@@ -204,7 +205,8 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
         char tl[256];
         snprintf(tl, sizeof tl, "trunk@%d|test=%lld|device=%s", at, (long long)ntest,
                  s->lasso.device);
-        if (!cache || !model_id[0] || compress_stats_key(s, model_id, tl, ntrain, &pp, tkey, sizeof tkey))
+        if (!cache || !model_id[0] ||
+            compress_stats_key(s, model_id, tl, ntrain, &pp, tkey, sizeof tkey))
             tkey[0] = 0;
         rc = compress_trunks_get(&c, cache, tkey, orig, at, train, test, &pp, ntrain, ntest,
                                  out_dir, &ttr, &tte, &tcached);
@@ -235,7 +237,13 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
         rc = rc < 0 ? rc : vv_fail(VV_ENOMEM, "out of memory");
         goto done;
     }
-    int done_layers = 0;
+    /* Independent mode: the layers' statistics in shared passes, each
+     * computed when the first of its layers comes. */
+    if (!s->sequential && nl > 1 && !(pre = calloc((size_t)nl, sizeof *pre))) {
+        rc = vv_fail(VV_ENOMEM, "out of memory");
+        goto done;
+    }
+    int done_layers = 0, ahead_to = 0;
     cJSON *lj = cJSON_CreateArray();
     for (int t = 0; t < nl; t++) {
         const vv_model *src = s->sequential ? &cur : orig;
@@ -245,8 +253,16 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
         /* Sequential features come from a network that changed: not cached. */
         const char *id = s->sequential && t > 0 ? NULL : model_id[0] ? model_id : NULL;
         int sstop = 0;
-        rc = compress_layer(&c, src, bsrc, idx[t], ttr.n ? &ttr : NULL, train, &pp, ntrain, cache,
-                            id, out_dir, &los[t], field, fsz);
+        rc = 0;
+        if (pre && t >= ahead_to) {
+            int to = compress_stats_ahead(&c, orig, nl, idx, t, ttr.n ? &ttr : NULL, train, &pp,
+                                          ntrain, cache, id, pre);
+            rc = to < 0 ? to : 0;
+            ahead_to = to > t ? to : t + 1;
+        }
+        if (rc == 0)
+            rc = compress_layer(&c, src, bsrc, idx[t], ttr.n ? &ttr : NULL, train, &pp, ntrain,
+                                cache, id, out_dir, pre ? &pre[t] : NULL, &los[t], field, fsz);
         if ((rc = compress_share_layer(rc, &los[t], &sstop, field, fsz)) < 0) {
             cJSON_Delete(lj);
             if (rc == VV_ESTATE && stop && atomic_load(stop)) {
@@ -309,6 +325,8 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
         cJSON_AddNumberToObject(o, "last_step", (double)lo->last_step);
         cJSON_AddNumberToObject(o, "stats_seconds", lo->stats_seconds);
         cJSON_AddBoolToObject(o, "stats_cached", lo->cached);
+        if (!lo->cached)
+            cJSON_AddNumberToObject(o, "stats_pass_layers", lo->pass_layers);
         cJSON_AddBoolToObject(o, "refit", refit && !lo->fallback && !lo->refit_failed);
         if (lo->refit_failed)
             cJSON_AddStringToObject(o, "refit_note",
@@ -574,7 +592,10 @@ done:
     cJSON_Delete(r);
     for (int t = 0; los && t < nl; t++)
         compress_layer_free(&los[t]);
+    for (int t = 0; pre && t < nl; t++)
+        vv_stats_free(&pre[t].st);
     free(los);
+    free(pre);
     free(idx);
     vv_model_free(&cur);
     vv_model_free(&curl);

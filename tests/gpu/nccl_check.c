@@ -71,9 +71,10 @@ int main(int argc, char **argv)
     vv_rows_from_memory("psi", n, d, psi, &b);
     vv_stats st = {0}, one = {0};
     vv_stats_opts so = {.chunk_rows = 2048, .be = be};
-    rc = par_stats_share(a, b, &so, 1, &st);
+    vv_stats_src src = {a, b, 1, NULL};
+    rc = par_stats_share(1, &src, &so, 1, &st);
     if ((rc = par_agree(rc, NULL, 0)) == 0)
-        rc = par_sum_stats(&st);
+        rc = par_sum_stats(&st, 1);
     par_end();
     int status = rc < 0;
     if (rc < 0)

@@ -381,6 +381,42 @@ def other_formats(tmp):
              rf.get("trunk"))
         t.ok(not [f for f in os.listdir(os.path.join(tmp, "cifar-file")) if f.startswith(".trunk")],
              "the trunk's temporary file is gone")
+        # Independent mode: every layer's inputs come from the original
+        # network, so one pass over the data gives all the layers' statistics
+        # (15 convs and 3 linear layers); with VVD_STATS_MEMORY=1 byte each
+        # layer has a pass of its own, as when compressed alone.  The float32
+        # features then come from forward passes over batches of other sizes
+        # (BLAS's rounding depends on them), and the sums are in another
+        # order: the statistics agree to float32 rounding.
+        ind = dict(quick, layers="all", sequential=False, refit=False, lambda_ratio=0.2)
+        rcs, rs, ls = run(tmp, ind, "cifar-shared")
+        rce, re_, _ = run(tmp, ind, "cifar-each", {"VVD_STATS_MEMORY": "1"})
+        rcd, rd, ld = run(tmp, dict(ind, device="sim:0"), "cifar-shared-dev")
+        ok = rcs == 0 and rce == 0 and len(rs["layers"]) == 18
+        t.ok(ok and all(l["stats_pass_layers"] == 18 for l in rs["layers"]) and
+             all(l["stats_pass_layers"] == 1 for l in re_["layers"]) and
+             [e.get("pass_layers") for e in ls if e.get("event") == "stats"] == [18] * 18,
+             "independent mode: the 18 layers' statistics in one pass (one pass each when "
+             "VVD_STATS_MEMORY allows one layer)", [l.get("stats_pass_layers") for l in
+                                                    (rs.get("layers") or [])])
+        t.ok(ok and [l["layer"] for l in rs["layers"]] == [l["layer"] for l in re_["layers"]] and
+             all(abs(a["lambda_max"] - b["lambda_max"]) <= 1e-6 * b["lambda_max"] and
+                 a["kept"] == b["kept"] and
+                 abs(a["objective"] - b["objective"]) <= 1e-6 * b["objective"]
+                 for a, b in zip(rs["layers"], re_["layers"])),
+             "the shared pass's statistics are each layer's own: lambda_max and objectives "
+             "to 1e-6 relative, the same channels and neurons kept",
+             [(a["layer"], a["lambda_max"], b["lambda_max"], a["kept"], b["kept"])
+              for a, b in zip(rs.get("layers", []), re_.get("layers", []))])
+        t.ok(rcd == 0 and rd.get("device") == "sim:0" and
+             [l["kept"] for l in rd["layers"]] == [l["kept"] for l in rs["layers"]] and
+             all(l["stats_pass_layers"] == 18 and
+                 abs(a["lambda_max"] - l["lambda_max"]) <= 1e-6 * a["lambda_max"]
+                 for a, l in zip(rs["layers"], rd["layers"])),
+             "the shared pass on a device (sim:0): forward passes and sums there, the same "
+             "channels and neurons kept, lambda_max to 1e-6",
+             ld[-2:] if rcd else [(a["lambda_max"], b["lambda_max"])
+                                  for a, b in zip(rs["layers"], rd["layers"])])
     # The same images as .npy (N x C x H x W uint8) with int64 labels.
     imgs, labs = bytearray(), []
     with open(os.path.join(cdir, "data_batch_1.bin"), "rb") as f:

@@ -382,6 +382,21 @@ def compress_case(tmp):
          "channel pruning on 2 ranks: the same channels kept (%s), the first layer's lambda_max "
          "equal to 1e-12, the others to 1e-6" % {k: len(v) for k, v in kept1.items()},
          (lm, (err1 + err2)[-1500:]))
+    # Independent layers: all of them from the original network, in one
+    # pass whose batches the ranks share.
+    ind = dict(cnn, sequential=False)
+    rc1, r1, _, err1, _ = run(tmp, ind, "ind1")
+    rc2, r2, _, err2, _ = run(tmp, ind, "ind2", np=2)
+    ok = rc1 == 0 and rc2 == 0
+    kept1 = json.load(open(os.path.join(tmp, "ind1", "kept.json"))) if ok else {}
+    kept2 = json.load(open(os.path.join(tmp, "ind2", "kept.json"))) if ok else None
+    lm = [(a["lambda_max"], b["lambda_max"]) for a, b in zip(r1["layers"], r2["layers"])] \
+        if ok else [(1, 0)]
+    n = len(lm)
+    t.ok(ok and kept1 == kept2 and n >= 4 and all(abs(a - b) <= 1e-12 * a for a, b in lm) and
+         all(l["stats_pass_layers"] == n for l in r1["layers"] + r2["layers"]),
+         "independent layers on 2 ranks: the %d layers' statistics in one shared pass, the same "
+         "channels kept, every lambda_max equal to 1e-12" % n, (lm, (err1 + err2)[-1500:]))
 
 
 if __name__ == "__main__":

@@ -102,6 +102,171 @@ static void check_shares(const tprob *p, const double *G, const double *Bt, doub
     }
 }
 
+/* ---- A shared pass over several problems (vv_stats_compute_set) ---- */
+
+/* A callback source over a tprob's rows that logs its reads (problem, phi
+ * or psi, first unit, units), as a network's layers would be read. */
+typedef struct logged {
+    const double *data;
+    int64_t cols, per;
+    int prob, psi;
+    int64_t (*log)[4];
+    int *nlog;
+} logged;
+
+static int logged_read(void *ctx, int64_t r0, int64_t n, double *dst)
+{
+    logged *l = ctx;
+    memcpy(dst, l->data + r0 * l->cols, (size_t)(n * l->cols) * sizeof *dst);
+    if (*l->nlog < 4096) {
+        int64_t *e = l->log[(*l->nlog)++];
+        e[0] = l->prob;
+        e[1] = l->psi;
+        e[2] = r0 % l->per ? -1 : r0 / l->per;
+        e[3] = n % l->per ? -1 : n / l->per;
+    }
+    return 0;
+}
+
+/* The textbook sums of p's rows. */
+static void brute(const tprob *p, double *G, double *Bt, double *c)
+{
+    int64_t k = p->k, d = p->d;
+    memset(G, 0, (size_t)(k * k) * sizeof *G);
+    memset(Bt, 0, (size_t)(k * d) * sizeof *Bt);
+    *c = 0;
+    for (int64_t i = 0; i < p->n; i++) {
+        for (int64_t a = 0; a < k; a++)
+            for (int64_t b = 0; b < k; b++)
+                G[a * k + b] += p->phi[i * k + a] * p->phi[i * k + b];
+        for (int64_t j = 0; j < d; j++) {
+            double y = p->psi[i * d + j] - p->bias[j];
+            *c += y * y;
+            for (int64_t a = 0; a < k; a++)
+                Bt[a * d + j] += p->phi[i * k + a] * y;
+        }
+    }
+}
+
+static void check_set(void)
+{
+    enum { NP = 3, UNITS = 61 };
+    int64_t per[NP] = {1, 5, 3}, kk[NP] = {9, 17, 6}, dd[NP] = {4, 3, 7};
+    tprob p[NP];
+    double *G[NP], *Bt[NP], c[NP];
+    for (int j = 0; j < NP; j++) {
+        tprob_make(&p[j], UNITS * per[j], kk[j], dd[j], 40 + (uint64_t)j, 1);
+        G[j] = malloc((size_t)(kk[j] * kk[j]) * sizeof(double));
+        Bt[j] = malloc((size_t)(kk[j] * dd[j]) * sizeof(double));
+        brute(&p[j], G[j], Bt[j], &c[j]);
+    }
+    /* chunk_rows, workers, device, row0, nrows */
+    struct {
+        int64_t chunk;
+        int workers, device;
+        const char *what;
+    } cases[] = {{0, 1, 0, "default chunks, one worker"},
+                 {7, 2, 0, "chunks of 7 rows (batches of one unit), two workers"},
+                 {11, 2, 0, "chunks of 11 rows, two workers"},
+                 {4, 1, 0, "chunks smaller than a unit's 5 rows"},
+                 {10, 1, 1, "chunks of 10 rows on a device backend"}};
+    for (unsigned t = 0; t < sizeof cases / sizeof *cases; t++) {
+        static int64_t log[4096][4];
+        int nlog = 0;
+        logged lg[NP][2];
+        vv_stats_src src[NP];
+        for (int j = 0; j < NP; j++) {
+            for (int s = 0; s < 2; s++)
+                lg[j][s] =
+                    (logged){s ? p[j].psi : p[j].phi, s ? dd[j] : kk[j], per[j], j, s, log, &nlog};
+            vv_rows_from_callback("phi", p[j].n, kk[j], logged_read, &lg[j][0], NULL, &src[j].phi);
+            vv_rows_from_callback("psi", p[j].n, dd[j], logged_read, &lg[j][1], NULL, &src[j].psi);
+            src[j].per_unit = per[j];
+            src[j].bias = p[j].bias;
+        }
+        vv_stats_opts o = {.chunk_rows = cases[t].chunk,
+                           .workers = cases[t].workers,
+                           .be = cases[t].device ? sim_dev() : NULL};
+        vv_stats st[NP];
+        int rc = vv_stats_compute_set(NP, src, &o, st);
+        CHECKF(rc == 0, "shared pass, %s: succeeds", cases[t].what);
+        int same = rc == 0;
+        for (int j = 0; same && j < NP; j++)
+            same &= st[j].n == p[j].n && st[j].k == kk[j] && st[j].d == dd[j] &&
+                    max_rel_diff(st[j].G, G[j], kk[j] * kk[j]) < 1e-13 &&
+                    max_rel_diff(st[j].Bt, Bt[j], kk[j] * dd[j]) < 1e-13 &&
+                    fabs(st[j].c - c[j]) <= 1e-13 * c[j] && st[j].seconds == st[0].seconds;
+        CHECKF(same, "shared pass, %s: every problem's G, Bt, c are its textbook sums",
+               cases[t].what);
+        /* Each batch of units is read for every problem in turn, phi then
+         * psi, whole units, and the batches cover every unit once. */
+        int order = nlog % (2 * NP) == 0 && nlog > 0;
+        int64_t covered = 0;
+        for (int e = 0; order && e < nlog; e += 2 * NP) {
+            for (int q = 0; q < 2 * NP; q++)
+                order &= log[e + q][0] == q / 2 && log[e + q][1] == q % 2 &&
+                         log[e + q][2] == log[e][2] && log[e + q][3] == log[e][3] &&
+                         log[e][2] >= 0 && log[e][3] > 0;
+            covered += log[e][3];
+        }
+        CHECKF(order && covered == UNITS,
+               "shared pass, %s: each batch (%d of them) read for problems 0, 1, 2 in turn, "
+               "phi then psi, whole units, all %d units once",
+               cases[t].what, nlog / (2 * NP), UNITS);
+        for (int j = 0; j < NP; j++) {
+            vv_stats_free(&st[j]);
+            vv_rows_free(src[j].phi);
+            vv_rows_free(src[j].psi);
+        }
+    }
+    /* Units of different problems must agree; ranges count units. */
+    vv_stats_src src[2];
+    vv_rows_from_memory("a-phi", p[0].n, kk[0], p[0].phi, &src[0].phi);
+    vv_rows_from_memory("a-psi", p[0].n, dd[0], p[0].psi, &src[0].psi);
+    vv_rows_from_memory("b-phi", p[1].n, kk[1], p[1].phi, &src[1].phi);
+    vv_rows_from_memory("b-psi", p[1].n, dd[1], p[1].psi, &src[1].psi);
+    src[0].per_unit = 1;
+    src[0].bias = p[0].bias;
+    src[1].per_unit = 4;
+    src[1].bias = p[1].bias;
+    vv_stats st[2];
+    CHECK(vv_stats_compute_set(2, src, NULL, st) == VV_ESHAPE && strstr(vv_err_detail(), "b-phi") &&
+              st[0].G == NULL,
+          "305 rows are not 61 units of 4 rows: VV_ESHAPE naming the source, nothing returned");
+    src[1].per_unit = 5;
+    /* Unit ranges of three "ranks" add up to the whole. */
+    int rok = 1;
+    double *Gs = calloc((size_t)(kk[1] * kk[1]), sizeof *Gs);
+    int64_t ns = 0;
+    for (int r = 0; r < 3; r++) {
+        int64_t b0, e0;
+        vv_stats_share(UNITS, r, 3, &b0, &e0);
+        vv_stats_opts o = {.chunk_rows = 8, .row0 = b0, .nrows = e0 - b0};
+        if (vv_stats_compute_set(2, src, &o, st) < 0) {
+            rok = 0;
+            continue;
+        }
+        rok &= st[0].n == e0 - b0 && st[1].n == 5 * (e0 - b0);
+        ns += st[1].n;
+        for (int64_t i = 0; i < kk[1] * kk[1]; i++)
+            Gs[i] += st[1].G[i];
+        vv_stats_free(&st[0]);
+        vv_stats_free(&st[1]);
+    }
+    CHECK(rok && ns == p[1].n && max_rel_diff(Gs, G[1], kk[1] * kk[1]) < 1e-12,
+          "shared pass: row0 and nrows count units; the shares' sums add up to the whole");
+    free(Gs);
+    for (int j = 0; j < 2; j++) {
+        vv_rows_free(src[j].phi);
+        vv_rows_free(src[j].psi);
+    }
+    for (int j = 0; j < NP; j++) {
+        free(G[j]);
+        free(Bt[j]);
+        tprob_free(&p[j]);
+    }
+}
+
 int main(void)
 {
     tprob p;
@@ -156,7 +321,8 @@ int main(void)
         vv_backend_sim_counts(sim_dev(), NULL, &used);
         CHECKF(rc == 0 && sim_uploads() - up0 == 2 + 2 * 6 && used == 0,
                "device backend: G, Bt and 6 chunks of (Phi, Psi) uploaded (%lld uploads), "
-               "%zu bytes left allocated", (long long)(sim_uploads() - up0), used);
+               "%zu bytes left allocated",
+               (long long)(sim_uploads() - up0), used);
         CHECK(rc == 0 && max_rel_diff(st.G, G, k * k) < 1e-13 &&
                   max_rel_diff(st.Bt, Bt, k * d) < 1e-13 && fabs(st.c - c) <= 1e-13 * c,
               "device backend: G, Bt, c as the textbook sums");
@@ -165,6 +331,7 @@ int main(void)
         vv_rows_free(b);
     }
     check_shares(&p, G, Bt, c);
+    check_set();
 
     /* Mismatched N. */
     vv_rows *a, *b;

@@ -75,6 +75,32 @@ typedef struct vv_stats_opts {
  * *out is zeroed. */
 int vv_stats_compute(vv_rows *phi, vv_rows *psi, const vv_stats_opts *opts, vv_stats *out);
 
+/* One problem of a shared pass (vv_stats_compute_set). */
+typedef struct vv_stats_src {
+    vv_rows *phi, *psi; /* N x K and N x D */
+    int64_t per_unit;   /* rows per unit (>= 1): N = units x per_unit */
+    const double *bias; /* D values subtracted from Psi, or NULL */
+} vv_stats_src;
+
+/* The statistics of np problems in one pass over their units (a unit is
+ * per_unit consecutive rows of each problem: one image's rows, e.g. the
+ * sampled positions of a conv layer).  The units are taken in batches, and
+ * each batch's rows of every problem are read in turn (problem 0 first,
+ * phi before psi), so sources that compute from the same data (the inputs
+ * of several layers of one network) can compute them once per batch; each
+ * problem adds its rows up in chunks of its own size, as vv_stats_compute
+ * does (whose single problem has one row a unit).  opts as for
+ * vv_stats_compute, except that bias is each problem's own, row0 and nrows
+ * count units, and device_sums is called for each problem in order.
+ * out[j] gets problem j's statistics, seconds the shared pass's; on
+ * failure all are zeroed.  VV_ESHAPE also when the problems' units differ;
+ * memory: every problem's accumulators at once. */
+int vv_stats_compute_set(int np, const vv_stats_src *src, const vv_stats_opts *opts, vv_stats *out);
+
+/* The units per batch of a pass over src's np problems given chunk_rows (0:
+ * choose): as many as every problem's chunk takes, at least one. */
+int64_t vv_stats_batch(int np, const vv_stats_src *src, int64_t chunk_rows);
+
 /* Frees G and Bt and zeroes the struct (group_off, not owned, is not
  * freed); accepts NULL. */
 void vv_stats_free(vv_stats *s);
@@ -189,10 +215,10 @@ typedef enum {
 
 typedef enum {
     VV_STOP_NONE = 0,
-    VV_STOP_CONVERGED,   /* rel_gap <= tol */
+    VV_STOP_CONVERGED, /* rel_gap <= tol */
     VV_STOP_MAX_ITER,
     VV_STOP_MAX_SECONDS,
-    VV_STOP_USER,        /* the external stop flag was set */
+    VV_STOP_USER, /* the external stop flag was set */
 } vv_stop_reason;
 
 const char *vv_solver_name(vv_solver s);
@@ -202,8 +228,8 @@ const char *vv_stop_reason_name(vv_stop_reason r);
 
 /* One metrics report (DESIGN.md section 3 keys). */
 typedef struct vv_metrics {
-    int64_t step;      /* increases within a solve (and along a path) */
-    double time;       /* seconds since the solve began */
+    int64_t step; /* increases within a solve (and along a path) */
+    double time;  /* seconds since the solve began */
     double lambda;
     vv_eval e;
 } vv_metrics;
@@ -231,15 +257,15 @@ typedef struct vv_lasso_opts {
     int64_t step0;          /* step number of the first report */
     vv_metric_fn on_metric;
     void *ctx;
-    vv_backend *be;         /* NULL: CPU */
-    int resident;           /* fista: keep G, Bt and the iterates in be's memory and do
-                             * every K x D operation through be's table (the device
-                             * solver); implied when be is not the CPU backend.  The
-                             * resident solver needs groups of one size (it views W
-                             * as ngroups x (size D)); with groups of several sizes
-                             * fista runs on the host instead */
+    vv_backend *be; /* NULL: CPU */
+    int resident;   /* fista: keep G, Bt and the iterates in be's memory and do
+                     * every K x D operation through be's table (the device
+                     * solver); implied when be is not the CPU backend.  The
+                     * resident solver needs groups of one size (it views W
+                     * as ngroups x (size D)); with groups of several sizes
+                     * fista runs on the host instead */
     /* bcd */
-    int no_screening;       /* disable Gap Safe screening (tests) */
+    int no_screening; /* disable Gap Safe screening (tests) */
     /* adam_prox: Adam with learning rate mu on the MSE, then group
      * soft-threshold with threshold mu * lambda_paper (lambda_paper =
      * 2 lambda / D); the paper's betas and eps. */
@@ -292,8 +318,8 @@ typedef struct vv_rng {
 
 void vv_rng_seed(vv_rng *r, uint64_t seed);
 uint64_t vv_rng_next(vv_rng *r);
-double vv_rng_uniform(vv_rng *r);  /* [0, 1) */
-double vv_rng_normal(vv_rng *r);   /* N(0, 1) */
+double vv_rng_uniform(vv_rng *r); /* [0, 1) */
+double vv_rng_normal(vv_rng *r);  /* N(0, 1) */
 
 /* ---- Synthetic problems (synth.c) ----------------------------------------- */
 
