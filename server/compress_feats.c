@@ -220,8 +220,11 @@ int compress_layer_stats(cctx *c, const vv_model *m, int nl, const int *li, cons
                          int64_t ntrain, int share, vv_stats *st)
 {
     memset(st, 0, (size_t)nl * sizeof *st);
-    if (tr && (tr->n != ntrain || tr->at > li[0]))
+    /* Under mpirun the ranks share the rows: from the trunk when every rank
+     * holds it, else each from the images. */
+    if (tr && (tr->n != ntrain || tr->at > li[0] || (share && !c->trunk_everywhere)))
         tr = NULL;
+    c->trunk_stats += tr != NULL;
     int from = tr ? tr->at : 0;
     walk w = {.m = m,
               .tr = tr,

@@ -20,6 +20,7 @@ typedef struct cctx {
     const vv_model *res_m;        /* a resident model's network, whose weights stay on */
     vv_model_dev *res_md;         /* the device between runs (models_device) */
     int trunk_stats, trunk_evals; /* statistics passes and evaluations started from the trunk */
+    int trunk_everywhere;         /* every rank holds the training trunk (or one process) */
 } cctx;
 
 /* A network's evaluation. */
@@ -67,6 +68,7 @@ typedef struct trunk {
     int fd, in_file;
     int32_t *labels;
     double seconds;
+    int ranks; /* the processes that computed it (mpirun), each its share */
 } trunk;
 
 /* The layer whose input is the trunk of a job whose lowest compressed layer
@@ -85,11 +87,13 @@ int64_t compress_trunk_limit(void);
 /* Computes the trunk of m at layer at on images [0, n) of ds (one forward
  * pass, on the job's device when it has one) into *t: in memory when it
  * fits in *budget (which it then takes from), else in a temporary file in
- * dir.  Fails with the data set's and forward pass's errors, VV_EIO or
- * VV_ESTATE (stopped); *t is then empty. */
+ * dir.  With split (every rank calls it; in memory only), each rank under
+ * mpirun computes its share of whole batches and gets the others' rows.
+ * Fails with the data set's and forward pass's errors, VV_EIO, VV_ENOMEM
+ * or VV_ESTATE (stopped; split: the error agreed on); *t is then empty. */
 int compress_trunk_build(cctx *c, const vv_model *m, int at, const vv_dataset *ds,
                          const vv_preprocess *pp, int64_t n, const char *dir, int64_t *budget,
-                         trunk *t);
+                         int split, trunk *t);
 /* Rows [r0, r0 + n) of the trunk into dst (n x cols). */
 int compress_trunk_read(const trunk *t, int64_t r0, int64_t n, float *dst);
 /* Frees it and leaves it empty (fd -1); accepts NULL. */
@@ -97,7 +101,10 @@ void compress_trunk_free(trunk *t);
 /* The trunks of the training (tr) and test (te: empty without test) images:
  * taken from the cache under key when an earlier run left them there (a
  * sweep's points share them; *cached set), else built (the memory budget
- * compress_trunk_limit() shared by both).  On failure both are empty. */
+ * compress_trunk_limit() shared by both).  Under mpirun every rank calls
+ * it: the ranks split the training trunk (tr->ranks) when each can hold it
+ * in memory, else rank 0 alone builds it; the test trunk is rank 0's.  On
+ * failure both are empty. */
 int compress_trunks_get(cctx *c, run_cache *cache, const char *key, const vv_model *m, int at,
                         const vv_dataset *train, const vv_dataset *test, const vv_preprocess *pp,
                         int64_t ntrain, int64_t ntest, const char *dir, trunk *tr, trunk *te,
@@ -114,9 +121,11 @@ cJSON *compress_trunk_json(const vv_model *m, const trunk *tr, const trunk *te);
  * per image, sampled by the spec's seed, with the unfolded input patches
  * and the outputs there) into st[0..nl), in one pass over the data
  * (compress_feats.c), from the trunk tr (NULL, or one of another size or
- * above li[0]: from the images).  With share, under mpirun, each rank runs
- * the forward passes of its share of the training images and the sums are
- * added up (every rank calls it); else this process does all the rows. */
+ * above li[0]: from the images; counted in c->trunk_stats).  With share,
+ * under mpirun, each rank runs the forward passes of its share of the
+ * training images (from the trunk when c->trunk_everywhere) and the sums
+ * are added up (every rank calls it); else this process does all the
+ * rows. */
 int compress_layer_stats(cctx *c, const vv_model *m, int nl, const int *li, const layer_unit *u,
                          const trunk *tr, const vv_dataset *train, const vv_preprocess *pp,
                          int64_t ntrain, int share, vv_stats *st);

@@ -130,11 +130,7 @@ int compress_stats_ahead(cctx *c, const vv_model *m, int nl, const int *li, int 
     }
     vv_stats *st = ns ? calloc((size_t)ns, sizeof *st) : NULL;
     if (rc == 0 && ns > 0) {
-        /* Under mpirun the ranks share the rows, each from the images
-         * (rank 0 alone holds the trunk). */
-        const trunk *ftr = par_size() > 1 ? NULL : tr;
-        c->trunk_stats += ftr != NULL;
-        rc = st ? compress_layer_stats(c, m, ns, sel, us, ftr, train, pp, ntrain, 1, st)
+        rc = st ? compress_layer_stats(c, m, ns, sel, us, tr, train, pp, ntrain, 1, st)
                 : vv_fail(VV_ENOMEM, "out of memory");
         for (int j = t, q = 0; rc == 0 && j < last; j++)
             if (q < ns && li[j] == sel[q])
@@ -188,11 +184,7 @@ int compress_layer(cctx *c, const vv_model *src, const vv_model *bsrc, int li, c
         if (keyed && (ce = cache_add(cache, key, &st)) != NULL)
             stp = cache_stats(ce);
     } else if (!ce) {
-        /* Under mpirun the ranks share the rows, each from the images (rank
-         * 0 alone holds the trunk). */
-        const trunk *ftr = par_size() > 1 ? NULL : tr;
-        c->trunk_stats += ftr != NULL;
-        rc = compress_layer_stats(c, src, 1, &li, &lo->u, ftr, train, pp, ntrain, 1, &st);
+        rc = compress_layer_stats(c, src, 1, &li, &lo->u, tr, train, pp, ntrain, 1, &st);
         if (rc == 0 && keyed && (ce = cache_add(cache, key, &st)) != NULL)
             stp = cache_stats(ce);
     }
@@ -272,7 +264,6 @@ int compress_layer(cctx *c, const vv_model *src, const vv_model *bsrc, int li, c
     if (rc == 0 && bsrc) {
         vv_stats bg = sg;
         if (bsrc != src) {
-            c->trunk_stats += tr != NULL;
             if ((rc = compress_layer_stats(c, bsrc, 1, &li, &lo->u, tr, train, pp, ntrain, 0,
                                            &bst)) < 0)
                 goto done;

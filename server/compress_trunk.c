@@ -122,9 +122,18 @@ void compress_trunk_free(trunk *t)
     t->fd = -1;
 }
 
+/* The rows of images [0, n) that rank r computes in a split build: whole
+ * batches of b, as one process runs them. */
+static void split_rows(int64_t n, int64_t b, int r, int64_t *lo, int64_t *hi)
+{
+    vv_stats_share((n + b - 1) / b, r, par_size(), lo, hi);
+    *lo *= b;
+    *hi = *hi * b < n ? *hi * b : n;
+}
+
 int compress_trunk_build(cctx *c, const vv_model *m, int at, const vv_dataset *ds,
                          const vv_preprocess *pp, int64_t n, const char *dir, int64_t *budget,
-                         trunk *t)
+                         int split, trunk *t)
 {
     memset(t, 0, sizeof *t);
     t->fd = -1;
@@ -139,7 +148,9 @@ int compress_trunk_build(cctx *c, const vv_model *m, int at, const vv_dataset *d
         if ((t->mem = malloc((size_t)bytes > 0 ? (size_t)bytes : 1)) != NULL)
             *budget -= bytes;
     }
-    if (!t->mem) {
+    if (!t->mem && split) {
+        rc = vv_fail(VV_ENOMEM, "trunk features: out of memory for %lld bytes", (long long)bytes);
+    } else if (!t->mem) {
         /* Beyond the memory limit: an unlinked temporary file beside the run's
          * outputs (in the daemon, inside its data directory). */
         char path[4400];
@@ -155,18 +166,21 @@ int compress_trunk_build(cctx *c, const vv_model *m, int at, const vv_dataset *d
     vv_model_dev *md = NULL;
     vv_forward_plan *plan = NULL;
     int own = 0;
-    if (!t->labels || !x || !y)
+    if (rc == 0 && (!t->labels || !x || !y))
         rc = vv_fail(VV_ENOMEM, "trunk features: out of memory");
     if (rc == 0 && at > 0)
         rc = compress_dev_for(c, m, &md, &own);
     if (rc == 0 && at > 0)
         rc = vv_forward_plan_on(m, md, 0, at, &plan);
-    for (int64_t r0 = 0; rc == 0 && r0 < n; r0 += b) {
+    int64_t lo = 0, hi = n;
+    if (split)
+        split_rows(n, b, par_rank(), &lo, &hi);
+    for (int64_t r0 = lo; rc == 0 && r0 < hi; r0 += b) {
         if (c->stop && atomic_load_explicit(c->stop, memory_order_relaxed)) {
             rc = vv_fail(VV_ESTATE, "stopped while computing the trunk features");
             break;
         }
-        int64_t nb = n - r0 < b ? n - r0 : b;
+        int64_t nb = hi - r0 < b ? hi - r0 : b;
         if ((rc = vv_dataset_batch(ds, pp, NULL, r0, nb, NULL, x, t->labels + r0)) < 0)
             break;
         const float *out = x;
@@ -177,6 +191,14 @@ int compress_trunk_build(cctx *c, const vv_model *m, int at, const vv_dataset *d
         if (rc == 0)
             rc = trunk_store(t, r0, nb, out);
     }
+    if (split && (rc = par_agree(rc, NULL, 0)) == 0)
+        /* Every rank gets the others' rows. */
+        for (int r = 0; r < par_size(); r++) {
+            split_rows(n, b, r, &lo, &hi);
+            par_bcast_from(r, t->mem + lo * t->cols, (size_t)((hi - lo) * t->cols) * sizeof(float));
+            par_bcast_from(r, t->labels + lo, (size_t)(hi - lo) * sizeof *t->labels);
+        }
+    t->ranks = split ? par_size() : 1;
     if (own)
         vv_model_dev_close(md);
     vv_forward_plan_free(plan);
@@ -204,6 +226,9 @@ cJSON *compress_trunk_json(const vv_model *m, const trunk *tr, const trunk *te)
     cJSON_AddNumberToObject(o, "bytes", (double)((tr->n + (te ? te->n : 0)) * tr->cols * 4));
     cJSON_AddStringToObject(o, "storage", tr->in_file || (te && te->in_file) ? "file" : "memory");
     cJSON_AddNumberToObject(o, "seconds", tr->seconds + (te ? te->seconds : 0));
+    /* Under mpirun: the processes that split the training images' trunk
+     * (each holds it all, and the statistics passes start from it there). */
+    cJSON_AddNumberToObject(o, "ranks", tr->ranks > 1 ? tr->ranks : 1);
     return o;
 }
 
@@ -324,9 +349,18 @@ int compress_trunks_get(cctx *c, run_cache *cache, const char *key, const vv_mod
         return 0;
     }
     int64_t budget = compress_trunk_limit();
-    int rc = compress_trunk_build(c, m, at, train, pp, ntrain, dir, &budget, tr);
-    if (rc == 0 && test)
-        rc = compress_trunk_build(c, m, at, test, pp, ntest, dir, &budget, te);
+    /* Under mpirun the ranks split the training images' trunk when every
+     * one can hold it all in memory; else rank 0 alone builds it. */
+    int split = par_size() > 1;
+    if (split) {
+        int64_t bytes = ntrain * vv_model_size(m, at - 1) * (int64_t)sizeof(float);
+        split = par_sum_i64(bytes <= budget ? 0 : 1) == 0;
+    }
+    if (!split && par_rank() != 0)
+        return 0;
+    int rc = compress_trunk_build(c, m, at, train, pp, ntrain, dir, &budget, split, tr);
+    if (rc == 0 && test && par_rank() == 0)
+        rc = compress_trunk_build(c, m, at, test, pp, ntest, dir, &budget, 0, te);
     if (rc < 0) {
         compress_trunk_free(tr);
         compress_trunk_free(te);

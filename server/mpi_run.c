@@ -358,15 +358,20 @@ int64_t par_sum_i64(int64_t v)
     return sum;
 }
 
-int par_bcast(void *buf, size_t bytes)
+int par_bcast_from(int root, void *buf, size_t bytes)
 {
     if (!g.on)
         return 0;
     for (size_t i = 0; i < bytes; i += (size_t)PIECE) {
         size_t m = bytes - i < (size_t)PIECE ? bytes - i : (size_t)PIECE;
-        MPI_Bcast((char *)buf + i, (int)m, MPI_BYTE, 0, MPI_COMM_WORLD);
+        MPI_Bcast((char *)buf + i, (int)m, MPI_BYTE, root, MPI_COMM_WORLD);
     }
     return 0;
+}
+
+int par_bcast(void *buf, size_t bytes)
+{
+    return par_bcast_from(0, buf, bytes);
 }
 
 #else /* one process */
@@ -414,11 +419,17 @@ int64_t par_sum_i64(int64_t v)
     return v;
 }
 
-int par_bcast(void *buf, size_t bytes)
+int par_bcast_from(int root, void *buf, size_t bytes)
 {
+    (void)root;
     (void)buf;
     (void)bytes;
     return 0;
+}
+
+int par_bcast(void *buf, size_t bytes)
+{
+    return par_bcast_from(0, buf, bytes);
 }
 
 #endif

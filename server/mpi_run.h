@@ -85,8 +85,9 @@ int par_stats_share(int np, const vv_stats_src *src, const vv_stats_opts *opts, 
 /* The sum of v over the ranks (v without MPI). */
 int64_t par_sum_i64(int64_t v);
 
-/* Copies bytes of buf from rank 0 to every rank. */
+/* Copies bytes of buf from rank 0 (root) to every rank. */
 int par_bcast(void *buf, size_t bytes);
+int par_bcast_from(int root, void *buf, size_t bytes);
 
 /* This rank is past its last collective of the job: par_leave does nothing
  * more. */

@@ -201,7 +201,8 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
     /* The trunk below every change, once (rank 0: it evaluates); the images
      * when it fits neither in memory nor in a file, or holds only them. */
     int tcached = 0, at = compress_trunk_at(orig, idx[0]);
-    if (root && compress_trunk_worth(orig, at)) {
+    c.trunk_everywhere = par_size() == 1;
+    if (compress_trunk_worth(orig, at)) { /* (every rank: they may split it) */
         char tl[256];
         snprintf(tl, sizeof tl, "trunk@%d|test=%lld|device=%s", at, (long long)ntest,
                  s->lasso.device);
@@ -210,6 +211,12 @@ int run_compress(compress_spec *s, const char *out_dir, const run_sink *sink,
             tkey[0] = 0;
         rc = compress_trunks_get(&c, cache, tkey, orig, at, train, test, &pp, ntrain, ntest,
                                  out_dir, &ttr, &tte, &tcached);
+        if (par_size() > 1) {
+            /* The ranks go on together: all with the trunk of the training
+             * images (split between them), or from the images. */
+            rc = par_agree(rc, field, fsz);
+            c.trunk_everywhere = rc == 0 && ttr.ranks > 1;
+        }
         if (rc == VV_ENOMEM || rc == VV_EIO) {
             cJSON *lg = cJSON_CreateObject();
             cJSON_AddStringToObject(lg, "event", "log");

@@ -26,7 +26,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from daemon_util import Tap, npy_header  # noqa: E402
+from daemon_util import Tap, npy_header, write_cifar10  # noqa: E402
 
 VVD, FIX = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 MPIRUN = shutil.which("mpirun")
@@ -397,6 +397,36 @@ def compress_case(tmp):
          all(l["stats_pass_layers"] == n for l in r1["layers"] + r2["layers"]),
          "independent layers on 2 ranks: the %d layers' statistics in one shared pass, the same "
          "channels kept, every lambda_max equal to 1e-12" % n, (lm, (err1 + err2)[-1500:]))
+
+    # A trunk (a narrow VGG-19's convolutions, below classifier.1): the ranks
+    # split its images, each then holds all of it, and the statistics passes
+    # of every rank start from it (sequential, with the baseline: 3 passes).
+    cdir = os.path.join(tmp, "cifar")
+    write_cifar10(cdir, 60, 30, seed=6)
+    vgg = {"kind": "compress",
+           "model": {"arch": "vgg19_cifar", "width_div": 16, "seed": 2,
+                     "preprocess": {"mean": [0.49, 0.48, 0.45], "std": [0.25, 0.24, 0.26]}},
+           "layers": "all_linear", "lambda_ratio": 0.3, "batch_size": 64,
+           "data": {"format": "cifar10", "dir": cdir}, "finetune": False}
+    rc1, r1, _, err1, _ = run(tmp, vgg, "vgg1")
+    rc2, r2, _, err2, _ = run(tmp, vgg, "vgg2", np=2)
+    ok = rc1 == 0 and rc2 == 0
+    tr1, tr2 = (r1.get("trunk", {}), r2.get("trunk", {})) if ok else ({}, {})
+    lm = [(a["lambda_max"], b["lambda_max"]) for a, b in zip(r1["layers"], r2["layers"])] \
+        if ok else [(1, 0)]
+    t.ok(ok and tr1.get("ranks") == 1 and tr2.get("ranks") == 2 and
+         tr2.get("train_rows") == 300 and tr2.get("statistics_passes") == 3 and
+         tr1.get("statistics_passes") == 3,
+         "a trunk split between 2 ranks (300 images in batches of 64), every statistics pass "
+         "from it", (tr1, tr2, (err1 + err2)[-1500:]))
+    # The ranks' forward passes split a batch between fewer threads than
+    # one process does (BLAS's float32 rounding depends on it).
+    t.ok(ok and [l["kept"] for l in r1["layers"]] == [l["kept"] for l in r2["layers"]] and
+         all(abs(a - b) <= 1e-6 * a for a, b in lm) and
+         all(abs(r1["stages"][s][q] - r2["stages"][s][q]) <= 1e-6 for s in r1["stages"]
+             for q in ("train_acc", "test_acc", "train_loss", "test_loss")),
+         "with the split trunk: the same neurons kept, lambda_max to 1e-6, every stage's "
+         "accuracies and losses to 1e-6", lm)
 
 
 if __name__ == "__main__":
