@@ -18,8 +18,8 @@
 #include <string.h>
 
 typedef struct dev_layer {
-    float *weight;       /* conv: oc x (ic k k); linear: out x in */
-    float *bias;         /* conv: its bias (shift alone); linear: its bias; NULL if none */
+    float *weight;        /* conv: oc x (ic k k); linear: out x in */
+    float *bias;          /* conv: its bias (shift alone); linear: its bias; NULL if none */
     float *scale, *shift; /* conv followed by a batch norm: the folded pair; batch norm: its own */
 } dev_layer;
 
@@ -39,8 +39,7 @@ static float *up(vv_model_dev *md, const float *h, int64_t n, int *rc)
         return NULL;
     float *d = md->be->ops->alloc(md->be, (size_t)n * sizeof(float));
     if (!d) {
-        *rc = vv_fail(VV_ENOMEM, "model on %s: out of memory for its weights",
-                      md->be->ops->name);
+        *rc = vv_fail(VV_ENOMEM, "model on %s: out of memory for its weights", md->be->ops->name);
         return NULL;
     }
     md->bytes += (size_t)n * sizeof(float);
@@ -133,9 +132,15 @@ int vv_model_dev_open(const vv_model *m, vv_backend *be, vv_model_dev **out)
     return 0;
 }
 
-size_t vv_model_dev_bytes(const vv_model_dev *md) { return md ? md->bytes : 0; }
+size_t vv_model_dev_bytes(const vv_model_dev *md)
+{
+    return md ? md->bytes : 0;
+}
 
-vv_backend *vv_model_dev_backend(const vv_model_dev *md) { return md->be; }
+vv_backend *vv_model_dev_backend(const vv_model_dev *md)
+{
+    return md->be;
+}
 
 /* Grows the batch buffers for nb samples. */
 static int reserve(vv_model_dev *md, int64_t act, int64_t col)
@@ -163,8 +168,8 @@ static int reserve(vv_model_dev *md, int64_t act, int64_t col)
 }
 
 /* One layer (with a fused batch norm and ReLU) on nb samples. */
-static int layer(vv_model_dev *md, int i, const dev_layer *d, int fuse_bn, int relu,
-                 const float *x, int64_t nb, float *y)
+static int layer(vv_model_dev *md, int i, const dev_layer *d, int fuse_bn, int relu, const float *x,
+                 int64_t nb, float *y)
 {
     const vv_layer *l = &md->m->layers[i];
     vv_backend *be = md->be;
@@ -212,6 +217,12 @@ static int layer(vv_model_dev *md, int i, const dev_layer *d, int fuse_bn, int r
 
 int vv_model_forward_dev(vv_model_dev *md, int from, int to, const float *x, int64_t n, float *y)
 {
+    return vv_model_forward_dev_at(md, from, to, x, n, y, 0);
+}
+
+int vv_model_forward_dev_at(vv_model_dev *md, int from, int to, const float *x, int64_t n, float *y,
+                            int where)
+{
     const vv_model *m = md->m;
     if (from < 0 || to > m->n || from >= to || n < 0)
         return vv_fail(VV_EINVAL, "forward: bad layer range [%d, %d) of %d layers", from, to, m->n);
@@ -239,8 +250,11 @@ int vv_model_forward_dev(vv_model_dev *md, int from, int to, const float *x, int
     int64_t in_sz = vv_model_size(m, from - 1), out_sz = vv_model_size(m, to - 1);
     for (int64_t s0 = 0; s0 < n && rc == 0; s0 += g) {
         int64_t nb = n - s0 < g ? n - s0 : g;
-        float *cur = md->a;
-        if ((rc = be->ops->upload(be, cur, x + s0 * in_sz, (size_t)(nb * in_sz) * sizeof(float))))
+        /* Input on the device: read in place (never written: the first
+         * layer writes to a batch buffer). */
+        float *cur = where & VV_DEV_IN ? (float *)(x + s0 * in_sz) : md->a;
+        if (!(where & VV_DEV_IN) &&
+            (rc = be->ops->upload(be, cur, x + s0 * in_sz, (size_t)(nb * in_sz) * sizeof(float))))
             break;
         for (int i = from; i < to && rc == 0; i++) {
             const vv_layer *l = &m->layers[i];
@@ -254,16 +268,20 @@ int vv_model_forward_dev(vv_model_dev *md, int from, int to, const float *x, int
                 if (i + 1 + skip < to && m->layers[i + 1 + skip].type == VV_LAYER_RELU)
                     relu = 1, skip++;
             }
-            /* Elementwise layers work in place; the rest swap buffers. */
-            int inplace = l->type == VV_LAYER_RELU || l->type == VV_LAYER_BATCHNORM2D;
+            /* Elementwise layers work in place in a batch buffer; the rest
+             * swap buffers. */
+            int own = cur == md->a || cur == md->b;
+            int inplace = own && (l->type == VV_LAYER_RELU || l->type == VV_LAYER_BATCHNORM2D);
             float *dst = inplace ? cur : cur == md->a ? md->b : md->a;
             rc = layer(md, i, &md->l[i], fuse_bn, relu, cur, nb, dst);
             cur = dst;
             i += skip;
         }
-        if (rc == 0)
-            rc = be->ops->download(be, y + s0 * out_sz, cur,
-                                   (size_t)(nb * out_sz) * sizeof(float));
+        if (rc == 0 && where & VV_DEV_OUT) /* a device copy (an identity affine_act) */
+            rc = be->ops->affine_act(be, cur, out_sz, out_sz, nb, 1, out_sz, NULL, NULL, 0,
+                                     y + s0 * out_sz);
+        else if (rc == 0)
+            rc = be->ops->download(be, y + s0 * out_sz, cur, (size_t)(nb * out_sz) * sizeof(float));
     }
     return rc;
 }

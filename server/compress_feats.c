@@ -60,13 +60,14 @@ static int walk_to(walk *w, int64_t i0, int64_t n)
         if (!ok)
             return vv_fail(VV_ENOMEM, "features: out of memory for %lld images", (long long)n);
     }
-    int rc = w->tr ? compress_trunk_read(w->tr, i0, n, w->x)
-                   : vv_dataset_batch(w->ds, w->pp, NULL, i0, n, NULL, w->x, NULL);
     /* A pass of one worker leaves BLAS its threads, and the forward passes
      * may then have every core (split by images); with several workers
      * (single-threaded BLAS) the others are busy adding up their chunks. */
     int threads = vv_blas_threads() > 1 ? 0 : 1;
-    for (int j = 0; rc == 0 && j < w->nl; j++) {
+    int rc = w->tr ? compress_trunk_run(w->tr, w->md, w->plan[0], w->li[0], i0, n, w->x, w->in[0],
+                                        threads)
+                   : vv_dataset_batch(w->ds, w->pp, NULL, i0, n, NULL, w->x, NULL);
+    for (int j = w->tr ? 1 : 0; rc == 0 && j < w->nl; j++) {
         const float *from = j ? w->in[j - 1] : w->x;
         if (w->plan[j])
             rc = vv_forward_plan_run(w->plan[j], from, n, w->in[j], threads);

@@ -65,6 +65,8 @@ typedef struct trunk {
     int at;
     int64_t n, cols;
     float *mem;
+    float *dev;      /* or on the job's device, */
+    vv_backend *dbe; /* in its memory */
     int fd, in_file;
     int32_t *labels;
     double seconds;
@@ -85,17 +87,24 @@ int64_t compress_env_bytes(const char *name, int64_t dflt);
  * quarter of the free memory, at most 4 GiB). */
 int64_t compress_trunk_limit(void);
 /* Computes the trunk of m at layer at on images [0, n) of ds (one forward
- * pass, on the job's device when it has one) into *t: in memory when it
- * fits in *budget (which it then takes from), else in a temporary file in
- * dir.  With split (every rank calls it; in memory only), each rank under
- * mpirun computes its share of whole batches and gets the others' rows.
- * Fails with the data set's and forward pass's errors, VV_EIO, VV_ENOMEM
- * or VV_ESTATE (stopped; split: the error agreed on); *t is then empty. */
+ * pass, on the job's device when it has one) into *t: in the device's
+ * memory when the job has one and it takes at most half of what is free
+ * there, else in memory when it fits in *budget (which it then takes
+ * from), else in a temporary file in dir.  With split (every rank calls it; in memory only), each
+ * rank under mpirun computes its share of whole batches and gets the others' rows. Fails with the
+ * data set's and forward pass's errors, VV_EIO, VV_ENOMEM or VV_ESTATE (stopped; split: the error
+ * agreed on); *t is then empty. */
 int compress_trunk_build(cctx *c, const vv_model *m, int at, const vv_dataset *ds,
                          const vv_preprocess *pp, int64_t n, const char *dir, int64_t *budget,
                          int split, trunk *t);
 /* Rows [r0, r0 + n) of the trunk into dst (n x cols). */
 int compress_trunk_read(const trunk *t, int64_t r0, int64_t n, float *dst);
+/* Rows [r0, r0 + n) of the trunk through layers [t->at, to) of its network
+ * into y (host memory): on md's device straight from the trunk when it is
+ * there, else read into x (n x cols) and run by plan (layers [t->at, to);
+ * NULL when to == t->at: the rows go to y) with threads. */
+int compress_trunk_run(const trunk *t, vv_model_dev *md, vv_forward_plan *plan, int to, int64_t r0,
+                       int64_t n, float *x, float *y, int threads);
 /* Frees it and leaves it empty (fd -1); accepts NULL. */
 void compress_trunk_free(trunk *t);
 /* The trunks of the training (tr) and test (te: empty without test) images:

@@ -97,6 +97,8 @@ int compress_trunk_read(const trunk *t, int64_t r0, int64_t n, float *dst)
         memcpy(dst, t->mem + r0 * t->cols, bytes);
         return 0;
     }
+    if (t->dev)
+        return t->dbe->ops->download(t->dbe, dst, t->dev + r0 * t->cols, bytes);
     off_t off = (off_t)(r0 * t->cols) * (off_t)sizeof(float);
     for (size_t done = 0; done < bytes;) {
         ssize_t r = pread(t->fd, (char *)dst + done, bytes - done, off + (off_t)done);
@@ -110,10 +112,23 @@ int compress_trunk_read(const trunk *t, int64_t r0, int64_t n, float *dst)
     return 0;
 }
 
+int compress_trunk_run(const trunk *t, vv_model_dev *md, vv_forward_plan *plan, int to, int64_t r0,
+                       int64_t n, float *x, float *y, int threads)
+{
+    if (t->dev && md && vv_model_dev_backend(md) == t->dbe && to > t->at)
+        return vv_model_forward_dev_at(md, t->at, to, t->dev + r0 * t->cols, n, y, VV_DEV_IN);
+    int rc = compress_trunk_read(t, r0, n, plan ? x : y);
+    if (rc == 0 && plan)
+        rc = vv_forward_plan_run(plan, x, n, y, threads);
+    return rc;
+}
+
 void compress_trunk_free(trunk *t)
 {
     if (!t)
         return;
+    if (t->dev)
+        t->dbe->ops->free(t->dbe, t->dev);
     free(t->mem);
     free(t->labels);
     if (t->fd >= 0)
@@ -144,13 +159,20 @@ int compress_trunk_build(cctx *c, const vv_model *m, int at, const vv_dataset *d
     int64_t b = c->spec->batch_size > 0 ? c->spec->batch_size : 128;
     int64_t in = vv_model_size(m, -1);
     int rc = 0;
-    if (bytes <= *budget) {
+    /* On the job's device the trunk stays there when it takes at most half
+     * of the device's free memory (a split one goes between the ranks in
+     * host memory). */
+    size_t dfree = 0;
+    if (c->be && !split && c->be->ops->info(c->be, NULL, 0, &dfree, NULL) == 0 &&
+        (double)bytes <= (double)dfree / 2 && (t->dev = c->be->ops->alloc(c->be, (size_t)bytes)))
+        t->dbe = c->be;
+    if (!t->dev && bytes <= *budget) {
         if ((t->mem = malloc((size_t)bytes > 0 ? (size_t)bytes : 1)) != NULL)
             *budget -= bytes;
     }
-    if (!t->mem && split) {
+    if (!t->dev && !t->mem && split) {
         rc = vv_fail(VV_ENOMEM, "trunk features: out of memory for %lld bytes", (long long)bytes);
-    } else if (!t->mem) {
+    } else if (!t->dev && !t->mem) {
         /* Beyond the memory limit: an unlinked temporary file beside the run's
          * outputs (in the daemon, inside its data directory). */
         char path[4400];
@@ -184,6 +206,10 @@ int compress_trunk_build(cctx *c, const vv_model *m, int at, const vv_dataset *d
         if ((rc = vv_dataset_batch(ds, pp, NULL, r0, nb, NULL, x, t->labels + r0)) < 0)
             break;
         const float *out = x;
+        if (t->dev) {
+            rc = vv_model_forward_dev_at(md, 0, at, x, nb, t->dev + r0 * t->cols, VV_DEV_OUT);
+            continue;
+        }
         if (plan) {
             rc = vv_forward_plan_run(plan, x, nb, y, 0);
             out = y;
@@ -224,7 +250,10 @@ cJSON *compress_trunk_json(const vv_model *m, const trunk *tr, const trunk *te)
     cJSON_AddNumberToObject(o, "train_rows", (double)tr->n);
     cJSON_AddNumberToObject(o, "test_rows", te ? (double)te->n : 0);
     cJSON_AddNumberToObject(o, "bytes", (double)((tr->n + (te ? te->n : 0)) * tr->cols * 4));
-    cJSON_AddStringToObject(o, "storage", tr->in_file || (te && te->in_file) ? "file" : "memory");
+    cJSON_AddStringToObject(o, "storage",
+                            tr->in_file || (te && te->in_file)      ? "file"
+                            : tr->dev && (!te || !te->n || te->dev) ? "device"
+                                                                    : "memory");
     cJSON_AddNumberToObject(o, "seconds", tr->seconds + (te ? te->seconds : 0));
     /* Under mpirun: the processes that split the training images' trunk
      * (each holds it all, and the statistics passes start from it there). */
@@ -256,8 +285,7 @@ static int trunk_evaluate(cctx *c, const vv_model *m, vv_model_dev *md, const tr
             break;
         }
         int64_t nb = n - s0 < batch ? n - s0 : batch;
-        if ((rc = compress_trunk_read(t, s0, nb, x)) < 0 ||
-            (rc = vv_forward_plan_run(plan, x, nb, y, 0)) < 0)
+        if ((rc = compress_trunk_run(t, md, plan, m->n, s0, nb, x, y, 0)) < 0)
             break;
         rc = vv_score_logits(y, nb, k, t->labels + s0, s0, &correct, &total);
     }
@@ -370,10 +398,12 @@ int compress_trunks_get(cctx *c, run_cache *cache, const char *key, const vv_mod
 
 void compress_trunks_put(run_cache *cache, const char *key, trunk *tr, trunk *te)
 {
-    /* Only trunks held in memory are kept (the cache's budget is memory). */
-    trunk *held = cache && key && key[0] && tr->mem && (te->n == 0 || te->mem)
-                      ? malloc(2 * sizeof *held)
-                      : NULL;
+    /* Only trunks held in memory, or on the device, are kept (the cache's
+     * budget counts their bytes either way). */
+    trunk *held =
+        cache && key && key[0] && (tr->mem || tr->dev) && (te->n == 0 || te->mem || te->dev)
+            ? malloc(2 * sizeof *held)
+            : NULL;
     if (held) {
         held[0] = *tr;
         held[1] = *te;

@@ -381,6 +381,24 @@ def other_formats(tmp):
              rf.get("trunk"))
         t.ok(not [f for f in os.listdir(os.path.join(tmp, "cifar-file")) if f.startswith(".trunk")],
              "the trunk's temporary file is gone")
+        # On a device the trunk stays in its memory, and the layers above run
+        # there from it (the device's convolutions are im2col's, not
+        # Winograd's: float32 rounding apart, the same run).
+        # (The CUDA backend too, on the CUDA emulator when meson names it.)
+        emu = os.environ.get("VV_TEST_CUDA_EMULATOR")
+        for dev, env in [("sim:0", None)] + (
+                [("cuda:0", {"VVD_CUDA_DRIVER": emu, "VVD_CUBLAS": emu})] if emu else []):
+            rcv, rv, _ = run(tmp, dict(quick, device=dev), "cifar-" + dev.replace(":", ""), env)
+            t.ok(rcv == 0 and rv.get("trunk", {}).get("storage") == "device" and
+                 rv["trunk"].get("statistics_passes") == 2 and
+                 rv["trunk"].get("evaluations") == 3 and
+                 [l["kept"] for l in rv["layers"]] == [l["kept"] for l in rm["layers"]] and
+                 all(abs(x["lambda_max"] - y["lambda_max"]) <= 1e-5 * y["lambda_max"]
+                     for x, y in zip(rv["layers"], rm["layers"])) and
+                 all(abs(rv["stages"][p][q] - rm["stages"][p][q]) <= 1e-5 for p in rm["stages"]
+                     for q in ("train_acc", "test_acc", "train_loss", "test_loss")),
+                 "on %s the trunk is kept in the device's memory: the same neurons, "
+                 "lambda_max, accuracies and losses to 1e-5" % dev, rv.get("trunk") or rv)
         # Independent mode: every layer's inputs come from the original
         # network, so one pass over the data gives all the layers' statistics
         # (15 convs and 3 linear layers); with VVD_STATS_MEMORY=1 byte each

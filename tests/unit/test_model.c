@@ -85,6 +85,22 @@ static void against_torch(const char *name, vv_model *m)
                rel_err(out2, out, n * k) < 1e-5,
            "%s: on the device, [0,%d) then [%d,n) (%s first) equals the CPU pass", name, split,
            split, split == L ? "the last linear layer" : "a batch norm alone");
+    /* The same with the features between kept on the device (VV_DEV_OUT,
+     * then VV_DEV_IN): the same logits exactly, and the features (read by
+     * a batch norm, in place otherwise) unchanged. */
+    float *dmid = sim->ops->alloc(sim, (size_t)(n * ks) * sizeof(float));
+    float *out3 = malloc((size_t)(n * k) * sizeof(float)), *mid2 = malloc((size_t)(n * ks) * 4);
+    CHECKF(dmid && vv_model_forward_dev_at(md, 0, split, xa.data, n, dmid, VV_DEV_OUT) == 0 &&
+               vv_model_forward_dev_at(md, split, m->n, dmid, n, out3, VV_DEV_IN) == 0 &&
+               !memcmp(out3, out2, (size_t)(n * k) * sizeof(float)) &&
+               sim->ops->download(sim, mid2, dmid, (size_t)(n * ks) * sizeof(float)) == 0 &&
+               !memcmp(mid2, mid, (size_t)(n * ks) * sizeof(float)),
+           "%s: features kept on the device between [0,%d) and [%d,n): the same logits, the "
+           "features unchanged",
+           name, split, split);
+    sim->ops->free(sim, dmid);
+    free(out3);
+    free(mid2);
     /* A plan on the device runs the device's pass. */
     vv_forward_plan *plan;
     memset(out2, 0, (size_t)(n * k) * sizeof(float));

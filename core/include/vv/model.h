@@ -179,6 +179,13 @@ struct vv_backend *vv_model_dev_backend(const vv_model_dev *md);
  * to 256 samples go up, through layers [from, to) and back.  Fails with
  * the backend's errors (VV_ENOMEM when a batch does not fit). */
 int vv_model_forward_dev(vv_model_dev *md, int from, int to, const float *x, int64_t n, float *y);
+/* The same with x (VV_DEV_IN in where) and/or y (VV_DEV_OUT) in md's
+ * device memory (allocated by its backend): features kept on the device
+ * feed the layers above them, or are kept there, without crossing the
+ * bus.  x is only read. */
+enum { VV_DEV_IN = 1, VV_DEV_OUT = 2 };
+int vv_model_forward_dev_at(vv_model_dev *md, int from, int to, const float *x, int64_t n, float *y,
+                            int where);
 
 /* Accuracy (argmax, first on ties) and mean cross-entropy of the logits of
  * m in eval mode on images [0, n) of ds, preprocessed by pp, in batches of
