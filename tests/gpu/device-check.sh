@@ -13,8 +13,10 @@
 #      K=9216, D=4096, synthetic post-ReLU features) from the rows to
 #      rel_gap 1e-6, each phase timed (target: under 60 s on an H200);
 #   4. the paper's Adam-prox loop on the same data in PyTorch on the same
-#      GPU, its certificate printed as it goes (ADAM_SECONDS of Adam time).
-# Exit status 0 when 2 and 3 passed.  Logs go to $OUT when set; the 2.6 GB
+#      GPU, its certificate printed as it goes (ADAM_SECONDS of Adam time);
+#   5. (before 3) the forward pass of full-size VGG-19 and AlexNet on the
+#      GPU against the CPU's and PyTorch's logits (to 1e-4), images/s.
+# Exit status 0 when 2, 3 and 5 passed.  Logs go to $OUT when set; the 2.6 GB
 # of rows stay in the build folder.  About 5 minutes on an H200.  The tests
 # run it small on the CUDA emulator (tests/gpu/emu: VVD_CUDA_DRIVER,
 # VVD_CUBLAS, LASSO_ARGS="--n 3000 --k 128 --d 64", ADAM_SECONDS=3), so it
@@ -94,6 +96,48 @@ if command -v mpirun >/dev/null && command -v mpicc >/dev/null; then
 else
   echo "== two ranks: skipped (no mpirun or mpicc)"
 fi
+
+# Full-size VGG-19 (CIFAR) and AlexNet (64x64) forward on the GPU (weights
+# resident, each batch's images going up and logits coming down) against
+# the CPU's pass and against PyTorch's (on the GPU when its torch has
+# CUDA): the logits to 1e-4, the images/s of both.  FORWARD_DIV and
+# FORWARD_N make them narrow and few (the emulator's run).
+echo "== forward pass on the GPU: VGG-19 and AlexNet against PyTorch"
+fobjs=()
+for f in model model_forward model_winograd model_dev model_zoo safetensors_write; do
+  cc "${CFLAGS[@]}" -c "core/$f.c" -o "$B/$f.o" &
+  fobjs+=("$B/$f.o")
+done
+wait
+cc "${CFLAGS[@]}" bench/forward_driver.c "${fobjs[@]}" "${objs[@]}" $BLAS -ldl -lpthread -lm \
+  -o "$B/forward_driver"
+fdiv=${FORWARD_DIV:-1} fn=${FORWARD_N:-4096}
+havetorch=0
+python3 -c 'import torch, numpy' 2>/dev/null && havetorch=1
+for arch in vgg19_cifar alexnet_cifar64; do
+  d="$B/forward-$arch"
+  mkdir -p "$d"
+  v=$("$B/forward_driver" "$arch" "$fdiv" "$fn" 256 "$d" cuda) ||
+    { echo "device-check: the $arch forward pass FAILED"; exit 1; }
+  t='{}'
+  [ "$havetorch" = 1 ] && t=$(FORWARD_DEVICE=cuda python3 bench/forward_torch.py "$arch" "$fdiv" 256 "$d")
+  python3 - "$arch" "$fdiv" "$fn" "$v" "$t" <<'PY' | tee -a "$log/forward.txt" ||
+import json, sys
+arch, div, n, v, t = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4]), json.loads(sys.argv[5])
+print(f"{arch} widths/{div}, {n} images, batch 256: vvd on {v['device']} {v['images_per_s']:.0f} "
+      f"images/s, logits against the CPU's to {v['cpu_rel_diff']:.1e}")
+ok = v["cpu_rel_diff"] < 1e-4
+if t:
+    print(f"  PyTorch {t['torch']} on {t['device']}: {t['images_per_s']:.0f} images/s; ratio "
+          f"vvd/PyTorch {v['images_per_s'] / t['images_per_s']:.2f}x; logits agree to "
+          f"{t['rel_diff']:.1e}")
+    ok = ok and t["rel_diff"] < 1e-4
+else:
+    print("  (no torch and numpy in this python3: the PyTorch comparison is skipped)")
+sys.exit(0 if ok else 1)
+PY
+    { echo "device-check: the $arch logits differ by more than 1e-4"; exit 1; }
+done
 
 rc=0
 OUT=$log bash bench/bench_gpu.sh "$B/lasso_bench" "$B/data" "$ADAM_SECONDS" || rc=$?
