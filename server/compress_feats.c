@@ -94,15 +94,17 @@ typedef struct feats {
     const vv_layer *L;
     int li;
     int64_t k, d;
-    int64_t r0, n; /* rows held in phid or psi */
+    int64_t r0, n; /* a conv's rows held in rows */
+    /* Room for cap rows: a conv's patches (double, cap x k), a linear
+     * layer's outputs (float, cap x d). */
+    void *rows;
     int64_t cap;
-    float *psi; /* a linear layer's outputs (cap x d) */
     /* conv layers */
     int conv;
     int64_t pos, map; /* positions per image, of map = oh x ow */
     uint64_t seed;
-    int32_t *perm;     /* map entries of scratch */
-    double *phid, *wd; /* the rows' patches (cap x k); the weight (d x k) */
+    int32_t *perm; /* map entries of scratch */
+    double *wd;    /* the weight (d x k) */
 } feats;
 
 /* The output positions sampled from image img: all of them in order when
@@ -125,21 +127,28 @@ static void conv_positions(feats *f, int64_t img)
     }
 }
 
+/* f's row buffer *buf with room for n rows of `row` bytes: reallocated
+ * when short. */
+static int room(feats *f, void **buf, int64_t n, size_t row)
+{
+    if (n <= f->cap && *buf)
+        return 0;
+    free(*buf);
+    *buf = malloc((size_t)n * row);
+    f->cap = *buf ? n : 0;
+    return *buf ? 0 : vv_fail(VV_ENOMEM, "features: out of memory for %lld rows", (long long)n);
+}
+
 /* Rows [r0, r0 + n) of a conv layer: the images they come from, run up to
- * the layer and unfolded at the sampled positions into phid. */
+ * the layer and unfolded at the sampled positions into f->rows. */
 static int conv_fill(feats *f, int64_t r0, int64_t n)
 {
     const vv_layer *L = f->L;
     int64_t i0 = r0 / f->pos, i1 = (r0 + n - 1) / f->pos;
     f->r0 = -1;
-    if (n > f->cap) {
-        free(f->phid);
-        f->phid = malloc((size_t)(n * f->k) * sizeof(double));
-        f->cap = f->phid ? n : 0;
-        if (!f->cap)
-            return vv_fail(VV_ENOMEM, "features: out of memory for %lld rows", (long long)n);
-    }
-    int rc = walk_to(f->w, i0, i1 - i0 + 1);
+    int rc = room(f, &f->rows, n, (size_t)f->k * sizeof(double));
+    if (rc == 0)
+        rc = walk_to(f->w, i0, i1 - i0 + 1);
     if (rc < 0)
         return rc;
     int kk = L->kernel, ow = L->ow;
@@ -152,7 +161,7 @@ static int conv_fill(feats *f, int64_t r0, int64_t n)
         }
         int p = f->perm[r % f->pos], oy = p / ow, ox = p % ow;
         const float *mp = walk_input(f->w, f->j, img);
-        double *row = f->phid + (r - r0) * f->k;
+        double *row = (double *)f->rows + (r - r0) * f->k;
         for (int c = 0; c < L->c; c++)
             for (int ky = 0; ky < kk; ky++) {
                 int y = oy * L->stride - L->pad + ky;
@@ -175,7 +184,7 @@ static int read_phi(void *ctx, int64_t r0, int64_t n, double *dst)
     if (f->conv) {
         int rc = conv_fill(f, r0, n);
         if (rc == 0)
-            memcpy(dst, f->phid, (size_t)(n * f->k) * sizeof *dst);
+            memcpy(dst, f->rows, (size_t)(n * f->k) * sizeof *dst);
         return rc;
     }
     int rc = walk_to(f->w, r0, n);
@@ -195,24 +204,20 @@ static int read_psi(void *ctx, int64_t r0, int64_t n, double *dst)
         for (int64_t r = 0; r < n; r++)
             for (int64_t j = 0; j < f->d; j++)
                 dst[r * f->d + j] = f->L->bias_v ? f->L->bias_v[j] : 0;
-        vv_dgemm(0, 1, n, f->d, f->k, 1.0, f->phid, f->k, f->wd, f->k, 1.0, dst, f->d);
+        vv_dgemm(0, 1, n, f->d, f->k, 1.0, f->rows, f->k, f->wd, f->k, 1.0, dst, f->d);
         return 0;
     }
-    if (n > f->cap) {
-        free(f->psi);
-        f->psi = malloc((size_t)(n * f->d) * sizeof(float));
-        f->cap = f->psi ? n : 0;
-        if (!f->cap)
-            return vv_fail(VV_ENOMEM, "features: out of memory for %lld rows", (long long)n);
-    }
     walk *w = f->w;
-    int rc = walk_to(w, r0, n);
-    const float *x = rc == 0 ? walk_input(w, f->j, r0) : NULL;
+    int rc = room(f, &f->rows, n, (size_t)f->d * sizeof(float));
     if (rc == 0)
-        rc = w->md ? vv_model_forward_dev(w->md, f->li, f->li + 1, x, n, f->psi)
-                   : vv_model_forward(w->m, f->li, f->li + 1, x, n, f->psi);
+        rc = walk_to(w, r0, n);
+    const float *x = rc == 0 ? walk_input(w, f->j, r0) : NULL;
+    float *psi = f->rows;
+    if (rc == 0)
+        rc = w->md ? vv_model_forward_dev(w->md, f->li, f->li + 1, x, n, psi)
+                   : vv_model_forward(w->m, f->li, f->li + 1, x, n, psi);
     for (int64_t t = 0; rc == 0 && t < n * f->d; t++)
-        dst[t] = f->psi[t];
+        dst[t] = psi[t];
     return rc;
 }
 
@@ -295,9 +300,8 @@ int compress_layer_stats(cctx *c, const vv_model *m, int nl, const int *li, cons
     for (int j = 0; held && j < nl; j++) {
         vv_rows_free(src[j].phi);
         vv_rows_free(src[j].psi);
-        free(fs[j].psi);
+        free(fs[j].rows);
         free(fs[j].perm);
-        free(fs[j].phid);
         free(fs[j].wd);
         vv_forward_plan_free(w.plan[j]);
         free(w.in[j]);

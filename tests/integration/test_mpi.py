@@ -320,6 +320,20 @@ def failure_cases(tmp):
          "a kind without a statistics pass is refused under mpirun", r)
 
 
+def one_and_two(tmp, spec, name):
+    """spec run by one process (name1) and by 2 ranks (name2): both ran,
+    their results, kept.json of each, each layer's (lambda_max, lambda_max)
+    and the stderr tail."""
+    rc1, r1, _, err1, _ = run(tmp, spec, name + "1")
+    rc2, r2, _, err2, _ = run(tmp, spec, name + "2", np=2)
+    ok = rc1 == 0 and rc2 == 0
+    kept = [json.load(open(os.path.join(tmp, name + s, "kept.json"))) if ok else {s: 0}
+            for s in ("1", "2")]
+    lm = [(a["lambda_max"], b["lambda_max"]) for a, b in zip(r1["layers"], r2["layers"])] \
+        if ok else [(1, 0)]
+    return ok, r1, r2, kept[0], kept[1], lm, (err1 + err2)[-1500:]
+
+
 def compress_case(tmp):
     if not os.path.exists(os.path.join(FMNIST, "train-images-idx3-ubyte.gz")):
         t.ok(False, "Fashion-MNIST is installed (dataset-fashion-mnist) at " + FMNIST)
@@ -367,36 +381,23 @@ def compress_case(tmp):
            "layers": "all", "lambda_ratio": 0.05, "positions_per_image": 8,
            "data": {"format": "fashion-mnist", "max_train": 1001, "max_test": 200},
            "finetune": False, "baseline": False}
-    rc1, r1, _, err1, _ = run(tmp, cnn, "cnn1")
-    rc2, r2, _, err2, _ = run(tmp, cnn, "cnn2", np=2)
-    ok = rc1 == 0 and rc2 == 0
-    kept1 = json.load(open(os.path.join(tmp, "cnn1", "kept.json"))) if ok else {}
-    kept2 = json.load(open(os.path.join(tmp, "cnn2", "kept.json"))) if ok else None
+    ok, r1, r2, kept1, kept2, lm, err = one_and_two(tmp, cnn, "cnn")
     # The first layer's statistics are the original network's; later ones
     # come from a network changed by solves certified to rel_gap 1e-6, whose
     # iterates differ with the sums' rounding.
-    lm = [(a["lambda_max"], b["lambda_max"]) for a, b in zip(r1["layers"], r2["layers"])] \
-        if ok else [(1, 0)]
     t.ok(ok and kept1 == kept2 and abs(lm[0][0] - lm[0][1]) <= 1e-12 * lm[0][0] and
          all(abs(a - b) <= 1e-6 * a for a, b in lm),
          "channel pruning on 2 ranks: the same channels kept (%s), the first layer's lambda_max "
          "equal to 1e-12, the others to 1e-6" % {k: len(v) for k, v in kept1.items()},
-         (lm, (err1 + err2)[-1500:]))
+         (lm, err))
     # Independent layers: all of them from the original network, in one
     # pass whose batches the ranks share.
-    ind = dict(cnn, sequential=False)
-    rc1, r1, _, err1, _ = run(tmp, ind, "ind1")
-    rc2, r2, _, err2, _ = run(tmp, ind, "ind2", np=2)
-    ok = rc1 == 0 and rc2 == 0
-    kept1 = json.load(open(os.path.join(tmp, "ind1", "kept.json"))) if ok else {}
-    kept2 = json.load(open(os.path.join(tmp, "ind2", "kept.json"))) if ok else None
-    lm = [(a["lambda_max"], b["lambda_max"]) for a, b in zip(r1["layers"], r2["layers"])] \
-        if ok else [(1, 0)]
+    ok, r1, r2, kept1, kept2, lm, err = one_and_two(tmp, dict(cnn, sequential=False), "ind")
     n = len(lm)
     t.ok(ok and kept1 == kept2 and n >= 4 and all(abs(a - b) <= 1e-12 * a for a, b in lm) and
          all(l["stats_pass_layers"] == n for l in r1["layers"] + r2["layers"]),
          "independent layers on 2 ranks: the %d layers' statistics in one shared pass, the same "
-         "channels kept, every lambda_max equal to 1e-12" % n, (lm, (err1 + err2)[-1500:]))
+         "channels kept, every lambda_max equal to 1e-12" % n, (lm, err))
 
     # A trunk (a narrow VGG-19's convolutions, below classifier.1): the ranks
     # split its images, each then holds all of it, and the statistics passes
@@ -408,17 +409,13 @@ def compress_case(tmp):
                      "preprocess": {"mean": [0.49, 0.48, 0.45], "std": [0.25, 0.24, 0.26]}},
            "layers": "all_linear", "lambda_ratio": 0.3, "batch_size": 64,
            "data": {"format": "cifar10", "dir": cdir}, "finetune": False}
-    rc1, r1, _, err1, _ = run(tmp, vgg, "vgg1")
-    rc2, r2, _, err2, _ = run(tmp, vgg, "vgg2", np=2)
-    ok = rc1 == 0 and rc2 == 0
+    ok, r1, r2, _, _, lm, err = one_and_two(tmp, vgg, "vgg")
     tr1, tr2 = (r1.get("trunk", {}), r2.get("trunk", {})) if ok else ({}, {})
-    lm = [(a["lambda_max"], b["lambda_max"]) for a, b in zip(r1["layers"], r2["layers"])] \
-        if ok else [(1, 0)]
     t.ok(ok and tr1.get("ranks") == 1 and tr2.get("ranks") == 2 and
          tr2.get("train_rows") == 300 and tr2.get("statistics_passes") == 3 and
          tr1.get("statistics_passes") == 3,
          "a trunk split between 2 ranks (300 images in batches of 64), every statistics pass "
-         "from it", (tr1, tr2, (err1 + err2)[-1500:]))
+         "from it", (tr1, tr2, err))
     # The ranks' forward passes split a batch between fewer threads than
     # one process does (BLAS's float32 rounding depends on it).
     t.ok(ok and [l["kept"] for l in r1["layers"]] == [l["kept"] for l in r2["layers"]] and
