@@ -85,6 +85,10 @@ int64_t vv__backward_scratch(const vv_layer *l);
  * run in groups of samples that fit in it. */
 void vv__layer_backward(const vv_layer *l, const vv__saved *s, int64_t nb, const float *dy,
                         float *dx, float *dw, float *db, float *scratch, int64_t nscratch);
+/* A batch norm's backward pass for channels [c0, c1) only (their weight
+ * and bias gradients and their part of dx). */
+void vv__bn_backward(const vv_layer *l, const vv__saved *s, int64_t nb, const float *dy, float *dx,
+                     float *dw, float *db, int c0, int c1);
 
 /* SGD on n values with torch.optim.SGD's order of operations in float:
  * d = g + wd w; with a momentum buffer (buf not NULL) buf = mom buf + d and

@@ -5,6 +5,7 @@
  * train_backward.c. */
 #include "vv/train.h"
 #include "model_internal.h"
+#include "train_internal.h"
 #include "vv/array.h"
 #include "vv/model.h"
 
@@ -15,7 +16,8 @@
 #include <string.h>
 
 /* Conv scratch budget (im2col columns and gemm output) per layer, in
- * floats (about 64 MiB): a conv layer runs in groups of samples that fit. */
+ * floats (about 64 MiB, shared by the threads a layer is split over): a
+ * conv layer runs in groups of samples that fit. */
 #define SCRATCH_FLOATS (16l << 20)
 
 /* Scratch floats of a group of g samples through conv layer l: its im2col
@@ -25,37 +27,6 @@ static int64_t group_scratch(const vv_layer *l, int64_t g)
 {
     return l->type == VV_LAYER_CONV2D ? g * vv__backward_scratch(l) + 2 * (int64_t)l->oc : 0;
 }
-
-/* One trainable tensor: a layer's weight or bias. */
-typedef struct {
-    int layer, is_bias, decay;
-    int64_t numel;
-    float *grad;
-    float *m1, *m2; /* momentum buffer, or Adam's exp_avg and exp_avg_sq */
-} tparam;
-
-struct vv_trainer {
-    vv_model *m;
-    vv_train_opts o;
-    int64_t step;
-    int np;
-    tparam *p;
-    float **dw, **db;       /* per layer: views of the tparams' gradients */
-    int64_t *group;         /* per conv layer: samples per gemm group */
-    float **mean, **invstd; /* per batch-norm layer: the batch statistics */
-    double **var;           /* per batch-norm layer: the biased batch variance */
-    /* Batch buffers, for up to cap samples. */
-    int64_t cap;
-    float **buf;          /* per layer: its output (NULL for flatten, in-place relu) */
-    const float **out;    /* per layer: its output in the last pass (may alias) */
-    int32_t **argmax;     /* per max-pool layer */
-    uint8_t **keep;       /* per dropout layer */
-    const uint8_t **mask; /* per dropout layer: keep, or NULL when inactive */
-    float *ga, *gb;       /* activation gradients, ping-pong */
-    float *scratch;
-    int64_t nscratch;
-    const float *input_grad;
-};
 
 void vv_train_opts_default(vv_train_opts *o)
 {
@@ -127,6 +98,7 @@ void vv_trainer_free(vv_trainer *t)
         free(t->var[i]);
     }
     free(t->p);
+    free(t->dwp);
     free(t->dw);
     free(t->db);
     free(t->group);
@@ -141,15 +113,30 @@ void vv_trainer_free(vv_trainer *t)
     free(t);
 }
 
-/* Samples per gemm group of a conv layer (0 for other layers): as many as
- * fit in SCRATCH_FLOATS, at least 1.  It depends on the layer only, so a
- * layer's results do not depend on the batch sizes seen before. */
-static int64_t conv_group(const vv_layer *l)
+/* Samples per gemm group of a conv layer (0 for other layers) when split
+ * over `parts` threads: as many as fit in their share of SCRATCH_FLOATS,
+ * at least 1.  It depends on the layer and the machine only, so a layer's
+ * results do not depend on the batch sizes seen before. */
+static int64_t conv_group(const vv_layer *l, int parts)
 {
-    int64_t per = vv__backward_scratch(l);
+    int64_t per = vv__backward_scratch(l), budget = SCRATCH_FLOATS / parts;
     if (!per)
         return 0;
-    return SCRATCH_FLOATS / per > 1 ? SCRATCH_FLOATS / per : 1;
+    return budget / per > 1 ? budget / per : 1;
+}
+
+/* Floats of a conv's or linear layer's weight and bias gradients (the
+ * largest layer's): the other threads' parts of them. */
+static int64_t part_grad_floats(const vv_model *m)
+{
+    int64_t most = 0;
+    for (int i = 0; i < m->n; i++) {
+        const vv_layer *l = &m->layers[i];
+        if ((l->type == VV_LAYER_CONV2D || l->type == VV_LAYER_LINEAR) &&
+            vv__weight_count(l) + l->out_ch > most)
+            most = vv__weight_count(l) + l->out_ch;
+    }
+    return most;
 }
 
 /* Whether relu layer i runs in place, over its input: when a layer before
@@ -171,11 +158,13 @@ int64_t vv_trainer_bytes(const vv_model *m, const vv_train_opts *o, int64_t n)
     if (!m->finished || n < 1)
         return 0;
     int nbuf = o->optimizer == VV_OPT_ADAM ? 2 : o->momentum > 0 ? 1 : 0;
+    int64_t min_split;
+    int parts = vv__train_parts(&min_split);
     int64_t floats = vv_model_params(m) * (1 + nbuf), bytes = 0, widest = vv_model_size(m, -1);
     int64_t ns = 0;
     for (int i = 0; i < m->n; i++) {
         const vv_layer *l = &m->layers[i];
-        int64_t sz = vv_model_size(m, i), g = conv_group(l);
+        int64_t sz = vv_model_size(m, i), g = conv_group(l, parts);
         widest = sz > widest ? sz : widest;
         if (l->type != VV_LAYER_FLATTEN && !in_place(m, i))
             floats += n * sz;
@@ -188,7 +177,7 @@ int64_t vv_trainer_bytes(const vv_model *m, const vv_train_opts *o, int64_t n)
         if (g && group_scratch(l, g < n ? g : n) > ns)
             ns = group_scratch(l, g < n ? g : n);
     }
-    floats += 2 * n * widest + ns;
+    floats += 2 * n * widest + parts * ns + (parts - 1) * part_grad_floats(m);
     return bytes + floats * (int64_t)sizeof(float);
 }
 
@@ -215,9 +204,14 @@ static int alloc_state(vv_trainer *t)
         return VV_ENOMEM;
     const vv_train_opts *o = &t->o;
     int nbuf = o->optimizer == VV_OPT_ADAM ? 2 : o->momentum > 0 ? 1 : 0;
+    t->parts = vv__train_parts(&t->min_split);
+    t->ndwp = part_grad_floats(m);
+    if (t->parts > 1 && t->ndwp &&
+        !(t->dwp = malloc((size_t)((t->parts - 1) * t->ndwp) * sizeof(float))))
+        return VV_ENOMEM;
     for (int i = 0; i < L; i++) {
         vv_layer *l = &m->layers[i];
-        t->group[i] = conv_group(l);
+        t->group[i] = conv_group(l, t->parts);
         if (l->type == VV_LAYER_BATCHNORM2D) {
             t->mean[i] = malloc((size_t)l->c * sizeof(float));
             t->invstd[i] = malloc((size_t)l->c * sizeof(float));
@@ -307,7 +301,7 @@ static int grow(vv_trainer *t, int64_t n)
     if (ok) {
         t->ga = malloc((size_t)(n * widest) * sizeof(float));
         t->gb = malloc((size_t)(n * widest) * sizeof(float));
-        t->scratch = ns ? malloc((size_t)ns * sizeof(float)) : NULL;
+        t->scratch = ns ? malloc((size_t)(t->parts * ns) * sizeof(float)) : NULL;
         ok = t->ga && t->gb && (!ns || t->scratch);
     }
     if (!ok) {
@@ -317,129 +311,6 @@ static int grow(vv_trainer *t, int64_t n)
     t->cap = n;
     t->nscratch = ns;
     return 0;
-}
-
-/* ---- Training-mode forward pass -------------------------------------------------- */
-
-/* Batch norm on the batch's statistics; keeps the mean, 1/std and biased
- * variance per channel. */
-static void bn_train(const vv_layer *l, const float *x, int64_t nb, float *y, float *mean,
-                     float *invstd, double *var)
-{
-    int64_t hw = (int64_t)l->h * l->w;
-    double cnt = (double)(nb * hw);
-    for (int c = 0; c < l->c; c++) {
-        double s = 0, q = 0;
-        for (int64_t t = 0; t < nb; t++) {
-            const float *src = x + (t * l->c + c) * hw;
-            for (int64_t p = 0; p < hw; p++)
-                s += src[p];
-        }
-        double mu = s / cnt;
-        for (int64_t t = 0; t < nb; t++) {
-            const float *src = x + (t * l->c + c) * hw;
-            for (int64_t p = 0; p < hw; p++)
-                q += (src[p] - mu) * (src[p] - mu);
-        }
-        var[c] = q / cnt;
-        mean[c] = (float)mu;
-        invstd[c] = (float)(1.0 / sqrt(var[c] + (double)l->eps));
-        float a = invstd[c] * l->weight[c], b = l->bias_v[c] - mean[c] * a;
-        for (int64_t t = 0; t < nb; t++) {
-            const float *src = x + (t * l->c + c) * hw;
-            float *dst = y + (t * l->c + c) * hw;
-            for (int64_t p = 0; p < hw; p++)
-                dst[p] = src[p] * a + b;
-        }
-    }
-}
-
-/* Max pooling that also records where each maximum came from (the first
- * maximum of its window, like the eval-mode pass and PyTorch). */
-static void maxpool_train(const vv_layer *l, const float *x, int64_t nb, float *y, int32_t *arg)
-{
-    for (int64_t sc = 0; sc < nb * l->c; sc++) {
-        const float *src = x + sc * l->h * l->w;
-        float *dst = y + sc * l->oh * l->ow;
-        int32_t *ai = arg + sc * l->oh * l->ow;
-        for (int i = 0; i < l->oh; i++)
-            for (int j = 0; j < l->ow; j++) {
-                int y0 = i * l->stride - l->pad, x0 = j * l->stride - l->pad;
-                int a0 = y0 < 0 ? 0 : y0, b0 = x0 < 0 ? 0 : x0;
-                float acc = -FLT_MAX;
-                int32_t idx = a0 * l->w + b0;
-                for (int a = a0; a < y0 + l->kernel && a < l->h; a++)
-                    for (int b = b0; b < x0 + l->kernel && b < l->w; b++) {
-                        float v = src[a * l->w + b];
-                        if (v > acc || isnan(v)) {
-                            acc = v;
-                            idx = a * l->w + b;
-                        }
-                    }
-                dst[i * l->ow + j] = acc;
-                ai[i * l->ow + j] = idx;
-            }
-    }
-}
-
-static void forward_train(vv_trainer *t, const float *x, int64_t n, vv_rng *rng)
-{
-    vv_model *m = t->m;
-    const float *cur = x;
-    for (int i = 0; i < m->n; i++) {
-        const vv_layer *l = &m->layers[i];
-        float *y = t->buf[i];
-        int64_t in_sz = vv_model_size(m, i - 1), out_sz = vv_model_size(m, i);
-        t->mask[i] = NULL;
-        switch (l->type) {
-        case VV_LAYER_FLATTEN:
-            y = (float *)cur;
-            break;
-        case VV_LAYER_DROPOUT:
-            if (!rng || l->p == 0) {
-                y = (float *)cur;
-                break;
-            }
-            {
-                float scale = l->p < 1 ? 1.0f / (float)(1.0 - (double)l->p) : 0.0f;
-                uint8_t *k = t->keep[i];
-                for (int64_t e = 0; e < n * in_sz; e++) {
-                    k[e] = vv_rng_uniform(rng) >= (double)l->p;
-                    y[e] = k[e] ? cur[e] * scale : 0.0f;
-                }
-                t->mask[i] = k;
-            }
-            break;
-        case VV_LAYER_CONV2D:
-            for (int64_t s0 = 0; s0 < n; s0 += t->group[i]) {
-                int64_t nb = n - s0 < t->group[i] ? n - s0 : t->group[i], cs, ts;
-                vv__scratch_sizes(l, nb, &cs, &ts);
-                vv__layer_forward(l, cur + s0 * in_sz, nb, y + s0 * out_sz, t->scratch,
-                                  t->scratch + cs);
-            }
-            break;
-        case VV_LAYER_BATCHNORM2D:
-            bn_train(l, cur, n, y, t->mean[i], t->invstd[i], t->var[i]);
-            break;
-        case VV_LAYER_MAXPOOL2D:
-            maxpool_train(l, cur, n, y, t->argmax[i]);
-            break;
-        case VV_LAYER_RELU:
-            if (!y) { /* in place */
-                y = (float *)cur;
-                for (int64_t e = 0; e < n * in_sz; e++)
-                    y[e] = y[e] > 0 ? y[e] : 0.0f;
-            } else {
-                vv__layer_forward(l, cur, n, y, NULL, NULL);
-            }
-            break;
-        default:
-            vv__layer_forward(l, cur, n, y, NULL, NULL);
-            break;
-        }
-        t->out[i] = y;
-        cur = y;
-    }
 }
 
 /* The mean loss of the logits z (n x k) and its gradient dz; counts the
@@ -477,33 +348,6 @@ static double loss_grad(vv_loss loss, const float *z, const int32_t *labels, int
     if (correct)
         *correct = right;
     return loss == VV_LOSS_CE ? total / (double)n : total / ((double)n * k);
-}
-
-/* Back-propagates dz (in t->ga) down to layer lo; with want_dx, through
- * layer lo to the input as well. */
-static void backward(vv_trainer *t, const float *x, int64_t n, int lo, int want_dx)
-{
-    vv_model *m = t->m;
-    float *g = t->ga;
-    for (int i = m->n - 1; i >= lo; i--) {
-        const vv_layer *l = &m->layers[i];
-        int need_dx = i > lo || want_dx;
-        if (l->type == VV_LAYER_FLATTEN || (l->type == VV_LAYER_DROPOUT && !t->mask[i]))
-            continue; /* the identity: the gradient passes unchanged */
-        float *dx = g == t->ga ? t->gb : t->ga;
-        vv__saved s = {.x = i ? t->out[i - 1] : x,
-                       .y = t->out[i],
-                       .argmax = t->argmax[i],
-                       .keep = t->mask[i],
-                       .mean = t->mean[i],
-                       .invstd = t->invstd[i]};
-        if (l->type == VV_LAYER_DROPOUT)
-            s.scale = l->p < 1 ? 1.0f / (float)(1.0 - (double)l->p) : 0.0f;
-        vv__layer_backward(l, &s, n, g, need_dx ? dx : NULL, t->dw[i], t->db[i], t->scratch,
-                           t->nscratch);
-        g = dx;
-    }
-    t->input_grad = want_dx ? g : NULL;
 }
 
 /* Checks a batch and sizes the buffers for it. */
@@ -550,10 +394,10 @@ int vv_trainer_grad(vv_trainer *t, const float *x, const int32_t *labels, int64_
     if (rc < 0)
         return rc;
     vv_model *m = t->m;
-    forward_train(t, x, n, rng);
+    vv__train_forward(t, x, n, rng);
     double v = loss_grad(t->o.loss, t->out[m->n - 1], labels, n, (int)vv_model_size(m, m->n - 1),
                          t->ga, NULL);
-    backward(t, x, n, 0, 1);
+    vv__train_backward(t, x, n, 0, 1);
     if (loss)
         *loss = v;
     return 0;
@@ -598,7 +442,7 @@ int vv_trainer_step(vv_trainer *t, const float *x, const int32_t *labels, int64_
     if (rc < 0)
         return rc;
     vv_model *m = t->m;
-    forward_train(t, x, n, rng);
+    vv__train_forward(t, x, n, rng);
     int64_t correct;
     double loss = loss_grad(t->o.loss, t->out[m->n - 1], labels, n, (int)vv_model_size(m, m->n - 1),
                             t->ga, &correct);
@@ -607,7 +451,7 @@ int vv_trainer_step(vv_trainer *t, const float *x, const int32_t *labels, int64_
                        (long long)t->step + 1, lr);
     int lo = first_param_layer(m);
     if (lo < m->n)
-        backward(t, x, n, lo, 0);
+        vv__train_backward(t, x, n, lo, 0);
     t->input_grad = NULL;
     update(t, lr);
     /* Batch norm's running statistics, from this batch's (unbiased) ones. */

@@ -101,12 +101,12 @@ static void conv_backward(const vv_layer *l, const vv__saved *s, int64_t nb, con
     }
 }
 
-static void bn_backward(const vv_layer *l, const vv__saved *s, int64_t nb, const float *dy,
-                        float *dx, float *dw, float *db)
+void vv__bn_backward(const vv_layer *l, const vv__saved *s, int64_t nb, const float *dy, float *dx,
+                     float *dw, float *db, int c0, int c1)
 {
     int64_t hw = (int64_t)l->h * l->w;
     double m = (double)(nb * hw);
-    for (int c = 0; c < l->c; c++) {
+    for (int c = c0; c < c1; c++) {
         float mean = s->mean[c], inv = s->invstd[c];
         double sdy = 0, sdot = 0;
         for (int64_t t = 0; t < nb; t++) {
@@ -218,7 +218,7 @@ void vv__layer_backward(const vv_layer *l, const vv__saved *s, int64_t nb, const
         conv_backward(l, s, nb, dy, dx, dw, db, scratch, nscratch);
         break;
     case VV_LAYER_BATCHNORM2D:
-        bn_backward(l, s, nb, dy, dx, dw, db);
+        vv__bn_backward(l, s, nb, dy, dx, dw, db, 0, l->c);
         break;
     case VV_LAYER_RELU:
         if (dx)

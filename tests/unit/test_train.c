@@ -505,13 +505,18 @@ static void memory(void)
     o.momentum = 0.9;
     int64_t p = 784 * 1024 + 1024 + 1024 * 1024 + 1024 + 1024 * 10 + 10;
     /* weights' gradient and momentum; outputs of fc1, fc2 (relus in place)
-     * and fc3; two gradient buffers of 1024 per sample */
-    int64_t want = 4 * (2 * p + 256 * (2 * 1024 + 10) + 2 * 256 * 1024);
+     * and fc3; two gradient buffers of 1024 per sample; split over 2
+     * threads, the second thread's part of the largest layer's weight and
+     * bias gradients (fc2's) */
+    setenv("VV_TRAIN_THREADS", "2", 1);
+    int64_t want = 4 * (2 * p + 256 * (2 * 1024 + 10) + 2 * 256 * 1024 + 1024 * 1024 + 1024);
     int64_t got = vv_trainer_bytes(&m, &o, 256);
-    CHECKF(got == want, "MLP 784-1024-1024-10 with SGD momentum at batch 256 needs %.1f MiB (%lld)",
+    CHECKF(got == want,
+           "MLP 784-1024-1024-10 with SGD momentum at batch 256 on 2 threads needs %.1f MiB (%lld)",
            (double)got / (1 << 20), (long long)want);
     o.optimizer = VV_OPT_ADAM;
     CHECK(vv_trainer_bytes(&m, &o, 256) == want + 4 * p, "Adam adds a second buffer");
+    unsetenv("VV_TRAIN_THREADS");
     CHECK(vv_trainer_bytes(&m, &o, 0) == 0, "no batch, no answer");
     vv_model_free(&m);
     vv_model_vgg19_cifar(&m, 1, 10);
