@@ -27,6 +27,9 @@
  * the speed). */
 #define ACT_FLOATS (8l << 20)
 #define CONV_FLOATS (8l << 20)
+/* An im2col convolution's chunk of columns and output, in floats (4 MiB:
+ * 1, 2 and 8 MiB were within noise of it on AlexNet, 32 MiB 1.35x slower). */
+#define IM2COL_FLOATS (1l << 20)
 /* Samples per pass through the fully connected tail at least (its weights
  * are read once per pass: AlexNet's first is 151 MB). */
 #define DENSE_GROUP 1024
@@ -131,7 +134,9 @@ static void conv(const vv_layer *l, const float *u, const float *x, int64_t nb, 
     }
     /* A pool is fused only where Winograd runs (run_seg). */
     assert(!pool);
-    int64_t per = (ckk + oc) * ohw, g = nscr / per;
+    /* Chunks of about IM2COL_FLOATS: the columns are read back by the
+     * sgemm while they are still in cache. */
+    int64_t per = (ckk + oc) * ohw, g = (nscr < IM2COL_FLOATS ? nscr : IM2COL_FLOATS) / per;
     g = g < 1 ? 1 : g > nb ? nb : g;
     int64_t in_sz = (int64_t)l->c * l->h * l->w, out_sz = oc * ohw;
     vv_backend *be = vv_backend_cpu();
