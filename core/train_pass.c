@@ -4,10 +4,9 @@
  * by samples (each thread on its share with scratch of its own, BLAS
  * single-threaded; the weight gradients summed from the threads' parts, in
  * part order), batch norm by channels; dropout's masks are drawn in order
- * from one random stream.  A
- * layer's split depends only on the batch size and the number of cores, so
- * a run is repeatable on one machine.  The layers' kernels are in
- * model_forward.c and train_backward.c. */
+ * from one random stream.  A layer's split depends only on the batch size
+ * and the number of cores, so a run is repeatable on one machine.  The
+ * layers' kernels are in model_forward.c and train_backward.c. */
 #include "train_internal.h"
 #include "vv/blas.h"
 #include "vv/model.h"
