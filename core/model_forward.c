@@ -7,6 +7,7 @@
  * between calls: the Winograd weights, a folded pool's weights, the
  * threads' scratch. */
 #include "model_internal.h"
+#include "parts.h"
 #include "vv/backend.h"
 #include "vv/blas.h"
 #include "vv/model.h"
@@ -432,16 +433,14 @@ typedef struct fwd_part {
     scratch *own; /* the part's scratch, kept by the plan */
     int rc;
     char detail[512];
-    pthread_t tid;
 } fwd_part;
 
-static void *fwd_thread(void *arg)
+static void fwd_run(void *ctx, int t)
 {
-    fwd_part *p = arg;
+    fwd_part *p = (fwd_part *)ctx + t;
     p->rc = p->n > 0 ? run_seg(p->m, p->from, p->to, p->x, p->n, p->y, p->u, 0, p->own) : 0;
     if (p->rc < 0)
         snprintf(p->detail, sizeof p->detail, "%s", vv_err_detail());
-    return NULL;
 }
 
 /* Layers [from, to) (no fully connected tail) split by samples over
@@ -455,7 +454,6 @@ static int run_parallel(const vv_model *m, int from, int to, const float *x, int
     fwd_part parts[MAX_THREADS];
     int blas = vv_blas_threads();
     vv_blas_set_threads(1);
-    int started = 0;
     for (int t = 0; t < threads; t++) {
         int64_t s0 = n * t / threads, s1 = n * (t + 1) / threads;
         parts[t] = (fwd_part){.m = m,
@@ -467,15 +465,7 @@ static int run_parallel(const vv_model *m, int from, int to, const float *x, int
                               .u = u,
                               .own = &own[t]};
     }
-    for (int t = 1; t < threads; t++, started++)
-        if (pthread_create(&parts[t].tid, NULL, fwd_thread, &parts[t]))
-            break;
-    fwd_thread(&parts[0]);
-    /* Parts whose thread did not start run here. */
-    for (int t = started + 1; t < threads; t++)
-        fwd_thread(&parts[t]);
-    for (int t = 1; t <= started; t++)
-        pthread_join(parts[t].tid, NULL);
+    vv__run_parts(threads, fwd_run, parts);
     vv_blas_set_threads(blas);
     for (int t = 0; t < threads; t++)
         if (parts[t].rc < 0)

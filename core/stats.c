@@ -1,4 +1,5 @@
 /* stats.c - sufficient statistics G, Bt, c in one streaming pass. */
+#include "parts.h"
 #include "vv/blas.h"
 #include "vv/cpu.h"
 #include "vv/err.h"
@@ -81,7 +82,6 @@ typedef struct acc {
 typedef struct worker {
     pass *p;
     acc *a; /* one per problem */
-    pthread_t tid;
 } worker;
 
 static void fail(pass *p, int rc)
@@ -126,9 +126,10 @@ static int flush(pass *p, acc *a, int j)
     return rc;
 }
 
-static void *work(void *arg)
+/* Worker i of the array ws. */
+static void work(void *ws, int i)
 {
-    worker *w = arg;
+    worker *w = (worker *)ws + i;
     pass *p = w->p;
     int rc = 0;
     for (;;) {
@@ -138,7 +139,7 @@ static void *work(void *arg)
                 rc = flush(p, &w->a[j], j);
         if (rc < 0) {
             fail(p, rc);
-            return NULL;
+            return;
         }
         pthread_mutex_lock(&p->lock);
         int64_t u0 = p->next;
@@ -168,14 +169,13 @@ static void *work(void *arg)
             pthread_mutex_unlock(&p->lock);
         if (rc < 0) {
             fail(p, rc);
-            return NULL;
+            return;
         }
     }
     for (int j = 0; j < p->np && rc == 0; j++)
         rc = flush(p, &w->a[j], j);
     if (rc < 0)
         fail(p, rc);
-    return NULL;
 }
 
 int vv_stats_compute(vv_rows *phi, vv_rows *psi, const vv_stats_opts *opts, vv_stats *out)
@@ -317,18 +317,11 @@ int vv_stats_compute_set(int np, const vv_stats_src *src, const vv_stats_opts *o
         }
     }
     if (nw == 1) {
-        work(&ws[0]);
+        work(&ws[0], 0);
     } else {
         int threads = vv_blas_threads();
         vv_blas_set_threads(1);
-        int started = 0;
-        for (; started < nw; started++)
-            if (pthread_create(&ws[started].tid, NULL, work, &ws[started]))
-                break;
-        if (started == 0)
-            work(&ws[0]);
-        for (int i = 0; i < started; i++)
-            pthread_join(ws[i].tid, NULL);
+        vv__run_parts(nw, work, ws);
         vv_blas_set_threads(threads);
     }
     if (p.rc < 0)

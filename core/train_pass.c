@@ -7,13 +7,13 @@
  * from one random stream.  A layer's split depends only on the batch size
  * and the number of cores, so a run is repeatable on one machine.  The
  * layers' kernels are in model_forward.c and train_backward.c. */
+#include "parts.h"
 #include "train_internal.h"
 #include "vv/blas.h"
 #include "vv/model.h"
 
 #include <float.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -32,7 +32,8 @@ int vv__train_parts(int64_t *min_split)
     return n < 1 ? 1 : n > VV_TRAIN_PARTS ? VV_TRAIN_PARTS : (int)n;
 }
 
-/* One layer's work: samples (or channels) [lo(p), lo(p + 1)) go to part p. */
+/* One layer's work: samples (or channels) [lo(p), lo(p + 1)) go to part p
+ * (vv__run_parts). */
 typedef struct job {
     vv_trainer *t;
     int i;              /* the layer */
@@ -41,48 +42,11 @@ typedef struct job {
     const float *dy;    /* backward: the output gradient */
     float *dx;          /* backward: the input gradient, or NULL */
     int parts;
-    pthread_t tid[VV_TRAIN_PARTS];
-    int started[VV_TRAIN_PARTS];
 } job;
-
-typedef struct part_arg {
-    job *j;
-    int p;
-    void (*fn)(job *j, int p);
-} part_arg;
-
-static void *part_main(void *a)
-{
-    part_arg *pa = a;
-    pa->fn(pa->j, pa->p);
-    return NULL;
-}
 
 static int64_t lo(int64_t n, int p, int parts)
 {
     return n * p / parts;
-}
-
-/* Runs fn(j, p) for every part, part 0 on the calling thread; a part
- * whose thread cannot start runs here afterwards. */
-static void run_parts(job *j, void (*fn)(job *j, int p))
-{
-    if (j->parts <= 1) {
-        fn(j, 0);
-        return;
-    }
-    part_arg pa[VV_TRAIN_PARTS];
-    for (int p = 1; p < j->parts; p++) {
-        pa[p] = (part_arg){j, p, fn};
-        j->started[p] = pthread_create(&j->tid[p], NULL, part_main, &pa[p]) == 0;
-    }
-    fn(j, 0);
-    for (int p = 1; p < j->parts; p++) {
-        if (j->started[p])
-            pthread_join(j->tid[p], NULL);
-        else
-            fn(j, p);
-    }
 }
 
 /* A pass whose layers are split over threads runs BLAS single-threaded
@@ -169,8 +133,9 @@ static void maxpool_train(const vv_layer *l, const float *x, int64_t nb, float *
 
 /* Forward, samples [lo, hi) of part p: convolutions in groups that fit the
  * part's scratch, pools, ReLUs and the rest of the per-sample layers. */
-static void forward_part(job *j, int p)
+static void forward_part(void *ctx, int p)
 {
+    job *j = ctx;
     vv_trainer *t = j->t;
     const vv_layer *l = &t->m->layers[j->i];
     int64_t s0 = lo(j->n, p, j->parts), s1 = lo(j->n, p + 1, j->parts);
@@ -243,7 +208,7 @@ void vv__train_forward(vv_trainer *t, const float *x, int64_t n, vv_rng *rng)
                 j.y = y = (float *)cur;
             j.parts = parts_for(t, l->type == VV_LAYER_BATCHNORM2D ? l->c : n,
                                 n * (in_sz > out_sz ? in_sz : out_sz));
-            run_parts(&j, forward_part);
+            vv__run_parts(j.parts, forward_part, &j);
             break;
         }
         t->out[i] = y;
@@ -255,8 +220,9 @@ void vv__train_forward(vv_trainer *t, const float *x, int64_t n, vv_rng *rng)
 /* Backward, part p: batch norm's channels, else samples [lo, hi) (a conv's
  * or linear layer's weight and bias gradients of part p > 0 into its own
  * buffer). */
-static void backward_part(job *j, int p)
+static void backward_part(void *ctx, int p)
 {
+    job *j = ctx;
     vv_trainer *t = j->t;
     const vv_layer *l = &t->m->layers[j->i];
     int i = j->i;
@@ -311,7 +277,7 @@ void vv__train_backward(vv_trainer *t, const float *x, int64_t n, int lo_layer, 
                  .dx = need_dx ? dx : NULL,
                  .parts = parts_for(t, l->type == VV_LAYER_BATCHNORM2D ? l->c : n,
                                     n * (in_sz > out_sz ? in_sz : out_sz))};
-        run_parts(&j, backward_part);
+        vv__run_parts(j.parts, backward_part, &j);
         /* A conv's or linear layer's weight and bias gradients: part 0's
          * plus the others'. */
         int64_t nw = t->dw[i] && l->type != VV_LAYER_BATCHNORM2D ? vv__weight_count(l) : 0;

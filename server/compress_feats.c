@@ -238,9 +238,7 @@ int compress_layer_stats(cctx *c, const vv_model *m, int nl, const int *li, cons
               .pp = pp,
               .nl = nl,
               .li = li,
-              .cols = tr ? tr->cols : vv_model_size(m, -1),
-              .i0 = 0,
-              .n = 0};
+              .cols = tr ? tr->cols : vv_model_size(m, -1)};
     w.plan = calloc((size_t)nl, sizeof *w.plan);
     w.size = calloc((size_t)nl, sizeof *w.size);
     w.in = calloc((size_t)nl, sizeof *w.in);

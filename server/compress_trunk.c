@@ -137,15 +137,6 @@ void compress_trunk_free(trunk *t)
     t->fd = -1;
 }
 
-/* The rows of images [0, n) that rank r computes in a split build: whole
- * batches of b, as one process runs them. */
-static void split_rows(int64_t n, int64_t b, int r, int64_t *lo, int64_t *hi)
-{
-    vv_stats_share((n + b - 1) / b, r, par_size(), lo, hi);
-    *lo *= b;
-    *hi = *hi * b < n ? *hi * b : n;
-}
-
 int compress_trunk_build(cctx *c, const vv_model *m, int at, const vv_dataset *ds,
                          const vv_preprocess *pp, int64_t n, const char *dir, int64_t *budget,
                          int split, trunk *t)
@@ -184,19 +175,19 @@ int compress_trunk_build(cctx *c, const vv_model *m, int at, const vv_dataset *d
     }
     t->labels = malloc((size_t)(n > 0 ? n : 1) * sizeof *t->labels);
     float *x = malloc((size_t)(b * in) * sizeof *x);
-    float *y = malloc((size_t)(b * t->cols) * sizeof *y);
+    float *y = t->dev ? NULL : malloc((size_t)(b * t->cols) * sizeof *y);
     vv_model_dev *md = NULL;
     vv_forward_plan *plan = NULL;
     int own = 0;
-    if (rc == 0 && (!t->labels || !x || !y))
+    if (rc == 0 && (!t->labels || !x || (!t->dev && !y)))
         rc = vv_fail(VV_ENOMEM, "trunk features: out of memory");
     if (rc == 0 && at > 0)
         rc = compress_dev_for(c, m, &md, &own);
-    if (rc == 0 && at > 0)
+    if (rc == 0 && at > 0 && !t->dev) /* (a device trunk is written there directly) */
         rc = vv_forward_plan_on(m, md, 0, at, &plan);
     int64_t lo = 0, hi = n;
     if (split)
-        split_rows(n, b, par_rank(), &lo, &hi);
+        par_share_batches(n, b, par_rank(), &lo, &hi);
     for (int64_t r0 = lo; rc == 0 && r0 < hi; r0 += b) {
         if (c->stop && atomic_load_explicit(c->stop, memory_order_relaxed)) {
             rc = vv_fail(VV_ESTATE, "stopped while computing the trunk features");
@@ -220,7 +211,7 @@ int compress_trunk_build(cctx *c, const vv_model *m, int at, const vv_dataset *d
     if (split && (rc = par_agree(rc, NULL, 0)) == 0)
         /* Every rank gets the others' rows. */
         for (int r = 0; r < par_size(); r++) {
-            split_rows(n, b, r, &lo, &hi);
+            par_share_batches(n, b, r, &lo, &hi);
             par_bcast_from(r, t->mem + lo * t->cols, (size_t)((hi - lo) * t->cols) * sizeof(float));
             par_bcast_from(r, t->labels + lo, (size_t)(hi - lo) * sizeof *t->labels);
         }

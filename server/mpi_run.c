@@ -60,6 +60,13 @@ int par_local_rank(void)
     return g.local_rank;
 }
 
+void par_share_batches(int64_t n, int64_t batch, int rank, int64_t *begin, int64_t *end)
+{
+    vv_stats_share((n + batch - 1) / batch, rank, g.size, begin, end);
+    *begin *= batch;
+    *end = *end * batch < n ? *end * batch : n;
+}
+
 int par_workers(void)
 {
     if (!g.on)
@@ -93,10 +100,8 @@ int par_stats_share(int np, const vv_stats_src *src, const vv_stats_opts *opts, 
     /* Whole batches, so that each is read (and, for compress, computed by
      * the forward passes, whose float32 results depend on the batch) as in
      * one process: the sums then differ only in their order. */
-    int64_t batch = vv_stats_batch(np, src, o.chunk_rows), b, e;
-    vv_stats_share((n + batch - 1) / batch, g.rank, g.size, &b, &e);
-    b *= batch;
-    e = e * batch < n ? e * batch : n;
+    int64_t b, e;
+    par_share_batches(n, vv_stats_batch(np, src, o.chunk_rows), g.rank, &b, &e);
     if (e > b) {
         o.row0 = b;
         o.nrows = e - b;

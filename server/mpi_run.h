@@ -57,6 +57,11 @@ int par_local_rank(void);
  * run on shared by the ranks of its node; 0 (choose) without MPI. */
 int par_workers(void);
 
+/* Rank `rank`'s share [*begin, *end) of items [0, n) in whole batches of
+ * `batch` (vv_stats_share of the batches): each batch is processed as one
+ * process would. */
+void par_share_batches(int64_t n, int64_t batch, int rank, int64_t *begin, int64_t *end);
+
 /* A checkpoint: every rank passes its status rc (0 or a negative vv_err) and
  * field (the JSON pointer at fault, may be NULL).  Returns 0 when every rank
  * succeeded; otherwise, on every rank, the error of the lowest failing rank,

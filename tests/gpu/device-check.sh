@@ -43,7 +43,7 @@ python3 gpu/embed_fatbin.py "$B/kernels.fatbin" "$B/cuda_fatbin.c"
 CFLAGS=(-O2 -std=gnu11 -D_GNU_SOURCE -DVV_HAVE_CUDA "-DVV_CUDA_LIBDIR=\"$CUDA/lib64\""
         -Icore/include -Icore -Igpu/include -Itests "-I$CUDA/include")
 [ -f "$CUDA/include/nccl.h" ] && CFLAGS+=(-DVV_HAVE_NCCL)
-CORE=(err cpu blas backend_cpu backend_sim gram groups stats solve solve_fista solve_fista_dev solve_bcd
+CORE=(err cpu blas parts backend_cpu backend_sim gram groups stats solve solve_fista solve_fista_dev solve_bcd
       solve_adam array npy log synth)
 SRC=(gpu/backend_cuda.c "$B/cuda_fatbin.c" tests/gpu/no_safetensors.c)
 for f in "${CORE[@]}"; do SRC+=("core/$f.c"); done
