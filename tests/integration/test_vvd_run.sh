@@ -145,7 +145,10 @@ cat >long.json <<'J'
 {"kind": "lasso", "generate": {"n": 20000, "k": 256, "d": 8, "seed": 3}, "lambda_ratio": 0.01,
  "solver": "adam_prox", "mu": 1e-6, "tol": 1e-12, "max_iter": 1000000000, "max_seconds": 120}
 J
-"$VVD" run long.json --out out6 >ev6.ndjson 2>/dev/null &
+# The events file exists before the run starts: the background job opens it
+# only after the fork, and tail must not race it.
+: >ev6.ndjson
+"$VVD" run long.json --out out6 >>ev6.ndjson 2>/dev/null &
 pid=$!
 # Wait (bounded) until the solver reports iterations, then interrupt.
 timeout 120 tail -n +1 -f ev6.ndjson | awk '/"event":"metric"/ { if (++n == 3) exit }'
